@@ -1,0 +1,71 @@
+"""A preallocated key/value cache, written in place at a start position.
+
+Allocating once and writing with slice assignment keeps the decode loop free of allocations and
+makes the memory cost visible up front (`nbytes`), which the status bar and `info` report.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tui_gen.errors import ContextOverflowError
+
+
+class KVCache:
+    """Per-layer key and value buffers of shape (batch, kv_heads, max_seq_len, head_dim)."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        batch_size: int,
+        num_kv_heads: int,
+        max_seq_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+    ) -> None:
+        shape = (batch_size, num_kv_heads, max_seq_len, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.batch_size = batch_size
+        self.max_seq_len = max_seq_len
+        #: number of positions holding valid keys/values (the next write goes here)
+        self.length = 0
+
+    @property
+    def nbytes(self) -> int:
+        """2 x layers x batch x seq x kv_heads x head_dim x bytes per element."""
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+    def check(self, start: int, num_tokens: int) -> None:
+        """Refuse a write that would run past the end (or leave a hole) before any math runs."""
+        if start < 0 or start > self.length:
+            raise ContextOverflowError(
+                f"KV cache write at position {start} but only {self.length} positions are "
+                "filled; positions must be written in order"
+            )
+        if start + num_tokens > self.max_seq_len:
+            raise ContextOverflowError(
+                f"KV cache holds {self.max_seq_len} positions; writing {num_tokens} token(s) at "
+                f"position {start} would pass its end (raise --max-context or shorten the prompt)"
+            )
+
+    def update(
+        self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k/v (B, kv_heads, T, D) at [start, start+T); return views up to start+T."""
+        end = start + k.shape[2]
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, start: int, num_tokens: int) -> None:
+        """Mark [start, start+num_tokens) as filled once every layer has written it."""
+        self.length = start + num_tokens
+
+    def truncate(self, length: int) -> None:
+        """Forget everything from `length` on (used to reuse a shared prefix)."""
+        self.length = max(0, min(length, self.length))
+
+    def reset(self) -> None:
+        self.length = 0

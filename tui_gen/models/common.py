@@ -1,0 +1,47 @@
+"""Pieces shared by every architecture: masks and attention over a KV cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def build_attention_mask(
+    start: int,
+    num_tokens: int,
+    device: torch.device,
+    key_padding: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """Boolean mask (B or 1, 1, T, S) where True means "may attend"; None when not needed.
+
+    Queries sit at positions [start, start+T) and keys at [0, S) with S = start+T. A single query
+    with no padding attends to everything, so no mask is built on the decode hot path.
+    `key_padding` (B, S) marks real (True) vs padding (False) key positions for batches.
+    """
+    total = start + num_tokens
+    if key_padding is None and num_tokens == 1:
+        return None
+    q_pos = torch.arange(start, total, device=device)
+    k_pos = torch.arange(total, device=device)
+    mask = (k_pos[None, :] <= q_pos[:, None])[None, None]  # (1, 1, T, S)
+    if key_padding is not None:
+        # (B, 1, T, S); a padding query would see nothing (NaN softmax), so it also sees itself.
+        diagonal = (k_pos[None, :] == q_pos[:, None])[None, None]
+        mask = (mask & key_padding[:, None, None, :total]) | diagonal
+    return mask
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool
+) -> torch.Tensor:
+    """Scaled dot-product attention with grouped-query heads.
+
+    q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV. Returns (B, H, T, D).
+    """
+    n_rep = q.shape[1] // k.shape[1]
+    if n_rep > 1:
+        k = k.repeat_interleave(n_rep, dim=1)
+        v = v.repeat_interleave(n_rep, dim=1)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

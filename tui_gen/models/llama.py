@@ -1,0 +1,189 @@
+"""Llama family (Llama, Mistral, Qwen2, SmolLM2, TinyLlama): RMSNorm, RoPE, GQA, SwiGLU.
+
+Parameter names are Hugging Face's LlamaForCausalLM names, so checkpoints load without renaming.
+Qwen2 differs only by a bias on q/k/v (`attention_bias`). Mistral's sliding window is not applied:
+it only matters past 4096 tokens of context.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tui_gen.engine.config import ModelConfig
+from tui_gen.engine.kv_cache import KVCache
+from tui_gen.models.common import attend, build_attention_mask
+
+
+def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
+    """Inverse frequencies (head_dim/2,), with `linear` or `llama3` scaling applied."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    s = cfg.rope_scaling
+    if not s:
+        return inv_freq
+    factor = float(s["factor"])
+    if s["rope_type"] == "linear":
+        return inv_freq / factor
+    # llama3: leave high frequencies alone, divide low ones by `factor`, blend in between.
+    low, high = float(s.get("low_freq_factor", 1.0)), float(s.get("high_freq_factor", 4.0))
+    old_ctx = float(s.get("original_max_position_embeddings", 8192))
+    low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_ctx / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        # Half precision: normalise in float32 like the reference implementation does.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        h, qb = cfg.hidden_size, cfg.attention_bias
+        self.q_proj = nn.Linear(h, self.n_head * self.head_dim, bias=qb)
+        self.k_proj = nn.Linear(h, self.n_kv * self.head_dim, bias=qb)
+        self.v_proj = nn.Linear(h, self.n_kv * self.head_dim, bias=qb)
+        # Llama puts `attention_bias` on o_proj too; Qwen2 biases only q/k/v.
+        o_bias = qb and cfg.model_type != "qwen2"
+        self.o_proj = nn.Linear(self.n_head * self.head_dim, h, bias=o_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        start: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
+        v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin  # cos/sin: (B|1, 1, T, D)
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            k, v = cache.update(self.layer, start, k, v)  # (B, KV, start+T, D)
+        y = attend(q, k, v, mask, causal=mask is None and T > 1)  # (B, H, T, D)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, i, b = cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias
+        self.gate_proj = nn.Linear(h, i, bias=b)
+        self.up_proj = nn.Linear(h, i, bias=b)
+        self.down_proj = nn.Linear(i, h, bias=b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.self_attn = Attention(cfg, layer)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cos, sin, start, cache, mask):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, start, cache, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Llama(nn.Module):
+    """Llama-family language model. forward(idx (B, T)) -> logits (B, T or 1, vocab)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.model = nn.Module()
+        self.model.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.model.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
+        self.model.norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if cfg.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _rope_table(self, upto: int, device: torch.device, dtype: torch.dtype):
+        """cos/sin (upto, head_dim), grown on demand so a 128K-context model costs nothing."""
+        if self._rope is None or self._rope[0].shape[0] < upto or self._rope[0].device != device:
+            n = max(upto, 256)
+            n = 1 << (n - 1).bit_length()
+            inv_freq = rope_inv_freq(self.config).to(device)
+            freqs = torch.outer(torch.arange(n, device=device, dtype=torch.float32), inv_freq)
+            emb = torch.cat((freqs, freqs), dim=-1)  # (n, D)
+            self._rope = (emb.cos(), emb.sin())
+        cos, sin = self._rope
+        if cos.dtype != dtype:
+            self._rope = cos, sin = cos.to(dtype), sin.to(dtype)
+        return cos, sin
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        start: int = 0,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """idx (B, T) token ids at cache positions [start, start+T).
+
+        `positions` (B, T) overrides the rotary positions (left-padded batches); `key_padding`
+        (B, S) marks real keys; `last_only` computes the last position's logits only.
+        """
+        B, T = idx.shape
+        if cache is not None:
+            cache.check(start, T)
+        x = self.model.embed_tokens(idx)  # (B, T, C)
+        if positions is None:
+            cos, sin = self._rope_table(start + T, idx.device, x.dtype)
+            cos, sin = cos[start : start + T][None, None], sin[start : start + T][None, None]
+        else:
+            cos, sin = self._rope_table(int(positions.max()) + 1, idx.device, x.dtype)
+            cos, sin = cos[positions][:, None], sin[positions][:, None]  # (B, 1, T, D)
+        mask = build_attention_mask(start, T, idx.device, key_padding)
+        for layer in self.model.layers:
+            x = layer(x, cos, sin, start, cache, mask)
+        if cache is not None:
+            cache.advance(start, T)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.model.norm(x))  # (B, T|1, vocab)
+
+    @staticmethod
+    def convert_weight(name: str, tensor: torch.Tensor, cfg: ModelConfig):
+        """Map a checkpoint tensor to (our name, tensor), or None to skip it."""
+        if name.endswith("rotary_emb.inv_freq"):
+            return None
+        return name, tensor
