@@ -1,0 +1,1 @@
+"""The engine: model loading, architectures' KV-cached decoding, sampling. Imports no Textual."""

@@ -1,0 +1,277 @@
+"""The public engine: load a model once, then generate text from prompts, streamed or not.
+
+The decode loop is a Python generator of events (see events.py). It prefills the prompt into a
+preallocated KV cache, then feeds one token per step. Between steps it checks a
+`threading.Event`, so a UI thread can stop it within one step. The cache remembers which ids it
+holds, so a prompt that extends the previous one (the next turn of a chat) only prefills the
+new tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tui_gen.engine.events import (
+    Event,
+    FinishEvent,
+    GenerationResult,
+    GenerationStats,
+    NoticeEvent,
+    TokenEvent,
+)
+from tui_gen.engine.kv_cache import KVCache
+from tui_gen.engine.loader import LoadedModel, load_model
+from tui_gen.engine.sampling import SamplingParams, make_generator, next_token
+from tui_gen.engine.stop import StopStringMatcher
+from tui_gen.errors import TuiGenError
+
+#: default ceiling on the KV cache when --max-context is not given (the model's own context can
+#: be far larger, and the cache is preallocated: 8K positions of SmolLM2 are 377 MB in float32)
+DEFAULT_MAX_CONTEXT = 4096
+
+Prompt = str | Sequence[int]
+
+
+class Generator:
+    """A loaded model with its KV cache. Not thread-safe: one generation at a time."""
+
+    def __init__(self, loaded: LoadedModel, max_context: int | None = None) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.config = loaded.config
+        self.device = loaded.device
+        self.dtype = loaded.dtype
+        model_ctx = self.config.max_position_embeddings
+        if max_context is not None and max_context < 2:
+            raise TuiGenError(f"max_context={max_context} is too small; use at least 2")
+        self.max_context = min(model_ctx, max_context or DEFAULT_MAX_CONTEXT)
+        self.defaults = SamplingParams.from_generation_config(loaded.generation_config)
+        self._cache: KVCache | None = None
+        self._cached_ids: list[int] = []
+        self._busy = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_context: int | None = None,
+    ) -> Generator:
+        """Open a model directory or .gguf file; see loader.load_model."""
+        return cls(load_model(path, device=device, dtype=dtype), max_context=max_context)
+
+    # --- properties the UI and `info` show -----------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.tokenizer.chat_template
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        return self.tokenizer.eos_token_ids
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Bytes the (batch 1) KV cache takes at max_context, allocated or not."""
+        return self.config.kv_cache_bytes(self.max_context, self._element_size())
+
+    def _element_size(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
+    def cached_tokens(self) -> int:
+        """How many positions of the cache hold the current conversation."""
+        return len(self._cached_ids)
+
+    def reset(self) -> None:
+        """Forget the conversation held in the KV cache."""
+        with self._busy:
+            if self._cache is not None:
+                self._cache.reset()
+            self._cached_ids = []
+
+    # --- prompt handling -------------------------------------------------------------------
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def _start_ids(self) -> list[int]:
+        """What an empty prompt starts from: BOS, or a newline for byte-level models."""
+        tok = self.tokenizer
+        if tok.byte_level:
+            return [10]
+        if tok.bos_token_id is not None:
+            return [tok.bos_token_id]
+        if tok.eos_token_ids:  # GPT-2 style: <|endoftext|> separates documents
+            return [tok.eos_token_ids[0]]
+        raise TuiGenError("the prompt is empty and the model has no BOS token; type a prompt")
+
+    def params(self, params: SamplingParams | None = None, **overrides: Any) -> SamplingParams:
+        """The model's defaults (generation_config.json), then `params`, then keyword overrides."""
+        base = params if params is not None else self.defaults
+        return base.replace(**overrides) if overrides else base.replace()
+
+    # --- the decode loop --------------------------------------------------------------------
+    def stream_events(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        add_special_tokens: bool = True,
+        **overrides: Any,
+    ) -> Iterator[Event]:
+        """Yield TokenEvents (and NoticeEvents), then exactly one FinishEvent.
+
+        `prompt` is text (encoded with the tokenizer's special tokens, e.g. a BOS) or token ids.
+        Setting `cancel` stops before the next model step; the partial text is kept.
+        """
+        p = self.params(params, **overrides)
+        if isinstance(prompt, str):
+            ids = self.encode(prompt, add_special_tokens=add_special_tokens)
+        else:
+            ids = [int(i) for i in prompt]
+            bad = [i for i in ids if not 0 <= i < self.config.vocab_size]
+            if bad:
+                raise TuiGenError(
+                    f"token id {bad[0]} is outside the vocabulary (0..{self.config.vocab_size - 1})"
+                )
+        if not self._busy.acquire(blocking=False):
+            raise TuiGenError("a generation is already running on this model; stop it first")
+        try:
+            yield from self._run(ids, p, cancel)
+        finally:
+            self._busy.release()
+
+    def _ensure_cache(self) -> KVCache:
+        if self._cache is None:
+            c = self.config
+            self._cache = KVCache(
+                c.num_layers, 1, c.num_kv_heads, self.max_context, c.head_dim,
+                self.dtype, self.device,
+            )
+        return self._cache
+
+    def _run(
+        self, ids: list[int], p: SamplingParams, cancel: threading.Event | None
+    ) -> Iterator[Event]:
+        t_call = time.perf_counter()
+        stats = GenerationStats()
+        if not ids:
+            ids = self._start_ids()
+        ctx = self.max_context
+        if len(ids) >= ctx:
+            keep = ctx - max(1, min(p.max_new_tokens, ctx // 4))
+            stats.prompt_truncated = True
+            yield NoticeEvent(
+                f"the prompt has {len(ids)} tokens but the context holds {ctx}; "
+                f"kept the last {keep}",
+                kind="prompt_truncated",
+            )
+            ids = ids[-keep:]
+        stats.prompt_tokens = len(ids)
+        if p.max_new_tokens == 0:
+            yield FinishEvent("length", "", [], stats)
+            return
+
+        cache = self._ensure_cache()
+        # Reuse the longest prefix the cache already holds (at least one token is recomputed,
+        # because we need its logits).
+        reuse = 0
+        limit = min(len(self._cached_ids), len(ids) - 1)
+        while reuse < limit and self._cached_ids[reuse] == ids[reuse]:
+            reuse += 1
+        cache.truncate(reuse)
+        self._cached_ids = self._cached_ids[:reuse]
+
+        dev = self.device
+        # every token of the sequence, for the repetition penalty: (1, ctx)
+        seq = torch.zeros((1, ctx), dtype=torch.long, device=dev)
+        seq[0, : len(ids)] = torch.tensor(ids, dtype=torch.long, device=dev)
+        n = len(ids)
+        rng = None if p.greedy else make_generator(p.seed, dev)
+        eos = set(self.tokenizer.eos_token_ids)
+        decoder = self.tokenizer.stream_decoder()
+        stops = StopStringMatcher(p.stop_strings)
+        generated: list[int] = []
+        penalty = p.repetition_penalty != 1.0
+        reason = "length"
+
+        with torch.inference_mode():
+            if cancel is not None and cancel.is_set():
+                yield FinishEvent("cancelled", "", [], stats)
+                return
+            t0 = time.perf_counter()
+            logits = self.model(seq[:, reuse:n], start=reuse, cache=cache, last_only=True)[:, -1]
+            self._cached_ids = list(ids)
+            stats.prefill_tokens = n - reuse
+            busy = 0.0  # time spent in this generator, not in the consumer between yields
+            t_prev = t0
+            while True:
+                tok = next_token(logits, p, seq[:, :n] if penalty else None, rng)  # (1,)
+                tok_id = int(tok)
+                now = time.perf_counter()
+                busy += now - t_prev
+                if not generated:
+                    stats.time_to_first_token = now - t_call
+                    stats.prefill_seconds = now - t0
+                    busy = 0.0
+                if tok_id in eos:
+                    reason = "eos"
+                    break
+                generated.append(tok_id)
+                seq[0, n] = tok_id
+                n += 1
+                delta, hit = stops.feed(decoder.step(tok_id))
+                stats.generated_tokens = len(generated)
+                stats.decode_seconds = busy
+                yield TokenEvent(tok_id, delta)
+                t_prev = time.perf_counter()
+                if hit:
+                    reason = "stop"
+                    break
+                if len(generated) >= p.max_new_tokens or n >= ctx:
+                    reason = "length"
+                    break
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                    break
+                logits = self.model(tok.view(1, 1), start=n - 1, cache=cache)[:, -1]
+                self._cached_ids.append(tok_id)
+        tail = stops.flush() if reason != "stop" else ""
+        if tail:
+            yield TokenEvent(generated[-1] if generated else -1, tail)
+        stats.generated_tokens = len(generated)
+        stats.decode_seconds = busy
+        yield FinishEvent(reason, stops.text, generated, stats)
+
+    # --- convenience API -------------------------------------------------------------------
+    def generate_stream(self, prompt: Prompt, **params: Any) -> Iterator[str]:
+        """Yield text deltas as they are generated (use stream_events for the full events)."""
+        for ev in self.stream_events(prompt, **params):
+            if isinstance(ev, TokenEvent) and ev.text:
+                yield ev.text
+
+    def generate_result(self, prompt: Prompt, **params: Any) -> GenerationResult:
+        for ev in self.stream_events(prompt, **params):
+            if isinstance(ev, FinishEvent):
+                return GenerationResult(ev.text, ev.reason, ev.token_ids, ev.stats)
+        raise AssertionError("stream_events ended without a FinishEvent")  # pragma: no cover
+
+    def generate(self, prompt: Prompt, **params: Any) -> str:
+        """The whole reply as one string."""
+        return self.generate_result(prompt, **params).text
+
+    def generate_batch(self, prompts: Sequence[Prompt], **params: Any) -> list[str]:
+        """One reply per prompt, in order."""
+        return [self.generate(p, **params) for p in prompts]
