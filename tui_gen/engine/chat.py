@@ -83,7 +83,8 @@ def render_messages(
     """Render like transformers' apply_chat_template(tokenize=False); plain format without one."""
     if not template:
         return render_plain(messages, add_generation_prompt)
-    from jinja2.exceptions import SecurityError, TemplateError as JinjaError
+    from jinja2.exceptions import SecurityError
+    from jinja2.exceptions import TemplateError as JinjaError
 
     try:
         return _compile(template).render(
@@ -167,9 +168,7 @@ class ChatSession:
             p = p.replace(stop_strings=[*p.stop_strings, *extra])
         return p
 
-    def _reply(
-        self, params: SamplingParams, cancel: threading.Event | None
-    ) -> Iterator[Event]:
+    def _reply(self, params: SamplingParams, cancel: threading.Event | None) -> Iterator[Event]:
         ids, dropped = self.prompt_ids(params.max_new_tokens)
         if dropped:
             yield NoticeEvent(

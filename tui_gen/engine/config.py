@@ -68,8 +68,13 @@ class ModelConfig:
     def kv_cache_bytes(self, seq_len: int, bytes_per_element: int, batch: int = 1) -> int:
         """2 (k and v) x layers x seq x kv_heads x head_dim x bytes."""
         return (
-            2 * self.num_layers * seq_len * self.num_kv_heads * self.head_dim
-            * bytes_per_element * batch
+            2
+            * self.num_layers
+            * seq_len
+            * self.num_kv_heads
+            * self.head_dim
+            * bytes_per_element
+            * batch
         )
 
 
@@ -220,8 +225,16 @@ def _parse_llama(raw: dict[str, Any], model_type: str) -> ModelConfig:
 
 
 def _validate(cfg: ModelConfig, source: str) -> None:
-    for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                 "head_dim", "intermediate_size", "max_position_embeddings"):
+    for name in (
+        "vocab_size",
+        "hidden_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+        "intermediate_size",
+        "max_position_embeddings",
+    ):
         if getattr(cfg, name) <= 0:
             raise ModelLoadError(f"{source}: {name} must be positive, got {getattr(cfg, name)}")
     if cfg.num_heads % cfg.num_kv_heads:

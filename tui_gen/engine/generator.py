@@ -157,8 +157,13 @@ class Generator:
         if self._cache is None:
             c = self.config
             self._cache = KVCache(
-                c.num_layers, 1, c.num_kv_heads, self.max_context, c.head_dim,
-                self.dtype, self.device,
+                c.num_layers,
+                1,
+                c.num_kv_heads,
+                self.max_context,
+                c.head_dim,
+                self.dtype,
+                self.device,
             )
         return self._cache
 

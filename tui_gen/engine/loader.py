@@ -72,9 +72,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     try:
         dev = torch.device(spec)
     except RuntimeError:
-        raise TuiGenError(
-            f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps"
-        ) from None
+        raise TuiGenError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise TuiGenError("device cuda requested but CUDA is not available; use --device cpu")
@@ -91,7 +89,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def resolve_dtype(spec: str, cfg: ModelConfig, device: torch.device) -> torch.dtype:
-    """auto = the dtype the checkpoint declares, except float16 on the CPU (slow there) -> float32."""
+    """auto = the dtype the checkpoint declares, but float16 on the CPU (slow there) is float32."""
     spec = (spec or "auto").strip().lower()
     if spec != "auto":
         if spec not in DTYPES:

@@ -13,7 +13,13 @@ from typing import Any
 
 import torch
 
+from tui_gen.errors import TuiGenError
+
 NEG_INF = float("-inf")
+
+
+class InvalidParameterError(TuiGenError, ValueError):
+    """A sampling value outside its allowed range (a ValueError, and a user error)."""
 
 
 @dataclass
@@ -46,8 +52,8 @@ class SamplingParams:
     def validate(self) -> SamplingParams:
         """Raise ValueError naming the value and its allowed range."""
 
-        def bad(name: str, value: Any, allowed: str) -> ValueError:
-            return ValueError(f"{name}={value!r} is out of range; allowed: {allowed}")
+        def bad(name: str, value: Any, allowed: str) -> InvalidParameterError:
+            return InvalidParameterError(f"{name}={value!r} is out of range; allowed: {allowed}")
 
         def number(name: str) -> float:
             v = getattr(self, name)
@@ -82,7 +88,9 @@ class SamplingParams:
         if not all(isinstance(s, str) for s in self.stop_strings):
             raise bad("stop_strings", self.stop_strings, "a list of strings")
         self.stop_strings = [s for s in self.stop_strings if s]
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+        if self.seed is not None and (
+            not isinstance(self.seed, int) or isinstance(self.seed, bool)
+        ):
             raise bad("seed", self.seed, "an integer or None")
         return self
 
@@ -90,7 +98,7 @@ class SamplingParams:
         """A copy with some values changed (unknown names are a ValueError, not ignored)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"unknown sampling parameter(s): {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(f.name for f in fields(self))}"
             )
@@ -104,8 +112,6 @@ class SamplingParams:
         """Defaults from a generation_config.json; keys it does not set keep our defaults."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in gc.items() if k in known and v is not None}
-        if "max_length" in gc and "max_new_tokens" not in values:
-            pass  # max_length counts the prompt too; it is not a good default for chat
         if gc.get("do_sample") is False:
             values["do_sample"] = False
         try:

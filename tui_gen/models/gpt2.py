@@ -137,21 +137,23 @@ class GPT2(nn.Module):
         """Map a checkpoint tensor to (our name, tensor), or None to skip it."""
         for prefix in ("_orig_mod.", "module."):
             if name.startswith(prefix):
-                name = name[len(prefix):]
+                name = name[len(prefix) :]
         if name.endswith((".attn.bias", ".attn.masked_bias")):
             return None  # causal-mask buffers of old checkpoints
         if not name.startswith(("transformer.", "lm_head.")):
             name = "transformer." + name  # checkpoints saved from GPT2Model lack the prefix
         conv1d = cfg.model_type == "gpt2"
-        if conv1d and name.endswith(".weight") and any(
-            p in name for p in (".c_attn.", ".c_proj.", ".c_fc.")
+        if (
+            conv1d
+            and name.endswith(".weight")
+            and any(p in name for p in (".c_attn.", ".c_proj.", ".c_fc."))
         ):
             tensor = tensor.t()
         return name, tensor
 
 
 def init_weights(model: GPT2, seed: int = 0) -> None:
-    """GPT-2 initialisation (normal 0.02, residual projections scaled), for training from scratch."""
+    """GPT-2 initialisation (normal 0.02, residual projections scaled), for training."""
     g = torch.Generator().manual_seed(seed)
     n_layer = model.config.num_layers
     for name, p in model.named_parameters():

@@ -1,0 +1,238 @@
+"""The `tui-gen` command: the TUI by default, headless with --prompt/--prompts, plus subcommands.
+
+    tui-gen MODEL                      full-screen chat
+    tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
+    tui-gen MODEL --prompts FILE       every prompt of a file
+    tui-gen info MODEL                 what the model is
+    tui-gen bench MODEL                speed, side by side with other engines
+    tui-gen import FILE.gguf OUT_DIR   write a GGUF as a Hugging Face-style directory
+
+This module imports neither torch nor Textual at the top: `--help` and argument errors must be
+instant, and the TUI paints before torch loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from tui_gen import __version__
+from tui_gen.errors import TuiGenError
+
+SUBCOMMANDS = ("info", "bench", "import")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(name: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {v}")
+        return v
+
+    return parse
+
+
+def _non_negative_int(name: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {v}")
+        return v
+
+    return parse
+
+
+def _float(name: str):
+    def parse(s: str) -> float:
+        try:
+            return float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+
+    return parse
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) | cpu | cuda[:N] | mps")
+    g.add_argument(
+        "--dtype", default="auto", help="auto (from config) | float32 | bfloat16 | float16"
+    )
+    g.add_argument(
+        "--max-context",
+        type=_positive_int("--max-context"),
+        default=None,
+        help="KV cache size in tokens (default: the model's context, at most 4096)",
+    )
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling (defaults come from the model's generation_config.json)")
+    g.add_argument("--temperature", type=_float("--temperature"), help="0 = greedy")
+    g.add_argument("--top-k", type=_non_negative_int("--top-k"), help="0 = off")
+    g.add_argument("--top-p", type=_float("--top-p"), help="1 = off")
+    g.add_argument("--min-p", type=_float("--min-p"), help="0 = off")
+    g.add_argument("--repetition-penalty", type=_float("--repetition-penalty"), help="1 = off")
+    g.add_argument("--max-new-tokens", type=_non_negative_int("--max-new-tokens"))
+    g.add_argument(
+        "--stop",
+        action="append",
+        default=None,
+        metavar="TEXT",
+        help="stop when the reply contains TEXT (repeatable)",
+    )
+    g.add_argument("--seed", type=int, help="make sampling reproducible")
+    g.add_argument("--greedy", action="store_true", help="always take the most likely token")
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling flags the user actually gave, with Hugging Face names."""
+    out: dict[str, Any] = {}
+    for flag, name in (
+        ("temperature", "temperature"),
+        ("top_k", "top_k"),
+        ("top_p", "top_p"),
+        ("min_p", "min_p"),
+        ("repetition_penalty", "repetition_penalty"),
+        ("max_new_tokens", "max_new_tokens"),
+        ("seed", "seed"),
+    ):
+        v = getattr(args, flag, None)
+        if v is not None:
+            out[name] = v
+    if getattr(args, "stop", None):
+        out["stop_strings"] = list(args.stop)
+    if getattr(args, "greedy", False):
+        out["do_sample"] = False
+    return out
+
+
+def build_main_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tui-gen",
+        description="Chat with a local language model in the terminal. "
+        "Without --prompt/--prompts it opens the full-screen app.",
+        epilog="subcommands: tui-gen info MODEL | tui-gen bench MODEL | "
+        "tui-gen import FILE.gguf OUT_DIR",
+    )
+    p.add_argument(
+        "model",
+        help="model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file",
+    )
+    p.add_argument("--version", action="version", version=f"tui-gen {__version__}")
+    h = p.add_argument_group("headless generation")
+    h.add_argument("--prompt", help="generate one reply and print it ('-' reads stdin)")
+    h.add_argument("--prompts", metavar="FILE", help="one prompt per line, or JSONL with 'prompt'")
+    h.add_argument("--output", metavar="FILE", help="where --prompts results go (default stdout)")
+    h.add_argument("--no-stream", action="store_true", help="print the reply when it is complete")
+    h.add_argument("--json", action="store_true", help="write JSONL records with stats")
+    h.add_argument(
+        "--num-return-sequences", type=_positive_int("--num-return-sequences"), default=1
+    )
+    h.add_argument("--batch-size", type=_positive_int("--batch-size"), default=1)
+    h.add_argument("--num-beams", type=_positive_int("--num-beams"), default=1)
+    h.add_argument("--length-penalty", type=_float("--length-penalty"), default=1.0)
+    mode = h.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--chat",
+        dest="chat",
+        action="store_true",
+        default=None,
+        help="apply the chat template (default when the model has one)",
+    )
+    mode.add_argument(
+        "--raw", dest="chat", action="store_false", help="feed the prompt as plain text"
+    )
+    p.add_argument("--system", help="system prompt")
+    add_sampling_options(p)
+    add_model_options(p)
+    a = p.add_argument_group("app")
+    a.add_argument("--theme", help="colour theme (see the command palette for the list)")
+    a.add_argument("--transcripts", metavar="DIR", help="folder for saved conversations")
+    return p
+
+
+def build_info_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tui-gen info", description="Describe a model without generating.")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_model_options(p)
+    return p
+
+
+def build_import_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tui-gen import",
+        description="Write a GGUF file as a Hugging Face-style model directory.",
+    )
+    p.add_argument("gguf", help="the .gguf file")
+    p.add_argument("out_dir", help="directory to create")
+    return p
+
+
+def _run_info(argv: Sequence[str]) -> int:
+    args = build_info_parser().parse_args(argv)
+    from tui_gen.info import run_info
+
+    return run_info(args)
+
+
+def _run_bench(argv: Sequence[str]) -> int:
+    from tui_gen.bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
+def _run_import(argv: Sequence[str]) -> int:
+    args = build_import_parser().parse_args(argv)
+    from tui_gen.engine.gguf_reader import import_gguf
+
+    out = import_gguf(args.gguf, args.out_dir)
+    print(out)
+    return 0
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        return {"info": _run_info, "bench": _run_bench, "import": _run_import}[argv[0]](argv[1:])
+    args = build_main_parser().parse_args(argv)
+    if args.prompt is not None or args.prompts is not None:
+        from tui_gen.headless import run_headless
+
+        return run_headless(args)
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise TuiGenError(
+            "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "
+            "scripts and pipes"
+        )
+    from tui_gen.app import run_app
+
+    return run_app(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except TuiGenError as e:
+        print(f"tui-gen: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
