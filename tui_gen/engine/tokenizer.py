@@ -19,6 +19,10 @@ from tui_gen.errors import ModelLoadError
 class StreamDecoder(Protocol):
     def step(self, token_id: int) -> str: ...
 
+    def flush(self) -> str:
+        """What is still held at the end (an incomplete character, shown as U+FFFD)."""
+        ...
+
 
 def _token_content(value: Any) -> str | None:
     """Special tokens are either "<s>" or {"content": "<s>", ...} depending on the writer."""
@@ -79,9 +83,21 @@ class _HFStream:
 
         self._tok = tok
         self._stream = DecodeStream(skip_special_tokens=True)
+        self._ids: list[int] = []
+        self._shown = 0  # characters emitted so far
 
     def step(self, token_id: int) -> str:
-        return self._stream.step(self._tok, token_id) or ""
+        self._ids.append(token_id)
+        out = self._stream.step(self._tok, token_id) or ""
+        self._shown += len(out)
+        return out
+
+    def flush(self) -> str:
+        # Only an unfinished character can be pending; the full decode shows it as U+FFFD.
+        full = self._tok.decode(self._ids, skip_special_tokens=True)
+        out = full[self._shown :]
+        self._shown = len(full)
+        return out
 
 
 class HFTokenizer(Tokenizer):
@@ -122,6 +138,9 @@ class _ByteStream:
 
     def step(self, token_id: int) -> str:
         return self._dec.decode(bytes([token_id]))
+
+    def flush(self) -> str:
+        return self._dec.decode(b"", final=True)
 
 
 class ByteTokenizer(Tokenizer):
