@@ -1,0 +1,268 @@
+"""Build a `tokenizers.Tokenizer` from a GGUF file's metadata.
+
+A GGUF carries no tokenizer.json, only llama.cpp's description of the vocabulary:
+
+* `tokenizer.ggml.model == "gpt2"`: byte-level BPE (SmolLM2, Llama 3, Qwen2). Tokens are spelled
+  in GPT-2's byte alphabet and `tokenizer.ggml.merges` lists the merges. How text is split before
+  BPE is not stored as a regex but named by `tokenizer.ggml.pre`; we map the names to the
+  splits llama.cpp uses for them (SmolLM2's "smollm" splits every digit on its own).
+* `tokenizer.ggml.model == "llama"`: SentencePiece BPE (TinyLlama, Llama 2, Mistral). Tokens use
+  "▁" for spaces, carry scores and 256 `<0xXX>` byte-fallback tokens, and list no merges: they are
+  rebuilt from the scores (a piece made of two pieces merges with the priority of its score).
+
+Tokens typed CONTROL/UNKNOWN are added as special tokens and USER_DEFINED ones as plain added
+tokens, so `<|im_end|>` is one token wherever it appears in the text.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tui_gen.errors import ModelLoadError, UnsupportedModelError
+
+log = logging.getLogger(__name__)
+
+# llama.cpp token types
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+
+_LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_TEKKEN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_GPT4O = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+#: tokenizer.ggml.pre -> how llama.cpp splits text before BPE ("gpt2": GPT-2's own regex,
+#: "digits": each digit alone, then GPT-2's regex; otherwise a regex of its own).
+PRE_TOKENIZERS: dict[str, str] = {
+    **dict.fromkeys(("default", "gpt2", "gpt-2", "mpt", "olmo", "jais", "phi-2"), "gpt2"),
+    **dict.fromkeys(
+        ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"), "digits"
+    ),
+    **dict.fromkeys(
+        ("llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx", "lfm2"), _LLAMA3
+    ),
+    **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"), _QWEN2),
+    **dict.fromkeys(("tekken", "pixtral"), _TEKKEN),
+    **dict.fromkeys(("gpt-4o", "llama4"), _GPT4O),
+}
+#: pre-tokenizers for which llama.cpp looks a whole pre-token up before merging (ignore_merges)
+IGNORE_MERGES = {"llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx"}
+
+
+@lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table used to spell byte-level tokens."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def _split_pre_tokenizer(pre: str | None) -> tuple[Any, bool]:
+    from tokenizers import Regex, pre_tokenizers
+
+    kind = PRE_TOKENIZERS.get(pre or "default")
+    if kind is None:
+        log.warning("GGUF pre-tokenizer %r is not known; splitting text like GPT-2", pre)
+        kind = "gpt2"
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if kind == "gpt2":
+        return byte_level, False
+    if kind == "digits":
+        return pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), byte_level]
+        ), False
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(kind), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    ), pre in IGNORE_MERGES
+
+
+def _unique_vocab(tokens: list[str], spell) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        key = spell(i, tok)
+        if key in vocab:  # a duplicate would leave an id without a token; keep every id
+            key = f"<gguf-duplicate-{i}>"
+        vocab[key] = i
+    return vocab
+
+
+def _byte_level_model(meta: dict[str, Any], tokens: list[str], types: list[int]):
+    from tokenizers import Tokenizer, decoders
+    from tokenizers.models import BPE
+
+    alphabet = set(bytes_to_unicode().values())
+    table = bytes_to_unicode()
+
+    def spell(i: int, tok: str) -> str:
+        # Added tokens are stored as plain text; normal ones in the byte alphabet, except in a
+        # few converters that wrote them as text: re-spell those.
+        if types[i] in (CONTROL, USER_DEFINED, UNKNOWN) or set(tok) <= alphabet:
+            return tok
+        return "".join(table[b] for b in tok.encode("utf-8"))
+
+    vocab = _unique_vocab(tokens, spell)
+    merges = []
+    for m in meta.get("tokenizer.ggml.merges") or ():
+        left, _, right = m.partition(" ")
+        if left in vocab and right in vocab and left + right in vocab:
+            merges.append((left, right))
+    pre = meta.get("tokenizer.ggml.pre")
+    pre_tokenizer, ignore_merges = _split_pre_tokenizer(pre)
+    tok = Tokenizer(
+        BPE(vocab, merges, fuse_unk=False, byte_fallback=False, ignore_merges=ignore_merges)
+    )
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def _sentencepiece_merges(tokens: list[str], scores: list[float], types: list[int], vocab):
+    """Merges implied by a SentencePiece BPE vocabulary: every way of writing a piece as two
+    pieces, best score first (ties: longer left part, then longer right part, then vocab order),
+    the order transformers' GGUF converter uses too."""
+    found = []
+    for tok, score, kind in zip(tokens, scores, types, strict=True):
+        if kind not in (NORMAL, USER_DEFINED) or len(tok) < 2:
+            continue
+        local = []
+        for k in range(1, len(tok)):
+            left, right = tok[:k], tok[k:]
+            if left in vocab and right in vocab:
+                local.append((vocab[left], vocab[right], left, right))
+        local.sort()
+        found.extend((score, len(left), len(right), left, right) for _, _, left, right in local)
+    found.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
+    return [(left, right) for _, _, _, left, right in found]
+
+
+def _sentencepiece_model(meta: dict[str, Any], tokens: list[str], types: list[int]):
+    from tokenizers import Tokenizer, decoders, normalizers
+    from tokenizers.models import BPE
+
+    scores = meta.get("tokenizer.ggml.scores")
+    scores = [0.0] * len(tokens) if scores is None else [float(s) for s in scores]
+    vocab = _unique_vocab(tokens, lambda i, t: t)
+    merges = _sentencepiece_merges(tokens, scores, types, vocab)
+    unk_id = meta.get("tokenizer.ggml.unknown_token_id", 0)
+    unk = tokens[unk_id] if unk_id is not None and 0 <= unk_id < len(tokens) else None
+    tok = Tokenizer(BPE(vocab, merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
+    # llama.cpp (like SentencePiece) puts a space before every piece of text, also after a
+    # special token, and spells spaces "▁".
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+    replace = normalizers.Replace(" ", "▁")
+    tok.normalizer = (
+        normalizers.Sequence([normalizers.Prepend("▁"), replace]) if prefix else replace
+    )
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if prefix:
+        steps.append(decoders.Strip(" ", 1, 0))
+    tok.decoder = decoders.Sequence(steps)
+    return tok
+
+
+def _token(tokens: list[str], token_id: Any) -> str | None:
+    if token_id is None:
+        return None
+    token_id = int(token_id)
+    return tokens[token_id] if 0 <= token_id < len(tokens) else None
+
+
+def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
+    """(tokenizers.Tokenizer, tokenizer_config dict) from GGUF metadata."""
+    from tokenizers import AddedToken, processors
+
+    model = meta.get("tokenizer.ggml.model")
+    tokens = meta.get("tokenizer.ggml.tokens")
+    if model is None or not tokens:
+        raise ModelLoadError(
+            f"{path}: the file has no tokenizer (tokenizer.ggml.tokens); re-convert it with "
+            "llama.cpp's convert_hf_to_gguf.py, which embeds the tokenizer"
+        )
+    types = meta.get("tokenizer.ggml.token_type")
+    types = [NORMAL] * len(tokens) if types is None else [int(t) for t in types]
+    if len(types) != len(tokens):
+        raise ModelLoadError(f"{path}: {len(types)} token types for {len(tokens)} tokens")
+    if model == "gpt2":
+        tok = _byte_level_model(meta, tokens, types)
+    elif model == "llama":
+        tok = _sentencepiece_model(meta, tokens, types)
+    else:
+        raise UnsupportedModelError(
+            f"{path}: unsupported tokenizer {model!r}; supported: gpt2 (byte-level BPE) and "
+            "llama (SentencePiece BPE)"
+        )
+    special = [
+        AddedToken(t, special=True, normalized=False)
+        for t, k in zip(tokens, types, strict=True)
+        if k in (CONTROL, UNKNOWN)
+    ]
+    user = [
+        AddedToken(t, special=False, normalized=False)
+        for t, k in zip(tokens, types, strict=True)
+        if k == USER_DEFINED
+    ]
+    if special:
+        tok.add_special_tokens(special)
+    if user:
+        tok.add_tokens(user)
+
+    spm = model == "llama"
+    ids = {
+        "bos": meta.get("tokenizer.ggml.bos_token_id", 1 if spm else None),
+        "eos": meta.get("tokenizer.ggml.eos_token_id", 2 if spm else None),
+        "unk": meta.get("tokenizer.ggml.unknown_token_id", 0 if spm else None),
+        "pad": meta.get("tokenizer.ggml.padding_token_id"),
+    }
+    names = {k: _token(tokens, v) for k, v in ids.items()}
+    # llama.cpp's defaults when the file does not say: BOS for SentencePiece and Llama 3
+    default_bos = spm or meta.get("tokenizer.ggml.pre") in IGNORE_MERGES
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", default_bos))
+    add_eos = bool(meta.get("tokenizer.ggml.add_eos_token", False))
+    bos = names["bos"] if add_bos else None
+    eos = names["eos"] if add_eos else None
+    single = f"{bos + ':0 ' if bos else ''}$A:0{' ' + eos + ':0' if eos else ''}"
+    pair = f"{single}{' ' + bos + ':1' if bos else ''} $B:1{' ' + eos + ':1' if eos else ''}"
+    specials = [(bos, int(ids["bos"]))] if bos else []
+    if eos and eos != bos:
+        specials.append((eos, int(ids["eos"])))
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=specials
+    )
+    config = {
+        "bos_token": names["bos"],
+        "eos_token": names["eos"],
+        "pad_token": names["pad"],
+        "unk_token": names["unk"],
+        "chat_template": meta.get("tokenizer.chat_template"),
+        "add_bos_token": add_bos,
+        "add_eos_token": add_eos,
+    }
+    return tok, config
