@@ -1,0 +1,279 @@
+"""`tui-gen bench MODEL`: how fast the engine is, measured side by side in one process.
+
+Timings belong here, never in tests: the machines are shared and noisy, so the numbers that mean
+something are ratios measured in the same run (ours vs transformers, cache vs recompute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_PROMPT = (
+    "Give me a simple recipe for a weeknight tomato pasta, with the ingredients and the steps, "
+    "and one tip to make the sauce taste richer."
+)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, key: str, label: str, value: Any, fmt: str = "{}") -> None:
+        self.data[key] = value
+        self.rows.append((label, fmt.format(value) if value is not None else "n/a"))
+
+    def print(self, as_json: bool) -> None:
+        if as_json:
+            print(json.dumps(self.data, indent=2))
+            return
+        width = max(len(label) for label, _ in self.rows)
+        for label, value in self.rows:
+            print(f"{label:<{width}}  {value}")
+
+
+def _prompt_ids(gen: Any, text: str, chat: bool) -> list[int]:
+    if chat and gen.chat_template:
+        from tui_gen.engine.chat import ChatSession
+
+        session = ChatSession(gen)
+        session.messages.append({"role": "user", "content": text})
+        return session.prompt_ids(0)[0]
+    return gen.encode(text)
+
+
+def _greedy(gen: Any, ids: list[int], n: int):
+    """Exactly n greedy tokens (eos ignored), from an empty cache."""
+    gen.reset()
+    saved = gen.tokenizer.eos_token_ids
+    gen.tokenizer.eos_token_ids = []
+    try:
+        return gen.generate_result(ids, do_sample=False, max_new_tokens=n)
+    finally:
+        gen.tokenizer.eos_token_ids = saved
+
+
+def recompute_seconds(gen: Any, ids: list[int], n: int, samples: int = 8) -> float:
+    """Time n decode steps done without a cache (each step re-runs the whole sequence).
+
+    Running all n steps would take minutes on a real model, so the full forward is timed at
+    `samples` evenly spaced lengths and the total integrated (linear interpolation); for small
+    n every length is timed.
+    """
+    import torch
+
+    lengths = list(range(len(ids), len(ids) + n))
+    if n > samples:
+        step = (n - 1) / (samples - 1)
+        picked = sorted({lengths[round(i * step)] for i in range(samples)})
+    else:
+        picked = lengths
+    base = torch.tensor([ids + [ids[-1]] * n], device=gen.device)
+    timed: dict[int, float] = {}
+    with torch.inference_mode():
+        gen.model(base[:, :8], last_only=True)  # warm-up
+        for L in picked:
+            timed[L] = median_time(lambda L=L: gen.model(base[:, :L], last_only=True), 2)
+    xs = sorted(timed)
+    total = 0.0
+    for L in lengths:
+        j = next((k for k, x in enumerate(xs) if x >= L), len(xs) - 1)
+        if xs[j] == L or j == 0:
+            total += timed[xs[j]]
+        else:
+            a, b = xs[j - 1], xs[j]
+            total += timed[a] + (timed[b] - timed[a]) * (L - a) / (b - a)
+    return total
+
+
+def sampling_share(gen: Any, decode_step_s: float) -> float:
+    """Seconds of one sampling call (top-k, top-p, temperature) over one decode step."""
+    import torch
+
+    from tui_gen.engine.sampling import SamplingParams, make_generator, next_token
+
+    logits = torch.randn(1, gen.config.vocab_size, device=gen.device)
+    seen = torch.randint(0, gen.config.vocab_size, (1, 256), device=gen.device)
+    p = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repetition_penalty=1.1)
+    rng = make_generator(0, gen.device)
+    for _ in range(5):
+        next_token(logits, p, seen, rng)
+    reps = 200
+    t = time.perf_counter()
+    for _ in range(reps):
+        int(next_token(logits, p, seen, rng))
+    return (time.perf_counter() - t) / reps / decode_step_s
+
+
+def hf_compare(path: str, ids: list[int], n: int, repeats: int) -> dict[str, Any]:
+    """transformers generate() on the same weights, greedy, float32, same prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    t = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    load = time.perf_counter() - t
+    x = torch.tensor([ids])
+    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+
+    def run(k: int):
+        with torch.inference_mode():
+            return model.generate(x, max_new_tokens=k, min_new_tokens=k, **kw)
+
+    run(4)
+    prefill = median_time(lambda: run(1), repeats)
+    total = median_time(lambda: run(n), repeats)
+    out = run(n)[0, len(ids) :].tolist()
+    return {
+        "load_s": load,
+        "ttft_s": prefill,
+        "decode_tok_s": (n - 1) / max(total - prefill, 1e-9),
+        "ids": out,
+    }
+
+
+def run_bench(args: argparse.Namespace) -> Report:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tui_gen.engine.generator import Generator
+
+    rep = Report()
+    rss0 = peak_rss_mib()
+    t = time.perf_counter()
+    gen = Generator.load(
+        args.model, device=args.device, dtype=args.dtype, max_context=args.max_context
+    )
+    load_s = time.perf_counter() - t
+    c = gen.config
+    rep.add("model", "model", f"{gen.name} ({c.model_type}, {gen.loaded.num_parameters:,} params)")
+    rep.add(
+        "device",
+        "device / dtype / threads",
+        f"{gen.device} / {str(gen.dtype).replace('torch.', '')} / {torch.get_num_threads()}",
+    )
+    rep.add("load_s", "load seconds", load_s, "{:.2f}")
+    rep.add("rss_after_load_mib", "peak RSS after load (MiB)", peak_rss_mib(), "{:.0f}")
+    rep.add("rss_load_delta_mib", "  of which loading added (MiB)", peak_rss_mib() - rss0, "{:.0f}")
+    weights = sum(
+        f.stat().st_size for f in gen.loaded.files if f.suffix in (".safetensors", ".gguf")
+    )
+    rep.add("weights_mib", "weight files (MiB)", weights / 2**20, "{:.0f}")
+
+    ids = _prompt_ids(gen, args.prompt, chat=not args.raw)
+    n = args.max_new_tokens
+    _greedy(gen, ids, 8)  # warm-up: first-call allocations and kernel selection
+    runs = [_greedy(gen, ids, n) for _ in range(args.repeats)]
+    stats = [r.stats for r in runs]
+    ttft = statistics.median(s.time_to_first_token for s in stats)
+    prefill = statistics.median(s.prefill_tokens_per_second for s in stats)
+    decode = statistics.median(s.decode_tokens_per_second for s in stats)
+    rep.add("prompt_tokens", "prompt tokens", len(ids))
+    rep.add("new_tokens", "new tokens (greedy)", n)
+    rep.add("prefill_tok_s", "prefill tok/s", prefill, "{:.1f}")
+    rep.add("ttft_s", "time to first token (s)", ttft, "{:.3f}")
+    rep.add("decode_tok_s", "decode tok/s", decode, "{:.1f}")
+    rep.add("kv_cache_bytes", "KV cache bytes (allocated)", gen.kv_cache_bytes, "{:,}")
+    rep.add(
+        "kv_bytes_per_1k",
+        "KV cache bytes per 1K tokens",
+        c.kv_cache_bytes(1024, torch.empty((), dtype=gen.dtype).element_size()),
+        "{:,}",
+    )
+    rep.add("rss_peak_mib", "peak RSS after generating (MiB)", peak_rss_mib(), "{:.0f}")
+    step = 1.0 / decode if decode else 0.0
+    if step:
+        rep.add("sampling_share", "sampling / decode step", sampling_share(gen, step), "{:.1%}")
+    for k in args.recompute:
+        if len(ids) + k > gen.max_context:
+            rep.add(f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", None)
+            continue
+        cached = _greedy(gen, ids, k).stats
+        cached_s = cached.prefill_seconds + cached.decode_seconds
+        full_s = recompute_seconds(gen, ids, k)
+        rep.add(
+            f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", full_s / cached_s, "{:.1f}x"
+        )
+    if args.hf:
+        try:
+            hf = hf_compare(str(gen.loaded.path), ids, n, args.repeats)
+        except ImportError:
+            rep.add("hf", "transformers", None)
+        else:
+            same = sum(a == b for a, b in zip(hf["ids"], runs[0].token_ids))
+            rep.add("hf_load_s", "transformers load seconds", hf["load_s"], "{:.2f}")
+            rep.add("hf_ttft_s", "transformers time to first token (s)", hf["ttft_s"], "{:.3f}")
+            rep.add("hf_decode_tok_s", "transformers decode tok/s", hf["decode_tok_s"], "{:.1f}")
+            rep.add(
+                "decode_ratio_vs_hf",
+                "decode speed ours / transformers",
+                decode / hf["decode_tok_s"],
+                "{:.2f}x",
+            )
+            rep.add("greedy_ids_equal", "greedy ids equal to transformers", f"{same} of {n}")
+    return rep
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tui_gen.cli import _Parser, _positive_int
+
+    p = _Parser(prog="tui-gen bench", description="Measure load, prefill and decode speed.")
+    p.add_argument("model")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--max-context", type=_positive_int("--max-context"), default=None)
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--raw", action="store_true", help="do not apply the chat template")
+    p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=128)
+    p.add_argument("--repeats", type=_positive_int("--repeats"), default=3)
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None)
+    p.add_argument(
+        "--recompute",
+        type=int,
+        nargs="*",
+        default=[128, 512],
+        help="lengths at which to compare the KV cache with full recompute",
+    )
+    p.add_argument(
+        "--hf",
+        action="store_true",
+        help="also run transformers generate() on the same weights (if installed)",
+    )
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_bench(args).print(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    from tui_gen.cli import main as cli_main
+
+    raise SystemExit(cli_main(["bench", *sys.argv[1:]]))
