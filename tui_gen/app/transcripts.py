@@ -1,0 +1,319 @@
+"""Saved conversations: one JSON file per conversation, written atomically, and Markdown export.
+
+Files live in ``<data dir>/transcripts`` (``--transcripts DIR`` overrides it), named
+``<id>.json`` where the id starts with the creation time, so ``ls`` sorts them by date. Every
+write goes through atomic_write_text: a crash or a kill leaves the previous version, never half
+a file. Reading is defensive: a file that does not parse or does not look like a transcript is
+reported and skipped, never deleted, and never stops the listing. "Deleting" from the browser
+moves the file to ``.trash/`` inside the folder, so a slip of the finger can be undone by hand.
+
+The JSON holds the text exactly as the engine produced it; everything that puts it on a screen
+or in a Markdown file sanitizes it first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tui_gen.app.atomic import atomic_write_text
+from tui_gen.app.params import BY_NAME
+from tui_gen.app.sanitize import sanitize
+
+SCHEMA_VERSION = 1
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TRASH = ".trash"
+
+
+class TranscriptError(ValueError):
+    """A transcript that cannot be read or written; the message names the file."""
+
+
+def now_iso() -> str:
+    """Local time with its UTC offset, to the second (what transcripts record)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def new_id(created: str) -> str:
+    """A file-name-safe id that sorts by creation time: 2025-01-31T18-04-05-3fa9c1."""
+    stamp = created[:19].replace(":", "-")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Turn:
+    """One message. Replies also record how they were made (sampling values, stats, reason)."""
+
+    role: str  # "user" | "assistant"
+    content: str
+    created: str = ""
+    finish_reason: str | None = None  # eos | stop | length | cancelled
+    params: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+    model: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.finish_reason == "cancelled"
+
+
+@dataclass
+class Conversation:
+    """A conversation as saved: the full history, even turns the model's context had to drop."""
+
+    id: str
+    model: str
+    created: str
+    updated: str
+    system: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+    title: str = ""
+
+    @classmethod
+    def new(cls, model: str, system: str | None = None, created: str | None = None):
+        created = created or now_iso()
+        return cls(new_id(created), model, created, created, system)
+
+    def display_title(self) -> str:
+        """The stored title, else the first line of the first prompt (short, one line, safe)."""
+        if self.title:
+            return _one_line(self.title)
+        for t in self.turns:
+            if t.role == "user" and t.content.strip():
+                return _one_line(t.content)
+        return "New conversation"
+
+    def messages(self) -> list[dict[str, str]]:
+        """The turns as ChatSession messages."""
+        return [{"role": t.role, "content": t.content} for t in self.turns]
+
+    def last(self, role: str) -> Turn | None:
+        for t in reversed(self.turns):
+            if t.role == role:
+                return t
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schema"] = SCHEMA_VERSION
+        d["turns"] = [{k: v for k, v in asdict(t).items() if v is not None} for t in self.turns]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<transcript>") -> Conversation:
+        """Validate and build; raise TranscriptError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise TranscriptError(f"{source}: not a JSON object")
+        try:
+            turns_raw = data.get("turns", [])
+            if not isinstance(turns_raw, list):
+                raise TypeError("'turns' is not a list")
+            turns = []
+            for i, t in enumerate(turns_raw):
+                if not isinstance(t, dict) or t.get("role") not in ("user", "assistant"):
+                    raise TypeError(f"turn {i} has no valid role")
+                if not isinstance(t.get("content"), str):
+                    raise TypeError(f"turn {i} has no text")
+                known = {k: t[k] for k in Turn.__dataclass_fields__ if k in t}
+                turns.append(Turn(**known))
+            conv = cls(
+                id=str(data["id"]),
+                model=str(data.get("model", "")),
+                created=str(data.get("created", "")),
+                updated=str(data.get("updated", data.get("created", ""))),
+                system=data.get("system") if isinstance(data.get("system"), str) else None,
+                turns=turns,
+                title=str(data.get("title") or ""),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise TranscriptError(f"{source}: not a tui-gen transcript ({e})") from None
+        if not _ID.match(conv.id):
+            raise TranscriptError(f"{source}: invalid id {conv.id!r}")
+        return conv
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the browser lists for a transcript, without keeping every turn in memory."""
+
+    id: str
+    title: str
+    model: str
+    created: str
+    updated: str
+    turns: int
+    path: Path
+
+
+class TranscriptStore:
+    """The transcripts folder: save, list, load, export and (recoverably) delete."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder).expanduser()
+
+    def path_for(self, conv_id: str) -> Path:
+        if not _ID.match(conv_id):
+            raise TranscriptError(f"invalid transcript id {conv_id!r}")
+        return self.folder / f"{conv_id}.json"
+
+    @staticmethod
+    def dumps(conv: Conversation) -> str:
+        return json.dumps(conv.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+    def save(self, conv: Conversation, text: str | None = None) -> Path:
+        """Write the conversation atomically (`text`: a dumps() made earlier, e.g. on the UI
+        thread while the write happens on another)."""
+        try:
+            return atomic_write_text(self.path_for(conv.id), text or self.dumps(conv))
+        except OSError as e:
+            raise TranscriptError(f"cannot save {self.path_for(conv.id)}: {e}") from None
+
+    def load(self, conv_id: str) -> Conversation:
+        return self.load_path(self.path_for(conv_id))
+
+    @staticmethod
+    def load_path(path: Path) -> Conversation:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TranscriptError(f"{path}: no such transcript") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise TranscriptError(f"{path}: unreadable ({e})") from None
+        conv = Conversation.from_dict(data, str(path))
+        if conv.id != path.stem:
+            raise TranscriptError(f"{path}: its id {conv.id!r} does not match the file name")
+        return conv
+
+    def scan(self) -> tuple[list[Summary], list[str]]:
+        """Every readable transcript, newest first, and one line per file that was skipped."""
+        summaries: list[Summary] = []
+        problems: list[str] = []
+        if not self.folder.is_dir():
+            return summaries, problems
+        for path in self.folder.glob("*.json"):
+            try:
+                conv = self.load_path(path)
+            except TranscriptError as e:
+                problems.append(str(e))
+                continue
+            summaries.append(
+                Summary(
+                    conv.id,
+                    conv.display_title(),
+                    _one_line(conv.model),
+                    conv.created,
+                    conv.updated,
+                    len(conv.turns),
+                    path,
+                )
+            )
+        summaries.sort(key=lambda s: (s.updated, s.id), reverse=True)
+        return summaries, problems
+
+    def delete(self, conv_id: str) -> Path:
+        """Move the transcript to .trash/ (recoverable); return where it went."""
+        src = self.path_for(conv_id)
+        trash = self.folder / TRASH
+        trash.mkdir(parents=True, exist_ok=True)
+        dst = trash / src.name
+        if dst.exists():
+            dst = trash / f"{src.stem}-{secrets.token_hex(2)}.json"
+        try:
+            os.replace(src, dst)
+        except OSError as e:
+            raise TranscriptError(f"cannot delete {src}: {e}") from None
+        return dst
+
+    def export_path(self, conv: Conversation) -> Path:
+        return self.folder / "exports" / f"{conv.id}.md"
+
+
+# --- Markdown export ---------------------------------------------------------------------------
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    line = " ".join(sanitize(text).split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
+def _date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def params_line(params: dict[str, Any] | None) -> str:
+    """Sampling values as one readable line, e.g. 'temperature 0.80 · top-k 40 · ...'."""
+    if not params:
+        return ""
+    parts = []
+    for name, spec in BY_NAME.items():
+        if name in params and isinstance(params[name], (int, float)):
+            parts.append(f"{spec.label.lower()} {spec.format(params[name])}")
+    if params.get("seed") is not None:
+        parts.append(f"seed {params['seed']}")
+    if params.get("do_sample") is False:
+        parts.append("greedy")
+    return " · ".join(parts)
+
+
+_REASONS = {
+    "eos": "finished",
+    "stop": "stop string",
+    "length": "hit the token limit",
+    "cancelled": "stopped by the user",
+}
+
+
+def stats_line(turn: Turn) -> str:
+    """Reply statistics as one readable line, e.g. '87 tokens · 41.2 tok/s · first token ...'."""
+    parts = []
+    s = turn.stats or {}
+    if "generated_tokens" in s:
+        parts.append(f"{s['generated_tokens']} tokens")
+    if s.get("decode_tokens_per_second"):
+        parts.append(f"{float(s['decode_tokens_per_second']):.1f} tok/s")
+    if s.get("time_to_first_token"):
+        parts.append(f"first token {float(s['time_to_first_token']):.2f} s")
+    if turn.finish_reason:
+        parts.append(_REASONS.get(turn.finish_reason, turn.finish_reason))
+    return " · ".join(parts)
+
+
+def to_markdown(conv: Conversation) -> str:
+    """The conversation as a Markdown document: title, model, date, then every turn, each reply
+    followed by the sampling values and statistics it was made with."""
+    lines = [f"# {conv.display_title()}", ""]
+    lines.append(f"- **Model:** {_one_line(conv.model, 200)}")
+    lines.append(f"- **Date:** {_date(conv.created)}")
+    if conv.updated and conv.updated != conv.created:
+        lines.append(f"- **Last reply:** {_date(conv.updated)}")
+    if conv.system:
+        lines.append(f"- **System prompt:** {_one_line(conv.system, 500)}")
+    lines.append(f"- **Turns:** {len(conv.turns)}")
+    lines += ["", "---", ""]
+    for turn in conv.turns:
+        if turn.role == "user":
+            lines += ["## You", "", sanitize(turn.content).rstrip(), ""]
+            continue
+        who = _one_line(turn.model or conv.model or "Assistant", 80)
+        lines += [f"## {who}", "", sanitize(turn.content).rstrip() or "*(no text)*", ""]
+        meta = [x for x in (params_line(turn.params), stats_line(turn)) if x]
+        if meta:
+            lines += [f"> {' — '.join(meta)}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def export_markdown(conv: Conversation, path: str | os.PathLike[str]) -> Path:
+    """Write to_markdown(conv) to `path` atomically."""
+    try:
+        return atomic_write_text(Path(path).expanduser(), to_markdown(conv))
+    except OSError as e:
+        raise TranscriptError(f"cannot write {path}: {e}") from None
