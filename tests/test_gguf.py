@@ -328,6 +328,17 @@ def test_dequantize_matches_gguf_bit_for_bit(qtype):
     assert torch.equal(ours.view(torch.int32), torch.from_numpy(expected).view(torch.int32))
 
 
+@pytest.mark.parametrize("qtype", ["Q2_K", "Q3_K", "IQ4_NL"])
+def test_other_types_fall_back_to_the_gguf_package(qtype):
+    block, _ = gguf.GGML_QUANT_SIZES[Q[qtype]]
+    blocks = random_blocks(qtype, 2 * 512 // block, seed=7)
+    for at in {"Q2_K": [80, 82], "Q3_K": [108], "IQ4_NL": [0]}[qtype]:  # finite float16s
+        blocks[:, at : at + 2] = np.array([0.01], np.float16).view(np.uint8)
+    expected = gguf.quants.dequantize(blocks.reshape(2, -1), Q[qtype])
+    ours = dequantize(torch.from_numpy(blocks.reshape(-1).copy()), Q[qtype].value, (2, 512))
+    assert torch.equal(ours, torch.from_numpy(expected))
+
+
 def test_every_listed_type_has_a_kernel():
     from tui_gen.engine.gguf_reader import KERNELS
 
@@ -539,6 +550,21 @@ def test_digits_split_only_for_smollm_pre_tokenizer():
     assert gpt2.encode("12").ids == [2]
 
 
+def test_odd_vocabularies_still_build():
+    """Merges naming tokens the vocabulary lacks are dropped (tokenizers would panic), duplicate
+    tokens keep their ids, and normal tokens stored as plain text are re-spelled in bytes."""
+    meta = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt2",
+            "tokenizer.ggml.tokens": ["a", "b", "ab", "a", "日", "Ġa"],
+            "tokenizer.ggml.merges": ["a b", "a c", "b a", "Ġ a"],
+            "tokenizer.ggml.token_type": [1, 1, 1, 1, 1, 1]}  # fmt: skip
+    tok, _ = build_tokenizer(meta)
+    assert tok.get_vocab_size() == 6
+    assert tok.encode("ab").ids == [2]
+    assert tok.id_to_token(3) == "<gguf-duplicate-3>"
+    assert tok.id_to_token(4) == "æĹ¥"  # 日 spelled as GPT-2 bytes
+    assert tok.decode([4]) == "日"
+
+
 def test_sentencepiece_tokenizer(tmp_path, hf_untied):
     spm = train_sentencepiece_tokenizer()
     model = tiny_hf_model(spm.get_vocab_size(), seed=3)
@@ -562,18 +588,24 @@ def test_sentencepiece_tokenizer(tmp_path, hf_untied):
 # --------------------------------------------------------------------------- import
 
 
-def test_import_gguf_writes_a_directory_transformers_opens(tmp_path, f32_gguf, hf_untied):
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+@pytest.mark.parametrize("tie", [False, True])
+def test_import_gguf_writes_a_directory_transformers_opens(
+    tmp_path, byte_tok, hf_untied, hf_tied, tie
+):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = import_gguf(f32_gguf, tmp_path / "imported")
+    hf = hf_tied if tie else hf_untied
+    path = write_gguf(tmp_path / "tiny.gguf", hf, byte_tok, qtype="Q8_0")
+    out = import_gguf(path, tmp_path / "imported")
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "generation_config.json"} <= names  # fmt: skip
+    assert names == {"config.json", "model.safetensors", "tokenizer.json",
+                     "tokenizer_config.json", "generation_config.json"}  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(out).eval()
-    with torch.no_grad():
-        assert (model(IDS).logits - hf_untied(IDS).logits).abs().max().item() < 1e-4
-    tok = PreTrainedTokenizerFast.from_pretrained(out)
-    ours = open_gguf(f32_gguf).tokenizer
+    ours = open_gguf(path)
+    with torch.no_grad():  # Q8_0: the same dequantized weights in both, so the same logits
+        assert (model(IDS).logits - load_ours(ours)(IDS)).abs().max().item() < 1e-4
+    tok = AutoTokenizer.from_pretrained(out)
+    ours = ours.tokenizer
     for text in SAMPLES:
         assert tok(text)["input_ids"] == ours.encode(text).ids
     assert tok.chat_template == CHAT_TEMPLATE

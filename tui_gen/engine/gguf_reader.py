@@ -546,7 +546,7 @@ def _scalar(v: Any, key: str, path: Path) -> Any:
 
 
 def _build_config(path: Path, meta: dict[str, Any], infos: list[TensorInfo]) -> dict[str, Any]:
-    arch = meta.get("general.architecture")
+    arch = _required(meta, "general.architecture", path)
     if arch not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedModelError(
             f"{path}: unsupported architecture {arch!r}; supported: "

@@ -17,6 +17,7 @@ tokens, so `<|im_end|>` is one token wherever it appears in the text.
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -104,41 +105,41 @@ def _split_pre_tokenizer(pre: str | None) -> tuple[Any, bool]:
     ), pre in IGNORE_MERGES
 
 
-def _unique_vocab(tokens: list[str], spell) -> dict[str, int]:
-    vocab: dict[str, int] = {}
-    for i, tok in enumerate(tokens):
-        key = spell(i, tok)
-        if key in vocab:  # a duplicate would leave an id without a token; keep every id
-            key = f"<gguf-duplicate-{i}>"
-        vocab[key] = i
+def _unique_vocab(tokens: list[str]) -> dict[str, int]:
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    if len(vocab) < len(tokens):  # duplicates would leave ids without a token; keep every id
+        vocab = {}
+        for i, tok in enumerate(tokens):
+            vocab[f"<gguf-duplicate-{i}>" if tok in vocab else tok] = i
     return vocab
+
+
+@lru_cache(maxsize=1)
+def _outside_byte_alphabet():
+    """A search for any character that GPT-2's byte alphabet does not have."""
+    chars = "".join(sorted(bytes_to_unicode().values()))
+    return re.compile(f"[^{re.escape(chars)}]").search
 
 
 def _byte_level_model(meta: dict[str, Any], tokens: list[str], types: list[int]):
     from tokenizers import Tokenizer, decoders
     from tokenizers.models import BPE
 
-    alphabet = set(bytes_to_unicode().values())
-    table = bytes_to_unicode()
-
-    def spell(i: int, tok: str) -> str:
-        # Added tokens are stored as plain text; normal ones in the byte alphabet, except in a
-        # few converters that wrote them as text: re-spell those.
-        if types[i] in (CONTROL, USER_DEFINED, UNKNOWN) or set(tok) <= alphabet:
-            return tok
-        return "".join(table[b] for b in tok.encode("utf-8"))
-
-    vocab = _unique_vocab(tokens, spell)
-    merges = []
-    for m in meta.get("tokenizer.ggml.merges") or ():
-        left, _, right = m.partition(" ")
-        if left in vocab and right in vocab and left + right in vocab:
-            merges.append((left, right))
+    # Added tokens are stored as plain text, normal ones in the byte alphabet, except from a few
+    # converters that wrote some as text: re-spell those.
+    outside, table = _outside_byte_alphabet(), bytes_to_unicode()
+    tokens = list(tokens)
+    for i, tok in enumerate(tokens):
+        if outside(tok) and types[i] == NORMAL:
+            tokens[i] = "".join(table[b] for b in tok.encode("utf-8"))
+    vocab = _unique_vocab(tokens)
+    # A merge whose parts or result the vocabulary lacks makes `tokenizers` panic: drop those.
+    pairs = (m.partition(" ") for m in meta.get("tokenizer.ggml.merges") or ())
+    merges = [(a, b) for a, _, b in pairs if a + b in vocab and a in vocab and b in vocab]
     pre = meta.get("tokenizer.ggml.pre")
     pre_tokenizer, ignore_merges = _split_pre_tokenizer(pre)
-    tok = Tokenizer(
-        BPE(vocab, merges, fuse_unk=False, byte_fallback=False, ignore_merges=ignore_merges)
-    )
+    model = BPE(vocab, merges, fuse_unk=False, byte_fallback=False, ignore_merges=ignore_merges)
+    tok = Tokenizer(model)
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.ByteLevel()
     return tok
@@ -169,7 +170,7 @@ def _sentencepiece_model(meta: dict[str, Any], tokens: list[str], types: list[in
 
     scores = meta.get("tokenizer.ggml.scores")
     scores = [0.0] * len(tokens) if scores is None else [float(s) for s in scores]
-    vocab = _unique_vocab(tokens, lambda i, t: t)
+    vocab = _unique_vocab(tokens)
     merges = _sentencepiece_merges(tokens, scores, types, vocab)
     unk_id = meta.get("tokenizer.ggml.unknown_token_id", 0)
     unk = tokens[unk_id] if unk_id is not None and 0 <= unk_id < len(tokens) else None
