@@ -128,6 +128,45 @@ def sampling_share(gen: Any, decode_step_s: float) -> float:
     return (time.perf_counter() - t) / reps / decode_step_s
 
 
+CHAT_SCRIPT = [
+    "What can I cook with rice, eggs and spring onions?",
+    "How long should the rice cook?",
+    "Can I use brown rice instead?",
+    "What about adding vegetables?",
+    "Which sauce goes well with it?",
+    "Is it fine to make it the day before?",
+    "How do I reheat it safely?",
+    "Could I make it spicy?",
+    "What drink would you serve with it?",
+    "Give me a dessert to follow.",
+    "And a starter?",
+    "Thanks! Summarise the menu.",
+]
+
+
+def chat_ttft(gen: Any, turns: int, reuse: bool, max_new_tokens: int = 48) -> list[float]:
+    """Time to first token at each turn of a scripted conversation.
+
+    Without reuse the KV cache is emptied before every turn, so the whole conversation is
+    prefilled again each time: the cost that reuse avoids.
+    """
+    from tui_gen.engine.chat import ChatSession
+    from tui_gen.engine.events import FinishEvent
+
+    gen.reset()
+    chat = ChatSession(gen)
+    out = []
+    for i in range(turns):
+        if not reuse:
+            gen.reset()
+        for ev in chat.send(
+            CHAT_SCRIPT[i % len(CHAT_SCRIPT)], do_sample=False, max_new_tokens=max_new_tokens
+        ):
+            if isinstance(ev, FinishEvent):
+                out.append(ev.stats.time_to_first_token)
+    return out
+
+
 def hf_compare(path: str, ids: list[int], n: int, repeats: int) -> dict[str, Any]:
     """transformers generate() on the same weights, greedy, float32, same prompt."""
     import torch
@@ -218,6 +257,26 @@ def run_bench(args: argparse.Namespace) -> Report:
         rep.add(
             f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", full_s / cached_s, "{:.1f}x"
         )
+    if args.chat_turns:
+        n_turns = args.chat_turns
+        for reuse in (True, False):
+            t = chat_ttft(gen, n_turns, reuse)
+            tag = "reuse" if reuse else "no_reuse"
+            label = tag.replace("_", " ")
+            marks = list(dict.fromkeys(k for k in (1, 5, 10, n_turns) if k <= n_turns))
+            rep.data[f"chat_ttft_{tag}"] = t
+            rep.rows.append(
+                (
+                    f"chat TTFT s at turns {'/'.join(map(str, marks))} ({label})",
+                    " / ".join(f"{t[k - 1]:.3f}" for k in marks),
+                )
+            )
+            rep.add(
+                f"chat_ttft_ratio_{tag}",
+                f"  last turn / turn 1 ({label})",
+                t[-1] / t[0],
+                "{:.2f}x",
+            )
     if args.hf:
         try:
             hf = hf_compare(str(gen.loaded.path), ids, n, args.repeats)
@@ -262,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hf",
         action="store_true",
         help="also run transformers generate() on the same weights (if installed)",
+    )
+    p.add_argument(
+        "--chat-turns",
+        type=int,
+        default=0,
+        help="also time the first token at each turn of a scripted chat (e.g. 10)",
     )
     p.add_argument("--json", action="store_true")
     return p
