@@ -153,6 +153,9 @@ def chat_ttft(gen: Any, turns: int, reuse: bool, max_new_tokens: int = 48) -> li
     from tui_gen.engine.chat import ChatSession
     from tui_gen.engine.events import FinishEvent
 
+    warm = ChatSession(gen)
+    for _ in warm.send(CHAT_SCRIPT[-1], do_sample=False, max_new_tokens=4):
+        pass
     gen.reset()
     chat = ChatSession(gen)
     out = []
