@@ -11,6 +11,7 @@ Tests marked `@pytest.mark.smollm2` use these; they skip cleanly when the file i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -57,6 +58,16 @@ def reference_dir(tmp_root: Path) -> Path:
         model = AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
         )
-        model.save_pretrained(out)
+        # transformers refuses to save a model it loaded from GGUF; write its parts directly.
+        from safetensors.torch import save_file
+
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        if model.config.tie_word_embeddings:
+            state.pop("lm_head.weight", None)
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (out / "config.json").write_text(json.dumps(config, indent=2))
+        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
         tok.save_pretrained(out)
     return out

@@ -381,6 +381,8 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> tuple[dict[str, Any], list[
         type_id, offset = r.scalar("<I"), r.scalar("<Q")
         raw.append((name, tuple(reversed(dims)), type_id, offset))
     align = int(meta.get("general.alignment", 32))
+    if align <= 0 or align & (align - 1):
+        raise ValueError(f"general.alignment {align} is not a power of two")
     data_start = (r.pos + align - 1) // align * align
     infos, end = [], data_start
     for name, shape, type_id, offset in raw:
@@ -645,6 +647,8 @@ def _expected_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if cfg["attention_bias"]:
         layer |= {"self_attn.q_proj.bias": (q,), "self_attn.k_proj.bias": (kv,),
                   "self_attn.v_proj.bias": (kv,)}  # fmt: skip
+        if cfg["model_type"] == "llama":  # Llama's attention_bias covers o_proj too; Qwen2's not
+            layer["self_attn.o_proj.bias"] = (h,)
     for i in range(cfg["num_hidden_layers"]):
         out |= {f"model.layers.{i}.{k}": s for k, s in layer.items()}
     return out
