@@ -541,13 +541,20 @@ def test_byte_level_tokenizer_equals_original(f32_gguf, byte_tok):
     assert tc["chat_template"] == CHAT_TEMPLATE and tc["add_bos_token"] is False
 
 
-def test_digits_split_only_for_smollm_pre_tokenizer():
-    meta = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["1", "2", "12"],
-            "tokenizer.ggml.merges": ["1 2"], "tokenizer.ggml.token_type": [1, 1, 1]}  # fmt: skip
-    smollm, _ = build_tokenizer(meta | {"tokenizer.ggml.pre": "smollm"})
-    gpt2, _ = build_tokenizer(meta | {"tokenizer.ggml.pre": "gpt2"})
-    assert smollm.encode("12").ids == [0, 1]
-    assert gpt2.encode("12").ids == [2]
+def test_pre_tokenizer_follows_tokenizer_ggml_pre():
+    """smollm: every digit alone; gpt2: digit runs whole; llama-bpe (Llama 3): runs of up to
+    three digits, and a pre-token that is itself in the vocabulary is taken whole."""
+    meta = {"tokenizer.ggml.model": "gpt2",
+            "tokenizer.ggml.tokens": ["1", "2", "3", "4", "12", "34", "1234", "123"],
+            "tokenizer.ggml.merges": ["1 2", "3 4", "12 34"],
+            "tokenizer.ggml.token_type": [1] * 8}  # fmt: skip
+    ids = {
+        pre: build_tokenizer(meta | {"tokenizer.ggml.pre": pre})[0].encode("1234").ids
+        for pre in ("smollm", "gpt2", "llama-bpe", "qwen2")
+    }
+    assert ids == {"smollm": [0, 1, 2, 3], "gpt2": [6], "llama-bpe": [7, 3], "qwen2": [0, 1, 2, 3]}
+    _, cfg = build_tokenizer(meta | {"tokenizer.ggml.pre": "llama-bpe"})
+    assert cfg["add_bos_token"] is True  # llama.cpp's default for Llama 3 vocabularies
 
 
 def test_odd_vocabularies_still_build():
