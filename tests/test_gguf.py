@@ -320,7 +320,7 @@ IDS = torch.tensor([[1, 5, 17, 42, 99, 200, 7, 3, 250, 11, 64, 128]])
 def test_dequantize_matches_gguf_bit_for_bit(qtype):
     block, _ = gguf.GGML_QUANT_SIZES[Q[qtype]]
     n_blocks = 4096 // block * 3
-    blocks = random_blocks(qtype, n_blocks, seed=hash(qtype) % 1000)
+    blocks = random_blocks(qtype, n_blocks, seed=QUANT_TYPES.index(qtype))
     shape = (3, 4096)
     expected = gguf.quants.dequantize(blocks.reshape(3, -1), Q[qtype]).reshape(shape)
     ours = dequantize(torch.from_numpy(blocks.reshape(-1).copy()), Q[qtype].value, shape)
@@ -702,7 +702,7 @@ def test_smollm2_logits_equal_transformers(smollm2_ckpt, smollm2_ref):
     ours = load_ours(smollm2_ckpt)
     ref = AutoModelForCausalLM.from_pretrained(smollm2_ref, dtype=torch.float32).eval()
     with torch.no_grad():
-        assert (ours(ids) - ref(ids).logits).abs().max().item() < 1e-3
+        assert (ours(ids) - ref(ids).logits).abs().max().item() < 1e-4
 
 
 @pytest.mark.smollm2
