@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from tui_gen.engine.config import parse_config
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -449,7 +450,6 @@ def unpermute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
 def _llama3_rope_scaling(freqs: torch.Tensor, theta: float, head_dim: int) -> dict[str, Any]:
     """Llama 3.1+ GGUFs carry `rope_freqs` (per-frequency divisors) instead of scaling metadata;
     recover the `llama3` parameters that produce exactly those divisors."""
-    from tui_gen.engine.config import parse_config
     from tui_gen.models.llama import rope_inv_freq
 
     factor = float(freqs.max())
@@ -714,6 +714,7 @@ def open_gguf(path: str | Path) -> GGUFCheckpoint:
             "first with `llama-gguf-split --merge FIRST-PART.gguf OUT.gguf`"
         )
     config = _build_config(path, meta, infos)
+    parse_config(config, str(path))  # the engine's own checks (heads divide evenly, ...)
     file_type = _check_tensors(path, config, infos)
     tokenizer, tokenizer_config = build_tokenizer(meta, path)
     if tokenizer.get_vocab_size(with_added_tokens=True) > config["vocab_size"]:
