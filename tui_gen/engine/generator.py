@@ -279,6 +279,89 @@ class Generator:
         """The whole reply as one string."""
         return self.generate_result(prompt, **params).text
 
-    def generate_batch(self, prompts: Sequence[Prompt], **params: Any) -> list[str]:
-        """One reply per prompt, in order."""
-        return [self.generate(p, **params) for p in prompts]
+    def generate_batch(
+        self, prompts: Sequence[Prompt], *, batch_size: int | None = None, **params: Any
+    ) -> list[str]:
+        """One reply per prompt, in order, decoded together (see engine/batch.py)."""
+        texts = [""] * len(prompts)
+        for ev in self.stream_batch(prompts, batch_size=batch_size, **params):
+            if isinstance(ev, FinishEvent):
+                texts[ev.index] = ev.text
+        return texts
+
+    def stream_batch(
+        self,
+        prompts: Sequence[Any],
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        batch_size: int | None = None,
+        add_special_tokens: bool = True,
+        **overrides: Any,
+    ) -> Iterator[Event]:
+        """Events of a batched generation; each event's `index` is the prompt's position.
+
+        Items are prompts (text or ids, sharing `params`) or batch.Request objects carrying
+        their own ids, sampling values and index.
+        """
+        from tui_gen.engine.batch import Request, stream_requests
+
+        p = self.params(params, **overrides)
+        reqs = []
+        for i, item in enumerate(prompts):
+            if not isinstance(item, Request):
+                item = Request(self._prompt_ids(item, add_special_tokens), p, i)
+            reqs.append(item if item.ids else Request(self._start_ids(), item.params, item.index))
+        if not self._busy.acquire(blocking=False):
+            raise TuiGenError("a generation is already running on this model; stop it first")
+        try:
+            yield from stream_requests(self, reqs, cancel=cancel, batch_size=batch_size)
+        finally:
+            self._busy.release()
+
+    def beam_search(
+        self,
+        prompt: Prompt,
+        num_beams: int = 4,
+        *,
+        length_penalty: float = 1.0,
+        early_stopping: bool | str = False,
+        num_return_sequences: int = 1,
+        cancel: threading.Event | None = None,
+        add_special_tokens: bool = True,
+        **overrides: Any,
+    ) -> Any:
+        """Beam search (engine/beam.py); returns a BeamOutput with the best hypotheses first.
+
+        Of the sampling values only max_new_tokens, repetition_penalty and stop_strings apply.
+        """
+        from tui_gen.engine.beam import BeamParams, beam_search
+
+        p = self.params(None, **overrides)
+        bp = BeamParams(num_beams, length_penalty, early_stopping, num_return_sequences)
+        ids = self._prompt_ids(prompt, add_special_tokens) or self._start_ids()
+        if not self._busy.acquire(blocking=False):
+            raise TuiGenError("a generation is already running on this model; stop it first")
+        try:
+            return beam_search(
+                self,
+                ids,
+                p.max_new_tokens,
+                bp,
+                repetition_penalty=p.repetition_penalty,
+                stop_strings=p.stop_strings,
+                cancel=cancel,
+            )
+        finally:
+            self._busy.release()
+
+    def _prompt_ids(self, prompt: Prompt, add_special_tokens: bool = True) -> list[int]:
+        if isinstance(prompt, str):
+            return self.encode(prompt, add_special_tokens=add_special_tokens)
+        ids = [int(i) for i in prompt]
+        bad = [i for i in ids if not 0 <= i < self.config.vocab_size]
+        if bad:
+            raise TuiGenError(
+                f"token id {bad[0]} is outside the vocabulary (0..{self.config.vocab_size - 1})"
+            )
+        return ids

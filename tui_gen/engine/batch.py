@@ -1,0 +1,277 @@
+"""True batched decoding: several prompts share one forward pass per step.
+
+Layout of the batch KV cache (B rows, P = longest prompt, `_` = left padding):
+
+    cache column   0 1 2 3 4 | 5 6 7 ...      (one column per step for every row)
+    row 0 (len 5)  t t t t t | g g g
+    row 1 (len 2)  _ _ _ t t | g g g          key_padding masks the `_` columns
+    positions      row 0: 0 1 2 3 4 | 5 6 7   row 1: 0 0 0 0 1 | 2 3 4
+
+Left padding puts every prompt's last token in the same column, so a decode step is one
+(B, 1) forward. Each row keeps its own positions (RoPE / learned embeddings see the same
+numbers as when the prompt runs alone) and the mask hides the padding keys, so a row's tokens
+match a one-at-a-time run (greedy: exactly; tests check it).
+
+A row that finishes (EOS, stop string, its own max_new_tokens) emits its FinishEvent and is
+dropped from the batch: the cache, the token buffer and the mask keep only the live rows, so
+the remaining rows do not pay for it. Sampling is per row with the row's own seeded
+torch.Generator, so a seeded prompt gives the same reply alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tui_gen.engine.events import Event, FinishEvent, GenerationStats, NoticeEvent, TokenEvent
+from tui_gen.engine.kv_cache import KVCache
+from tui_gen.engine.sampling import SamplingParams, make_generator, next_token
+from tui_gen.engine.stop import StopStringMatcher
+from tui_gen.errors import TuiGenError
+
+
+@dataclass
+class Request:
+    """One sequence to generate: prompt ids, its own sampling values, an index for its events."""
+
+    ids: list[int]
+    params: SamplingParams
+    index: int = 0
+
+
+def truncate_prompt(ids: list[int], max_new_tokens: int, ctx: int) -> tuple[list[int], str | None]:
+    """Keep the end of a prompt that does not fit (same rule as Generator's single decode)."""
+    if len(ids) < ctx:
+        return ids, None
+    keep = ctx - max(1, min(max_new_tokens, ctx // 4))
+    msg = f"the prompt has {len(ids)} tokens but the context holds {ctx}; kept the last {keep}"
+    return ids[-keep:], msg
+
+
+@dataclass
+class _Row:
+    """Per-sequence state of a running batch."""
+
+    req: Request
+    ids: list[int]
+    pad: int  # padding columns on the left
+    rng: torch.Generator | None
+    decoder: Any
+    stops: StopStringMatcher
+    stats: GenerationStats
+    generated: list[int] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        """Tokens of this sequence so far (prompt + generated, without padding)."""
+        return len(self.ids) + len(self.generated)
+
+
+def _same_greedy(rows: Sequence[_Row]) -> bool:
+    """True when one batched argmax (and one penalty call) serves every row."""
+    p0 = rows[0].req.params
+    return all(
+        r.req.params.greedy
+        and r.req.params.repetition_penalty == p0.repetition_penalty
+        and r.req.params.repetition_window == p0.repetition_window
+        for r in rows
+    )
+
+
+def _sample(logits: torch.Tensor, rows: Sequence[_Row], seq: torch.Tensor) -> list[int]:
+    """Next token per row. logits (b, V); seq (b, cur) all tokens so far (padding = a real one)."""
+    if _same_greedy(rows):
+        p = rows[0].req.params
+        seen = seq if p.repetition_penalty != 1.0 else None
+        return next_token(logits, p, seen, None).tolist()
+    out = []
+    for i, r in enumerate(rows):
+        p = r.req.params
+        seen = seq[i : i + 1] if p.repetition_penalty != 1.0 else None
+        out.append(next_token(logits[i : i + 1], p, seen, r.rng))  # (1,)
+    return torch.cat(out).tolist()
+
+
+def _alloc_cache(gen: Any, batch: int, columns: int) -> KVCache:
+    c = gen.config
+    try:
+        return KVCache(
+            c.num_layers, batch, c.num_kv_heads, columns, c.head_dim, gen.dtype, gen.device
+        )
+    except (RuntimeError, MemoryError):  # torch reports allocation failures as RuntimeError
+        need = c.kv_cache_bytes(columns, torch.empty((), dtype=gen.dtype).element_size(), batch)
+        raise TuiGenError(
+            f"the KV cache for {batch} sequences x {columns} tokens needs {need / 2**30:.1f} GiB "
+            "and could not be allocated; lower --batch-size or --max-new-tokens"
+        ) from None
+
+
+def decode_batch(
+    gen: Any, requests: Sequence[Request], cancel: threading.Event | None = None
+) -> Iterator[Event]:
+    """Decode `requests` together; yield TokenEvents, then one FinishEvent per request.
+
+    `gen` is a Generator (model, tokenizer, max_context, device, dtype). Events carry the
+    request's `index`. Every request's ids must be non-empty.
+    """
+    t_call = time.perf_counter()
+    ctx, dev = gen.max_context, gen.device
+    eos = set(gen.tokenizer.eos_token_ids)
+    rows: list[_Row] = []
+    for r in requests:
+        stats = GenerationStats()
+        ids, notice = truncate_prompt(r.ids, r.params.max_new_tokens, ctx)
+        if notice:
+            stats.prompt_truncated = True
+            yield NoticeEvent(notice, kind="prompt_truncated")
+        stats.prompt_tokens = stats.prefill_tokens = len(ids)
+        if r.params.max_new_tokens == 0:
+            yield FinishEvent("length", "", [], stats, r.index)
+            continue
+        rng = None if r.params.greedy else make_generator(r.params.seed, dev)
+        decoder = gen.tokenizer.stream_decoder()
+        rows.append(_Row(r, ids, 0, rng, decoder, StopStringMatcher(r.params.stop_strings), stats))
+    if not rows:
+        return
+    if cancel is not None and cancel.is_set():
+        for row in rows:
+            yield FinishEvent("cancelled", "", [], row.stats, row.req.index)
+        return
+
+    B = len(rows)
+    P = max(len(r.ids) for r in rows)  # prompt columns
+    for r in rows:
+        r.pad = P - len(r.ids)
+    # columns a row can use: its padding + (prompt + new tokens, at most the context)
+    columns = max(r.pad + min(ctx, len(r.ids) + r.req.params.max_new_tokens) for r in rows)
+    cache = _alloc_cache(gen, B, columns)
+
+    pad_id = gen.tokenizer.pad_token_id or 0
+    idx = torch.full((B, P), pad_id, dtype=torch.long)  # (B, P) prompt tokens
+    positions = torch.zeros((B, P), dtype=torch.long)  # (B, P) each row counts from 0
+    key_padding = torch.ones((B, columns), dtype=torch.bool)  # (B, S) True = real key
+    seq = torch.zeros((B, columns), dtype=torch.long)  # (B, S) tokens, for the penalty
+    for i, r in enumerate(rows):
+        ids = torch.tensor(r.ids, dtype=torch.long)
+        idx[i, r.pad :] = ids
+        positions[i, r.pad :] = torch.arange(len(r.ids))
+        key_padding[i, : r.pad] = False
+        # padding repeats a real token so the penalty sees the same set as without padding
+        seq[i, : r.pad] = r.ids[0]
+        seq[i, r.pad : P] = ids
+    idx, positions, key_padding, seq = (t.to(dev) for t in (idx, positions, key_padding, seq))
+    padded = any(r.pad for r in rows)
+
+    busy = 0.0  # seconds spent in here, not in the consumer between yields
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        logits = gen.model(
+            idx,
+            start=0,
+            cache=cache,
+            positions=positions if padded else None,
+            key_padding=key_padding if padded else None,
+            last_only=True,
+        )[:, -1]  # (B, V)
+        cur = P  # next cache column to write
+        t_prev = t0
+        first = True
+        while True:
+            toks = _sample(logits, rows, seq[:, :cur])
+            now = time.perf_counter()
+            busy += now - t_prev
+            if first:
+                for r in rows:
+                    r.stats.time_to_first_token = now - t_call
+                    r.stats.prefill_seconds = now - t0
+                busy, first = 0.0, False
+            stop_all = cancel is not None and cancel.is_set()
+            keep: list[int] = []
+            finished: list[tuple[_Row, str]] = []
+            for i, (r, tok) in enumerate(zip(rows, toks)):
+                if tok in eos:
+                    finished.append((r, "eos"))
+                    continue
+                r.generated.append(tok)
+                delta, hit = r.stops.feed(r.decoder.step(tok))
+                r.stats.generated_tokens = len(r.generated)
+                r.stats.decode_seconds = busy  # every row's first token came in the same step
+                yield TokenEvent(tok, delta, r.req.index)
+                if hit:
+                    finished.append((r, "stop"))
+                elif len(r.generated) >= r.req.params.max_new_tokens or r.length >= ctx:
+                    finished.append((r, "length"))
+                elif stop_all:
+                    finished.append((r, "cancelled"))
+                else:
+                    keep.append(i)
+            t_prev = time.perf_counter()
+            for r, reason in finished:
+                yield from _finish(r, reason, busy)
+            t_prev = time.perf_counter()
+            if not keep:
+                break
+            if len(keep) < len(rows):  # drop finished rows from every per-row buffer
+                sel = torch.tensor(keep, device=dev)
+                for layer in range(len(cache.k)):
+                    cache.k[layer] = cache.k[layer].index_select(0, sel)
+                    cache.v[layer] = cache.v[layer].index_select(0, sel)
+                cache.batch_size = len(keep)
+                rows = [rows[i] for i in keep]
+                toks = [toks[i] for i in keep]
+                key_padding, seq = key_padding[sel], seq[sel]
+                padded = any(r.pad for r in rows)
+            step = torch.tensor(toks, dtype=torch.long, device=dev)[:, None]  # (b, 1)
+            seq[:, cur] = step[:, 0]
+            pos = None
+            if padded:  # the new token sits at position length-1 of its own sequence
+                pos = torch.tensor([r.length - 1 for r in rows], device=dev)[:, None]  # (b, 1)
+            logits = gen.model(
+                step,
+                start=cur,
+                cache=cache,
+                positions=pos,
+                key_padding=key_padding if padded else None,
+            )[:, -1]  # (b, V)
+            cur += 1
+
+
+def _finish(r: _Row, reason: str, busy: float) -> Iterator[Event]:
+    """Release held-back text and emit the row's FinishEvent."""
+    if reason != "stop":
+        flush: Callable[[], str] | None = getattr(r.decoder, "flush", None)
+        if flush is not None:
+            r.stops.feed(flush())
+        tail = r.stops.flush()
+        if tail:
+            yield TokenEvent(r.generated[-1] if r.generated else -1, tail, r.req.index)
+    r.stats.generated_tokens = len(r.generated)
+    if r.generated:
+        r.stats.decode_seconds = busy
+    yield FinishEvent(reason, r.stops.text, list(r.generated), r.stats, r.req.index)  # type: ignore[arg-type]
+
+
+def stream_requests(
+    gen: Any,
+    requests: Sequence[Request],
+    *,
+    cancel: threading.Event | None = None,
+    batch_size: int | None = None,
+) -> Iterator[Event]:
+    """Run `requests` in consecutive batches of `batch_size` (default: all at once).
+
+    Every request that starts gets exactly one FinishEvent. Once `cancel` is set, the running
+    batch finishes as "cancelled" and requests that had not started are not reported.
+    """
+    size = batch_size or max(1, len(requests))
+    if size < 1:
+        raise TuiGenError(f"batch_size must be at least 1, got {size}")
+    for lo in range(0, len(requests), size):
+        if lo and cancel is not None and cancel.is_set():
+            return
+        yield from decode_batch(gen, requests[lo : lo + size], cancel)

@@ -1,0 +1,232 @@
+"""Beam search for one prompt, with the same rules as Hugging Face transformers.
+
+The num_beams running hypotheses decode as one batch of num_beams rows. Each step:
+
+1. log-softmax of the next-token logits (num_beams, V), then the repetition penalty (on
+   log-probabilities, as transformers' logits processor does), plus each beam's running score;
+2. the best K = max(2, 1 + number of EOS ids) x num_beams (beam, token) candidates of all
+   beams, so num_beams non-finished continuations survive even if the best ones end;
+3. a candidate that ends (EOS, a stop string, or the length limit) and ranks in the first
+   num_beams becomes a finished hypothesis scored sum_logprobs / generated_len**length_penalty;
+   the best num_beams finished hypotheses are kept;
+4. the best num_beams candidates that did not end become the next running beams (the KV cache
+   rows are reordered to follow them).
+
+It stops when the length limit is reached, or when `early_stopping` allows:
+True stops as soon as num_beams hypotheses are finished; False stops when the best running
+beam, scored at its current length, cannot beat the worst finished one; "never" scores it at
+the maximum length instead (when length_penalty > 0), the canonical rule.
+
+Beam search is a deterministic search: temperature, top-k/p and min-p do not apply.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tui_gen.engine.batch import truncate_prompt
+from tui_gen.engine.events import FinishReason, GenerationStats
+from tui_gen.engine.kv_cache import KVCache
+from tui_gen.engine.sampling import apply_repetition_penalty
+from tui_gen.errors import TuiGenError
+
+EarlyStopping = bool | str  # True | False | "never"
+_NEG = -1.0e9  # what transformers uses for "impossible"
+
+
+@dataclass(frozen=True)
+class BeamParams:
+    """Beam settings, named as in Hugging Face `generate()`."""
+
+    num_beams: int = 4
+    length_penalty: float = 1.0
+    early_stopping: EarlyStopping = False
+    num_return_sequences: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise TuiGenError(f"num_beams={self.num_beams} is out of range; allowed: >= 1")
+        if not 1 <= self.num_return_sequences <= self.num_beams:
+            raise TuiGenError(
+                f"num_return_sequences={self.num_return_sequences} must be between 1 and "
+                f"num_beams={self.num_beams} (beam search returns its best beams)"
+            )
+        if self.early_stopping not in (True, False, "never"):
+            raise TuiGenError(
+                f"early_stopping={self.early_stopping!r} is not allowed; use true, false or never"
+            )
+
+
+@dataclass
+class Hypothesis:
+    """A finished beam: its tokens (without the EOS), text, score and why it ended."""
+
+    token_ids: list[int]
+    text: str
+    score: float
+    finish_reason: FinishReason
+
+
+@dataclass
+class BeamOutput:
+    hypotheses: list[Hypothesis]  # best first, num_return_sequences of them
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+@dataclass
+class _Done:
+    tokens: list[int]  # generated tokens, including the EOS that ended it
+    score: float
+    reason: FinishReason
+
+
+def _stop_hit(decode: Any, tokens: list[int], stops: Sequence[str]) -> bool:
+    text = decode(tokens)
+    return any(s in text for s in stops)
+
+
+def beam_search(
+    gen: Any,
+    ids: list[int],
+    max_new_tokens: int,
+    beam: BeamParams,
+    *,
+    repetition_penalty: float = 1.0,
+    stop_strings: Sequence[str] = (),
+    eos_token_ids: Sequence[int] | None = None,
+    cancel: threading.Event | None = None,
+) -> BeamOutput:
+    """Search the best continuations of `ids` (non-empty) with `gen`'s model.
+
+    `gen` is a Generator. `eos_token_ids` defaults to the tokenizer's. A cancelled search
+    returns the best hypotheses so far (finished or running) with reason "cancelled".
+    """
+    t_call = time.perf_counter()
+    stats = GenerationStats()
+    ctx, dev, nb = gen.max_context, gen.device, beam.num_beams
+    ids, notice = truncate_prompt(ids, max_new_tokens, ctx)
+    stats.prompt_truncated = notice is not None
+    stats.prompt_tokens = stats.prefill_tokens = len(ids)
+    eos = list(gen.tokenizer.eos_token_ids if eos_token_ids is None else eos_token_ids)
+    decode = gen.tokenizer.decode
+    stops = [s for s in stop_strings if s]
+    L = len(ids)
+    # like max_length - prompt_len in transformers, but never past the context
+    limit = min(max_new_tokens, ctx - L)
+    if limit <= 0:
+        return BeamOutput([Hypothesis([], "", 0.0, "length")] * beam.num_return_sequences, stats)
+    keep_k = max(2, 1 + len(eos)) * nb  # candidates per step
+    c = gen.config
+
+    def new_cache(batch: int) -> KVCache:
+        return KVCache(c.num_layers, batch, c.num_kv_heads, L + limit, c.head_dim, gen.dtype, dev)
+
+    done: list[_Done] = []  # at most nb, best first
+    running: list[list[int]] = [[] for _ in range(nb)]  # generated tokens per beam
+    scores = torch.full((nb,), _NEG, dtype=torch.float32, device=dev)  # (nb,)
+    scores[0] = 0.0  # only beam 0 is real at the start (the others are copies)
+    improvable = True
+    prompt = torch.tensor(ids, dtype=torch.long, device=dev)
+    cancelled = False
+
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        one = new_cache(1)
+        logits = gen.model(prompt[None], start=0, cache=one, last_only=True)[:, -1]  # (1, V)
+        cache = new_cache(nb)
+        for layer in range(c.num_layers):  # every beam starts from the same prompt
+            cache.k[layer][:, :, :L] = one.k[layer][:, :, :L]
+            cache.v[layer][:, :, :L] = one.v[layer][:, :, :L]
+        cache.length = L
+        del one
+        logits = logits.expand(nb, -1)  # (nb, V)
+        stats.time_to_first_token = time.perf_counter() - t_call
+        stats.prefill_seconds = time.perf_counter() - t0
+        t_decode = time.perf_counter()
+        step = 0  # tokens generated so far by the running beams
+        while True:
+            V = logits.shape[-1]
+            logp = torch.log_softmax(logits.float(), dim=-1)  # (nb, V)
+            if repetition_penalty != 1.0:
+                seen = torch.tensor([ids + r for r in running], dtype=torch.long, device=dev)
+                logp = apply_repetition_penalty(logp, seen, repetition_penalty)
+            total = (logp + scores[:, None]).view(-1)  # (nb * V,)
+            top_scores, top_idx = torch.topk(total, keep_k)  # (K,) best first
+            src = (top_idx // V).tolist()
+            tok = (top_idx % V).tolist()
+            cand_scores = top_scores.tolist()
+            ends: list[FinishReason | None] = []
+            for b, t in zip(src, tok):
+                if t in eos:
+                    ends.append("eos")
+                elif stops and _stop_hit(decode, running[b] + [t], stops):
+                    ends.append("stop")
+                elif step + 1 >= limit:
+                    ends.append("length")
+                else:
+                    ends.append(None)
+            # finished hypotheses: only candidates ranked in the first nb count
+            full = len(done) == nb
+            if improvable and not (full and beam.early_stopping is True):
+                for rank in range(nb):
+                    reason = ends[rank]
+                    if reason is not None:
+                        final = cand_scores[rank] / ((step + 1) ** beam.length_penalty)
+                        done.append(_Done(running[src[rank]] + [tok[rank]], final, reason))
+                done.sort(key=lambda d: -d.score)  # stable: earlier ones win ties
+                del done[nb:]
+            # next running beams: the best nb candidates that did not end
+            live = [i for i in range(keep_k) if ends[i] is None]
+            chosen = (live + [i for i in range(keep_k) if ends[i] is not None])[:nb]
+            # (an ended candidate only runs on when fewer than nb did not end; it can never win)
+            new_scores = [cand_scores[i] + (_NEG if ends[i] else 0.0) for i in chosen]
+            scores = torch.tensor(new_scores, dtype=torch.float32, device=dev)  # (nb,) best first
+            running = [running[src[i]] + [tok[i]] for i in chosen]
+            step += 1
+            # can a running beam still beat the worst finished one?
+            if len(done) == nb:
+                hypo_len = (
+                    limit if beam.early_stopping == "never" and beam.length_penalty > 0 else step
+                )
+                best_possible = float(scores[0]) / (hypo_len**beam.length_penalty)
+                improvable = improvable and best_possible > done[-1].score
+            if not improvable or (len(done) == nb and beam.early_stopping is True):
+                break
+            if all(e is not None for e in ends):
+                break
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            beam_src = torch.tensor([src[i] for i in chosen], device=dev)
+            if beam_src.tolist() != list(range(nb)):
+                for layer in range(c.num_layers):  # follow the chosen beams
+                    cache.k[layer][:, :, : L + step - 1] = cache.k[layer][
+                        beam_src, :, : L + step - 1
+                    ]
+                    cache.v[layer][:, :, : L + step - 1] = cache.v[layer][
+                        beam_src, :, : L + step - 1
+                    ]
+            feed = torch.tensor([r[-1] for r in running], dtype=torch.long, device=dev)[:, None]
+            logits = gen.model(feed, start=L + step - 1, cache=cache)[:, -1]  # (nb, V)
+        stats.decode_seconds = time.perf_counter() - t_decode
+
+    if cancelled:  # running beams compete with the finished ones at their current length
+        for r, s in zip(running, scores.tolist()):
+            if s > _NEG / 2:
+                done.append(_Done(r, s / (step**beam.length_penalty), "cancelled"))
+        done.sort(key=lambda d: -d.score)
+    hyps = []
+    for d in done[: beam.num_return_sequences]:
+        tokens = d.tokens[:-1] if d.reason == "eos" else d.tokens
+        text = decode(tokens)
+        if d.reason == "stop":
+            text = text[: min(text.find(s) for s in stops if s in text)]
+        hyps.append(Hypothesis(tokens, text, d.score, d.reason))
+    stats.generated_tokens = len(hyps[0].token_ids) if hyps else 0
+    return BeamOutput(hyps, stats)
