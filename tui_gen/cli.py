@@ -57,6 +57,16 @@ def _non_negative_int(name: str):
     return parse
 
 
+def _int(name: str):
+    def parse(s: str) -> int:
+        try:
+            return int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+
+    return parse
+
+
 def _float(name: str):
     def parse(s: str) -> float:
         try:
@@ -65,6 +75,31 @@ def _float(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
 
     return parse
+
+
+def _checked(name: str, parse):
+    """An argparse type: parse the text, then check the range (prompts_file.check_value)."""
+    key = name.lstrip("-").replace("-", "_")
+
+    def check(s: str):
+        v = parse(s)
+        from tui_gen.prompts_file import check_value
+
+        try:
+            return check_value(key, v)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(key + " ")) from None
+
+    return check
+
+
+def _early_stopping(s: str) -> bool | str:
+    v = {"true": True, "false": False, "never": "never"}.get(s.strip().lower())
+    if v is None:
+        raise argparse.ArgumentTypeError(
+            f"--early-stopping must be true, false or never, got {s!r}"
+        )
+    return v
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -83,11 +118,17 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling (defaults come from the model's generation_config.json)")
-    g.add_argument("--temperature", type=_float("--temperature"), help="0 = greedy")
+    g.add_argument(
+        "--temperature", type=_checked("--temperature", _float("--temperature")), help="0 = greedy"
+    )
     g.add_argument("--top-k", type=_non_negative_int("--top-k"), help="0 = off")
-    g.add_argument("--top-p", type=_float("--top-p"), help="1 = off")
-    g.add_argument("--min-p", type=_float("--min-p"), help="0 = off")
-    g.add_argument("--repetition-penalty", type=_float("--repetition-penalty"), help="1 = off")
+    g.add_argument("--top-p", type=_checked("--top-p", _float("--top-p")), help="1 = off")
+    g.add_argument("--min-p", type=_checked("--min-p", _float("--min-p")), help="0 = off")
+    g.add_argument(
+        "--repetition-penalty",
+        type=_checked("--repetition-penalty", _float("--repetition-penalty")),
+        help="1 = off",
+    )
     g.add_argument("--max-new-tokens", type=_non_negative_int("--max-new-tokens"))
     g.add_argument(
         "--stop",
@@ -96,7 +137,9 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="stop when the reply contains TEXT (repeatable)",
     )
-    g.add_argument("--seed", type=int, help="make sampling reproducible")
+    g.add_argument(
+        "--seed", type=_checked("--seed", _int("--seed")), help="make sampling reproducible"
+    )
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
 
 
@@ -142,11 +185,36 @@ def build_main_parser() -> argparse.ArgumentParser:
     h.add_argument("--no-stream", action="store_true", help="print the reply when it is complete")
     h.add_argument("--json", action="store_true", help="write JSONL records with stats")
     h.add_argument(
-        "--num-return-sequences", type=_positive_int("--num-return-sequences"), default=1
+        "--num-return-sequences",
+        type=_positive_int("--num-return-sequences"),
+        metavar="N",
+        help="replies per prompt (sampled; with --num-beams, the N best beams)",
     )
-    h.add_argument("--batch-size", type=_positive_int("--batch-size"), default=1)
-    h.add_argument("--num-beams", type=_positive_int("--num-beams"), default=1)
-    h.add_argument("--length-penalty", type=_float("--length-penalty"), default=1.0)
+    h.add_argument(
+        "--batch-size",
+        type=_positive_int("--batch-size"),
+        default=8,
+        metavar="B",
+        help="sequences decoded together by --prompts (default 8)",
+    )
+    h.add_argument(
+        "--num-beams",
+        type=_positive_int("--num-beams"),
+        metavar="N",
+        help="beam search with N beams (deterministic; default 1 = sample or greedy)",
+    )
+    h.add_argument(
+        "--length-penalty",
+        type=_checked("--length-penalty", _float("--length-penalty")),
+        help="beam score = log-prob / length**penalty (default 1; > 0 favours longer)",
+    )
+    h.add_argument(
+        "--early-stopping",
+        type=_early_stopping,
+        metavar="{true,false,never}",
+        help="beam search: stop when N beams finished (true), when none can improve "
+        "(false, default), or only at the length limit (never)",
+    )
     mode = h.add_mutually_exclusive_group()
     mode.add_argument(
         "--chat",
