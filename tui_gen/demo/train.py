@@ -39,7 +39,7 @@ GENERATION_DEFAULTS = {
     "top_k": 40,
     "top_p": 0.95,
     "repetition_penalty": 1.0,
-    "max_new_tokens": 400,
+    "max_new_tokens": 360,
 }
 
 
@@ -148,13 +148,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--n-head", type=int, default=8)
-    ap.add_argument("--n-positions", type=int, default=512)
+    ap.add_argument("--n-positions", type=int, default=384)
     ap.add_argument("--seq-len", type=int, default=384)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--lr", type=float, default=2.5e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--log-every", type=int, default=25)

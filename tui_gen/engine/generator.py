@@ -254,8 +254,8 @@ class Generator:
                 logits = self.model(tok.view(1, 1), start=n - 1, cache=cache)[:, -1]
                 self._cached_ids.append(tok_id)
         if reason != "stop":
-            stops.feed(decoder.flush())
-        tail = stops.flush() if reason != "stop" else ""
+            released, _ = stops.feed(decoder.flush())
+        tail = released + stops.flush() if reason != "stop" else ""
         if tail:
             yield TokenEvent(generated[-1] if generated else -1, tail)
         stats.generated_tokens = len(generated)
