@@ -41,7 +41,16 @@ Prompt = str | Sequence[int]
 class Generator:
     """A loaded model with its KV cache. Not thread-safe: one generation at a time."""
 
-    def __init__(self, loaded: LoadedModel, max_context: int | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, max_context: int | None = None, quantize: str | None = None
+    ) -> None:
+        if quantize is not None:  # --quantize int8|int4 (engine/quantize.py)
+            from tui_gen.engine.loader import apply_quantization
+            from tui_gen.engine.quantize import check_mode
+
+            mode = check_mode(quantize)
+            if mode:
+                apply_quantization(loaded, mode)
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -64,9 +73,11 @@ class Generator:
         device: str = "auto",
         dtype: str = "auto",
         max_context: int | None = None,
+        quantize: str | None = None,
     ) -> Generator:
-        """Open a model directory or .gguf file; see loader.load_model."""
-        return cls(load_model(path, device=device, dtype=dtype), max_context=max_context)
+        """Open a model directory or .gguf file; see loader.load_model (`quantize`: int8|int4)."""
+        loaded = load_model(path, device=device, dtype=dtype, quantize=quantize)
+        return cls(loaded, max_context=max_context)
 
     # --- properties the UI and `info` show -----------------------------------------------
     @property

@@ -50,9 +50,14 @@ class LoadedModel:
     files: list[Path] = field(default_factory=list)
     load_seconds: float = 0.0
     source_format: str = "safetensors"  # or "gguf:Q4_1" etc.
+    #: --quantize: engine.quantize.describe() of the swapped layers, None when not quantized
+    quantization: str | None = None
+    _float_parameters: int | None = field(default=None, repr=False)
 
     @property
     def num_parameters(self) -> int:
+        if self._float_parameters is not None:  # quantized: the layers hold buffers now
+            return self._float_parameters
         seen: set[int] = set()
         total = 0
         for p in self.model.parameters():
@@ -222,8 +227,36 @@ def _check_vocab(cfg: ModelConfig, tok: Tokenizer, where: Path) -> None:
         )
 
 
-def load_model(path: str | Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Open a model directory (config.json + safetensors + tokenizer.json) or a .gguf file."""
+def load_model(
+    path: str | Path, device: str = "auto", dtype: str = "auto", quantize: str | None = None
+) -> LoadedModel:
+    """Open a model directory (config.json + safetensors + tokenizer.json) or a .gguf file.
+
+    `quantize` ("int8" | "int4" | None) swaps the linear layers for weight-only quantized ones
+    after loading (engine/quantize.py); an unknown mode fails before any weight is read.
+    """
+    from tui_gen.engine.quantize import check_mode
+
+    mode = check_mode(quantize)
+    loaded = _load_float(path, device, dtype)
+    return apply_quantization(loaded, mode) if mode else loaded
+
+
+def apply_quantization(loaded: LoadedModel, mode: str) -> LoadedModel:
+    """Quantize an already loaded model in place (once); load_seconds includes the time."""
+    from tui_gen.engine.quantize import describe, quantize_model
+
+    if loaded.quantization is not None:
+        return loaded
+    t = time.perf_counter()
+    loaded._float_parameters = loaded.num_parameters
+    quantize_model(loaded.model, mode)
+    loaded.quantization = describe(loaded.model)
+    loaded.load_seconds += time.perf_counter() - t
+    return loaded
+
+
+def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
     t0 = time.perf_counter()
     path = Path(path).expanduser()
     if not path.exists():

@@ -1,0 +1,324 @@
+"""Weight-only quantization chosen by the user (`--quantize int8|int4`).
+
+A decode step on the CPU is bound by how many weight bytes it reads: every weight is read once
+per token. Storing the weights in 8 or 4 bits and multiplying them by float activations (the
+activations stay float, so nothing is calibrated) cuts those bytes by 4x or ~6x against float32.
+
+- int8: symmetric, one scale per output channel: w ~= q * scale, q in [-127, 127].
+- int4: asymmetric, one (scale, min) pair per group of `group_size` inputs of each output row:
+  w ~= q * scale + min, q in [0, 15]. The same scheme as llama.cpp's Q4_1.
+
+Where PyTorch has a fused CPU kernel (`aten._weight_int8pack_mm`,
+`aten._weight_int4pack_mm_for_cpu`), the module calls it on weights packed once at load. Anywhere
+else (another device, an older torch, a shape the kernel refuses) the same quantized values are
+dequantized and multiplied with the plain matmul: slower, but correct on every device, and
+numerically the same scheme, so the two paths agree to float rounding.
+
+Every `nn.Linear` is replaced, the lm_head included. A head tied to the embedding becomes its
+own quantized copy; the embedding table itself stays float (a lookup reads one row per token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tui_gen.errors import TuiGenError
+
+#: modes the user can choose; "none" leaves the model as it is
+MODES = ("int8", "int4")
+#: group sizes the int4 CPU kernel accepts; the fallback accepts any
+INT4_KERNEL_GROUP_SIZES = (32, 64, 128, 256)
+DEFAULT_GROUP_SIZE = 32
+
+
+def check_mode(mode: str | None) -> str | None:
+    """Normalise a user's mode ("INT8" -> "int8", "none"/"" -> None) or raise naming the choices."""
+    if mode is None:
+        return None
+    m = str(mode).strip().lower()
+    if m in ("", "none", "off", "no"):
+        return None
+    if m not in MODES:
+        raise TuiGenError(f"unknown quantization {mode!r}; use one of: {', '.join(MODES)} or none")
+    return m
+
+
+# --- quantizers (pure functions of a float weight; shared with the benchmarks) ---------------
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight (N, K) float -> q (N, K) int8, scales (N,) float32, w ~= q * scales[:, None]."""
+    w = weight.detach().float()
+    scales = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0  # (N,)
+    q = torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scales
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight (N, K) float, K a multiple of group_size -> q (N, K) uint8 in [0, 15], and
+    scale_min (N, K // group_size, 2) float32 with w ~= q * scale + min per group."""
+    N, K = weight.shape
+    if K % group_size:
+        raise ValueError(f"in_features {K} is not a multiple of group_size {group_size}")
+    w = weight.detach().float().reshape(N, K // group_size, group_size)
+    lo = w.amin(dim=2)  # (N, G)
+    hi = w.amax(dim=2)
+    scale = ((hi - lo) / 15.0).clamp_min(1e-12)
+    q = torch.round((w - lo[..., None]) / scale[..., None]).clamp_(0, 15).to(torch.uint8)
+    return q.reshape(N, K), torch.stack([scale, lo], dim=-1)
+
+
+def pack_nibbles(q: torch.Tensor) -> torch.Tensor:
+    """(N, K) values in [0, 15] -> (N, K // 2) uint8, element 2i in the low nibble."""
+    q = q.to(torch.uint8)
+    return q[:, 0::2] | (q[:, 1::2] << 4)
+
+
+def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    """(N, K // 2) uint8 -> (N, K) uint8 in [0, 15]; the inverse of pack_nibbles."""
+    return torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
+
+
+def int4_kernel_operands(
+    q: torch.Tensor, scale_min: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CPU kernel's operands: packed weight and qScaleAndZeros (K // group, N, 2) in `dtype`.
+
+    The kernel dequantizes as (q - 8) * scale + zero, so zero = min + 8 * scale.
+    """
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.to(torch.int32).contiguous(), 1)
+    scale, lo = scale_min[..., 0], scale_min[..., 1]  # (N, G)
+    sz = torch.stack([scale, lo + 8.0 * scale], dim=-1).transpose(0, 1)  # (G, N, 2)
+    return packed, sz.to(dtype).contiguous()
+
+
+# --- kernel availability -----------------------------------------------------------------------
+
+_PROBED: dict[tuple[str, str, torch.dtype], bool] = {}
+
+
+def _probe(kind: str, device: torch.device, dtype: torch.dtype, fn: Callable[[], bool]) -> bool:
+    """Whether a fused kernel runs and is right on (device, dtype); asked once per process."""
+    key = (kind, str(device), dtype)
+    if key not in _PROBED:
+        try:
+            _PROBED[key] = bool(fn())
+        except (RuntimeError, NotImplementedError, AttributeError, TypeError):
+            _PROBED[key] = False
+    return _PROBED[key]
+
+
+def int8_kernel_available(device: torch.device, dtype: torch.dtype) -> bool:
+    def check() -> bool:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(32, 64, generator=g)
+        x = torch.randn(2, 64, generator=g)
+        q, s = quantize_int8(w)
+        ref = x @ (q.float() * s[:, None]).t()
+        op = torch.ops.aten._weight_int8pack_mm
+        y = op(x.to(device, dtype), q.to(device), s.to(device, dtype)).float().cpu()
+        return torch.allclose(y, ref, rtol=0.05, atol=0.05 * ref.abs().max().item())
+
+    return _probe("int8", device, dtype, check)
+
+
+def int4_kernel_available(device: torch.device, dtype: torch.dtype) -> bool:
+    if device.type != "cpu":  # the CUDA/MPS/XPU int4 ops take other packings
+        return False
+
+    def check() -> bool:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(32, 64, generator=g)
+        x = torch.randn(2, 64, generator=g)
+        q, sm = quantize_int4(w, 32)
+        ref = x @ _dequant_int4(q, sm, 32, torch.float32).t()
+        packed, sz = int4_kernel_operands(q, sm, dtype)
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(dtype), packed, 32, sz).float()
+        return torch.allclose(y, ref, rtol=0.05, atol=0.05 * ref.abs().max().item())
+
+    return _probe("int4", device, dtype, check)
+
+
+def _dequant_int4(
+    q: torch.Tensor, scale_min: torch.Tensor, group_size: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """q (N, K) in [0, 15], scale_min (N, K // group, 2) -> weight (N, K) in `dtype`."""
+    N, K = q.shape
+    qf = q.to(dtype).reshape(N, K // group_size, group_size)
+    sm = scale_min.to(dtype)
+    return (qf * sm[..., 0:1] + sm[..., 1:2]).reshape(N, K)
+
+
+# --- modules -----------------------------------------------------------------------------------
+
+
+class Int8Linear(nn.Module):
+    """nn.Linear with int8 weights and per-output-channel scales: x (..., K) -> (..., N)."""
+
+    def __init__(self, linear: nn.Linear, use_kernel: bool | None = None) -> None:
+        super().__init__()
+        w = linear.weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        dtype = w.dtype if w.is_floating_point() else torch.float32
+        q, scales = quantize_int8(w)
+        self.register_buffer("qweight", q.to(w.device))  # (N, K) int8
+        self.register_buffer("scales", scales.to(w.device, dtype))  # (N,) in the compute dtype
+        bias = linear.bias.detach().clone() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
+        # torch 2.13's bfloat16 kernel crashes (SIGSEGV) unless K % 16 == 0: never offer it one
+        kernel_ok = self.in_features % 16 == 0
+        if use_kernel is None:
+            use_kernel = kernel_ok and int8_kernel_available(w.device, dtype)
+        elif use_kernel and not kernel_ok:
+            raise ValueError(f"the int8 kernel needs in_features % 16 == 0; got {self.in_features}")
+        self.use_kernel = use_kernel
+
+    @property
+    def backend(self) -> str:
+        return "aten._weight_int8pack_mm" if self.use_kernel else "dequantize+matmul"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)  # (M, K)
+        if self.use_kernel:
+            scales = self.scales if self.scales.dtype == x.dtype else self.scales.to(x.dtype)
+            y = torch.ops.aten._weight_int8pack_mm(x2.contiguous(), self.qweight, scales)
+        else:
+            # the per-row scale factors out of the dot product: (x @ q^T) * s
+            y = F.linear(x2, self.qweight.to(x.dtype)) * self.scales.to(x.dtype)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*lead, self.out_features)  # (..., N)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, {self.backend}"
+
+
+class Int4Linear(nn.Module):
+    """nn.Linear with 4-bit weights in groups of `group_size` inputs: x (..., K) -> (..., N).
+
+    K is padded with zero weights to a multiple of the group size when needed (the activations
+    are padded to match), so every layer can be quantized.
+    """
+
+    def __init__(
+        self,
+        linear: nn.Linear,
+        group_size: int = DEFAULT_GROUP_SIZE,
+        use_kernel: bool | None = None,
+    ) -> None:
+        super().__init__()
+        w = linear.weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.group_size = group_size
+        self.padded_in = -(-self.in_features // group_size) * group_size
+        dtype = w.dtype if w.is_floating_point() else torch.float32
+        wf = w.detach().float()
+        if self.padded_in != self.in_features:
+            wf = F.pad(wf, (0, self.padded_in - self.in_features))
+        q, scale_min = quantize_int4(wf, group_size)  # (N, Kp) uint8, (N, G, 2)
+        kernel_ok = (
+            group_size in INT4_KERNEL_GROUP_SIZES
+            and self.out_features % 16 == 0
+            and self.padded_in % 2 == 0
+        )
+        if use_kernel is None:
+            use_kernel = kernel_ok and int4_kernel_available(w.device, dtype)
+        elif use_kernel and not kernel_ok:
+            raise ValueError(
+                f"the int4 kernel needs out_features % 16 == 0 and group_size in "
+                f"{INT4_KERNEL_GROUP_SIZES}; got {self.out_features} and {group_size}"
+            )
+        self.use_kernel = use_kernel
+        if use_kernel:
+            packed, sz = int4_kernel_operands(q, scale_min, dtype)
+            self.register_buffer("qweight", packed.to(w.device))  # kernel layout, uint8
+            self.register_buffer("scale_min", sz.to(w.device))  # (G, N, 2): scale, zero
+        else:
+            self.register_buffer("qweight", pack_nibbles(q).to(w.device))  # (N, Kp // 2) uint8
+            self.register_buffer("scale_min", scale_min.to(w.device, dtype))  # (N, G, 2)
+        bias = linear.bias.detach().clone() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
+
+    @property
+    def backend(self) -> str:
+        return "aten._weight_int4pack_mm_for_cpu" if self.use_kernel else "dequantize+matmul"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)  # (M, K)
+        if self.padded_in != self.in_features:
+            x2 = F.pad(x2, (0, self.padded_in - self.in_features))  # (M, Kp)
+        if self.use_kernel:
+            sz = self.scale_min if self.scale_min.dtype == x.dtype else self.scale_min.to(x.dtype)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                x2.contiguous(), self.qweight, self.group_size, sz
+            )
+        else:
+            q = unpack_nibbles(self.qweight)
+            y = F.linear(x2, _dequant_int4(q, self.scale_min, self.group_size, x.dtype))
+        if self.bias is not None:
+            y = y + self.bias
+        return y.view(*lead, self.out_features)  # (..., N)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in={self.in_features}, out={self.out_features}, group={self.group_size}, "
+            f"{self.backend}"
+        )
+
+
+QuantLinear = Int8Linear | Int4Linear
+
+
+def quantize_model(
+    model: nn.Module,
+    mode: str,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    *,
+    use_kernel: bool | None = None,
+) -> nn.Module:
+    """Replace every nn.Linear of `model` (in place) by its weight-only quantized version.
+
+    mode: "int8" (per-channel) or "int4" (groups of `group_size`); "none" returns the model
+    unchanged. `use_kernel` forces (True) or forbids (False) the fused CPU kernels; by default
+    each layer uses them when they run on its device and dtype. Returns the model.
+    """
+    m = check_mode(mode)
+    if m is None:
+        return model
+    if m == "int4" and group_size < 2:
+        raise TuiGenError(f"int4 group size {group_size} is too small; use 32, 64, 128 or 256")
+    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
+    for name, linear in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if m == "int8":
+            new: nn.Module = Int8Linear(linear, use_kernel=use_kernel)
+        else:
+            new = Int4Linear(linear, group_size, use_kernel=use_kernel)
+        setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
+    model.quantization = {"mode": m, "group_size": group_size if m == "int4" else None}
+    return model
+
+
+def quantized_layers(model: nn.Module) -> list[QuantLinear]:
+    return [mod for mod in model.modules() if isinstance(mod, Int8Linear | Int4Linear)]
+
+
+def describe(model: nn.Module) -> str:
+    """One line for `info`, `bench` and the status bar, e.g.
+    "int4 g32, 211 layers (aten._weight_int4pack_mm_for_cpu), 64.3 MiB of weights"."""
+    layers = quantized_layers(model)
+    if not layers:
+        return "none"
+    info = getattr(model, "quantization", {}) or {}
+    mode = info.get("mode") or ("int8" if isinstance(layers[0], Int8Linear) else "int4")
+    label = f"{mode} g{info['group_size']}" if info.get("group_size") else mode
+    backends = sorted({layer.backend for layer in layers})
+    nbytes = sum(b.numel() * b.element_size() for layer in layers for b in layer.buffers())
+    return f"{label}, {len(layers)} layers ({', '.join(backends)}), {nbytes / 2**20:.1f} MiB"
