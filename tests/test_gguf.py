@@ -370,6 +370,18 @@ def test_tensors_equal_gguf_reference_for_each_type(tmp_path, hf_untied, byte_to
         assert torch.equal(tensor, reference[gguf_name(name)]), name
 
 
+def test_tensors_restore_the_thread_count(f32_gguf):
+    ckpt = open_gguf(f32_gguf)
+    threads = torch.get_num_threads()
+    it = ckpt.tensors()
+    next(it)
+    assert torch.get_num_threads() == 1
+    it.close()
+    assert torch.get_num_threads() == threads
+    dict(ckpt.tensors(torch.bfloat16))
+    assert torch.get_num_threads() == threads
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_f32_logits_equal_transformers(tmp_path, byte_tok, hf_untied, hf_tied, tie):
     hf = hf_tied if tie else hf_untied

@@ -492,35 +492,37 @@ class GGUFCheckpoint:
             yield name, info
 
     def tensors(self, dtype: torch.dtype = torch.float32) -> Iterator[tuple[str, torch.Tensor]]:
-        """(HF name, tensor) pairs, read and dequantized one at a time."""
+        """(HF name, tensor) pairs, read and dequantized one at a time.
+
+        Until the iteration ends, torch runs on one thread: the kernels are memory-bound, OpenMP
+        threads spin for seconds when another process holds the other core, and switching the
+        thread count per tensor costs more than it saves. The count is restored at the end (or
+        when the iterator is closed).
+        """
         permute = self.config["model_type"] == "llama"
         heads = {"q_proj": self.config["num_attention_heads"],
                  "k_proj": self.config["num_key_value_heads"]}  # fmt: skip
         wanted = list(self.hf_tensor_infos())
         # One read buffer for all tensors: fresh memory is slow on VMs, reused memory is not.
         scratch = torch.empty(max((i.nbytes for _, i in wanted), default=0), dtype=torch.uint8)
-        with self.path.open("rb", buffering=0) as f:
-            for name, info in wanted:
-                raw = scratch[: info.nbytes]
-                f.seek(info.offset)
-                if f.readinto(memoryview(raw.numpy())) != info.nbytes:
-                    raise ModelLoadError(f"{self.path}: truncated; download the file again")
-                proj = name.split(".")[-2]
-                if permute and proj in heads:
-                    # Permute whole rows of raw blocks: cheaper than permuting floats.
-                    rows = info.shape[0]
-                    raw = unpermute_rows(raw.reshape(rows, -1), heads[proj]).reshape(-1)
-                # One thread: these element-wise kernels are memory-bound, and OpenMP threads
-                # spin for seconds when another process holds the other core.
-                threads = torch.get_num_threads()
-                torch.set_num_threads(1)
-                try:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with self.path.open("rb", buffering=0) as f:
+                for name, info in wanted:
+                    raw = scratch[: info.nbytes]
+                    f.seek(info.offset)
+                    if f.readinto(memoryview(raw.numpy())) != info.nbytes:
+                        raise ModelLoadError(f"{self.path}: truncated; download the file again")
+                    proj = name.split(".")[-2]
+                    if permute and proj in heads:
+                        # Permute whole rows of raw blocks: cheaper than permuting floats.
+                        rows = info.shape[0]
+                        raw = unpermute_rows(raw.reshape(rows, -1), heads[proj]).reshape(-1)
                     t = dequantize(raw, info.type_id, info.shape)
-                    if dtype != torch.float32:
-                        t = t.to(dtype)
-                finally:
-                    torch.set_num_threads(threads)
-                yield name, t
+                    yield name, t if dtype == torch.float32 else t.to(dtype)
+        finally:
+            torch.set_num_threads(threads)
 
     def state_dict(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         return dict(self.tensors(dtype))
