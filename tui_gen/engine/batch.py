@@ -245,9 +245,8 @@ def _finish(r: _Row, reason: str, busy: float) -> Iterator[Event]:
     """Release held-back text and emit the row's FinishEvent."""
     if reason != "stop":
         flush: Callable[[], str] | None = getattr(r.decoder, "flush", None)
-        if flush is not None:
-            r.stops.feed(flush())
-        tail = r.stops.flush()
+        released = r.stops.feed(flush())[0] if flush is not None else ""  # a pending character
+        tail = released + r.stops.flush()
         if tail:
             yield TokenEvent(r.generated[-1] if r.generated else -1, tail, r.req.index)
     r.stats.generated_tokens = len(r.generated)
