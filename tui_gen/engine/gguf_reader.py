@@ -568,6 +568,10 @@ def _build_config(path: Path, meta: dict[str, Any], infos: list[TensorInfo]) -> 
         raise ModelLoadError(f"{path}: no token_embd.weight tensor; the file is incomplete")
     hidden = int(get("embedding_length", required=True))
     heads = int(get("attention.head_count", required=True))
+    if heads <= 0 or hidden <= 0:
+        raise ModelLoadError(
+            f"{path}: head count {heads} / width {hidden} are invalid; corrupt file"
+        )
     kv_heads = int(get("attention.head_count_kv", heads) or heads)
     head_dim = int(get("attention.key_length", 0) or hidden // heads)
     rot = get("rope.dimension_count")
