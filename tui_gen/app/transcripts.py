@@ -166,13 +166,17 @@ class TranscriptStore:
     def dumps(conv: Conversation) -> str:
         return json.dumps(conv.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
-    def save(self, conv: Conversation, text: str | None = None) -> Path:
-        """Write the conversation atomically (`text`: a dumps() made earlier, e.g. on the UI
-        thread while the write happens on another)."""
+    def save(self, conv: Conversation) -> Path:
+        """Write the conversation atomically."""
+        return self.save_text(conv.id, self.dumps(conv))
+
+    def save_text(self, conv_id: str, text: str) -> Path:
+        """Write a dumps() made earlier (e.g. on the UI thread, while this runs on another)."""
+        path = self.path_for(conv_id)
         try:
-            return atomic_write_text(self.path_for(conv.id), text or self.dumps(conv))
+            return atomic_write_text(path, text)
         except OSError as e:
-            raise TranscriptError(f"cannot save {self.path_for(conv.id)}: {e}") from None
+            raise TranscriptError(f"cannot save {path}: {e}") from None
 
     def load(self, conv_id: str) -> Conversation:
         return self.load_path(self.path_for(conv_id))

@@ -1,0 +1,208 @@
+"""A stand-in for tui_gen.engine.generator.Generator with the small surface the app uses.
+
+Deterministic (scripted replies, fixed stats) and controllable from a test: it can pause after
+N tokens until released, or raise. It mirrors the real engine's contract: the cancel event is
+checked before every step after the first, one generation at a time, FinishEvent last.
+The real SamplingParams and ChatSession are used with it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
+from tui_gen.engine.sampling import SamplingParams
+from tui_gen.errors import TuiGenError
+
+RECIPE = (
+    "Here is a quick **pancake** batter:\n\n"
+    "1. Whisk 2 eggs with 250 ml milk.\n"
+    "2. Fold in 125 g flour and a pinch of salt.\n"
+    "3. Rest it for 10 minutes.\n\n"
+    "```python\nfor pan in range(4):\n    print('flip', pan)\n```\n\n"
+    "Serve warm with lemon."
+)
+
+
+class FakeTokenizer:
+    bos_token = "<s>"
+    eos_token = "</s>"
+
+
+class FakeEngine:
+    """Replies with scripted text, one word (with its trailing space) per token."""
+
+    def __init__(
+        self,
+        replies: list[str] | None = None,
+        *,
+        name: str = "fake-chef",
+        max_context: int = 2048,
+        chat_template: str | None = None,
+        pause_after: int | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self.name = name
+        self.device = "cpu"
+        self.dtype = "float32"
+        self.max_context = max_context
+        self.chat_template = chat_template
+        self.tokenizer = FakeTokenizer()
+        self.defaults = SamplingParams(temperature=0.7, top_k=40, top_p=0.9, max_new_tokens=512)
+        self.replies = list(replies or [RECIPE])
+        self.pause_after = pause_after
+        self.error = error
+        self.paused = threading.Event()  # set when the stream reached pause_after
+        self.resume = threading.Event()  # set by the test to continue
+        self.calls: list[dict[str, Any]] = []  # params and prompt of every generation
+        self.resets = 0
+        self.yielded = 0  # TokenEvents yielded in total
+        self._cached = 0
+        self._busy = threading.Lock()
+        self._reply_index = 0
+
+    @property
+    def cached_tokens(self) -> int:
+        return self._cached
+
+    def params(self, params: SamplingParams | None = None, **overrides: Any) -> SamplingParams:
+        base = params if params is not None else self.defaults
+        return base.replace(**overrides)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(range(len(text.split()) + int(add_special_tokens)))
+
+    def reset(self) -> None:
+        self.resets += 1
+        self._cached = 0
+
+    def next_reply(self) -> str:
+        reply = self.replies[self._reply_index % len(self.replies)]
+        self._reply_index += 1
+        return reply
+
+    def stream_events(
+        self, prompt: list[int], params: SamplingParams, *, cancel: threading.Event | None = None
+    ) -> Iterator[Any]:
+        if not self._busy.acquire(blocking=False):
+            raise TuiGenError("a generation is already running on this model; stop it first")
+        try:
+            yield from self._run(list(prompt), params, cancel)
+        finally:
+            self._busy.release()
+
+    def _run(self, ids: list[int], p: SamplingParams, cancel: threading.Event | None):
+        self.calls.append({"params": p.to_dict(), "prompt_tokens": len(ids)})
+        if self.error is not None:
+            raise self.error
+        pieces = re.findall(r"\S+\s*|\s+", self.next_reply())
+        self._cached = len(ids)
+        text, generated, reason = "", [], "eos"
+        for i, piece in enumerate(pieces):
+            if i >= p.max_new_tokens:
+                reason = "length"
+                break
+            if i and cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            if self.pause_after is not None and i == self.pause_after:
+                self.paused.set()
+                self.resume.wait(timeout=30)
+            generated.append(i)
+            text += piece
+            self._cached += 1
+            self.yielded += 1
+            yield TokenEvent(i, piece)
+        n = len(generated)
+        stats = GenerationStats(
+            prompt_tokens=len(ids),
+            prefill_tokens=len(ids),
+            generated_tokens=n,
+            time_to_first_token=0.125,
+            prefill_seconds=0.1,
+            decode_seconds=(n - 1) / 40 if n > 1 else 0.0,
+        )
+        yield FinishEvent(reason, text, generated, stats)
+
+
+# --- helpers for pilot tests ---------------------------------------------------------------------
+
+
+async def wait_until(pilot: Any, predicate: Any, what: str = "a condition", timeout: float = 20):
+    """Let the app run until `predicate()` is true. The timeout is only a safety net against a
+    hung test, never what a test checks."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.01)
+
+
+def make_app(
+    tmp_path: Any,
+    engine: Any = None,
+    *,
+    factory: Any = None,
+    flush_interval: float | None = None,
+    **config: Any,
+) -> Any:
+    """A TuiGenApp on `engine` (a FakeEngine by default) with its files under tmp_path.
+    `flush_interval=0` sends every token to the UI at once (so a paused engine's tokens are
+    already on screen)."""
+    from tui_gen.app.app import AppConfig, TuiGenApp
+    from tui_gen.app.settings import Settings
+
+    engine = engine if engine is not None else FakeEngine()
+    config.setdefault("transcripts", str(tmp_path / "transcripts"))
+    app = TuiGenApp(
+        AppConfig(model=config.pop("model", "models/fake-chef"), **config),
+        engine_factory=factory or (lambda: engine),
+        settings=Settings.load(tmp_path / "config" / "settings.json"),
+        flush_interval=flush_interval,
+    )
+    app.fake = engine  # type: ignore[attr-defined]
+    return app
+
+
+async def ready(pilot: Any) -> None:
+    """Wait until the model is loaded."""
+    app = pilot.app
+    await wait_until(pilot, lambda: app.engine is not None or app.load_error, "the model")
+
+
+async def send(pilot: Any, text: str) -> None:
+    """Type `text` in the prompt box and press Enter."""
+    app = pilot.app
+    app.prompt.focus()
+    app.prompt.insert(text)
+    await pilot.press("enter")
+
+
+async def reply(pilot: Any, text: str) -> None:
+    """Send `text` and wait until the reply has finished."""
+    app = pilot.app
+    before = sum(t.role == "assistant" for t in app.conversation.turns)
+    await send(pilot, text)
+    await wait_until(
+        pilot,
+        lambda: (
+            not app.generating
+            and sum(t.role == "assistant" for t in app.conversation.turns) > before
+        ),
+        "the reply",
+    )
+
+
+@pytest.fixture(autouse=False)
+def isolated_dirs(tmp_path: Any, monkeypatch: Any) -> Any:
+    """Point the config and data folders at tmp_path (import this fixture into a test module)."""
+    monkeypatch.setenv("TUI_GEN_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("TUI_GEN_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path

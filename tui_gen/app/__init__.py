@@ -1,0 +1,21 @@
+"""The full-screen chat (Textual). Importing this package does not import torch: the screen is
+up, with a loading indicator, while the model loads on a worker thread."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = ["run_app"]
+
+
+def run_app(args: Any) -> int:
+    """Run the app for tui_gen.cli's parsed arguments; return the exit code (2 if the model
+    could not be loaded, after printing why)."""
+    from tui_gen.app.app import AppConfig, TuiGenApp
+
+    app = TuiGenApp(AppConfig.from_args(args))
+    code = app.run()
+    if app.load_error:
+        print(f"tui-gen: error: {app.load_error}", file=sys.stderr)
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,809 @@
+"""The tui-gen chat application: layout, key bindings, palette commands, and the reply lifecycle.
+
+Threads and ownership: the model loads and generates on Textual thread workers (worker.py) that
+post messages (messages.py); only this class touches widgets, the Conversation (what is saved)
+and the settings. The ChatSession (what the model sees) is handed to one worker at a time; the
+app touches it only while no generation runs, and always cancels and waits for the running
+worker before reset, regenerate, edit, reopen or quit, because a Generator refuses a second
+concurrent generation.
+
+Every action has a binding with an id, so it can be remapped in the settings file (Textual's
+keymap), is listed in the help screen (F1), and has a command-palette entry (Ctrl+P).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker
+
+from tui_gen.app import commands, gcpause, slash
+from tui_gen.app.autosave import AutoSaver
+from tui_gen.app.codeblocks import code_blocks
+from tui_gen.app.messages import (
+    EngineFailed,
+    EngineLoaded,
+    ModelInfo,
+    ReplyChunk,
+    ReplyFailed,
+    ReplyFinished,
+    ReplyNotice,
+)
+from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values, to_overrides
+from tui_gen.app.sanitize import sanitize
+from tui_gen.app.screens.help import HelpScreen
+from tui_gen.app.screens.transcripts import TranscriptBrowser
+from tui_gen.app.settings import Settings, data_dir
+from tui_gen.app.themes import DEFAULT_THEME, load_themes
+from tui_gen.app.transcripts import (
+    Conversation,
+    TranscriptError,
+    TranscriptStore,
+    Turn,
+    export_markdown,
+    now_iso,
+    stats_line,
+)
+from tui_gen.app.widgets.chat_view import ChatView, ReplyTurn
+from tui_gen.app.widgets.prompt import PromptInput
+from tui_gen.app.widgets.side_panel import SamplingPanel
+from tui_gen.app.widgets.status import StatusBar
+from tui_gen.app.worker import (
+    GenerationJob,
+    load_generator,
+    model_info,
+    run_generation,
+    warm_up_highlighting,
+)
+
+#: below this width the sampling panel starts hidden (F2 still shows it)
+NARROW_WIDTH = 100
+#: how often a reply that is still streaming is saved (so a crash keeps most of it)
+PARTIAL_SAVE_INTERVAL = 2.0
+
+#: how long after a reply the deferred full garbage collection runs
+GC_DELAY = 1.0
+
+PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
+
+
+@dataclass
+class AppConfig:
+    """What the command line decided; see from_args."""
+
+    model: str
+    device: str = "auto"
+    dtype: str = "auto"
+    max_context: int | None = None
+    theme: str | None = None
+    transcripts: str | None = None
+    system: str | None = None
+    sampling: dict[str, Number] = field(default_factory=dict)  #: slider values from flags
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> AppConfig:
+        """Build from tui_gen.cli's Namespace (flags that were not given are None)."""
+        from tui_gen.cli import sampling_overrides
+
+        overrides = sampling_overrides(args)
+        sampling = clean_values({k: v for k, v in overrides.items() if k in BY_NAME})
+        if overrides.get("do_sample") is False:
+            sampling["temperature"] = 0.0  # --greedy: the slider shows it, and can undo it
+        return cls(
+            model=str(args.model),
+            device=getattr(args, "device", "auto") or "auto",
+            dtype=getattr(args, "dtype", "auto") or "auto",
+            max_context=getattr(args, "max_context", None),
+            theme=getattr(args, "theme", None),
+            transcripts=getattr(args, "transcripts", None),
+            system=getattr(args, "system", None),
+            sampling=sampling,
+            stop=list(overrides.get("stop_strings", [])),
+            seed=overrides.get("seed"),
+        )
+
+
+@dataclass
+class _Generation:
+    """The reply being generated: its job, worker and widget."""
+
+    job: GenerationJob
+    worker: Worker[Any]
+    reply: ReplyTurn
+    turns_before: list[Turn]
+    started: float = field(default_factory=time.monotonic)
+    tokens: int = 0
+    last_save: float = field(default_factory=time.monotonic)
+    ending: bool = False
+
+
+class TuiGenApp(App[int]):
+    """Chat with a local language model."""
+
+    TITLE = "tui-gen"
+    CSS_PATH = "app.tcss"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, show=False),
+        Binding("escape", "stop", "Stop", id="stop"),
+        Binding("ctrl+r", "reset", "New chat", id="reset"),
+        Binding("ctrl+g", "regenerate", "Regenerate", id="regenerate"),
+        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
+        Binding("ctrl+o", "transcripts", "Transcripts", id="transcripts"),
+        Binding("ctrl+s", "export", "Export", id="export"),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("f2", "toggle_panel", "Sliders", id="toggle_panel"),
+        Binding("f4", "change_theme", "Theme", id="theme", show=False),
+        Binding("f5", "copy_reply", "Copy reply", id="copy_reply", show=False),
+        Binding("f6", "copy_code", "Copy code", id="copy_code", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        engine_factory: Callable[[], Any] | None = None,
+        settings: Settings | None = None,
+        store: TranscriptStore | None = None,
+        flush_interval: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = settings or Settings.load()
+        self.store = store or TranscriptStore(
+            Path(config.transcripts) if config.transcripts else data_dir() / "transcripts"
+        )
+        self._engine_factory = engine_factory or partial(
+            load_generator, config.model, config.device, config.dtype, config.max_context
+        )
+        self._flush_interval = flush_interval
+        self.engine: Any = None
+        self.chat: Any = None
+        self.info: ModelInfo | None = None
+        self.load_error: str | None = None
+        self.conversation = Conversation.new(self._model_label(), config.system)
+        # slider values: flags beat remembered values beat the model's defaults
+        self._explicit = {**self.settings.sampling, **config.sampling}
+        self.sampling: dict[str, Number] = {p.name: p.default for p in PARAMS} | self._explicit
+        self._generation: _Generation | None = None
+        self._gen_counter = 0
+        self._queued: str | None = None  # a prompt sent while the model was still loading
+        self.autosaver = AutoSaver(self.store, self._run_save, self._save_failed)
+        self._narrow = False
+        self._settings_timer: Any = None
+        self._startup_notes: list[str] = list(self.settings.problems)
+        found, problems = load_themes()
+        self._startup_notes += problems
+        for theme in found.values():
+            self.register_theme(theme)
+        wanted = config.theme or self.settings.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._startup_notes.append(
+                f"unknown theme {wanted!r}; available: {', '.join(sorted(self.available_themes))}"
+            )
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, but plain text by default: notices quote file names, model output
+        and user input, none of which may be read as console markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def action_help_quit(self) -> None:
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(f"Press {key} to quit the app", title="Do you want to quit?")
+                return
+
+    # --- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="chat-column"):
+                yield ChatView(id="chat")
+                yield PromptInput(placeholder=PLACEHOLDER, id="prompt")
+            yield SamplingPanel(self.sampling, id="side-panel")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def chat_view(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def panel(self) -> SamplingPanel:
+        return self.query_one(SamplingPanel)
+
+    @property
+    def generating(self) -> bool:
+        return self._generation is not None
+
+    def on_mount(self) -> None:
+        if self.settings.keymap:
+            unknown = sorted(set(self.settings.keymap) - set(commands.binding_ids(self.BINDINGS)))
+            if unknown:
+                self._startup_notes.append(f"keymap: unknown binding id(s) {', '.join(unknown)}")
+            self.set_keymap(self.settings.keymap)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.status.model = self._model_label()
+        self._narrow = self.size.width < NARROW_WIDTH
+        self.panel.display = self.settings.side_panel and not self._narrow
+        self.prompt.focus()
+        for note in self._startup_notes:
+            self.notify(note, title="Settings", severity="warning", timeout=10)
+        self.run_worker(self._load_engine, thread=True, group="load", exit_on_error=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        narrow = event.size.width < NARROW_WIDTH
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self.panel.display = self.settings.side_panel and not narrow
+
+    def _model_label(self) -> str:
+        if self.info is not None:
+            return self.info.name
+        return Path(self.config.model).name or self.config.model
+
+    # --- loading the model ---------------------------------------------------------------------
+    def _load_engine(self) -> None:
+        """Worker thread: load the model (torch is imported here, not before first paint)."""
+        try:
+            engine = self._engine_factory()
+            from tui_gen.engine.chat import ChatSession
+
+            chat = ChatSession(engine)
+            warm_up_highlighting()
+            gcpause.freeze_startup_objects()  # torch and the model: see gcpause.py
+            self.post_message(EngineLoaded(engine, model_info(engine), chat))
+        except Exception as e:  # a TuiGenError has a one-line message; anything else too
+            message = str(e) if e.__class__.__module__.startswith("tui_gen") else repr(e)
+            self.post_message(EngineFailed(message))
+
+    async def on_engine_loaded(self, message: EngineLoaded) -> None:
+        self.engine, self.info, self.chat = message.engine, message.info, message.chat
+        info = message.info
+        self.chat.system = self.conversation.system
+        self.chat.messages = self.conversation.messages()
+        if not self.conversation.turns or self.conversation.model in ("", self.config.model):
+            self.conversation.model = info.name
+        status = self.status
+        status.model = info.name
+        status.device = f"{info.device} · {info.dtype}"
+        status.context_max = info.max_context
+        status.state = "ready"
+        self.panel.set_maximum("max_new_tokens", max(1, min(4096, info.max_context)))
+        self.sampling["max_new_tokens"] = self.panel.slider("max_new_tokens").value
+        for name, value in clean_values(info.defaults).items():
+            if name not in self._explicit:
+                self.set_param(name, value, explicit=False)
+        self.chat_view.welcome.show(
+            f"{info.name} is ready",
+            "Type a message and press Enter. Ctrl+J adds a newline, /help lists commands, "
+            "F1 lists keys, Ctrl+P opens the command palette.",
+        )
+        if self._queued is not None:
+            text, self._queued = self._queued, None
+            self.chat.messages = self.conversation.messages()[:-1]
+            await self._start("send", text)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        self.load_error = message.error
+        self.status.state = "error"
+        self.chat_view.welcome.show(
+            "Could not load the model",
+            f"{message.error}\n\nCtrl+O browses saved conversations; Ctrl+Q quits.",
+        )
+        self.notify(message.error, title="Model", severity="error", timeout=30)
+        if self._queued is not None:
+            self._queued = None
+            self.call_later(self._unsend_last)
+
+    # --- sending -------------------------------------------------------------------------------
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        if slash.is_command(text):
+            message.prompt.accept()
+            await self.run_slash(text)
+            return
+        await self.send(slash.message_text(text))
+
+    async def send(self, text: str) -> bool:
+        """Send a message (the prompt box is cleared only when it was taken)."""
+        if self.generating or self._queued is not None:
+            self.notify("A reply is on its way; Esc stops it.", severity="warning", timeout=3)
+            return False
+        if self.load_error is not None:
+            self.notify(f"No model: {self.load_error}", severity="error")
+            return False
+        self.prompt.accept()
+        self.conversation.turns.append(Turn("user", text, now_iso()))
+        await self.chat_view.add_user(text)
+        if self.engine is None:
+            self._queued = text
+            self.notify("The model is still loading; your message goes as soon as it is ready.")
+            return True
+        await self._start("send", text)
+        return True
+
+    def _overrides(self) -> dict[str, Any]:
+        o: dict[str, Any] = to_overrides(self.sampling)
+        if self.config.stop:
+            o["stop_strings"] = list(self.config.stop)
+        if self.config.seed is not None:
+            o["seed"] = self.config.seed + self._gen_counter  # reproducible, yet regenerate varies
+        return o
+
+    async def _start(self, kind: str, text: str = "") -> None:
+        self._gen_counter += 1
+        job = GenerationJob(self._gen_counter, kind, text, self._overrides())
+        turns_before = list(self.conversation.turns)
+        if kind == "send":
+            turns_before = turns_before[:-1]  # the user turn goes too if this fails
+        reply = await self.chat_view.add_reply(self._model_label())
+        reply.start()
+        kwargs = {} if self._flush_interval is None else {"interval": self._flush_interval}
+        worker = self.run_worker(
+            partial(run_generation, self.chat, job, self.post_message, **kwargs),
+            thread=True,
+            group="generate",
+            name=f"generate-{job.gen_id}",
+            exit_on_error=False,
+        )
+        self._generation = _Generation(job, worker, reply, turns_before)
+        gcpause.defer_full_collections()
+        self.status.state = "generating"
+        self.status.speed = "waiting for the first token…"
+        self._save()
+
+    def _current(self, gen_id: int) -> _Generation | None:
+        """The running generation if `gen_id` is it and it is not being wrapped up."""
+        g = self._generation
+        return g if g is not None and g.job.gen_id == gen_id and not g.ending else None
+
+    async def on_reply_chunk(self, message: ReplyChunk) -> None:
+        g = self._current(message.gen_id)
+        if g is None:
+            return  # from a generation that was stopped and already wrapped up
+        g.tokens += message.tokens
+        await g.reply.append(message.text)
+        self.status.context_used = message.context_used
+        self.status.speed = f"{g.tokens} tokens…"
+        now = time.monotonic()
+        if now - g.last_save >= PARTIAL_SAVE_INTERVAL:
+            g.last_save = now
+            self._save(partial_reply=g.reply.streamed_text)
+
+    def on_reply_notice(self, message: ReplyNotice) -> None:
+        if self._current(message.gen_id) is not None:
+            self.notify(sanitize(message.message), title="Context", severity="warning")
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        await self._wrap_up(message)
+
+    async def on_reply_failed(self, message: ReplyFailed) -> None:
+        await self._wrap_up(message)
+
+    async def _wrap_up(self, message: ReplyFinished | ReplyFailed) -> None:
+        """The one place a generation ends (from its message, or from _stop_and_wait)."""
+        g = self._current(message.gen_id)
+        if g is None:
+            return
+        g.ending = True
+        try:
+            if isinstance(message, ReplyFailed):
+                await self._roll_back(g, message)
+            else:
+                await self._record_reply(g, message)
+        finally:
+            self._generation = None  # only now: `generating` is true until the screen is final
+        self._save()
+        gcpause.restore()
+        self.set_timer(GC_DELAY, self._collect_if_idle)
+
+    def _collect_if_idle(self) -> None:
+        if not self.generating:
+            gcpause.collect()
+
+    async def _record_reply(self, g: _Generation, message: ReplyFinished) -> None:
+        stopped = message.reason == "cancelled"
+        turn = Turn(
+            "assistant",
+            message.text,
+            now_iso(),
+            finish_reason=message.reason,
+            params=message.params,
+            stats=message.stats,
+            model=self._model_label(),
+        )
+        self.conversation.turns.append(turn)
+        self.conversation.updated = turn.created
+        await g.reply.finish(message.text, stats_line(turn), stopped=stopped)
+        stats = message.stats
+        tps = float(stats.get("decode_tokens_per_second") or 0.0)
+        ttft = float(stats.get("time_to_first_token") or 0.0)
+        self.status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s"
+        self.status.context_used = message.context_used
+        self.status.state = "stopped" if stopped else "ready"
+
+    async def _roll_back(self, g: _Generation, message: ReplyFailed) -> None:
+        """An engine error: the conversation goes back to before the request; nothing is lost
+        (a message that could not be answered returns to the prompt box)."""
+        self.conversation.turns = g.turns_before
+        await self._render_conversation()
+        if g.job.kind == "send" and not self.prompt.text:
+            self.prompt.set_text(g.job.text)
+        self.status.state = "ready"
+        self.status.speed = ""
+        title = "Generation failed" if message.user_error else "Engine error (a bug)"
+        self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
+
+    async def _stop_and_wait(self) -> None:
+        """Cancel the running generation and wait for its thread (at most one model step)."""
+        g = self._generation
+        if g is None:
+            return
+        g.job.cancel.set()
+        self.status.state = "stopping"
+        with contextlib.suppress(Exception):
+            await g.worker.wait()
+        result = g.worker.result
+        if isinstance(result, (ReplyFinished, ReplyFailed)):
+            await self._wrap_up(result)
+        elif self._generation is g:  # the worker died without a final message
+            await self._wrap_up(ReplyFailed(g.job.gen_id, "the generation thread ended", False))
+
+    # --- actions -------------------------------------------------------------------------------
+    async def action_stop(self) -> None:
+        """Stop the reply being generated (keeps the partial text); otherwise focus the prompt.
+
+        Only sets the cancel event: the engine checks it before every model step, so decoding
+        halts within one step, and the final message wraps up as usual."""
+        g = self._generation
+        if g is not None:
+            g.job.cancel.set()
+            self.status.state = "stopping"
+        elif self._queued is not None:
+            self._queued = None
+            await self._unsend_last()
+        else:
+            self.prompt.focus()
+
+    async def action_reset(self) -> None:
+        """Start a new conversation: clear the turns and the model's KV cache."""
+        await self._stop_and_wait()
+        if self._queued is not None:
+            self._queued = None
+        if self.chat is not None:
+            self.chat.reset()
+        self.conversation = Conversation.new(self._model_label(), self.conversation.system)
+        await self.chat_view.clear_turns()
+        self.status.context_used = 0
+        self.status.speed = ""
+        if self.engine is not None:
+            self.status.state = "ready"
+        self.prompt.focus()
+        self.notify("New conversation (the previous one is saved).", title="Reset", timeout=3)
+
+    async def action_regenerate(self) -> None:
+        """Generate the last reply again (with the current slider values)."""
+        if self.engine is None:
+            self.notify("The model is not loaded yet.", severity="warning")
+            return
+        await self._stop_and_wait()
+        turns = self.conversation.turns
+        if not turns or turns[-1].role != "assistant":
+            self.notify("There is no reply to regenerate yet.", severity="warning")
+            return
+        turns.pop()
+        await self.chat_view.remove_last(1)
+        await self._start("regenerate")
+
+    async def action_edit_last(self) -> None:
+        """Take back the last message (and its reply) into the prompt box to edit and resend."""
+        await self._stop_and_wait()
+        if self._queued is not None:
+            self._queued = None
+            await self._unsend_last()
+            return
+        turns = self.conversation.turns
+        index = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
+        if index is None:
+            self.notify("There is no message to edit yet.", severity="warning")
+            return
+        text = turns[index].content
+        if self.chat is not None:
+            self.chat.pop_last_exchange()
+        await self.chat_view.remove_last(len(turns) - index)
+        del turns[index:]
+        self.prompt.set_text(text)
+        self.prompt.focus()
+        self._save()
+
+    async def _unsend_last(self) -> None:
+        """Put a message that was never answered back into the prompt box."""
+        turns = self.conversation.turns
+        if turns and turns[-1].role == "user":
+            text = turns.pop().content
+            await self.chat_view.remove_last(1)
+            if not self.prompt.text:
+                self.prompt.set_text(text)
+
+    def action_copy_reply(self) -> None:
+        """Copy the last reply to the clipboard (OSC 52: works over SSH in most terminals)."""
+        turn = self.conversation.last("assistant")
+        if turn is None:
+            self.notify("There is no reply to copy yet.", severity="warning")
+            return
+        text = sanitize(turn.content)
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied the last reply ({len(text)} characters).", timeout=3)
+
+    def action_copy_code(self, index: int = -1) -> None:
+        """Copy a code block of the last reply (the last one by default)."""
+        turn = self.conversation.last("assistant")
+        blocks = code_blocks(sanitize(turn.content)) if turn else []
+        if not blocks:
+            self.notify("The last reply has no code block.", severity="warning")
+            return
+        block = blocks[index] if -len(blocks) <= index < len(blocks) else blocks[-1]
+        self.copy_to_clipboard(block.code)
+        self.notify(f"Copied a code block ({block.describe()}).", timeout=3)
+
+    def action_export(self, path: str = "") -> None:
+        """Write the conversation as Markdown (default: <transcripts>/exports/<id>.md)."""
+        if not self.conversation.turns:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        target = Path(path).expanduser() if path else self.store.export_path(self.conversation)
+        try:
+            written = export_markdown(self.conversation, target)
+        except TranscriptError as e:
+            self.notify(str(e), title="Export failed", severity="error")
+            return
+        self.notify(f"Saved {written}", title="Markdown export", timeout=6)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.binding_rows(), str(self.settings.path)))
+
+    def action_toggle_panel(self) -> None:
+        panel = self.panel
+        panel.display = not panel.display
+        if not self._narrow:
+            self.settings.side_panel = bool(panel.display)
+            self._save_settings_later()
+        if panel.display:
+            panel.slider(PARAMS[0].name).focus()
+        elif self.focused is None or panel in self.focused.ancestors:
+            self.prompt.focus()
+
+    async def action_transcripts(self) -> None:
+        """Browse saved conversations; the chosen one is reopened to continue."""
+        self._save()
+
+        async def chosen(conv_id: str | None) -> None:
+            if conv_id:
+                await self.open_conversation(conv_id)
+
+        await self.push_screen(TranscriptBrowser(self.store, self.conversation.id), chosen)
+
+    async def open_conversation(self, conv_id: str) -> bool:
+        """Reopen a saved conversation to continue it (with the model that is loaded)."""
+        try:
+            conv = self.store.load(conv_id)
+        except TranscriptError as e:
+            self.notify(str(e), severity="error")
+            return False
+        await self._stop_and_wait()
+        self._queued = None
+        self._save()
+        self.conversation = conv
+        if self.chat is not None:
+            self.chat.reset()  # the KV cache holds the other conversation
+            self.chat.system = conv.system
+            self.chat.messages = conv.messages()
+        await self._render_conversation()
+        self.status.context_used = 0
+        self.status.speed = ""
+        if self.engine is not None:
+            self.status.state = "ready"
+        note = ""
+        if self.info is not None and conv.model and conv.model != self.info.name:
+            note = f" (it was recorded with {sanitize(conv.model)}; {self.info.name} continues it)"
+        self.notify(f"Reopened “{conv.display_title()}”{note}.", title="Transcripts", timeout=5)
+        self.prompt.focus()
+        return True
+
+    def on_transcript_browser_deleted(self, message: TranscriptBrowser.Deleted) -> None:
+        if message.conv_id == self.conversation.id:
+            # the open conversation was deleted: keep showing it, but never write it back
+            self.conversation.id = Conversation.new(self._model_label()).id
+            self.conversation.turns = []
+            self.call_later(self._render_conversation)
+            if self.chat is not None and not self.generating:
+                self.chat.reset()
+
+    async def _render_conversation(self) -> None:
+        view = self.chat_view
+        await view.clear_turns()
+        for turn in self.conversation.turns:
+            if turn.role == "user":
+                await view.add_user(turn.content)
+            else:
+                await view.add_reply(
+                    turn.model or self.conversation.model,
+                    turn.content,
+                    stats_line(turn),
+                    stopped=turn.stopped or turn.finish_reason == "interrupted",
+                )
+        view.scroll_end(animate=False)
+
+    # --- slash commands ------------------------------------------------------------------------
+    async def run_slash(self, text: str) -> None:
+        """Run a /command typed in the prompt box (a bad one explains itself in a notice)."""
+        try:
+            cmd = slash.parse(text)
+        except slash.SlashError as e:
+            self.notify(str(e), title="Command", severity="error")
+            return
+        if cmd.param is not None:
+            spec = BY_NAME[cmd.param]
+            if cmd.value is None:
+                self.notify(
+                    f"{spec.label} is {spec.format(self.sampling[cmd.param])} "
+                    f"(/{spec.slash} VALUE changes it).",
+                    timeout=4,
+                )
+                return
+            self.set_param(cmd.param, cmd.value, explicit=True)
+            self.notify(f"{spec.label} = {spec.format(cmd.value)} for the next reply.", timeout=3)
+        elif cmd.name == "system":
+            self._set_system(cmd.arg)
+        elif cmd.name == "reset":
+            await self.action_reset()
+        elif cmd.name == "save":
+            self.action_export(cmd.arg)
+        elif cmd.name == "theme":
+            if not cmd.arg:
+                self.notify("Themes: " + ", ".join(sorted(self.available_themes)), timeout=8)
+            elif cmd.arg in self.available_themes:
+                self.theme = cmd.arg
+            else:
+                self.notify(f"No theme called {cmd.arg!r}; /theme lists them.", severity="error")
+        elif cmd.name == "help":
+            self.action_help()
+
+    def _set_system(self, arg: str) -> None:
+        if not arg:
+            current = self.conversation.system
+            self.notify(
+                f"System prompt: {sanitize(current)}" if current else "No system prompt is set.",
+                timeout=6,
+            )
+            return
+        value = None if arg == "-" else arg
+        self.conversation.system = value
+        if self.chat is not None and not self.generating:
+            self.chat.system = value
+        elif self.chat is not None:
+            self.call_after_refresh(self._apply_system_when_idle)
+        self.notify("System prompt cleared." if value is None else "System prompt set.", timeout=3)
+        self._save()
+
+    def _apply_system_when_idle(self) -> None:
+        if self.generating:
+            self.set_timer(0.2, self._apply_system_when_idle)
+        elif self.chat is not None:
+            self.chat.system = self.conversation.system
+
+    # --- sliders and settings ------------------------------------------------------------------
+    def set_param(self, name: str, value: Number, *, explicit: bool) -> Number:
+        """Set a sampling value (and its slider). `explicit`: the user chose it, so it is
+        remembered in the settings and beats the model's defaults next time."""
+        value = self.panel.slider(name).snap(value)
+        self.sampling[name] = value
+        if explicit:
+            self._explicit[name] = value
+            self.settings.sampling[name] = value
+            self._save_settings_later()
+        self.panel.set_value(name, value)  # its Changed message then matches and is ignored
+        return value
+
+    def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:
+        if self.sampling.get(message.name) != message.value:
+            self.set_param(message.name, message.value, explicit=True)  # the user moved it
+
+    def _theme_changed(self, theme: Any) -> None:
+        if self.settings.theme != theme.name:
+            self.settings.theme = theme.name
+            self._save_settings_later()
+
+    def _save_settings_later(self) -> None:
+        if self._settings_timer is not None:
+            self._settings_timer.stop()
+        self._settings_timer = self.set_timer(0.5, self.save_settings)
+
+    def save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as e:
+            self.notify(f"Could not save settings: {e}", severity="error")
+
+    # --- autosave ------------------------------------------------------------------------------
+    def _save(self, partial_reply: str | None = None) -> None:
+        """Autosave the conversation (off the UI thread; see autosave.py)."""
+        self.autosaver.save(self.conversation, partial_reply)
+
+    def _run_save(self, write: Callable[[], None]) -> None:
+        self.run_worker(write, thread=True, group="autosave", exit_on_error=False)
+
+    def _save_failed(self, error: str) -> None:
+        """Called on the saving thread."""
+        self.notify(error, title="Autosave", severity="error", timeout=15)  # thread-safe
+
+    async def action_quit(self) -> None:
+        await self._stop_and_wait()
+        error = self.autosaver.save_now(self.conversation)
+        if error:
+            self.notify(error, title="Autosave", severity="error")
+        if self._settings_timer is not None:
+            self._settings_timer.stop()
+        self.save_settings()
+        code = 2 if self.load_error else 0
+        self.exit(code, return_code=code)
+
+    def on_unmount(self) -> None:
+        g = self._generation
+        if g is not None:
+            g.job.cancel.set()  # e.g. the terminal closed: let the thread end within a step
+
+    # --- keys, help and the command palette ----------------------------------------------------
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        return commands.binding_rows(self.BINDINGS, self.settings.keymap)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is self.screen_stack[0]:  # not over the transcript browser or help
+            yield from commands.chat_commands(self)
+
+    def reset_sampling(self) -> None:
+        """Sliders back to the model's defaults (or the built-in ones before it loads)."""
+        defaults = {p.name: p.default for p in PARAMS}
+        if self.info is not None:
+            defaults |= clean_values(self.info.defaults)
+        defaults |= self.config.sampling
+        self._explicit = dict(self.config.sampling)
+        self.settings.sampling = {}
+        for name, value in defaults.items():
+            self.set_param(name, value, explicit=False)
+        self._save_settings_later()
+        self.notify("Sampling values reset to the model's defaults.", timeout=3)

@@ -1,0 +1,87 @@
+"""Messages the background threads post to the app (all of them, in one place).
+
+The model loads and generates on worker threads; they never touch widgets. They post these
+messages (Textual's post_message is thread-safe and keeps order), and the app updates the
+screen on its own thread. Every reply message carries the `gen_id` of its generation, so
+messages from a generation the user already stopped and replaced are recognised and dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status bar and transcripts say about the loaded model (plain strings)."""
+
+    name: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    max_context: int = 2048
+    parameters: int = 0
+    source_format: str = ""
+    chat_template: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class EngineLoaded(Message):
+    """The model is ready: `engine` is the Generator (or a stand-in with the same surface) and
+    `chat` a ChatSession on it (made on the worker thread, where importing it costs nothing)."""
+
+    engine: Any
+    info: ModelInfo
+    chat: Any
+
+
+@dataclass(eq=False)
+class EngineFailed(Message):
+    """The model could not be loaded; `error` is one line for the user."""
+
+    error: str
+
+
+@dataclass(eq=False)
+class ReplyChunk(Message):
+    """A batch of streamed reply text (already sanitized) and how many tokens it holds."""
+
+    gen_id: int
+    text: str
+    tokens: int
+    context_used: int
+
+
+@dataclass(eq=False)
+class ReplyNotice(Message):
+    """Something the engine wants the user to know mid-reply (e.g. old turns were dropped)."""
+
+    gen_id: int
+    message: str
+    kind: str
+
+
+@dataclass(eq=False)
+class ReplyFinished(Message):
+    """The reply ended (eos, stop, length or cancelled). `text` is the reply as the
+    conversation stores it (not sanitized); `stats` and `params` are plain dicts."""
+
+    gen_id: int
+    reason: str
+    text: str
+    tokens: int
+    stats: dict[str, Any]
+    params: dict[str, Any]
+    context_used: int
+
+
+@dataclass(eq=False)
+class ReplyFailed(Message):
+    """The engine raised; the conversation was rolled back to before the request."""
+
+    gen_id: int
+    error: str
+    user_error: bool = True

@@ -1,0 +1,101 @@
+"""The status bar: state, model, device and dtype, reply speed, and how full the context is.
+
+    ● ready  cooking  cpu · float32          41.2 tok/s · first token 0.12 s  ctx ▰▰▱▱▱▱ 312/2048
+
+One widget and one render: it changes on every streamed batch, so it must be cheap. It shows
+no clock-derived text that is not a measurement of the last reply (snapshots stay stable).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+STATES = {
+    "loading": ("◌", "loading model"),
+    "ready": ("●", "ready"),
+    "generating": ("▶", "generating"),
+    "stopping": ("■", "stopping"),
+    "stopped": ("■", "stopped"),
+    "error": ("✖", "error"),
+}
+
+
+def context_bar(used: int, total: int, width: int = 10) -> str:
+    """A text gauge: ▰ for the used share of the context, ▱ for the rest."""
+    if total <= 0:
+        return "▱" * width
+    filled = min(width, round(width * used / total))
+    if used > 0 and filled == 0:
+        filled = 1
+    return "▰" * filled + "▱" * (width - filled)
+
+
+class StatusBar(Widget):
+    """One line of facts about the model and the last reply."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground-muted;
+        padding: 0 1;
+        & > .status--state { color: $success; text-style: bold; }
+        & > .status--busy { color: $accent; text-style: bold; }
+        & > .status--warn { color: $warning; text-style: bold; }
+        & > .status--error { color: $error; text-style: bold; }
+        & > .status--model { color: $foreground; text-style: bold; }
+        & > .status--bar { color: $primary; }
+        & > .status--bar-full { color: $warning; }
+    }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status--state", "status--busy", "status--warn", "status--error",
+        "status--model", "status--bar", "status--bar-full",
+    }  # fmt: skip
+
+    state: reactive[str] = reactive("loading")
+    model: reactive[str] = reactive("")
+    device: reactive[str] = reactive("")
+    speed: reactive[str] = reactive("")
+    context_used: reactive[int] = reactive(0)
+    context_max: reactive[int] = reactive(0)
+
+    def render(self) -> Text:
+        style = self.get_component_rich_style
+        icon, label = STATES.get(self.state, ("?", self.state))
+        state_class = {
+            "loading": "status--busy",
+            "generating": "status--busy",
+            "stopping": "status--warn",
+            "stopped": "status--warn",
+            "error": "status--error",
+        }.get(self.state, "status--state")
+        left = Text(no_wrap=True, overflow="ellipsis", end="")
+        left.append(f"{icon} {label}", style(state_class))
+        if self.model:
+            left.append("  ")
+            left.append(self.model, style("status--model"))
+        if self.device:
+            left.append(f"  {self.device}")
+        right = Text(no_wrap=True, end="")
+        if self.speed:
+            right.append(f"{self.speed}  ")
+        if self.context_max:
+            full = self.context_used >= 0.9 * self.context_max
+            right.append("ctx ")
+            right.append(
+                context_bar(self.context_used, self.context_max),
+                style("status--bar-full" if full else "status--bar"),
+            )
+            right.append(f" {self.context_used}/{self.context_max}")
+        width = self.content_region.width
+        gap = width - left.cell_len - right.cell_len
+        if gap < 1:
+            left.truncate(max(0, width - right.cell_len - 1), overflow="ellipsis")
+            gap = max(1, width - left.cell_len - right.cell_len)
+        return Text.assemble(left, " " * gap, right, no_wrap=True, end="")

@@ -1,0 +1,191 @@
+"""The work that runs on background threads: loading the model and streaming a reply.
+
+Nothing here touches a widget. Results go back as messages (messages.py) through a `post`
+callable (the app's post_message, which is thread-safe). Tokens are batched: a message per
+token would flood the event loop at hundreds of tokens per second, so text is flushed every
+FLUSH_INTERVAL seconds or FLUSH_TOKENS tokens, whichever comes first, and at once when a slow
+model takes longer than the interval between two tokens.
+
+torch is imported here only inside functions, on the worker thread, so the first screen paints
+before it loads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from tui_gen.app.messages import (
+    ModelInfo,
+    ReplyChunk,
+    ReplyFailed,
+    ReplyFinished,
+    ReplyNotice,
+)
+from tui_gen.app.sanitize import StreamSanitizer
+from tui_gen.errors import TuiGenError
+
+FLUSH_INTERVAL = 0.03  # seconds
+FLUSH_TOKENS = 64
+
+Post = Callable[[Message], Any]
+
+
+def load_generator(
+    model: str, device: str = "auto", dtype: str = "auto", max_context: int | None = None
+) -> Any:
+    """Load the real engine (imports torch: call it on a worker thread)."""
+    from tui_gen.engine.generator import Generator
+
+    return Generator.load(model, device=device, dtype=dtype, max_context=max_context)
+
+
+def model_info(engine: Any) -> ModelInfo:
+    """Describe a loaded engine with plain values (tolerates stand-ins that lack some parts)."""
+    loaded = getattr(engine, "loaded", None)
+    defaults = getattr(engine, "defaults", None)
+    return ModelInfo(
+        name=str(engine.name),
+        device=str(getattr(engine, "device", "cpu")),
+        dtype=str(getattr(engine, "dtype", "float32")).removeprefix("torch."),
+        max_context=int(engine.max_context),
+        parameters=int(getattr(loaded, "num_parameters", 0) or 0),
+        source_format=str(getattr(loaded, "source_format", "") or ""),
+        chat_template=bool(getattr(engine, "chat_template", None)),
+        defaults=defaults.to_dict() if hasattr(defaults, "to_dict") else dict(defaults or {}),
+    )
+
+
+def warm_up_highlighting() -> None:
+    """Load the syntax highlighter for common languages now, on this worker thread, rather than
+    in the middle of the first reply with a code block (a visible stall on a slow machine)."""
+    try:
+        from textual.highlight import highlight
+
+        for language in ("python", "bash", "json", "javascript", "c", "rust", "markdown"):
+            highlight("x = 1\n", language=language)
+    except Exception:  # only an optimisation
+        pass
+
+
+class Batcher:
+    """Collects streamed text and says when it is time to send it to the UI."""
+
+    def __init__(
+        self,
+        interval: float = FLUSH_INTERVAL,
+        max_tokens: int = FLUSH_TOKENS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.max_tokens = max_tokens
+        self._clock = clock
+        self._parts: list[str] = []
+        self._tokens = 0
+        self._last_flush = clock()
+
+    def add(self, text: str, tokens: int = 1) -> None:
+        if text:
+            self._parts.append(text)
+        self._tokens += tokens
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._tokens or self._parts)
+
+    def due(self) -> bool:
+        """True when the batch should go out now (enough tokens, or enough time passed)."""
+        if not self.pending:
+            return False
+        return self._tokens >= self.max_tokens or self._clock() - self._last_flush >= self.interval
+
+    def take(self) -> tuple[str, int]:
+        """The batched text and token count; starts a new batch."""
+        text, tokens = "".join(self._parts), self._tokens
+        self._parts, self._tokens = [], 0
+        self._last_flush = self._clock()
+        return text, tokens
+
+
+@dataclass
+class GenerationJob:
+    """One request to the engine: a new message, or a new version of the last reply."""
+
+    gen_id: int
+    kind: str  # "send" | "regenerate"
+    text: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def run_generation(
+    chat: Any,
+    job: GenerationJob,
+    post: Post,
+    *,
+    interval: float = FLUSH_INTERVAL,
+    max_tokens: int = FLUSH_TOKENS,
+) -> ReplyFinished | ReplyFailed:
+    """Stream one reply from `chat` (a ChatSession), posting batches, then one final message.
+
+    Runs on a worker thread. The final message is also returned, so a caller that waits for the
+    thread (stop, then reset) can wrap up without waiting for the message queue. On an engine
+    error the session is rolled back to what it was before the request, so the next request
+    starts from a consistent state.
+    """
+    from tui_gen.engine.events import FinishEvent, NoticeEvent, TokenEvent
+
+    engine = chat.generator
+    snapshot = list(chat.messages)
+    batcher = Batcher(interval, max_tokens)
+    clean = StreamSanitizer()
+
+    def flush() -> None:
+        text, tokens = batcher.take()
+        if text or tokens:
+            post(ReplyChunk(job.gen_id, text, tokens, engine.cached_tokens))
+
+    final: ReplyFinished | ReplyFailed = ReplyFailed(
+        job.gen_id, "the engine ended without finishing the reply", user_error=False
+    )
+    try:
+        params = engine.params(**job.overrides)
+        if job.kind == "regenerate":
+            events = chat.regenerate(params, cancel=job.cancel)
+        else:
+            events = chat.send(job.text, params, cancel=job.cancel)
+        for ev in events:
+            if isinstance(ev, TokenEvent):
+                batcher.add(clean.feed(ev.text))
+                if batcher.due():
+                    flush()
+            elif isinstance(ev, NoticeEvent):
+                flush()
+                post(ReplyNotice(job.gen_id, ev.message, ev.kind))
+            elif isinstance(ev, FinishEvent):
+                batcher.add(clean.flush(), 0)
+                flush()
+                last = chat.messages[-1] if chat.messages else {}
+                text = last.get("content", ev.text) if last.get("role") == "assistant" else ev.text
+                final = ReplyFinished(
+                    job.gen_id,
+                    ev.reason,
+                    text,
+                    len(ev.token_ids),
+                    ev.stats.to_dict(),
+                    params.to_dict(),
+                    engine.cached_tokens,
+                )
+    except TuiGenError as e:
+        chat.messages = snapshot
+        final = ReplyFailed(job.gen_id, str(e), user_error=True)
+    except Exception as e:  # a bug in the engine must not take the app down
+        chat.messages = snapshot
+        final = ReplyFailed(job.gen_id, f"{type(e).__name__}: {e}", user_error=False)
+    post(final)
+    return final
