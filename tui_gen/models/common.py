@@ -31,6 +31,28 @@ def build_attention_mask(
     return mask
 
 
+def _sdpa_has_gqa() -> bool:
+    import inspect
+
+    try:
+        return "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: try it
+        try:
+            F.scaled_dot_product_attention(
+                torch.zeros(1, 2, 1, 2),
+                torch.zeros(1, 1, 1, 2),
+                torch.zeros(1, 1, 1, 2),
+                enable_gqa=True,
+            )
+            return True
+        except TypeError:
+            return False
+
+
+#: torch >= 2.5 attends grouped-query heads without copying the cache per query head
+_GQA = _sdpa_has_gqa()
+
+
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool
 ) -> torch.Tensor:
@@ -40,6 +62,11 @@ def attend(
     """
     n_rep = q.shape[1] // k.shape[1]
     if n_rep > 1:
+        if _GQA:
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=causal and mask is None, enable_gqa=True
+            )
+        # older torch: repeat the cache for every query head (a copy per layer per step)
         k = k.repeat_interleave(n_rep, dim=1)
         v = v.repeat_interleave(n_rep, dim=1)
     if mask is None:
