@@ -294,13 +294,8 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
 
 
 def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
-    try:
-        from tui_gen.engine.gguf_reader import open_gguf
-    except ImportError as e:
-        raise ModelLoadError(
-            f"{path}: opening GGUF files needs the `gguf` package ({e}); "
-            "pip install 'tui-gen[gguf]'"
-        ) from None
+    from tui_gen.engine.gguf_reader import open_gguf
+
     ckpt = open_gguf(path)
     cfg = parse_config(ckpt.config, str(path))
     dev = resolve_device(device)
