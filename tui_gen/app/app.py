@@ -150,7 +150,7 @@ class TuiGenApp(App[int]):
         Binding("f2", "toggle_panel", "Sliders", id="toggle_panel"),
         Binding("f4", "change_theme", "Theme", id="theme", show=False),
         Binding("f5", "copy_reply", "Copy reply", id="copy_reply", show=False),
-        Binding("f6", "copy_code", "Copy code", id="copy_code", show=False),
+        Binding("f8", "copy_code", "Copy code", id="copy_code", show=False),
     ]
 
     def __init__(
