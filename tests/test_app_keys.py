@@ -222,7 +222,7 @@ async def test_ctrl_o_opens_transcripts_and_ctrl_q_quits_saving(tmp_path: Path) 
         await pilot.press("ctrl+q")
     assert app.return_code == 0
     saved = json.loads((tmp_path / "transcripts" / f"{app.conversation.id}.json").read_text())
-    assert [t["content"] for t in saved["turns"]][0] == "keep me"
+    assert saved["turns"][0]["content"] == "keep me"
 
 
 async def test_keymap_from_settings_remaps_keys(tmp_path: Path) -> None:
