@@ -152,6 +152,11 @@ def _resolve(gen: Generator, args: argparse.Namespace, specs: list[PromptSpec]) 
     gc = gen.loaded.generation_config
     cli = _cli_sampling(args)
     chat = bool(gen.chat_template) if args.chat is None else args.chat
+    if not chat and (args.system is not None or any(s.system is not None for s in specs)):
+        raise TuiGenError(
+            "this model has no chat template, so prompts run as plain text and a system "
+            "prompt has nowhere to go; add --chat (plain User:/Assistant: format) or drop it"
+        )
     tok = gen.tokenizer
     jobs = []
     for i, spec in enumerate(specs):
@@ -447,7 +452,11 @@ def _generate(args: argparse.Namespace, specs: list[PromptSpec], out: IO[str]) -
     from tui_gen.engine.generator import Generator
 
     gen = Generator.load(
-        args.model, device=args.device, dtype=args.dtype, max_context=args.max_context
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        quantize=getattr(args, "quantize", None),
     )
     jobs = _resolve(gen, args, specs)
     cancel = threading.Event()

@@ -11,6 +11,7 @@ an hour of generation; the error names the file and line.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import sys
@@ -126,7 +127,9 @@ def _spec_from_object(obj: Any, line: int) -> PromptSpec:
         raise ValueError(f'expected a JSON object with a "prompt" field, got {type(obj).__name__}')
     unknown = [k for k in obj if k not in KNOWN_FIELDS]
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}; known: {', '.join(KNOWN_FIELDS)}")
+        close = difflib.get_close_matches(unknown[0], KNOWN_FIELDS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(KNOWN_FIELDS)}"
+        raise ValueError(f"unknown field {unknown[0]!r}; {hint}")
     if "prompt" not in obj:
         raise ValueError('missing the "prompt" field')
     values = {k: check_value(k, v) for k, v in obj.items()}
