@@ -78,6 +78,9 @@ def describe(
     model: str, device: str = "auto", dtype: str = "auto", max_context: int | None = None
 ) -> dict[str, Any]:
     """Everything `info` shows, as a JSON-ready dict."""
+    path = Path(model).expanduser()
+    if not path.exists():  # (before importing torch: a typo should not take two seconds)
+        raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
     import torch
 
     from tui_gen.engine.config import load_config, read_json
@@ -91,9 +94,6 @@ def describe(
     )
     from tui_gen.engine.tokenizer import load_tokenizer
 
-    path = Path(model).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
     if path.is_file() and path.name == "config.json":
         path = path.parent
     generation_info = None
