@@ -208,7 +208,11 @@ def run_bench(args: argparse.Namespace) -> Report:
     rss0 = peak_rss_mib()
     t = time.perf_counter()
     gen = Generator.load(
-        args.model, device=args.device, dtype=args.dtype, max_context=args.max_context
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        quantize=args.quantize,
     )
     load_s = time.perf_counter() - t
     c = gen.config
@@ -218,6 +222,7 @@ def run_bench(args: argparse.Namespace) -> Report:
         "device / dtype / threads",
         f"{gen.device} / {str(gen.dtype).replace('torch.', '')} / {torch.get_num_threads()}",
     )
+    rep.add("quantization", "quantization", gen.loaded.quantization or "none")
     rep.add("load_s", "load seconds", load_s, "{:.2f}")
     rep.add("rss_after_load_mib", "peak RSS after load (MiB)", peak_rss_mib(), "{:.0f}")
     rep.add("rss_load_delta_mib", "  of which loading added (MiB)", peak_rss_mib() - rss0, "{:.0f}")
@@ -308,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--max-context", type=_positive_int("--max-context"), default=None)
+    p.add_argument("--quantize", choices=("none", "int8", "int4"), default=None)
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--raw", action="store_true", help="do not apply the chat template")
     p.add_argument("--max-new-tokens", type=_positive_int("--max-new-tokens"), default=128)

@@ -114,6 +114,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="KV cache size in tokens (default: the model's context, at most 4096)",
     )
+    g.add_argument(
+        "--quantize",
+        choices=("none", "int8", "int4"),
+        default=None,
+        help="weight-only quantization: int8 (per channel) or int4 (groups of 32); faster "
+        "decode on the CPU, slightly different text",
+    )
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ own quantized copy; the embedding table itself stays float (a lookup reads one r
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
 import torch
@@ -156,37 +157,69 @@ def _dequant_int4(
 # --- modules -----------------------------------------------------------------------------------
 
 
+def kernel_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The activation dtype to feed the fused kernels for a model computing in `dtype`.
+
+    On x86 CPUs torch's int8/int4 kernels are vectorized (AVX-512/AVX2) for bfloat16
+    activations only; float32 takes a scalar loop that is slower than the float32 matmul it
+    replaces. So a float32 model hands the kernels bfloat16 activations (they accumulate in
+    float32) and gets float32 back. On ARM every dtype is vectorized and stays as it is.
+    """
+    if device.type == "cpu" and platform.machine().lower() in ("x86_64", "amd64", "i686"):
+        return torch.bfloat16
+    return dtype
+
+
+def _aligned(x: torch.Tensor) -> torch.Tensor:
+    """A contiguous (M, K) copy whose rows the kernels may read with aligned vector loads.
+
+    The bfloat16 int8 kernel uses aligned 32-byte loads; a view at an odd offset (such as the
+    last row of a prefill) would crash it.
+    """
+    x = x.contiguous()
+    return x if x.data_ptr() % 64 == 0 else x.clone()
+
+
 class Int8Linear(nn.Module):
     """nn.Linear with int8 weights and per-output-channel scales: x (..., K) -> (..., N)."""
 
-    def __init__(self, linear: nn.Linear, use_kernel: bool | None = None) -> None:
+    def __init__(
+        self,
+        linear: nn.Linear,
+        use_kernel: bool | None = None,
+        act_dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         w = linear.weight
         self.in_features, self.out_features = linear.in_features, linear.out_features
         dtype = w.dtype if w.is_floating_point() else torch.float32
         q, scales = quantize_int8(w)
-        self.register_buffer("qweight", q.to(w.device))  # (N, K) int8
-        self.register_buffer("scales", scales.to(w.device, dtype))  # (N,) in the compute dtype
-        bias = linear.bias.detach().clone() if linear.bias is not None else None
-        self.register_buffer("bias", bias)
         # torch 2.13's bfloat16 kernel crashes (SIGSEGV) unless K % 16 == 0: never offer it one
         kernel_ok = self.in_features % 16 == 0
+        self.act_dtype = act_dtype or kernel_dtype(w.device, dtype)
         if use_kernel is None:
-            use_kernel = kernel_ok and int8_kernel_available(w.device, dtype)
+            use_kernel = kernel_ok and int8_kernel_available(w.device, self.act_dtype)
         elif use_kernel and not kernel_ok:
             raise ValueError(f"the int8 kernel needs in_features % 16 == 0; got {self.in_features}")
         self.use_kernel = use_kernel
+        scale_dtype = self.act_dtype if use_kernel else dtype
+        self.register_buffer("qweight", q.to(w.device))  # (N, K) int8
+        self.register_buffer("scales", scales.to(w.device, scale_dtype))  # (N,)
+        bias = linear.bias.detach().clone() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
 
     @property
     def backend(self) -> str:
-        return "aten._weight_int8pack_mm" if self.use_kernel else "dequantize+matmul"
+        if not self.use_kernel:
+            return "dequantize+matmul"
+        return f"aten._weight_int8pack_mm, {str(self.act_dtype).replace('torch.', '')} act"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)  # (M, K)
         if self.use_kernel:
-            scales = self.scales if self.scales.dtype == x.dtype else self.scales.to(x.dtype)
-            y = torch.ops.aten._weight_int8pack_mm(x2.contiguous(), self.qweight, scales)
+            xk = _aligned(x2.to(self.act_dtype))
+            y = torch.ops.aten._weight_int8pack_mm(xk, self.qweight, self.scales).to(x.dtype)
         else:
             # the per-row scale factors out of the dot product: (x @ q^T) * s
             y = F.linear(x2, self.qweight.to(x.dtype)) * self.scales.to(x.dtype)
@@ -210,6 +243,7 @@ class Int4Linear(nn.Module):
         linear: nn.Linear,
         group_size: int = DEFAULT_GROUP_SIZE,
         use_kernel: bool | None = None,
+        act_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         w = linear.weight
@@ -221,13 +255,10 @@ class Int4Linear(nn.Module):
         if self.padded_in != self.in_features:
             wf = F.pad(wf, (0, self.padded_in - self.in_features))
         q, scale_min = quantize_int4(wf, group_size)  # (N, Kp) uint8, (N, G, 2)
-        kernel_ok = (
-            group_size in INT4_KERNEL_GROUP_SIZES
-            and self.out_features % 16 == 0
-            and self.padded_in % 2 == 0
-        )
+        kernel_ok = group_size in INT4_KERNEL_GROUP_SIZES and self.out_features % 16 == 0
+        self.act_dtype = act_dtype or kernel_dtype(w.device, dtype)
         if use_kernel is None:
-            use_kernel = kernel_ok and int4_kernel_available(w.device, dtype)
+            use_kernel = kernel_ok and int4_kernel_available(w.device, self.act_dtype)
         elif use_kernel and not kernel_ok:
             raise ValueError(
                 f"the int4 kernel needs out_features % 16 == 0 and group_size in "
@@ -235,7 +266,7 @@ class Int4Linear(nn.Module):
             )
         self.use_kernel = use_kernel
         if use_kernel:
-            packed, sz = int4_kernel_operands(q, scale_min, dtype)
+            packed, sz = int4_kernel_operands(q, scale_min, self.act_dtype)
             self.register_buffer("qweight", packed.to(w.device))  # kernel layout, uint8
             self.register_buffer("scale_min", sz.to(w.device))  # (G, N, 2): scale, zero
         else:
@@ -246,7 +277,9 @@ class Int4Linear(nn.Module):
 
     @property
     def backend(self) -> str:
-        return "aten._weight_int4pack_mm_for_cpu" if self.use_kernel else "dequantize+matmul"
+        if not self.use_kernel:
+            return "dequantize+matmul"
+        return f"aten._weight_int4pack_mm_for_cpu, {str(self.act_dtype).replace('torch.', '')} act"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -254,10 +287,10 @@ class Int4Linear(nn.Module):
         if self.padded_in != self.in_features:
             x2 = F.pad(x2, (0, self.padded_in - self.in_features))  # (M, Kp)
         if self.use_kernel:
-            sz = self.scale_min if self.scale_min.dtype == x.dtype else self.scale_min.to(x.dtype)
+            xk = _aligned(x2.to(self.act_dtype))
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-                x2.contiguous(), self.qweight, self.group_size, sz
-            )
+                xk, self.qweight, self.group_size, self.scale_min
+            ).to(x.dtype)
         else:
             q = unpack_nibbles(self.qweight)
             y = F.linear(x2, _dequant_int4(q, self.scale_min, self.group_size, x.dtype))
@@ -281,12 +314,14 @@ def quantize_model(
     group_size: int = DEFAULT_GROUP_SIZE,
     *,
     use_kernel: bool | None = None,
+    act_dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """Replace every nn.Linear of `model` (in place) by its weight-only quantized version.
 
     mode: "int8" (per-channel) or "int4" (groups of `group_size`); "none" returns the model
     unchanged. `use_kernel` forces (True) or forbids (False) the fused CPU kernels; by default
-    each layer uses them when they run on its device and dtype. Returns the model.
+    each layer uses them when they run on its device and dtype. `act_dtype` is the activation
+    dtype handed to the kernels (default: kernel_dtype()). Returns the model.
     """
     m = check_mode(mode)
     if m is None:
@@ -298,9 +333,9 @@ def quantize_model(
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         if m == "int8":
-            new: nn.Module = Int8Linear(linear, use_kernel=use_kernel)
+            new: nn.Module = Int8Linear(linear, use_kernel, act_dtype)
         else:
-            new = Int4Linear(linear, group_size, use_kernel=use_kernel)
+            new = Int4Linear(linear, group_size, use_kernel, act_dtype)
         setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
     model.quantization = {"mode": m, "group_size": group_size if m == "int4" else None}
     return model
