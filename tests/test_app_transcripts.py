@@ -10,7 +10,7 @@ import pytest
 from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
 from textual.widgets import DataTable
 
-from tui_gen.app import app as app_module
+from tui_gen.app import generation as generation_module
 from tui_gen.app.screens.confirm import ConfirmScreen
 from tui_gen.app.screens.transcripts import TranscriptBrowser
 from tui_gen.app.transcripts import Conversation, TranscriptStore, Turn
@@ -56,7 +56,7 @@ async def test_every_turn_is_autosaved(tmp_path: Path) -> None:
 
 
 async def test_a_reply_in_progress_is_saved_as_interrupted(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(app_module, "PARTIAL_SAVE_INTERVAL", 0.0)
+    monkeypatch.setattr(generation_module, "PARTIAL_SAVE_INTERVAL", 0.0)
     fake = FakeEngine(pause_after=5)
     app = make_app(tmp_path, fake, flush_interval=0.0)
     async with app.run_test(size=SIZE) as pilot:

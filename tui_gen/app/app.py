@@ -13,10 +13,7 @@ keymap), is listed in the help screen (F1), and has a command-palette entry (Ctr
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,21 +25,18 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.worker import Worker
 
 from tui_gen.app import commands, gcpause, slash
 from tui_gen.app.autosave import AutoSaver
 from tui_gen.app.codeblocks import code_blocks
+from tui_gen.app.config import AppConfig
+from tui_gen.app.generation import GenerationMixin
 from tui_gen.app.messages import (
     EngineFailed,
     EngineLoaded,
     ModelInfo,
-    ReplyChunk,
-    ReplyFailed,
-    ReplyFinished,
-    ReplyNotice,
 )
-from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values, to_overrides
+from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values
 from tui_gen.app.sanitize import sanitize
 from tui_gen.app.screens.help import HelpScreen
 from tui_gen.app.screens.transcripts import TranscriptBrowser
@@ -57,82 +51,24 @@ from tui_gen.app.transcripts import (
     now_iso,
     stats_line,
 )
-from tui_gen.app.widgets.chat_view import ChatView, ReplyTurn
+from tui_gen.app.widgets.chat_view import ChatView
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
 from tui_gen.app.worker import (
-    GenerationJob,
     load_generator,
     model_info,
-    run_generation,
     warm_up_highlighting,
 )
 
 #: below this width the sampling panel starts hidden (F2 still shows it)
 NARROW_WIDTH = 100
-#: how often a reply that is still streaming is saved (so a crash keeps most of it)
-PARTIAL_SAVE_INTERVAL = 2.0
 
-#: how long after a reply the deferred full garbage collection runs
-GC_DELAY = 1.0
 
 PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
 
 
-@dataclass
-class AppConfig:
-    """What the command line decided; see from_args."""
-
-    model: str
-    device: str = "auto"
-    dtype: str = "auto"
-    max_context: int | None = None
-    theme: str | None = None
-    transcripts: str | None = None
-    system: str | None = None
-    sampling: dict[str, Number] = field(default_factory=dict)  #: slider values from flags
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-
-    @classmethod
-    def from_args(cls, args: Any) -> AppConfig:
-        """Build from tui_gen.cli's Namespace (flags that were not given are None)."""
-        from tui_gen.cli import sampling_overrides
-
-        overrides = sampling_overrides(args)
-        sampling = clean_values({k: v for k, v in overrides.items() if k in BY_NAME})
-        if overrides.get("do_sample") is False:
-            sampling["temperature"] = 0.0  # --greedy: the slider shows it, and can undo it
-        return cls(
-            model=str(args.model),
-            device=getattr(args, "device", "auto") or "auto",
-            dtype=getattr(args, "dtype", "auto") or "auto",
-            max_context=getattr(args, "max_context", None),
-            theme=getattr(args, "theme", None),
-            transcripts=getattr(args, "transcripts", None),
-            system=getattr(args, "system", None),
-            sampling=sampling,
-            stop=list(overrides.get("stop_strings", [])),
-            seed=overrides.get("seed"),
-        )
-
-
-@dataclass
-class _Generation:
-    """The reply being generated: its job, worker and widget."""
-
-    job: GenerationJob
-    worker: Worker[Any]
-    reply: ReplyTurn
-    turns_before: list[Turn]
-    started: float = field(default_factory=time.monotonic)
-    tokens: int = 0
-    last_save: float = field(default_factory=time.monotonic)
-    ending: bool = False
-
-
-class TuiGenApp(App[int]):
+class TuiGenApp(GenerationMixin, App[int]):
     """Chat with a local language model."""
 
     TITLE = "tui-gen"
@@ -143,9 +79,9 @@ class TuiGenApp(App[int]):
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("ctrl+r", "reset", "New chat", id="reset"),
         Binding("ctrl+g", "regenerate", "Regenerate", id="regenerate"),
-        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
+        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last", show=False),
         Binding("ctrl+o", "transcripts", "Transcripts", id="transcripts"),
-        Binding("ctrl+s", "export", "Export", id="export"),
+        Binding("ctrl+s", "export", "Export", id="export", show=False),
         Binding("f1", "help", "Help", id="help"),
         Binding("f2", "toggle_panel", "Sliders", id="toggle_panel"),
         Binding("f4", "change_theme", "Theme", id="theme", show=False),
@@ -180,7 +116,7 @@ class TuiGenApp(App[int]):
         # slider values: flags beat remembered values beat the model's defaults
         self._explicit = {**self.settings.sampling, **config.sampling}
         self.sampling: dict[str, Number] = {p.name: p.default for p in PARAMS} | self._explicit
-        self._generation: _Generation | None = None
+        self._generation = None
         self._gen_counter = 0
         self._queued: str | None = None  # a prompt sent while the model was still loading
         self.autosaver = AutoSaver(self.store, self._run_save, self._save_failed)
@@ -226,7 +162,7 @@ class TuiGenApp(App[int]):
                 yield PromptInput(placeholder=PLACEHOLDER, id="prompt")
             yield SamplingPanel(self.sampling, id="side-panel")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def chat_view(self) -> ChatView:
@@ -243,10 +179,6 @@ class TuiGenApp(App[int]):
     @property
     def panel(self) -> SamplingPanel:
         return self.query_one(SamplingPanel)
-
-    @property
-    def generating(self) -> bool:
-        return self._generation is not None
 
     def on_mount(self) -> None:
         if self.settings.keymap:
@@ -354,133 +286,6 @@ class TuiGenApp(App[int]):
             return True
         await self._start("send", text)
         return True
-
-    def _overrides(self) -> dict[str, Any]:
-        o: dict[str, Any] = to_overrides(self.sampling)
-        if self.config.stop:
-            o["stop_strings"] = list(self.config.stop)
-        if self.config.seed is not None:
-            o["seed"] = self.config.seed + self._gen_counter  # reproducible, yet regenerate varies
-        return o
-
-    async def _start(self, kind: str, text: str = "") -> None:
-        self._gen_counter += 1
-        job = GenerationJob(self._gen_counter, kind, text, self._overrides())
-        turns_before = list(self.conversation.turns)
-        if kind == "send":
-            turns_before = turns_before[:-1]  # the user turn goes too if this fails
-        reply = await self.chat_view.add_reply(self._model_label())
-        reply.start()
-        kwargs = {} if self._flush_interval is None else {"interval": self._flush_interval}
-        worker = self.run_worker(
-            partial(run_generation, self.chat, job, self.post_message, **kwargs),
-            thread=True,
-            group="generate",
-            name=f"generate-{job.gen_id}",
-            exit_on_error=False,
-        )
-        self._generation = _Generation(job, worker, reply, turns_before)
-        gcpause.defer_full_collections()
-        self.status.state = "generating"
-        self.status.speed = "waiting for the first token…"
-        self._save()
-
-    def _current(self, gen_id: int) -> _Generation | None:
-        """The running generation if `gen_id` is it and it is not being wrapped up."""
-        g = self._generation
-        return g if g is not None and g.job.gen_id == gen_id and not g.ending else None
-
-    async def on_reply_chunk(self, message: ReplyChunk) -> None:
-        g = self._current(message.gen_id)
-        if g is None:
-            return  # from a generation that was stopped and already wrapped up
-        g.tokens += message.tokens
-        await g.reply.append(message.text)
-        self.status.context_used = message.context_used
-        self.status.speed = f"{g.tokens} tokens…"
-        now = time.monotonic()
-        if now - g.last_save >= PARTIAL_SAVE_INTERVAL:
-            g.last_save = now
-            self._save(partial_reply=g.reply.streamed_text)
-
-    def on_reply_notice(self, message: ReplyNotice) -> None:
-        if self._current(message.gen_id) is not None:
-            self.notify(sanitize(message.message), title="Context", severity="warning")
-
-    async def on_reply_finished(self, message: ReplyFinished) -> None:
-        await self._wrap_up(message)
-
-    async def on_reply_failed(self, message: ReplyFailed) -> None:
-        await self._wrap_up(message)
-
-    async def _wrap_up(self, message: ReplyFinished | ReplyFailed) -> None:
-        """The one place a generation ends (from its message, or from _stop_and_wait)."""
-        g = self._current(message.gen_id)
-        if g is None:
-            return
-        g.ending = True
-        try:
-            if isinstance(message, ReplyFailed):
-                await self._roll_back(g, message)
-            else:
-                await self._record_reply(g, message)
-        finally:
-            self._generation = None  # only now: `generating` is true until the screen is final
-        self._save()
-        gcpause.restore()
-        self.set_timer(GC_DELAY, self._collect_if_idle)
-
-    def _collect_if_idle(self) -> None:
-        if not self.generating:
-            gcpause.collect()
-
-    async def _record_reply(self, g: _Generation, message: ReplyFinished) -> None:
-        stopped = message.reason == "cancelled"
-        turn = Turn(
-            "assistant",
-            message.text,
-            now_iso(),
-            finish_reason=message.reason,
-            params=message.params,
-            stats=message.stats,
-            model=self._model_label(),
-        )
-        self.conversation.turns.append(turn)
-        self.conversation.updated = turn.created
-        await g.reply.finish(message.text, stats_line(turn), stopped=stopped)
-        stats = message.stats
-        tps = float(stats.get("decode_tokens_per_second") or 0.0)
-        ttft = float(stats.get("time_to_first_token") or 0.0)
-        self.status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s"
-        self.status.context_used = message.context_used
-        self.status.state = "stopped" if stopped else "ready"
-
-    async def _roll_back(self, g: _Generation, message: ReplyFailed) -> None:
-        """An engine error: the conversation goes back to before the request; nothing is lost
-        (a message that could not be answered returns to the prompt box)."""
-        self.conversation.turns = g.turns_before
-        await self._render_conversation()
-        if g.job.kind == "send" and not self.prompt.text:
-            self.prompt.set_text(g.job.text)
-        self.status.state = "ready"
-        self.status.speed = ""
-        title = "Generation failed" if message.user_error else "Engine error (a bug)"
-        self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
-
-    async def _stop_and_wait(self) -> None:
-        """Cancel the running generation and wait for its thread (at most one model step)."""
-        g = self._generation
-        if g is None:
-            return
-        g.job.cancel.set()
-        self.status.state = "stopping"
-        with contextlib.suppress(Exception):
-            await g.worker.wait()
-        result = g.worker.result
-        if isinstance(result, (ReplyFinished, ReplyFailed)):
-            await self._wrap_up(result)
-        elif self._generation is g:  # the worker died without a final message
-            await self._wrap_up(ReplyFailed(g.job.gen_id, "the generation thread ended", False))
 
     # --- actions -------------------------------------------------------------------------------
     async def action_stop(self) -> None:

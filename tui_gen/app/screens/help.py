@@ -76,7 +76,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static("tui-gen help", classes="help--title")
             with VerticalScroll():
                 yield Markdown(self._text, open_links=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

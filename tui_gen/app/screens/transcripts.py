@@ -90,7 +90,7 @@ class TranscriptBrowser(ModalScreen[str | None]):
             yield table
             with VerticalScroll(id="transcript-preview"):
                 yield Markdown("", parser_factory=markdown_parser, open_links=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()

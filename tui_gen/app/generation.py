@@ -1,0 +1,192 @@
+"""The life of one reply, as the app sees it: start the worker, show batches, wrap up.
+
+A mixin of TuiGenApp (it uses the app's widgets, conversation and autosave), kept apart because
+it is the one part with threads in it. The rules:
+
+* one generation at a time; `_generation` is it, until its screen is final;
+* every message carries its generation's id, and messages from a generation that was already
+  wrapped up (stopped, then reset) are dropped;
+* a generation ends in exactly one place, `_wrap_up`: from its final message, or from
+  `_stop_and_wait`, which cancels, waits for the thread (at most one model step) and uses the
+  final message the worker returned, so reset/regenerate/quit never race the thread;
+* an engine error rolls the conversation back to before the request and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.worker import Worker
+
+from tui_gen.app import gcpause
+from tui_gen.app.messages import ReplyChunk, ReplyFailed, ReplyFinished, ReplyNotice
+from tui_gen.app.params import to_overrides
+from tui_gen.app.sanitize import sanitize
+from tui_gen.app.transcripts import Turn, now_iso, stats_line
+from tui_gen.app.widgets.chat_view import ReplyTurn
+from tui_gen.app.worker import GenerationJob, run_generation
+
+if TYPE_CHECKING:
+    from tui_gen.app.app import TuiGenApp
+
+#: how often a reply that is still streaming is saved (so a crash keeps most of it)
+PARTIAL_SAVE_INTERVAL = 2.0
+#: how long after a reply the deferred full garbage collection runs
+GC_DELAY = 1.0
+
+
+@dataclass
+class _Generation:
+    """The reply being generated: its job, worker and widget."""
+
+    job: GenerationJob
+    worker: Worker[Any]
+    reply: ReplyTurn
+    turns_before: list[Turn]
+    started: float = field(default_factory=time.monotonic)
+    tokens: int = 0
+    last_save: float = field(default_factory=time.monotonic)
+    ending: bool = False
+
+
+class GenerationMixin:
+    """Reply lifecycle methods of TuiGenApp."""
+
+    _generation: _Generation | None = None
+    _gen_counter: int = 0
+
+    @property
+    def generating(self) -> bool:
+        """True from the request until the reply's final text is on screen."""
+        return self._generation is not None
+
+    def _overrides(self: TuiGenApp) -> dict[str, Any]:
+        o: dict[str, Any] = to_overrides(self.sampling)
+        if self.config.stop:
+            o["stop_strings"] = list(self.config.stop)
+        if self.config.seed is not None:
+            o["seed"] = self.config.seed + self._gen_counter  # reproducible, yet regenerate varies
+        return o
+
+    async def _start(self: TuiGenApp, kind: str, text: str = "") -> None:
+        self._gen_counter += 1
+        job = GenerationJob(self._gen_counter, kind, text, self._overrides())
+        turns_before = list(self.conversation.turns)
+        if kind == "send":
+            turns_before = turns_before[:-1]  # the user turn goes too if this fails
+        reply = await self.chat_view.add_reply(self._model_label())
+        reply.start()
+        kwargs = {} if self._flush_interval is None else {"interval": self._flush_interval}
+        worker = self.run_worker(
+            partial(run_generation, self.chat, job, self.post_message, **kwargs),
+            thread=True,
+            group="generate",
+            name=f"generate-{job.gen_id}",
+            exit_on_error=False,
+        )
+        self._generation = _Generation(job, worker, reply, turns_before)
+        gcpause.defer_full_collections()
+        self.status.state = "generating"
+        self.status.speed = "waiting for the first token…"
+        self._save()
+
+    def _current(self: TuiGenApp, gen_id: int) -> _Generation | None:
+        """The running generation if `gen_id` is it and it is not being wrapped up."""
+        g = self._generation
+        return g if g is not None and g.job.gen_id == gen_id and not g.ending else None
+
+    async def on_reply_chunk(self: TuiGenApp, message: ReplyChunk) -> None:
+        g = self._current(message.gen_id)
+        if g is None:
+            return  # from a generation that was stopped and already wrapped up
+        g.tokens += message.tokens
+        await g.reply.append(message.text)
+        self.status.context_used = message.context_used
+        self.status.speed = f"{g.tokens} tokens…"
+        now = time.monotonic()
+        if now - g.last_save >= PARTIAL_SAVE_INTERVAL:
+            g.last_save = now
+            self._save(partial_reply=g.reply.streamed_text)
+
+    def on_reply_notice(self: TuiGenApp, message: ReplyNotice) -> None:
+        if self._current(message.gen_id) is not None:
+            self.notify(sanitize(message.message), title="Context", severity="warning")
+
+    async def on_reply_finished(self: TuiGenApp, message: ReplyFinished) -> None:
+        await self._wrap_up(message)
+
+    async def on_reply_failed(self: TuiGenApp, message: ReplyFailed) -> None:
+        await self._wrap_up(message)
+
+    async def _wrap_up(self: TuiGenApp, message: ReplyFinished | ReplyFailed) -> None:
+        """The one place a generation ends (from its message, or from _stop_and_wait)."""
+        g = self._current(message.gen_id)
+        if g is None:
+            return
+        g.ending = True
+        try:
+            if isinstance(message, ReplyFailed):
+                await self._roll_back(g, message)
+            else:
+                await self._record_reply(g, message)
+        finally:
+            self._generation = None  # only now: `generating` is true until the screen is final
+        self._save()
+        gcpause.restore()
+        self.set_timer(GC_DELAY, self._collect_if_idle)
+
+    def _collect_if_idle(self: TuiGenApp) -> None:
+        if not self.generating:
+            gcpause.collect()
+
+    async def _record_reply(self: TuiGenApp, g: _Generation, message: ReplyFinished) -> None:
+        stopped = message.reason == "cancelled"
+        turn = Turn(
+            "assistant",
+            message.text,
+            now_iso(),
+            finish_reason=message.reason,
+            params=message.params,
+            stats=message.stats,
+            model=self._model_label(),
+        )
+        self.conversation.turns.append(turn)
+        self.conversation.updated = turn.created
+        await g.reply.finish(message.text, stats_line(turn), stopped=stopped)
+        stats = message.stats
+        tps = float(stats.get("decode_tokens_per_second") or 0.0)
+        ttft = float(stats.get("time_to_first_token") or 0.0)
+        self.status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s"
+        self.status.context_used = message.context_used
+        self.status.state = "stopped" if stopped else "ready"
+
+    async def _roll_back(self: TuiGenApp, g: _Generation, message: ReplyFailed) -> None:
+        """An engine error: the conversation goes back to before the request; nothing is lost
+        (a message that could not be answered returns to the prompt box)."""
+        self.conversation.turns = g.turns_before
+        await self._render_conversation()
+        if g.job.kind == "send" and not self.prompt.text:
+            self.prompt.set_text(g.job.text)
+        self.status.state = "ready"
+        self.status.speed = ""
+        title = "Generation failed" if message.user_error else "Engine error (a bug)"
+        self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
+
+    async def _stop_and_wait(self: TuiGenApp) -> None:
+        """Cancel the running generation and wait for its thread (at most one model step)."""
+        g = self._generation
+        if g is None:
+            return
+        g.job.cancel.set()
+        self.status.state = "stopping"
+        with contextlib.suppress(Exception):
+            await g.worker.wait()
+        result = g.worker.result
+        if isinstance(result, (ReplyFinished, ReplyFailed)):
+            await self._wrap_up(result)
+        elif self._generation is g:  # the worker died without a final message
+            await self._wrap_up(ReplyFailed(g.job.gen_id, "the generation thread ended", False))
