@@ -3,8 +3,10 @@
 Where themes come from, later folders overriding earlier ones by name:
 
 1. the shipped themes: the top-level ``themes/`` folder of a source checkout or editable install
-   (found next to the package, recognised by its ``pyproject.toml``), else ``tui_gen/app/themes``
-   inside an installed wheel, else ``<sys.prefix>/share/tui-gen/themes`` (setuptools data-files);
+   (found next to the package, recognised by its ``pyproject.toml``); from a wheel, which
+   installs them as data files (pyproject.toml, [tool.setuptools.data-files]), in
+   ``<sys.prefix>/share/tui-gen/themes`` (or the user base's, after ``pip install --user``);
+   ``tui_gen/app/themes/`` is also looked at, for packagers who prefer package data;
 2. the user's own: ``<config dir>/themes/*.toml`` (see settings.config_dir).
 
 The repository keeps one copy of each file, in ``themes/``; nothing is copied or symlinked.
@@ -24,6 +26,7 @@ A broken file is skipped with a one-line problem report; it never stops the app.
 
 from __future__ import annotations
 
+import site
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -62,7 +65,8 @@ def shipped_theme_dirs() -> list[Path]:
     if (checkout / "pyproject.toml").is_file():
         candidates.append(checkout / "themes")
     candidates.append(here / "themes")
-    candidates.append(Path(sys.prefix) / "share" / "tui-gen" / "themes")
+    for base in (sys.prefix, site.getuserbase()):  # pip install, pip install --user
+        candidates.append(Path(base) / "share" / "tui-gen" / "themes")
     return [d for d in candidates if d.is_dir()][:1]
 
 
