@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, wait_until
+from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
 from textual.app import App, ComposeResult
 
 from tui_gen.app.widgets.slider import Slider
@@ -159,3 +159,32 @@ async def test_command_line_values_beat_remembered_ones(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.sampling["temperature"] == 0.1 and app.sampling["top_k"] == 5
         assert app.sampling["top_p"] == 0.9  # from the model
+
+
+@pytest.mark.usefixtures("isolated_dirs")
+async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
+    tmp_path: Path,
+) -> None:
+    long = "\n\n".join(f"Step {i}: stir the soup." for i in range(80))
+    fake = FakeEngine([long], pause_after=100)
+    app = make_app(tmp_path, fake, flush_interval=0.0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        await send(pilot, "soup?")
+        await wait_until(pilot, fake.paused.is_set)
+        view = app.chat_view
+        await wait_until(pilot, lambda: "Step 19:" in view.last_reply().source)
+        await pilot.pause(0.2)
+        assert view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # pinned
+        view.focus()
+        await pilot.press("pageup")  # the user wants to read something further up
+        await pilot.pause()
+        held = view.scroll_y
+        assert held < view.max_scroll_y
+        fake.resume.set()
+        await wait_until(pilot, lambda: not app.generating)
+        await pilot.pause(0.2)
+        assert view.scroll_y == held < view.max_scroll_y  # the text did not yank the view
+        await pilot.press("end")  # back at the bottom: pinned again for the next reply
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y

@@ -590,6 +590,7 @@ class TuiGenApp(GenerationMixin, App[int]):
         g = self._generation
         if g is not None:
             g.job.cancel.set()  # e.g. the terminal closed: let the thread end within a step
+        gcpause.restore()
 
     # --- keys, help and the command palette ----------------------------------------------------
     def binding_rows(self) -> list[tuple[str, str, str]]:

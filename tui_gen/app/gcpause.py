@@ -23,7 +23,10 @@ _saved: tuple[int, int, int] | None = None
 
 
 def freeze_startup_objects() -> None:
-    gc.freeze()
+    """Move every object alive now to the permanent generation (once per process: what
+    lives after the first model load is what lives for the session)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def defer_full_collections() -> None:
