@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,35 @@ async def test_deleting_the_open_conversation_never_writes_it_back(tmp_path: Pat
         await pilot.press("ctrl+q")
     assert not (tmp_path / "transcripts" / f"{conv_id}.json").exists()
     assert (tmp_path / "transcripts" / ".trash" / f"{conv_id}.json").exists()
+
+
+async def test_quitting_mid_reply_keeps_the_partial_reply(tmp_path: Path) -> None:
+    fake = FakeEngine(pause_after=6)
+    app = make_app(tmp_path, fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "quick, before I go")
+        await wait_until(pilot, fake.paused.is_set)
+        threading.Timer(0.1, fake.resume.set).start()  # the model step under way ends
+        await pilot.press("ctrl+q")
+    turns = saved(tmp_path, app.conversation.id)["turns"]
+    assert turns[1]["finish_reason"] == "cancelled"
+    assert turns[1]["content"] == "Here is a quick **pancake** batter:\n\n1."
+    assert fake.yielded == 7
+
+
+async def test_a_failing_autosave_is_reported_and_the_chat_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the transcripts folder should be")
+    app = make_app(tmp_path, transcripts=str(blocker))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await reply(pilot, "hello")
+        await wait_until(
+            pilot,
+            lambda: any("cannot save" in n.message for n in app._notifications),
+            "the autosave error",
+        )
+        await reply(pilot, "still here?")
+        assert len(app.conversation.turns) == 4
+    assert blocker.read_text().startswith("a file")

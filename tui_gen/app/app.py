@@ -87,6 +87,14 @@ class TuiGenApp(GenerationMixin, App[int]):
         Binding("f4", "change_theme", "Theme", id="theme", show=False),
         Binding("f5", "copy_reply", "Copy reply", id="copy_reply", show=False),
         Binding("f8", "copy_code", "Copy code", id="copy_code", show=False),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Command palette",
+            id="command_palette",
+            priority=True,
+            show=False,
+        ),
     ]
 
     def __init__(
