@@ -325,8 +325,7 @@ async def test_slash_system_sets_shows_and_clears(tmp_path: Path) -> None:
         await pilot.pause()
         assert any(n == "System prompt: You are a [b]French[/b] chef." for n in notes(app))
         await reply(pilot, "hi")
-        prompt = app.chat.render()
-        assert prompt.startswith("System: You are a") or "French" in prompt
+        assert app.chat.render().startswith("You are a [b]French[/b] chef.\n\nUser: hi\n")
         await pilot.press(*"/system -", "enter")
         assert app.chat.system is None and app.conversation.system is None
 

@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class _Counter:
         self.finals: list[str] = []
         engine.stream_events = self.stream
 
-    def stream(self, *args: Any, **kwargs: Any):
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for ev in self.original(*args, **kwargs):
             if isinstance(ev, self._token):
                 self.tokens += 1
@@ -83,7 +84,7 @@ class SyntheticEngine:
     def reset(self) -> None:
         self.cached_tokens = 0
 
-    def stream_events(self, ids: list[int], params: Any, *, cancel: Any = None):
+    def stream_events(self, ids: list[int], params: Any, *, cancel: Any = None) -> Iterator[Any]:
         from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
 
         words = ["Stir", "the", "**sauce**", "gently,", "then", "`simmer`", "for", "ten"]

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ class _Gate:
         self.paused, self.release = threading.Event(), threading.Event()
         engine.stream_events = self.stream
 
-    def stream(self, *args: Any, **kwargs: Any):
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         n = 0
         for ev in self.original(*args, **kwargs):
             yield ev

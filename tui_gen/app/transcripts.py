@@ -76,7 +76,8 @@ class Conversation:
     title: str = ""
 
     @classmethod
-    def new(cls, model: str, system: str | None = None, created: str | None = None):
+    def new(cls, model: str, system: str | None = None, created: str | None = None) -> Conversation:
+        """An empty conversation with a fresh, time-sortable id."""
         created = created or now_iso()
         return cls(new_id(created), model, created, created, system)
 

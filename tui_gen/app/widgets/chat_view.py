@@ -75,7 +75,9 @@ class ReplyTurn(Vertical):
     }
     """
 
-    def __init__(self, model: str, content: str = "", meta: str = "", stopped: bool = False):
+    def __init__(
+        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
         self._initial = sanitize(content)
@@ -241,7 +243,9 @@ class ChatView(VerticalScroll):
         self.anchor()
         return turn
 
-    async def add_reply(self, model: str, content: str = "", meta: str = "", stopped=False):
+    async def add_reply(
+        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+    ) -> ReplyTurn:
         turn = ReplyTurn(model, content, meta, stopped)
         await self.mount(turn)
         self._sync_welcome()
