@@ -1,11 +1,11 @@
-"""The tui-gen chat application: layout, key bindings, palette commands, and the reply lifecycle.
+"""The tui-gen chat application: layout, key bindings, actions, slash commands, settings.
 
 Threads and ownership: the model loads and generates on Textual thread workers (worker.py) that
 post messages (messages.py); only this class touches widgets, the Conversation (what is saved)
 and the settings. The ChatSession (what the model sees) is handed to one worker at a time; the
 app touches it only while no generation runs, and always cancels and waits for the running
 worker before reset, regenerate, edit, reopen or quit, because a Generator refuses a second
-concurrent generation.
+concurrent generation (the reply lifecycle itself is in generation.py).
 
 Every action has a binding with an id, so it can be remapped in the settings file (Textual's
 keymap), is listed in the help screen (F1), and has a command-palette entry (Ctrl+P).
@@ -31,11 +31,7 @@ from tui_gen.app.autosave import AutoSaver
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
-from tui_gen.app.messages import (
-    EngineFailed,
-    EngineLoaded,
-    ModelInfo,
-)
+from tui_gen.app.messages import EngineFailed, EngineLoaded, ModelInfo
 from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values
 from tui_gen.app.sanitize import sanitize
 from tui_gen.app.screens.help import HelpScreen
@@ -55,16 +51,10 @@ from tui_gen.app.widgets.chat_view import ChatView
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
-from tui_gen.app.worker import (
-    load_generator,
-    model_info,
-    warm_up_highlighting,
-)
+from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
 
 #: below this width the sampling panel starts hidden (F2 still shows it)
 NARROW_WIDTH = 100
-
-
 PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
 
 
@@ -234,7 +224,8 @@ class TuiGenApp(GenerationMixin, App[int]):
         info = message.info
         self.chat.system = self.conversation.system
         self.chat.messages = self.conversation.messages()
-        if not self.conversation.turns or self.conversation.model in ("", self.config.model):
+        placeholder = Path(self.config.model).name or self.config.model
+        if self.conversation.model in ("", placeholder):  # not a reopened conversation
             self.conversation.model = info.name
         status = self.status
         status.model = info.name
@@ -314,10 +305,10 @@ class TuiGenApp(GenerationMixin, App[int]):
     async def action_reset(self) -> None:
         """Start a new conversation: clear the turns and the model's KV cache."""
         await self._stop_and_wait()
-        if self._queued is not None:
-            self._queued = None
+        self._queued = None
         if self.chat is not None:
             self.chat.reset()
+        had_turns = bool(self.conversation.turns)
         self.conversation = Conversation.new(self._model_label(), self.conversation.system)
         await self.chat_view.clear_turns()
         self.status.context_used = 0
@@ -325,7 +316,8 @@ class TuiGenApp(GenerationMixin, App[int]):
         if self.engine is not None:
             self.status.state = "ready"
         self.prompt.focus()
-        self.notify("New conversation (the previous one is saved).", title="Reset", timeout=3)
+        saved = f" (the previous one is saved in {self.store.folder})" if had_turns else ""
+        self.notify(f"New conversation{saved}.", title="Reset", timeout=3)
 
     async def action_regenerate(self) -> None:
         """Generate the last reply again (with the current slider values)."""
