@@ -277,7 +277,7 @@ def format_recipe(r: Recipe, rng: random.Random, lead: str = "", intro: bool = T
     parts: list[str] = []
     if lead:
         parts.append(lead)
-    if intro and r.desc and not lead and rng.random() < 0.35:
+    if intro and r.desc and not lead and rng.random() < 0.5:
         parts.append(
             rng.choice(
                 [
@@ -288,7 +288,7 @@ def format_recipe(r: Recipe, rng: random.Random, lead: str = "", intro: bool = T
                 ]
             )
         )
-    parts.append(rng.choice(["{}", "{}", "## {}", "**{}**"]).format(r.title))
+    parts.append(rng.choice(["{}", "## {}", "## {}", "**{}**"]).format(r.title))
     if r.serves and rng.random() < 0.7:
         total = r.prep + r.cook
         meta = rng.choice(
@@ -314,8 +314,8 @@ def format_recipe(r: Recipe, rng: random.Random, lead: str = "", intro: bool = T
 
 
 def _ask(template: str, dish_name: str, rng: random.Random, **kw: str) -> str:
-    """Fill a question phrasing; users type dish names in lower case more often than not."""
-    name = dish_name.lower() if rng.random() < 0.65 else dish_name
+    """Fill a question phrasing; about a third of the time the dish name is typed in lower case."""
+    name = dish_name.lower() if rng.random() < 0.35 else dish_name
     q = template.replace("{dish}", name)
     for k, v in kw.items():
         q = q.replace("{" + k + "}", v)
