@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,12 @@ PROMPTS = [
     "What can I cook with leftover rice?",
     "How long should I boil an egg?",
 ]
+FOLLOW_UPS = [
+    "Give me a recipe for savoury pancakes.",
+    "Give me a recipe for a quick tomato soup.",
+    "How do I make a simple risotto?",
+]
+GATE_AFTER = 30
 
 
 class _Gate:
@@ -79,6 +86,25 @@ async def _ask(pilot: Any, text: str) -> None:
     await _until(pilot, lambda: len(app.conversation.turns) >= n + 2 and not app.generating)
 
 
+def _paused_or_done(gate: _Gate, app: Any) -> bool:
+    return gate.paused.is_set() or not app.generating
+
+
+async def _stream_until_gate(pilot: Any, prompts: list[str], after: int) -> _Gate:
+    """Send follow-ups until one streams at least `after` tokens (a tiny model may answer a
+    follow-up in a few words); return with the engine paused mid-reply."""
+    app = pilot.app
+    for text in prompts:
+        gate = _Gate(app.engine, after=after)
+        app.prompt.insert(text)
+        await pilot.press("enter")
+        await _until(pilot, partial(_paused_or_done, gate, app))
+        if gate.paused.is_set():
+            return gate
+        gate.remove()
+    raise SystemExit("screenshots: no reply was long enough to catch mid-stream")
+
+
 def _save(app: Any, out: Path, name: str) -> Path:
     path = out / name
     app.save_screenshot(filename=name, path=str(out))
@@ -114,10 +140,7 @@ async def make_screenshots(model: str, out: Path, device: str = "cpu") -> list[P
             await pilot.pause(0.3)
         app.clear_notifications()
         await _ask(pilot, PROMPTS[0])
-        gate = _Gate(app.engine, after=40)
-        app.prompt.insert("And a savoury version?")
-        await pilot.press("enter")
-        await _until(pilot, gate.paused.is_set)
+        gate = await _stream_until_gate(pilot, FOLLOW_UPS, after=GATE_AFTER)
         await pilot.pause(1.0)  # let the stream draw what it has
         app.clear_notifications()
         written.append(_save(app, out, "chat-streaming.svg"))

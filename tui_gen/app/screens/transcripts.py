@@ -30,7 +30,7 @@ from tui_gen.app.transcripts import (
 )
 from tui_gen.app.widgets.chat_view import markdown_parser
 
-TITLE_WIDTH = 44
+TITLE_WIDTH = 32
 
 
 def _when(iso: str) -> str:
