@@ -68,10 +68,9 @@ class ReplyTurn(Vertical):
         & > Markdown { margin: 0; padding: 0; background: transparent; }
         & > Markdown > MarkdownBlock:last-child { margin-bottom: 0; }
         & > .reply--meta { color: $foreground-muted; }
-        &.-generating > .reply--who { color: $accent; }
+        & > .reply--who.-generating { color: $accent; }
         &.-stopped { border-left: outer $warning; }
-        &.-stopped > .reply--meta { color: $warning; }
-        &.-empty > Markdown { display: none; }
+        & > .reply--meta.-stopped { color: $warning; }
     }
     """
 
@@ -87,12 +86,15 @@ class ReplyTurn(Vertical):
         self._flush_timer: Timer | None = None
         self._flush_due = 0.0
         self._interval = STREAM_INTERVAL
+        self._stopped = stopped
         self.set_class(stopped, "-stopped")
 
     def compose(self) -> ComposeResult:
         yield Label(Text(sanitize(self.model) or "Assistant"), classes="reply--who")
         yield Markdown(self._initial, parser_factory=markdown_parser, open_links=False)
-        yield Label(Text(self._meta), classes="reply--meta")
+        yield Label(
+            Text(self._meta), classes="reply--meta -stopped" if self._stopped else "reply--meta"
+        )
 
     @property
     def body(self) -> Markdown:
@@ -104,8 +106,11 @@ class ReplyTurn(Vertical):
         return self.body.source
 
     def start(self) -> None:
-        """Mark the reply as being generated (a live 'generating' look, no text yet)."""
-        self.add_class("-generating")
+        """Mark the reply as being generated (a live 'generating' look, no text yet).
+
+        Classes go on the small labels, not on the reply: a class change on a container
+        restyles every Markdown block inside it, which is a visible hitch on a long reply."""
+        self.query_one(".reply--who").add_class("-generating")
         self.set_meta("generating…")
 
     async def append(self, text: str) -> None:
@@ -156,14 +161,16 @@ class ReplyTurn(Vertical):
         final = sanitize(text)
         if self.body.source != final:
             await self.body.update(final)
-        self.remove_class("-generating")
-        self.set_class(stopped, "-stopped")
-        self.set_meta(meta)
+        self.query_one(".reply--who").remove_class("-generating")
+        if stopped:  # rare: only then is the whole reply restyled (its border)
+            self.add_class("-stopped")
+        self.set_meta(meta, stopped)
 
-    def set_meta(self, meta: str) -> None:
+    def set_meta(self, meta: str, stopped: bool = False) -> None:
         self._meta = meta
         for label in self.query(".reply--meta").results(Label):
             label.update(Text(meta))
+            label.set_class(stopped, "-stopped")
 
 
 class Welcome(Vertical):
