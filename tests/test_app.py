@@ -270,7 +270,9 @@ def test_importing_the_app_does_not_import_torch(tmp_path: Path) -> None:
         "import sys\n"
         "from tui_gen.app.app import TuiGenApp, AppConfig\n"
         f"app = TuiGenApp(AppConfig(model='m', transcripts={str(tmp_path)!r}))\n"
-        "import tui_gen.app.lag_bench, tui_gen.app.screenshots\n"
+        "import importlib, pkgutil, tui_gen.app\n"
+        "for m in pkgutil.walk_packages(tui_gen.app.__path__, 'tui_gen.app.'):\n"
+        "    importlib.import_module(m.name)\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run(
