@@ -374,3 +374,21 @@ async def test_bad_slash_commands_explain_and_keep_the_app_going(tmp_path: Path)
         await pilot.press(*"//etc/hosts is a file", "enter")
         await wait_until(pilot, lambda: len(app.conversation.turns) == 2 and not app.generating)
         assert app.conversation.turns[0].content == "/etc/hosts is a file"
+
+
+async def test_a_failed_regenerate_keeps_the_previous_reply(tmp_path: Path) -> None:
+    from tui_gen.errors import TuiGenError
+
+    fake = FakeEngine(["the first answer"])
+    app = make_app(tmp_path, fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await reply(pilot, "q")
+        fake.error = TuiGenError("out of memory")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: not app.generating and len(fake.calls) == 2)
+        await pilot.pause()
+        assert [t.content for t in app.conversation.turns] == ["q", "the first answer"]
+        assert app.chat.messages[-1]["content"] == "the first answer"
+        assert app.chat_view.last_reply().source == "the first answer"
+        assert any("out of memory" in n for n in notes(app))

@@ -329,8 +329,6 @@ class TuiGenApp(GenerationMixin, App[int]):
         if not turns or turns[-1].role != "assistant":
             self.notify("There is no reply to regenerate yet.", severity="warning")
             return
-        turns.pop()
-        await self.chat_view.remove_last(1)
         await self._start("regenerate")
 
     async def action_edit_last(self) -> None:

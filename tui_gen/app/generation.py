@@ -75,9 +75,14 @@ class GenerationMixin:
     async def _start(self: TuiGenApp, kind: str, text: str = "") -> None:
         self._gen_counter += 1
         job = GenerationJob(self._gen_counter, kind, text, self._overrides())
+        # what the conversation goes back to if the engine fails: without the new message,
+        # or with the reply that was being regenerated
         turns_before = list(self.conversation.turns)
         if kind == "send":
-            turns_before = turns_before[:-1]  # the user turn goes too if this fails
+            turns_before = turns_before[:-1]
+        else:
+            self.conversation.turns.pop()
+            await self.chat_view.remove_last(1)
         reply = await self.chat_view.add_reply(self._model_label())
         reply.start()
         kwargs = {} if self._flush_interval is None else {"interval": self._flush_interval}
