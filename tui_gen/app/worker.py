@@ -12,6 +12,7 @@ before it loads.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,12 @@ Post = Callable[[Message], Any]
 def load_generator(
     model: str, device: str = "auto", dtype: str = "auto", max_context: int | None = None
 ) -> Any:
-    """Load the real engine (imports torch: call it on a worker thread)."""
+    """Load the real engine (imports torch: call it on a worker thread).
+
+    OpenMP threads that spin while waiting for work would take the CPU the UI thread needs to
+    draw and read keys (on two cores, spinning halved the decode speed and multiplied the UI's
+    lag); passive waiting is set unless the user chose a policy."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from tui_gen.engine.generator import Generator
 
     return Generator.load(model, device=device, dtype=dtype, max_context=max_context)
