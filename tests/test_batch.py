@@ -177,3 +177,17 @@ def test_qwen2_attention_bias_batches_too(tiny_qwen2: Path) -> None:
     g = Generator.load(tiny_qwen2, device="cpu")
     kw = dict(do_sample=False, max_new_tokens=12)
     assert g.generate_batch(PROMPTS, **kw) == [g.generate(p, **kw) for p in PROMPTS]
+
+
+def test_trained_cooking_model_batches_like_one_at_a_time(cooking_dir: Path) -> None:
+    """A real model that ends its replies with EOS at different lengths, chat template on."""
+    from tui_gen.engine.chat import ChatSession
+
+    g = Generator.load(cooking_dir, device="cpu")
+    prompts = []
+    for q in ("How do I make pancakes?", "Soup?", "What goes well with salmon and rice tonight?"):
+        session = ChatSession(g)
+        session.messages.append({"role": "user", "content": q})
+        prompts.append(session.prompt_ids(40)[0])
+    kw = dict(do_sample=False, max_new_tokens=40)
+    assert g.generate_batch(prompts, **kw) == [g.generate(p, **kw) for p in prompts]

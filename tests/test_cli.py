@@ -231,7 +231,11 @@ def test_bad_input_fails_fast_with_one_line(
     assert time.perf_counter() - t0 < 30  # (no model load; generous for a busy machine)
 
 
-def test_bad_input_found_after_loading(tiny_byte: Path, tmp_path: Path) -> None:
-    """Errors only the model can reveal: still one line and exit 2."""
-    _assert_one_line_error(run(tmp_path, "--prompt", "x"), "config.json")
+def test_missing_model_fails_fast(tmp_path: Path) -> None:
+    _assert_one_line_error(run(tmp_path / "nope", "--prompt", "x"), "no such file or directory")
+    _assert_one_line_error(run("info", tmp_path / "nope"), "no such file or directory")
+
+
+def test_bad_input_found_after_loading(tiny_byte: Path) -> None:
+    """An error only the loaded model can reveal: still one line and exit 2."""
     _assert_one_line_error(run(tiny_byte, "--prompt", "x", "--system", "s"), "chat template")

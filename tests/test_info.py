@@ -70,16 +70,18 @@ def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
         describe(str(tmp_path / "nope"))
 
 
-def test_console_script(tiny_llama: Path, tmp_path: Path) -> None:
+def test_console_script(tiny_llama: Path) -> None:
     r = subprocess.run(
         [TUI_GEN, "info", str(tiny_llama), "--json"], capture_output=True, text=True, env=ENV
     )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["architecture"] == "llama" and d["parameters"] > 0
+
+
+def test_broken_config_is_a_user_error(tiny_llama: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(tiny_llama, broken)
     (broken / "config.json").write_text("{not json")
-    r = subprocess.run([TUI_GEN, "info", str(broken)], capture_output=True, text=True, env=ENV)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "config.json" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(TuiGenError, match=r"config\.json"):
+        describe(str(broken))

@@ -187,10 +187,26 @@ def build_main_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tui-gen {__version__}")
     h = p.add_argument_group("headless generation")
     h.add_argument("--prompt", help="generate one reply and print it ('-' reads stdin)")
-    h.add_argument("--prompts", metavar="FILE", help="one prompt per line, or JSONL with 'prompt'")
-    h.add_argument("--output", metavar="FILE", help="where --prompts results go (default stdout)")
+    h.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="run every prompt of FILE: one per line, or JSONL objects with 'prompt' and "
+        "optional per-prompt values (temperature, max_new_tokens, seed, stop, system, "
+        "num_return_sequences, num_beams, id, ...); '-' reads stdin",
+    )
+    h.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write replies to FILE instead of stdout (with --prompts: one line per reply, "
+        "newlines escaped as \\n, in input order)",
+    )
     h.add_argument("--no-stream", action="store_true", help="print the reply when it is complete")
-    h.add_argument("--json", action="store_true", help="write JSONL records with stats")
+    h.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per reply: prompt, reply, finish_reason, prompt/generated token "
+        "counts, time_to_first_token, tokens_per_second, the sampling values used",
+    )
     h.add_argument(
         "--num-return-sequences",
         type=_positive_int("--num-return-sequences"),
@@ -213,6 +229,7 @@ def build_main_parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--length-penalty",
         type=_checked("--length-penalty", _float("--length-penalty")),
+        metavar="X",
         help="beam score = log-prob / length**penalty (default 1; > 0 favours longer)",
     )
     h.add_argument(

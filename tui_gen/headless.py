@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -56,7 +56,6 @@ class Job:
     beam: BeamParams | None
     chat: bool
     strip: bool = False  # plain chat format: the reply starts after "Assistant:"
-    request_ids: list[int] = field(default_factory=list)
 
 
 # --- checks before loading ------------------------------------------------------------------
@@ -245,7 +244,7 @@ def _record(
         {
             "sequence": seq,
             "prompt": job.spec.prompt,
-            "reply": text.strip() if job.strip else text,
+            "reply": text.lstrip() if job.strip else text,  # as streamed
             "finish_reason": reason,
             "prompt_tokens": stats.prompt_tokens,
             "generated_tokens": stats.generated_tokens,
@@ -355,26 +354,24 @@ def _run_jobs(
     t0 = time.perf_counter()
     done = tokens = 0
     order = 0  # position of each reply in the output
+    pending: list[tuple[Request, Job, int]] = []  # sampled/greedy replies not yet run
+
+    def flush_batch() -> None:
+        """Run the pending replies batch by batch; records come out in input order."""
+        nonlocal done, tokens
+        by_index = {r.index: (r, job, seq) for r, job, seq in pending}
+        reqs = [r for r, _, _ in pending]
+        pending.clear()
+        for ev in gen.stream_batch(reqs, cancel=cancel, batch_size=batch_size):
+            if isinstance(ev, FinishEvent):
+                req, job, seq = by_index[ev.index]
+                rec = _record(job, seq, ev.text, ev.reason, ev.stats, req.params)
+                writer.add(req.index, rec, job.n)
+                done += 1
+                tokens += ev.stats.generated_tokens
+                progress.advance(tokens, time.perf_counter() - t0)
+
     try:
-        pending: list[tuple[Request, Job, int, int]] = []  # (request, job, seq, order)
-
-        def flush_batch() -> None:
-            nonlocal done, tokens
-            if not pending:
-                return
-            by_index = {r.index: (job, seq, o) for r, job, seq, o in pending}
-            reqs = [r for r, *_ in pending]
-            pending.clear()
-            for ev in gen.stream_batch(reqs, cancel=cancel, batch_size=batch_size):
-                if isinstance(ev, FinishEvent):
-                    job, seq, o = by_index[ev.index]
-                    rec = _record(job, seq, ev.text, ev.reason, ev.stats, job_params[o])
-                    writer.add(o, rec, job.n)
-                    done += 1
-                    tokens += ev.stats.generated_tokens
-                    progress.advance(tokens, time.perf_counter() - t0)
-
-        job_params: dict[int, SamplingParams] = {}
         for job in jobs:
             if cancel.is_set():
                 break
@@ -409,8 +406,7 @@ def _run_jobs(
                 p = job.params
                 if p.seed is not None and seq:
                     p = p.replace(seed=p.seed + seq)  # reply j reproduces alone with seed + j
-                job_params[order] = p
-                pending.append((Request(job.ids, p, order), job, seq, order))
+                pending.append((Request(job.ids, p, order), job, seq))
                 order += 1
         flush_batch()
     finally:

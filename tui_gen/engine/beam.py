@@ -203,15 +203,12 @@ def beam_search(
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            beam_src = torch.tensor([src[i] for i in chosen], device=dev)
-            if beam_src.tolist() != list(range(nb)):
-                for layer in range(c.num_layers):  # follow the chosen beams
-                    cache.k[layer][:, :, : L + step - 1] = cache.k[layer][
-                        beam_src, :, : L + step - 1
-                    ]
-                    cache.v[layer][:, :, : L + step - 1] = cache.v[layer][
-                        beam_src, :, : L + step - 1
-                    ]
+            parents = [src[i] for i in chosen]
+            if parents != list(range(nb)):  # the cache rows follow the chosen beams
+                filled, rows = L + step - 1, torch.tensor(parents, device=dev)
+                for layer in range(c.num_layers):
+                    cache.k[layer][:, :, :filled] = cache.k[layer][rows, :, :filled]
+                    cache.v[layer][:, :, :filled] = cache.v[layer][rows, :, :filled]
             feed = torch.tensor([r[-1] for r in running], dtype=torch.long, device=dev)[:, None]
             logits = gen.model(feed, start=L + step - 1, cache=cache)[:, -1]  # (nb, V)
         stats.decode_seconds = time.perf_counter() - t_decode
