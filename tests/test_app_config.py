@@ -47,9 +47,7 @@ def test_greedy_flag_sets_temperature_zero() -> None:
 
 async def test_flags_reach_the_engine(tmp_path: Path) -> None:
     fake = FakeEngine()
-    app = make_app(
-        tmp_path, fake, sampling={"top_k": 7}, seed=3, stop=["END"], system="Be brief."
-    )
+    app = make_app(tmp_path, fake, sampling={"top_k": 7}, seed=3, stop=["END"], system="Be brief.")
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         assert app.chat.system == "Be brief."
