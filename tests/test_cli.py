@@ -201,6 +201,7 @@ BAD_BEFORE_TORCH = [
     (["--prompt", "x", "--num-beams", "2", "--top-k", "5"], "beam search"),
     (["--prompt", "x", "--greedy", "--num-return-sequences", "2"], "identical"),
     (["--prompt", "x", "--raw", "--system", "s"], "--system"),
+    (["--prompt", "caf\udce9"], "not UTF-8"),  # the byte 0xe9 of Latin-1, as argv keeps it
 ]
 
 

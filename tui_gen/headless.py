@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tui_gen.errors import TuiGenError
-from tui_gen.prompts_file import PromptSpec, read_prompts
+from tui_gen.prompts_file import PromptSpec, check_utf8, read_prompts, read_stdin
 
 if TYPE_CHECKING:
     from tui_gen.engine.beam import BeamParams
@@ -70,6 +70,8 @@ def _cli_sampling(args: argparse.Namespace) -> dict[str, Any]:
 def _precheck(args: argparse.Namespace, specs: list[PromptSpec]) -> None:
     """Flag combinations that are wrong whatever the model is."""
     cli = _cli_sampling(args)
+    if args.system is not None:
+        check_utf8(args.system, "--system")
     if args.system is not None and args.chat is False:
         raise TuiGenError("--system needs the chat format; drop --raw (or --system)")
     for spec in specs:
@@ -136,7 +138,8 @@ def _read_specs(args: argparse.Namespace) -> list[PromptSpec]:
         return read_prompts(args.prompts)
     text = args.prompt
     if text == "-":
-        text = sys.stdin.read().rstrip("\r\n")
+        text = read_stdin().rstrip("\r\n")
+    check_utf8(text, "--prompt")
     return [PromptSpec(prompt=text, line=0)]
 
 

@@ -175,10 +175,27 @@ def parse_prompts(text: str, source: str) -> list[PromptSpec]:
     return specs
 
 
+def check_utf8(text: str, where: str) -> str:
+    """Bytes that are not UTF-8 (stdin and argv keep them as lone surrogates) are a user error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TuiGenError(f"{where} is not UTF-8 text (bad byte at character {e.start})") from None
+    return text
+
+
+def read_stdin() -> str:
+    """All of stdin as UTF-8 text."""
+    try:
+        return check_utf8(sys.stdin.read(), "stdin")
+    except UnicodeDecodeError as e:
+        raise TuiGenError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def read_prompts(path: str) -> list[PromptSpec]:
     """Read and check a prompt file ('-' = stdin)."""
     if path == "-":
-        return parse_prompts(sys.stdin.read(), "<stdin>")
+        return parse_prompts(read_stdin(), "<stdin>")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
