@@ -51,7 +51,8 @@ def test_stream_decode_concatenates_to_full_decode(text: str) -> None:
     assert stream.flush() == ""  # whole characters only: nothing left over
     assert "".join(deltas) == _TOK.decode(ids)
     assert "".join(deltas) == text  # byte-level BPE is lossless
-    assert all("\ufffd" not in d for d in deltas)  # no half characters shown
+    if "\ufffd" not in text:
+        assert all("\ufffd" not in d for d in deltas)  # no half characters shown
 
 
 @settings(max_examples=300, deadline=None)
