@@ -248,7 +248,7 @@ def _finish(r: _Row, reason: str, busy: float) -> Iterator[Event]:
         released = r.stops.feed(flush())[0] if flush is not None else ""  # a pending character
         tail = released + r.stops.flush()
         if tail:
-            yield TokenEvent(r.generated[-1] if r.generated else -1, tail, r.req.index)
+            yield TokenEvent(-1, tail, r.req.index)  # released text, not a new token
     r.stats.generated_tokens = len(r.generated)
     if r.generated:
         r.stats.decode_seconds = busy

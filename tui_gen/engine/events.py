@@ -16,7 +16,11 @@ FinishReason = Literal["eos", "stop", "length", "cancelled"]
 @dataclass(frozen=True, slots=True)
 class TokenEvent:
     """One generated token and the text it adds (may be "" while a character is incomplete,
-    or while text is held back because it could be the start of a stop string)."""
+    or while text is held back because it could be the start of a stop string).
+
+    At the very end, text that was held back is released in an event with token_id -1: it
+    adds text but is not a token, so counting tokens means counting token_id >= 0.
+    """
 
     token_id: int
     text: str

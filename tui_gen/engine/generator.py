@@ -268,7 +268,7 @@ class Generator:
             released, _ = stops.feed(decoder.flush())
         tail = released + stops.flush() if reason != "stop" else ""
         if tail:
-            yield TokenEvent(generated[-1] if generated else -1, tail)
+            yield TokenEvent(-1, tail)  # text released at the end, not a new token
         stats.generated_tokens = len(generated)
         stats.decode_seconds = busy
         yield FinishEvent(reason, stops.text, generated, stats)
