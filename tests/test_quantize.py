@@ -240,3 +240,25 @@ def test_mode_spellings() -> None:
     assert check_mode("INT8") == "int8"
     assert check_mode(" int4 ") == "int4"
     assert check_mode(None) is None and check_mode("none") is None
+
+
+def test_int4_search_never_worse_than_min_max() -> None:
+    w = torch.randn(64, 128) * torch.rand(64, 1)
+    w[0, 5] = 8.0  # an outlier the plain min/max range is spent on
+    errs = []
+    for search in (False, True):
+        q, sm = quantize_int4(w, 32, search)
+        errs.append((_dequant_int4(q, sm, 32, torch.float32) - w).pow(2).sum().item())
+    assert errs[1] <= errs[0]
+
+
+def test_int4_head_is_int8_by_default(tiny_llama: Path) -> None:
+    gen = _load(tiny_llama, "int4")
+    assert isinstance(gen.model.lm_head, Int8Linear)
+    assert "int8 lm_head" in describe(gen.model)
+    model = _load(tiny_llama, None).model
+    quantize_model(model, "int4", head="int4")
+    assert isinstance(model.lm_head, Int4Linear)
+    model = _load(tiny_llama, None).model
+    quantize_model(model, "int4", head=None)
+    assert isinstance(model.lm_head, nn.Linear)

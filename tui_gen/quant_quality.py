@@ -273,6 +273,7 @@ def run(
     threads: int | None = None,
     act_dtype: str | None = None,
     use_kernel: bool | None = None,
+    head: str | None = "int8",
 ) -> dict[str, Any]:
     import math
 
@@ -293,7 +294,7 @@ def run(
         t = time.perf_counter()
         gen = Generator.load(model_path, device="cpu", dtype=dtype)
         adt = getattr(torch, act_dtype) if act_dtype else None
-        quantize_model(gen.model, mode, group_size, act_dtype=adt, use_kernel=use_kernel)
+        quantize_model(gen.model, mode, group_size, act_dtype=adt, use_kernel=use_kernel, head=head)
         per: dict[str, dict[str, float]] = {}
         for name, ids in texts.items():
             per[name] = compare(ref_lps[name], _logprobs(gen.model, ids), ids)
@@ -360,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         help="activation dtype fed to the kernels (default: the engine's choice)",
     )
     p.add_argument(
+        "--head",
+        default="int8",
+        choices=("int8", "int4", "float"),
+        help="lm_head in int4 mode (default int8)",
+    )
+    p.add_argument(
         "--no-kernel",
         action="store_true",
         help="use the dequantize+matmul path (same numbers as float32 activations, faster "
@@ -380,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             args.threads,
             args.act_dtype,
             False if args.no_kernel else None,
+            None if args.head == "float" else args.head,
         )
     except TuiGenError as e:
         print(f"quant_quality: error: {e}", file=sys.stderr)

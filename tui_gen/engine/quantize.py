@@ -59,18 +59,59 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scales
 
 
-def quantize_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_int4(
+    weight: torch.Tensor, group_size: int, search: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """weight (N, K) float, K a multiple of group_size -> q (N, K) uint8 in [0, 15], and
-    scale_min (N, K // group_size, 2) float32 with w ~= q * scale + min per group."""
+    scale_min (N, K // group_size, 2) float32 with w ~= q * scale + min per group.
+
+    Plain min/max rounding spends the 16 levels on the group's extremes. With `search`, each
+    group also tries ranges clipped inward, refits scale and min to its rounded values by
+    least squares, and keeps whichever has the smallest squared error (the idea of llama.cpp's
+    k-quant search; data-free, but ~10x slower to load, so off by default).
+    """
     N, K = weight.shape
     if K % group_size:
         raise ValueError(f"in_features {K} is not a multiple of group_size {group_size}")
-    w = weight.detach().float().reshape(N, K // group_size, group_size)
-    lo = w.amin(dim=2)  # (N, G)
-    hi = w.amax(dim=2)
-    scale = ((hi - lo) / 15.0).clamp_min(1e-12)
-    q = torch.round((w - lo[..., None]) / scale[..., None]).clamp_(0, 15).to(torch.uint8)
-    return q.reshape(N, K), torch.stack([scale, lo], dim=-1)
+    qs, sms = [], []
+    for rows in weight.detach().float().split(4096):  # bounded temporaries for a big lm_head
+        q, sm = _quantize_int4_rows(rows.reshape(rows.shape[0], -1, group_size), search)
+        qs.append(q.reshape(rows.shape[0], K))
+        sms.append(sm)
+    return torch.cat(qs), torch.cat(sms)
+
+
+def _quantize_int4_rows(w: torch.Tensor, search: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """w (n, G, group) -> q (n, G, group) uint8, scale_min (n, G, 2)."""
+    lo0, hi0 = w.amin(dim=2), w.amax(dim=2)  # (n, G)
+
+    def fit(lo: torch.Tensor, hi: torch.Tensor):
+        scale = ((hi - lo) / 15.0).clamp_min(1e-12)
+        q = torch.round((w - lo[..., None]) / scale[..., None]).clamp_(0, 15)
+        return q, scale, lo
+
+    q, scale, lo = fit(lo0, hi0)
+    if search:
+        err = ((q * scale[..., None] + lo[..., None] - w) ** 2).sum(-1)  # (n, G)
+        for r in (0.95, 0.9, 0.85, 0.8, 0.75):
+            mid = (lo0 + hi0) / 2
+            cq, _, _ = fit(mid + (lo0 - mid) * r, mid + (hi0 - mid) * r)
+            # least-squares scale and min for these levels: w ~= cq * s + m
+            n = cq.shape[-1]
+            sq, sw = cq.sum(-1), w.sum(-1)
+            sqq, sqw = (cq * cq).sum(-1), (cq * w).sum(-1)
+            det = n * sqq - sq * sq
+            ok = det > 0
+            cs = torch.where(ok, (n * sqw - sq * sw) / det.clamp_min(1e-12), scale)
+            cm = torch.where(ok, (sw - cs * sq) / n, lo)
+            cs = cs.clamp_min(1e-12)
+            cq = torch.round((w - cm[..., None]) / cs[..., None]).clamp_(0, 15)
+            cerr = ((cq * cs[..., None] + cm[..., None] - w) ** 2).sum(-1)
+            better = cerr < err
+            q = torch.where(better[..., None], cq, q)
+            scale, lo = torch.where(better, cs, scale), torch.where(better, cm, lo)
+            err = torch.minimum(err, cerr)
+    return q.to(torch.uint8), torch.stack([scale, lo], dim=-1)
 
 
 def pack_nibbles(q: torch.Tensor) -> torch.Tensor:
@@ -315,13 +356,17 @@ def quantize_model(
     *,
     use_kernel: bool | None = None,
     act_dtype: torch.dtype | None = None,
+    head: str | None = "int8",
 ) -> nn.Module:
     """Replace every nn.Linear of `model` (in place) by its weight-only quantized version.
 
     mode: "int8" (per-channel) or "int4" (groups of `group_size`); "none" returns the model
     unchanged. `use_kernel` forces (True) or forbids (False) the fused CPU kernels; by default
     each layer uses them when they run on its device and dtype. `act_dtype` is the activation
-    dtype handed to the kernels (default: kernel_dtype()). Returns the model.
+    dtype handed to the kernels (default: kernel_dtype()). In int4 mode the lm_head gets `head`
+    ("int8" by default: the head is the layer whose error shows most in the next-token
+    distribution, as llama.cpp keeps output.weight at 6-8 bits; "int4" for all-4-bit; None
+    leaves it float). Returns the model.
     """
     m = check_mode(mode)
     if m is None:
@@ -332,12 +377,19 @@ def quantize_model(
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        if m == "int8":
+        kind = m
+        if name == "lm_head" and m == "int4":
+            if head is None:
+                continue
+            kind = check_mode(head) or m
+        if kind == "int8":
             new: nn.Module = Int8Linear(linear, use_kernel, act_dtype)
         else:
             new = Int4Linear(linear, group_size, use_kernel, act_dtype)
         setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
     model.quantization = {"mode": m, "group_size": group_size if m == "int4" else None}
+    if m == "int4" and head != "int4":
+        model.quantization["head"] = head or "float"
     return model
 
 
@@ -354,6 +406,8 @@ def describe(model: nn.Module) -> str:
     info = getattr(model, "quantization", {}) or {}
     mode = info.get("mode") or ("int8" if isinstance(layers[0], Int8Linear) else "int4")
     label = f"{mode} g{info['group_size']}" if info.get("group_size") else mode
+    if info.get("head"):
+        label += f" ({info['head']} lm_head)"
     backends = sorted({layer.backend for layer in layers})
     nbytes = sum(b.numel() * b.element_size() for layer in layers for b in layer.buffers())
     return f"{label}, {len(layers)} layers ({', '.join(backends)}), {nbytes / 2**20:.1f} MiB"
