@@ -89,7 +89,11 @@ def test_greedy_ids_match_transformers(variants: dict[str, Path], name: str) -> 
         ids = ours.encode(prompt)
         with torch.no_grad():
             out = ref.generate(
-                torch.tensor([ids]), max_new_tokens=32, do_sample=False, pad_token_id=0
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=32,
+                do_sample=False,
+                pad_token_id=0,
             )
         expected = out[0, len(ids) :].tolist()
         result = ours.generate_result(ids, do_sample=False, max_new_tokens=32)

@@ -179,7 +179,9 @@ def hf_compare(path: str, ids: list[int], n: int, repeats: int) -> dict[str, Any
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     load = time.perf_counter() - t
     x = torch.tensor([ids])
-    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
+    # An explicit mask: otherwise transformers masks every prompt token equal to pad_token_id
+    # (here an end-of-turn id that chat prompts contain) and the comparison is off.
+    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None, attention_mask=torch.ones_like(x))
 
     def run(k: int):
         with torch.inference_mode():
