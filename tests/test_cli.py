@@ -155,6 +155,12 @@ def test_ctrl_c_keeps_the_partial_reply(tiny_root: Path) -> None:
     from tiny_models import make_model  # (conftest puts tests/ on the path)
 
     long_model = make_model(tiny_root / "long-llama", "llama", max_position_embeddings=65536)
+    # No eos anywhere, so the random model cannot finish on its own before the Ctrl+C.
+    for name, key in (("config.json", "eos_token_id"), ("generation_config.json", "eos_token_id"),
+                      ("tokenizer_config.json", "eos_token")):  # fmt: skip
+        data = json.loads((long_model / name).read_text())
+        data.pop(key, None)
+        (long_model / name).write_text(json.dumps(data))
     p = subprocess.Popen(
         [TUI_GEN, str(long_model), "--prompt", "hi", "--max-new-tokens", "100000",
          "--max-context", "65536"],

@@ -31,40 +31,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(name: str):
+def _int(name: str, minimum: int | None = None):
+    """An argparse type: an integer, at least `minimum` when given, with a one-line error."""
+
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {v}")
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {v}")
         return v
 
     return parse
+
+
+def _positive_int(name: str):
+    return _int(name, 1)
 
 
 def _non_negative_int(name: str):
-    def parse(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {v}")
-        return v
-
-    return parse
-
-
-def _int(name: str):
-    def parse(s: str) -> int:
-        try:
-            return int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
-
-    return parse
+    return _int(name, 0)
 
 
 def _float(name: str):
