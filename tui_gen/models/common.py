@@ -14,13 +14,14 @@ def build_attention_mask(
 ) -> torch.Tensor | None:
     """Boolean mask (B or 1, 1, T, S) where True means "may attend"; None when not needed.
 
-    Queries sit at positions [start, start+T) and keys at [0, S) with S = start+T. A single query
-    with no padding attends to everything, so no mask is built on the decode hot path.
+    Queries sit at positions [start, start+T) and keys at [0, S) with S = start+T. Without
+    padding, a single query attends to everything and a prefill from position 0 is plain causal
+    attention (SDPA's is_causal), so no mask is built for either.
     `key_padding` (B, S) marks real (True) vs padding (False) key positions for batches.
     """
     total = start + num_tokens
-    if key_padding is None and num_tokens == 1:
-        return None
+    if key_padding is None and (num_tokens == 1 or start == 0):
+        return None  # one query sees everything; a prefill from 0 is plain causal
     q_pos = torch.arange(start, total, device=device)
     k_pos = torch.arange(total, device=device)
     mask = (k_pos[None, :] <= q_pos[:, None])[None, None]  # (1, 1, T, S)
