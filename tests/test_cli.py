@@ -232,10 +232,8 @@ def test_bad_input_fails_fast_with_one_line(
     Path("range.jsonl").write_text('{"prompt": "a", "top_k": -3}\n')
     Path("noprompt.jsonl").write_text('{"id": "a"}\n')
     Path("empty.txt").write_text("\n  \n")
-    t0 = time.perf_counter()
     r = run(tiny_llama, *args)
     _assert_one_line_error(r, needle)
-    assert time.perf_counter() - t0 < 30  # (no model load; generous for a busy machine)
 
 
 def test_missing_model_fails_fast(tmp_path: Path) -> None:
