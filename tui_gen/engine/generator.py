@@ -51,6 +51,9 @@ class Generator:
             mode = check_mode(quantize)
             if mode:
                 apply_quantization(loaded, mode)
+        from tui_gen.engine.layout import prepare_for_decode
+
+        prepare_for_decode(loaded.model, loaded.device, quantized=loaded.quantization is not None)
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer

@@ -373,7 +373,10 @@ def quantize_model(
         return model
     if m == "int4" and group_size < 2:
         raise TuiGenError(f"int4 group size {group_size} is too small; use 32, 64, 128 or 256")
-    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
+    from tui_gen.engine.layout import TransposedLinear
+
+    linear_types = (nn.Linear, TransposedLinear)  # a Generator's model may be pre-transposed
+    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, linear_types)]
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -131,6 +131,12 @@ class GPT2(nn.Module):
             x = x[:, -1:]
         return self.lm_head(self.transformer.ln_f(x))  # (B, T|1, vocab)
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.transformer.wte
+
+    def set_input_embeddings(self, module: nn.Module) -> None:
+        self.transformer.wte = module
+
     # --- checkpoint mapping -------------------------------------------------------------
     @staticmethod
     def convert_weight(name: str, tensor: torch.Tensor, cfg: ModelConfig):

@@ -15,6 +15,7 @@ from torch import nn
 
 from tui_gen.engine.config import ModelConfig
 from tui_gen.engine.kv_cache import KVCache
+from tui_gen.engine.layout import fuse_linears
 from tui_gen.models.common import attend, build_attention_mask
 
 
@@ -41,8 +42,14 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (x2, x1); the sign of x2 lives in the sin table (see Llama._rope_table)."""
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+    return torch.cat((x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin with rotate_half's minus folded into sin (bitwise equal)."""
+    return x * cos + rotate_half(x) * sin_signed
 
 
 class RMSNorm(nn.Module):
@@ -72,6 +79,14 @@ class Attention(nn.Module):
         # Llama puts `attention_bias` on o_proj too; Qwen2 biases only q/k/v.
         o_bias = qb and cfg.model_type != "qwen2"
         self.o_proj = nn.Linear(self.n_head * self.head_dim, h, bias=o_bias)
+        #: q, k and v in one matrix after fuse() (checkpoints hold them apart)
+        self.qkv_proj: nn.Module | None = None
+
+    def fuse(self, transposed: bool = False) -> None:
+        """One (H+2KV)*D x C projection instead of three: one kernel call per step, not three."""
+        if self.qkv_proj is None:
+            self.qkv_proj = fuse_linears([self.q_proj, self.k_proj, self.v_proj], transposed)
+            del self.q_proj, self.k_proj, self.v_proj
 
     def forward(
         self,
@@ -83,15 +98,20 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
-        v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin  # cos/sin: (B|1, 1, T, D)
-        k = k * cos + rotate_half(k) * sin
+        H, KV, D = self.n_head, self.n_kv, self.head_dim
+        if self.qkv_proj is not None:
+            qkv = self.qkv_proj(x)  # (B, T, (H+2KV)*D)
+        else:
+            qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
+        qkv = qkv.view(B, T, H + 2 * KV, D)
+        qk = apply_rope(qkv[:, :, : H + KV], cos, sin)  # (B, T, H+KV, D); cos: (B|1, T, 1, D)
+        q = qk[:, :, :H].transpose(1, 2)  # (B, H, T, D)
+        k = qk[:, :, H:].transpose(1, 2)  # (B, KV, T, D)
+        v = qkv[:, :, H + KV :].transpose(1, 2)  # (B, KV, T, D)
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)  # (B, KV, start+T, D)
         y = attend(q, k, v, mask, causal=mask is None and T > 1)  # (B, H, T, D)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
 class MLP(nn.Module):
@@ -101,9 +121,20 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(h, i, bias=b)
         self.up_proj = nn.Linear(h, i, bias=b)
         self.down_proj = nn.Linear(i, h, bias=b)
+        #: gate and up in one (2I x C) matrix after fuse()
+        self.gate_up_proj: nn.Module | None = None
+
+    def fuse(self, transposed: bool = False) -> None:
+        if self.gate_up_proj is None:
+            self.gate_up_proj = fuse_linears([self.gate_proj, self.up_proj], transposed)
+            del self.gate_proj, self.up_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up_proj is not None:
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)  # 2 x (B, T, I)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.silu(gate).mul_(up))
 
 
 class DecoderLayer(nn.Module):
@@ -142,7 +173,9 @@ class Llama(nn.Module):
             inv_freq = rope_inv_freq(self.config).to(device)
             freqs = torch.outer(torch.arange(n, device=device, dtype=torch.float32), inv_freq)
             emb = torch.cat((freqs, freqs), dim=-1)  # (n, D)
-            self._rope = (emb.cos(), emb.sin())
+            sin = emb.sin()
+            sin[:, : sin.shape[1] // 2].neg_()  # rotate_half's minus, folded in once
+            self._rope = (emb.cos(), sin)
         cos, sin = self._rope
         if cos.dtype != dtype:
             self._rope = cos, sin = cos.to(dtype), sin.to(dtype)
@@ -168,10 +201,10 @@ class Llama(nn.Module):
         x = self.model.embed_tokens(idx)  # (B, T, C)
         if positions is None:
             cos, sin = self._rope_table(start + T, idx.device, x.dtype)
-            cos, sin = cos[start : start + T][None, None], sin[start : start + T][None, None]
+            cos, sin = cos[start : start + T, None], sin[start : start + T, None]  # (T, 1, D)
         else:
             cos, sin = self._rope_table(int(positions.max()) + 1, idx.device, x.dtype)
-            cos, sin = cos[positions][:, None], sin[positions][:, None]  # (B, 1, T, D)
+            cos, sin = cos[positions][:, :, None], sin[positions][:, :, None]  # (B, T, 1, D)
         mask = build_attention_mask(start, T, idx.device, key_padding)
         for layer in self.model.layers:
             x = layer(x, cos, sin, start, cache, mask)
@@ -180,6 +213,18 @@ class Llama(nn.Module):
         if last_only:
             x = x[:, -1:]
         return self.lm_head(self.model.norm(x))  # (B, T|1, vocab)
+
+    def fuse_projections(self, transposed: bool = False) -> None:
+        """Fuse q/k/v and gate/up in every layer (see engine/layout.py); idempotent."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse(transposed)
+            layer.mlp.fuse(transposed)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, module: nn.Module) -> None:
+        self.model.embed_tokens = module
 
     @staticmethod
     def convert_weight(name: str, tensor: torch.Tensor, cfg: ModelConfig):
