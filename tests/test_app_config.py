@@ -27,7 +27,7 @@ def test_from_args_maps_every_flag() -> None:
             "--min-p", "0.1", "--repetition-penalty", "1.2", "--max-new-tokens", "99",
             "--seed", "3", "--stop", "END", "--system", "Be brief.", "--theme", "basil",
             "--transcripts", "/tmp/t", "--device", "cpu", "--dtype", "float32",
-            "--max-context", "512",
+            "--max-context", "512", "--quantize", "int8",
         ]
     )  # fmt: skip
     config = AppConfig.from_args(args)
@@ -38,6 +38,7 @@ def test_from_args_maps_every_flag() -> None:
     assert (config.seed, config.stop, config.system) == (3, ["END"], "Be brief.")
     assert (config.theme, config.transcripts, config.device) == ("basil", "/tmp/t", "cpu")
     assert (config.dtype, config.max_context, config.model) == ("float32", 512, "models/cooking")
+    assert config.quantize == "int8"
 
 
 def test_greedy_flag_sets_temperature_zero() -> None:
@@ -121,3 +122,21 @@ def test_run_app_returns_the_exit_code_and_explains_a_load_error(
     args = build_main_parser().parse_args(["models/nope"])
     assert run_app(args) == 2
     assert capsys.readouterr().err == "tui-gen: error: models/nope: no such directory\n"
+
+
+async def test_quantize_flag_loads_a_quantized_engine(tmp_path: Path, tiny_llama: Path) -> None:
+    from tui_gen.app.settings import Settings
+
+    args = build_main_parser().parse_args(
+        [str(tiny_llama), "--device", "cpu", "--quantize", "int8", "--max-new-tokens", "4"]
+    )
+    config = AppConfig.from_args(args)
+    config.transcripts = str(tmp_path / "transcripts")
+    app = TuiGenApp(config, settings=Settings.load(tmp_path / "settings.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.engine.loaded.quantization.startswith("int8")
+        assert app.info.quantization == "int8"
+        assert app.status.device.endswith("· int8")
+        await reply(pilot, "hi")
+        assert app.conversation.turns[-1].role == "assistant"

@@ -85,3 +85,26 @@ def test_broken_config_is_a_user_error(tiny_llama: Path, tmp_path: Path) -> None
     (broken / "config.json").write_text("{not json")
     with pytest.raises(TuiGenError, match=r"config\.json"):
         describe(str(broken))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("mode", [None, "int8", "int4"])
+def test_weight_bytes_match_the_loaded_model(
+    arch: str, mode: str | None, request: pytest.FixtureRequest
+) -> None:
+    from tui_gen import Generator
+
+    path: Path = request.getfixturevalue(f"tiny_{arch}")
+    d = describe(str(path), device="cpu", dtype="float32", quantize=mode)
+    assert d["quantization"] == mode
+    model = Generator.load(path, device="cpu", dtype="float32", quantize=mode).model
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    real = sum(t.numel() * t.element_size() for t in tensors.values())
+    assert abs(d["weight_bytes_in_memory"] - real) <= 0.05 * real
+    text = format_text(d)
+    assert (f"{mode} weight-only" in text) if mode else "--quantize int8|int4 for less" in text
+
+
+def test_info_rejects_an_unknown_quantization(tiny_llama: Path) -> None:
+    with pytest.raises(TuiGenError, match="unknown quantization 'int3'"):
+        describe(str(tiny_llama), device="cpu", quantize="int3")

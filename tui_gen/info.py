@@ -74,10 +74,40 @@ def _count_parameters(cfg: Any, files: list[Path]) -> tuple[int, str | None]:
     return total, stored
 
 
+def weight_bytes(cfg: Any, params: int, element: int, mode: str | None) -> int:
+    """Bytes the weights take in memory when run, from the shapes alone (nothing is loaded).
+
+    Quantization (engine/quantize.py) replaces every projection and the lm_head; embeddings,
+    norms and biases stay float. int8 stores one byte per weight plus a scale per row; int4 half
+    a byte plus a (scale, min) pair per group of 32, with an int8 lm_head.
+    """
+    if mode is None:
+        return params * element
+    h, layers = cfg.hidden_size, cfg.num_layers
+    q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    mlp = (3 if cfg.arch != "gpt2" else 2) * h * cfg.intermediate_size
+    linear = layers * (h * q + 2 * h * kv + q * h + mlp)
+    head = cfg.vocab_size * h
+    # a tied head is counted once in `params` (as the embedding), but quantizing copies it
+    float_params = max(0, params - linear - (0 if cfg.tie_word_embeddings else head))
+    if mode == "int8":
+        quant = linear + head + 4 * (layers * (q + 2 * kv + h) + cfg.vocab_size)
+    else:
+        quant = linear // 2 + linear // 32 * 4 + head + 4 * cfg.vocab_size
+    return float_params * element + quant
+
+
 def describe(
-    model: str, device: str = "auto", dtype: str = "auto", max_context: int | None = None
+    model: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    max_context: int | None = None,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """Everything `info` shows, as a JSON-ready dict."""
+    from tui_gen.engine.quantize import check_mode
+
+    mode = check_mode(quantize)
     path = Path(model).expanduser()
     if not path.exists():  # (before importing torch: a typo should not take two seconds)
         raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
@@ -137,6 +167,9 @@ def describe(
         "stored_dtype": stored or cfg.dtype,
         "dtype": str(run_dtype).replace("torch.", ""),
         "device": str(dev),
+        # --quantize: None (float weights), "int8" or "int4"; weights as held in memory
+        "quantization": mode,
+        "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode),
         "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
         # what one conversation preallocates with these flags (the cache the app would use)
         "max_context": cache_len,
@@ -173,6 +206,12 @@ def format_text(d: dict[str, Any]) -> str:
         f"context length  {d['context_length']:,} tokens",
         f"vocabulary      {d['vocab_size']:,} tokens",
         f"dtype           {d['dtype']} on {d['device']} (stored: {d['stored_dtype'] or '?'})",
+        f"weights         {_human_bytes(d['weight_bytes_in_memory'])} in memory"
+        + (
+            f" ({d['quantization']} weight-only quantization, --quantize)"
+            if d["quantization"]
+            else f" ({d['dtype']}; --quantize int8|int4 for less)"
+        ),
         f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
         f"({d['dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
         f"--max-context {d['max_context']:,}",
@@ -197,7 +236,13 @@ def format_text(d: dict[str, Any]) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    d = describe(args.model, device=args.device, dtype=args.dtype, max_context=args.max_context)
+    d = describe(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        quantize=getattr(args, "quantize", None),
+    )
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False, default=str))
     else:

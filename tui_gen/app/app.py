@@ -103,7 +103,12 @@ class TuiGenApp(GenerationMixin, App[int]):
             Path(config.transcripts) if config.transcripts else data_dir() / "transcripts"
         )
         self._engine_factory = engine_factory or partial(
-            load_generator, config.model, config.device, config.dtype, config.max_context
+            load_generator,
+            config.model,
+            config.device,
+            config.dtype,
+            config.max_context,
+            config.quantize,
         )
         self._flush_interval = flush_interval
         self.engine: Any = None
@@ -229,7 +234,9 @@ class TuiGenApp(GenerationMixin, App[int]):
             self.conversation.model = info.name
         status = self.status
         status.model = info.name
-        status.device = f"{info.device} · {info.dtype}"
+        status.device = f"{info.device} · {info.dtype}" + (
+            f" · {info.quantization}" if info.quantization else ""
+        )
         status.context_max = info.max_context
         status.state = "ready"
         self.panel.set_maximum("max_new_tokens", max(1, min(4096, info.max_context)))

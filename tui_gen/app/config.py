@@ -16,6 +16,7 @@ class AppConfig:
     device: str = "auto"
     dtype: str = "auto"
     max_context: int | None = None
+    quantize: str | None = None  #: --quantize int8|int4 (None: float weights)
     theme: str | None = None
     transcripts: str | None = None
     system: str | None = None
@@ -37,6 +38,7 @@ class AppConfig:
             device=getattr(args, "device", "auto") or "auto",
             dtype=getattr(args, "dtype", "auto") or "auto",
             max_context=getattr(args, "max_context", None),
+            quantize=getattr(args, "quantize", None),
             theme=getattr(args, "theme", None),
             transcripts=getattr(args, "transcripts", None),
             system=getattr(args, "system", None),

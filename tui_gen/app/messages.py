@@ -24,6 +24,7 @@ class ModelInfo:
     max_context: int = 2048
     parameters: int = 0
     source_format: str = ""
+    quantization: str = ""  #: "int8" | "int4" | "" (float weights)
     chat_template: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
 

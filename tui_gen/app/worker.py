@@ -38,7 +38,11 @@ Post = Callable[[Message], Any]
 
 
 def load_generator(
-    model: str, device: str = "auto", dtype: str = "auto", max_context: int | None = None
+    model: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    max_context: int | None = None,
+    quantize: str | None = None,
 ) -> Any:
     """Load the real engine (imports torch: call it on a worker thread).
 
@@ -48,7 +52,9 @@ def load_generator(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from tui_gen.engine.generator import Generator
 
-    return Generator.load(model, device=device, dtype=dtype, max_context=max_context)
+    return Generator.load(
+        model, device=device, dtype=dtype, max_context=max_context, quantize=quantize
+    )
 
 
 def model_info(engine: Any) -> ModelInfo:
@@ -62,9 +68,16 @@ def model_info(engine: Any) -> ModelInfo:
         max_context=int(engine.max_context),
         parameters=int(getattr(loaded, "num_parameters", 0) or 0),
         source_format=str(getattr(loaded, "source_format", "") or ""),
+        quantization=quantization_label(getattr(loaded, "model", None)),
         chat_template=bool(getattr(engine, "chat_template", None)),
         defaults=defaults.to_dict() if hasattr(defaults, "to_dict") else dict(defaults or {}),
     )
+
+
+def quantization_label(model: Any) -> str:
+    """ "int8", "int4" or "" for the status bar (the engine's full description is longer)."""
+    info = getattr(model, "quantization", None)
+    return str(info.get("mode", "")) if isinstance(info, dict) else ""
 
 
 def warm_up_highlighting() -> None:
