@@ -47,3 +47,34 @@ def test_bench_bad_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--repeats" in err
+
+
+def test_compare_table_has_every_path(tiny_llama: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main([str(tiny_llama), "--compare", "--repeats", "1", "--max-new-tokens", "8"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    for name in ("tui-gen float32", "tui-gen bfloat16", "tui-gen int8", "tui-gen int4"):
+        assert name in rows, name
+    assert "transformers float32" in rows and "transformers bfloat16" in rows
+    # the exact path: identical greedy ids to transformers float32 for all 8 tokens
+    assert rows["tui-gen float32"].rstrip().endswith("| 8/8 |")
+    assert "| 1.00x | 1.00x | 8/8 |" in rows["transformers float32"]
+
+
+def test_compare_json_and_missing_llama_cpp(
+    tiny_llama: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
+    rc = main(
+        [str(tiny_llama), "--compare", "--repeats", "1", "--max-new-tokens", "4", "--json"]
+        + ["--gguf", "nowhere.gguf"]
+    )
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in data]
+    assert "llama.cpp (pip install llama-cpp-python)" in names
+    ours = next(r for r in data if r["name"] == "tui-gen float32")
+    assert ours["prefill_tok_s"] > 0 and len(ours["decode_tok_s"]) == 1 and len(ours["ids"]) == 4

@@ -339,13 +339,46 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also time the first token at each turn of a scripted chat (e.g. 10)",
     )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="one table of every path side by side, interleaved: ours in float32, bfloat16, "
+        "int8 and int4, transformers float32/bfloat16, llama.cpp with --gguf",
+    )
+    p.add_argument(
+        "--gguf", metavar="FILE", help="with --compare: also run llama-cpp-python on this GGUF"
+    )
     p.add_argument("--json", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.compare:
+        return _compare(args)
     run_bench(args).print(args.json)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from tui_gen.bench_compare import format_table, run_compare
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run_compare(args)
+    if args.json:
+        print(json.dumps([r.__dict__ | {"prefill_tok_s": r.prefill_tok_s} for r in results]))
+        return 0
+    print(
+        f"{args.model}: greedy, {args.max_new_tokens} new tokens, {args.repeats} interleaved "
+        f"rounds (medians), {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}"
+    )
+    print(format_table(results, args.max_new_tokens))
     return 0
 
 
