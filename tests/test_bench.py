@@ -68,10 +68,8 @@ def test_compare_json_and_missing_llama_cpp(
     import sys
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
-    rc = main(
-        [str(tiny_llama), "--compare", "--repeats", "1", "--max-new-tokens", "4", "--json"]
-        + ["--gguf", "nowhere.gguf"]
-    )
+    argv = [str(tiny_llama), "--compare", "--repeats", "1", "--max-new-tokens", "4", "--json"]
+    rc = main([*argv, "--gguf", "nowhere.gguf"])
     assert rc == 0
     data = json.loads(capsys.readouterr().out)
     names = [r["name"] for r in data]
