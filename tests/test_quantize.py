@@ -264,3 +264,16 @@ def test_int4_head_is_int8_by_default(tiny_llama: Path) -> None:
     model = _load(tiny_llama, None).model
     quantize_model(model, "int4", head=None)
     assert isinstance(model.lm_head, nn.Linear | TransposedLinear)  # left float
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_quantizing_a_decode_layout_model(tiny_llama: Path, mode: str) -> None:
+    """quant_quality quantizes a Generator's model, which holds pre-transposed matrices."""
+    gen = _load(tiny_llama, None)
+    ids = torch.tensor([list(range(3, 20))])
+    with torch.inference_mode():
+        ref = gen.model(ids)
+        quantize_model(gen.model, mode)
+        out = gen.model(ids)
+    assert not any(isinstance(m, TransposedLinear) for m in gen.model.modules())
+    assert _rel(out, ref) < (0.02 if mode == "int8" else 0.2)

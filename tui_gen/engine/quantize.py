@@ -231,7 +231,7 @@ class Int8Linear(nn.Module):
         act_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        w = linear.weight
+        w = linear.weight.detach().contiguous()  # a TransposedLinear hands out a (out, in) view
         self.in_features, self.out_features = linear.in_features, linear.out_features
         dtype = w.dtype if w.is_floating_point() else torch.float32
         q, scales = quantize_int8(w)
@@ -287,7 +287,7 @@ class Int4Linear(nn.Module):
         act_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        w = linear.weight
+        w = linear.weight.detach().contiguous()  # a TransposedLinear hands out a (out, in) view
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.group_size = group_size
         self.padded_in = -(-self.in_features // group_size) * group_size
