@@ -35,7 +35,7 @@ PROMPTS = [
     "How long should I boil an egg?",
 ]
 FOLLOW_UPS = [
-    "Give me a recipe for savoury pancakes.",
+    "How do I make smoky chickpea stew?",
     "Give me a recipe for a quick tomato soup.",
     "How do I make a simple risotto?",
 ]
