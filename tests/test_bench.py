@@ -76,3 +76,16 @@ def test_compare_json_and_missing_llama_cpp(
     assert "llama.cpp (pip install llama-cpp-python)" in names
     ours = next(r for r in data if r["name"] == "tui-gen float32")
     assert ours["prefill_tok_s"] > 0 and len(ours["decode_tok_s"]) == 1 and len(ours["ids"]) == 4
+
+
+def test_compare_missing_gguf_is_one_line(
+    tiny_llama: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_gen import bench_compare
+    from tui_gen.cli import main as cli_main
+
+    monkeypatch.setattr(bench_compare, "_llama_cpp_installed", lambda: True)
+    rc = cli_main(["bench", str(tiny_llama), "--compare", "--gguf", "/no/such.gguf"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "/no/such.gguf" in err and "Traceback" not in err

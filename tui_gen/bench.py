@@ -172,30 +172,17 @@ def chat_ttft(gen: Any, turns: int, reuse: bool, max_new_tokens: int = 48) -> li
 
 def hf_compare(path: str, ids: list[int], n: int, repeats: int) -> dict[str, Any]:
     """transformers generate() on the same weights, greedy, float32, same prompt."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    from tui_gen.bench_compare import Transformers
 
-    t = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    load = time.perf_counter() - t
-    x = torch.tensor([ids])
-    # An explicit mask: otherwise transformers masks every prompt token equal to pad_token_id
-    # (here an end-of-turn id that chat prompts contain) and the comparison is off.
-    kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None, attention_mask=torch.ones_like(x))
-
-    def run(k: int):
-        with torch.inference_mode():
-            return model.generate(x, max_new_tokens=k, min_new_tokens=k, **kw)
-
-    run(4)
-    prefill = median_time(lambda: run(1), repeats)
-    total = median_time(lambda: run(n), repeats)
-    out = run(n)[0, len(ids) :].tolist()
+    hf = Transformers(path, "float32")
+    hf.decode(ids, 4)  # warm-up
+    ttft = statistics.median(hf.prefill(ids) for _ in range(repeats))
+    runs = [hf.decode(ids, n) for _ in range(repeats)]
     return {
-        "load_s": load,
-        "ttft_s": prefill,
-        "decode_tok_s": (n - 1) / max(total - prefill, 1e-9),
-        "ids": out,
+        "load_s": hf.load_s,
+        "ttft_s": ttft,
+        "decode_tok_s": statistics.median(tok_s for tok_s, _ in runs),
+        "ids": runs[-1][1],
     }
 
 

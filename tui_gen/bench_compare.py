@@ -17,7 +17,11 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from tui_gen.bench import DEFAULT_PROMPT, _greedy, _prompt_ids
+from tui_gen.errors import ModelLoadError
 
 PREFILL_TOKENS = 512
 
@@ -54,13 +58,9 @@ class Ours:
         self.load_s = time.perf_counter() - t
 
     def prefill(self, ids: list[int]) -> float:
-        from tui_gen.bench import _greedy
-
         return _greedy(self.gen, ids, 1).stats.prefill_seconds
 
     def decode(self, ids: list[int], n: int) -> tuple[float, list[int]]:
-        from tui_gen.bench import _greedy
-
         r = _greedy(self.gen, ids, n)
         return r.stats.decode_tokens_per_second, list(r.token_ids)
 
@@ -125,7 +125,10 @@ class LlamaCpp:
         from llama_cpp import Llama
 
         t = time.perf_counter()
-        self.llm = Llama(model_path=gguf, n_threads=threads, n_ctx=n_ctx, verbose=False)
+        try:
+            self.llm = Llama(model_path=gguf, n_threads=threads, n_ctx=n_ctx, verbose=False)
+        except ValueError as e:  # llama.cpp could not read it
+            raise ModelLoadError(f"{gguf}: llama.cpp cannot open it ({e})") from None
         self.load_s = time.perf_counter() - t
         kind = gguf.rsplit(".", 2)[-2] if gguf.count(".") >= 2 else "gguf"
         self.name = f"llama.cpp {kind}"
@@ -152,10 +155,16 @@ class LlamaCpp:
         return (n - 1) / max(rest, 1e-9), out
 
 
+def _llama_cpp_installed() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _long_prompt(gen: Any, n: int) -> list[int]:
     """Exactly n token ids of ordinary text (a recipe-ish paragraph, repeated)."""
-    from tui_gen.bench import DEFAULT_PROMPT
-
     ids: list[int] = []
     while len(ids) < n:
         ids += gen.encode(" " + DEFAULT_PROMPT + " Then explain why each step matters.", False)
@@ -166,8 +175,9 @@ def run_compare(args: Any) -> list[PathResult]:
     """Load every available path, then run rounds of (prefill, decode) per path in turn."""
     import torch
 
-    from tui_gen.bench import _prompt_ids
-
+    if args.gguf and _llama_cpp_installed() and not Path(args.gguf).is_file():
+        # said before minutes of loading the other paths
+        raise ModelLoadError(f"--gguf {args.gguf}: no such file; give the .gguf for llama.cpp")
     threads = torch.get_num_threads()
     paths: list[Any] = []
     paths.append(Ours(args.model, "float32", None))
