@@ -188,3 +188,31 @@ async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
         await pilot.press("end")  # back at the bottom: pinned again for the next reply
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
+
+
+@pytest.mark.usefixtures("isolated_dirs")
+async def test_values_set_twice_in_a_row_settle_without_a_message_storm(tmp_path: Path) -> None:
+    """Two code changes of one value before the messages are handled once made the stale echo
+    and the new one set each other back forever (the UI thread at 100%)."""
+    from tui_gen.app.widgets.side_panel import SamplingPanel
+
+    app = make_app(tmp_path, FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.pause()
+        seen: list[Any] = []
+        original = app.on_sampling_panel_changed
+
+        def counting(message: SamplingPanel.Changed) -> None:
+            seen.append((message.name, message.value))
+            original(message)
+
+        app.on_sampling_panel_changed = counting  # type: ignore[method-assign]
+        app.set_param("temperature", 0.3, explicit=False)
+        app.set_param("temperature", 1.1, explicit=False)
+        for _ in range(20):
+            await pilot.pause(0.01)
+        assert len(seen) <= 2, f"{len(seen)} Changed messages for two changes"
+        assert app.sampling["temperature"] == 1.1
+        assert app.panel.slider("temperature").value == 1.1
+        assert "temperature" not in app._explicit  # set in code: not the user's choice

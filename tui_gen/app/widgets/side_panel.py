@@ -92,6 +92,14 @@ class SamplingPanel(VerticalScroll):
 
     @on(Slider.Changed)
     def _slider_changed(self, event: Slider.Changed) -> None:
+        """Pass on a slider's change unless the slider has moved on since.
+
+        A stale message must be dropped: when a value is set twice before the messages are
+        handled (a drag, two slash commands, defaults then settings), relaying the older value
+        would make the app set it back, whose echo would set the newer one back, and so on
+        forever, a ping-pong that kept the UI thread busy and starved the decode thread."""
         event.stop()
+        if event.value != event.slider.value:
+            return  # a newer Changed for this slider is already queued
         name = (event.slider.id or "").removeprefix("param-")
         self.post_message(self.Changed(self, name, event.value))
