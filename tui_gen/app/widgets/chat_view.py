@@ -22,6 +22,7 @@ from textual.widgets import Label, LoadingIndicator, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from tui_gen.app.sanitize import sanitize
+from tui_gen.app.widgets.reply_markdown import ReplyMarkdown
 
 #: how long a streamed fragment waits before it is drawn: about 15 frames a second, slower
 #: (up to MAX_STREAM_INTERVAL) while the event loop is late, i.e. busy, so that drawing never
@@ -66,7 +67,6 @@ class ReplyTurn(Vertical):
         border-left: outer $primary;
         & > .reply--who { color: $primary; text-style: bold; }
         & > Markdown { margin: 0; padding: 0; background: transparent; }
-        & > Markdown > MarkdownBlock:last-child { margin-bottom: 0; }
         & > .reply--meta { color: $foreground-muted; }
         & > .reply--who.-generating { color: $accent; }
         &.-stopped { border-left: outer $warning; }
@@ -91,7 +91,7 @@ class ReplyTurn(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label(Text(sanitize(self.model) or "Assistant"), classes="reply--who")
-        yield Markdown(self._initial, parser_factory=markdown_parser, open_links=False)
+        yield ReplyMarkdown(self._initial, parser_factory=markdown_parser, open_links=False)
         yield Label(
             Text(self._meta), classes="reply--meta -stopped" if self._stopped else "reply--meta"
         )
