@@ -29,6 +29,7 @@ from textual.await_complete import AwaitComplete
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.styles import RulesMap
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
 from textual.visual import RenderOptions, Visual
@@ -129,8 +130,9 @@ class CompactItem(MarkdownBlock):
     def render(self) -> HangingIndent:
         return HangingIndent(Content.styled(self.symbol, ".item--bullet"), self._content)
 
-    def get_selection(self, selection: object) -> tuple[str, str] | None:
-        return self.symbol + self._content.plain, "\n"
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected part of the item's text (the selection is not highlighted in it)."""
+        return selection.extract(self.symbol + self._content.plain), "\n"
 
 
 def is_compact(item: MarkdownListItem) -> bool:
