@@ -16,6 +16,10 @@ them. Two changes, drawn exactly as Textual's own lists are drawn:
 The last block loses its bottom margin (so the reply's footer line sits right under the text)
 through a class set after each update, not a `:last-child` rule: an order-dependent rule makes
 Textual restyle every block of the reply, with all of their children, on each mount.
+
+This leans on the block internals of Textual 8's Markdown (`_blocks`, `_content`,
+`_update_from_block`); tests/test_reply_markdown.py compares what it draws, whole and streamed,
+cell by cell with Textual's own widget, so a change in a Textual release shows up there.
 """
 
 from __future__ import annotations
