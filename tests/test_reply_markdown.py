@@ -12,7 +12,7 @@ from textual.widgets import Markdown
 from tui_gen.app.widgets.chat_view import markdown_parser
 from tui_gen.app.widgets.reply_markdown import CompactItem, ReplyMarkdown
 
-DOCUMENT = """Here is a recipe for **smoky chickpea stew**, with an introduction long enough to wrap.
+DOCUMENT = """A recipe for **smoky chickpea stew**, with an introduction long enough to wrap.
 
 - 2 cans chickpeas, drained and rinsed well under cold running water until clear
 - 1 onion with `inline code` inside
