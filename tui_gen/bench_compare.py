@@ -65,7 +65,22 @@ class Ours:
         return r.stats.decode_tokens_per_second, list(r.token_ids)
 
 
-class Transformers:
+class _TimedRunner:
+    """A peer engine timed from outside: `_run(ids, k)` returns (seconds to the first token,
+    seconds for the other k-1, the ids); prefill and decode are read off it."""
+
+    def _run(self, ids: list[int], k: int) -> tuple[float, float, list[int]]:
+        raise NotImplementedError
+
+    def prefill(self, ids: list[int]) -> float:
+        return self._run(ids, 1)[0]
+
+    def decode(self, ids: list[int], n: int) -> tuple[float, list[int]]:
+        _, rest, out = self._run(ids, n)
+        return (n - 1) / max(rest, 1e-9), out
+
+
+class Transformers(_TimedRunner):
     """transformers generate() (greedy, eos ignored) on the same directory."""
 
     def __init__(self, path: str, dtype: str) -> None:
@@ -110,15 +125,8 @@ class Transformers:
         first = marks[1] if len(marks) > 1 else time.perf_counter()
         return first - t, marks[-1] - first, out[0, len(ids) :].tolist()
 
-    def prefill(self, ids: list[int]) -> float:
-        return self._run(ids, 1)[0]
 
-    def decode(self, ids: list[int], n: int) -> tuple[float, list[int]]:
-        _, rest, out = self._run(ids, n)
-        return (n - 1) / max(rest, 1e-9), out
-
-
-class LlamaCpp:
+class LlamaCpp(_TimedRunner):
     """llama.cpp through llama-cpp-python, on a GGUF file, with our thread count."""
 
     def __init__(self, gguf: str, threads: int, n_ctx: int) -> None:
@@ -146,13 +154,6 @@ class LlamaCpp:
             if len(out) >= k:
                 break
         return first - t, time.perf_counter() - first, out
-
-    def prefill(self, ids: list[int]) -> float:
-        return self._run(ids, 1)[0]
-
-    def decode(self, ids: list[int], n: int) -> tuple[float, list[int]]:
-        _, rest, out = self._run(ids, n)
-        return (n - 1) / max(rest, 1e-9), out
 
 
 def _llama_cpp_installed() -> bool:

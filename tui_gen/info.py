@@ -105,13 +105,14 @@ def describe(
     quantize: str | None = None,
 ) -> dict[str, Any]:
     """Everything `info` shows, as a JSON-ready dict."""
-    from tui_gen.engine.quantize import check_mode
-
-    mode = check_mode(quantize)
     path = Path(model).expanduser()
     if not path.exists():  # (before importing torch: a typo should not take two seconds)
         raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
     import torch
+
+    from tui_gen.engine.quantize import check_mode
+
+    mode = check_mode(quantize)
 
     from tui_gen.engine.config import load_config, read_json
     from tui_gen.engine.generator import DEFAULT_MAX_CONTEXT

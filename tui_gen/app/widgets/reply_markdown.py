@@ -124,7 +124,7 @@ class CompactItem(MarkdownBlock):
 
     def show(self, item: MarkdownListItem, symbol: str) -> None:
         """Show a newer version of the same item (no remount)."""
-        self._token = item._token
+        self._copy_context(item)
         content = item._blocks[0]._content
         if symbol != self.symbol or not content.is_same(self._content):
             self.symbol = symbol
