@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class Generator:
         self.defaults = SamplingParams.from_generation_config(loaded.generation_config)
         self._cache: KVCache | None = None
         self._cached_ids: list[int] = []
+        self._native: tuple[Any, str] | None = None  # (NativeDecoder | None, why not)
         self._busy = threading.Lock()
 
     @classmethod
@@ -167,6 +168,28 @@ class Generator:
         finally:
             self._busy.release()
 
+    @property
+    def decode_backend(self) -> str:
+        """How one token is decoded: "native" (every layer in one C call) or "torch"."""
+        self._decode_step(self._ensure_cache())
+        assert self._native is not None
+        return "native" if self._native[0] is not None else "torch"
+
+    def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
+        """The one-token forward: the native step for a natively quantized CPU model (see
+        engine/native/decode.py), else the model's own forward."""
+        if self._native is None:
+            if self.loaded.quantization is None or self.device.type != "cpu":
+                self._native = (None, "only quantized CPU models have a native step")
+            else:
+                from tui_gen.engine.native.decode import NativeDecoder
+
+                self._native = NativeDecoder.build(self.model)
+        decoder = self._native[0]
+        if decoder is not None and decoder.supports(cache):
+            return decoder.step
+        return lambda idx, start, cache: self.model(idx, start=start, cache=cache)
+
     def _ensure_cache(self) -> KVCache:
         if self._cache is None:
             c = self.config
@@ -226,6 +249,7 @@ class Generator:
         penalty = p.repetition_penalty != 1.0
         reason = "length"
 
+        step = self._decode_step(cache)
         with torch.inference_mode():
             if cancel is not None and cancel.is_set():
                 yield FinishEvent("cancelled", "", [], stats)
@@ -265,7 +289,7 @@ class Generator:
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
-                logits = self.model(tok.view(1, 1), start=n - 1, cache=cache)[:, -1]
+                logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
                 self._cached_ids.append(tok_id)
         if reason != "stop":
             released, _ = stops.feed(decoder.flush())

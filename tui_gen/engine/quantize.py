@@ -224,6 +224,8 @@ def _aligned(x: torch.Tensor) -> torch.Tensor:
 class Int8Linear(nn.Module):
     """nn.Linear with int8 weights and per-output-channel scales: x (..., K) -> (..., N)."""
 
+    bits = 8
+
     def __init__(
         self,
         linear: nn.Linear,
@@ -346,7 +348,7 @@ class Int4Linear(nn.Module):
         )
 
 
-QuantLinear = Int8Linear | Int4Linear
+QuantLinear = nn.Module  # Int8Linear, Int4Linear or native.qlinear.NativeQuantLinear
 
 
 def quantize_model(
@@ -357,6 +359,7 @@ def quantize_model(
     use_kernel: bool | None = None,
     act_dtype: torch.dtype | None = None,
     head: str | None = "int8",
+    native: bool | None = None,
 ) -> nn.Module:
     """Replace every nn.Linear of `model` (in place) by its weight-only quantized version.
 
@@ -367,6 +370,12 @@ def quantize_model(
     ("int8" by default: the head is the layer whose error shows most in the next-token
     distribution, as llama.cpp keeps output.weight at 6-8 bits; "int4" for all-4-bit; None
     leaves it float). Returns the model.
+
+    On the CPU, when the native kernels build (`native=None`, the default) or `native=True`,
+    layers use them instead (tui_gen.engine.native.qlinear: groups of 32, float32
+    activations); int8 is then grouped rather than per-channel, which is what makes it
+    near-lossless. `native=False`, `use_kernel=False` or a group size other than 32 keep
+    torch's kernels and the fallback.
     """
     m = check_mode(mode)
     if m is None:
@@ -374,8 +383,11 @@ def quantize_model(
     if m == "int4" and group_size < 2:
         raise TuiGenError(f"int4 group size {group_size} is too small; use 32, 64, 128 or 256")
     from tui_gen.engine.layout import TransposedLinear
+    from tui_gen.engine.native import qlinear
 
     linear_types = (nn.Linear, TransposedLinear)  # a Generator's model may be pre-transposed
+    if native is None:
+        native = use_kernel is not False and group_size == qlinear.GROUP
     targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, linear_types)]
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
@@ -385,19 +397,29 @@ def quantize_model(
             if head is None:
                 continue
             kind = check_mode(head) or m
-        if kind == "int8":
-            new: nn.Module = Int8Linear(linear, use_kernel, act_dtype)
-        else:
+        new: nn.Module | None = None
+        if native and qlinear.available(linear.weight.device):
+            try:
+                new = qlinear.NativeQuantLinear(linear, 8 if kind == "int8" else 4)
+            except ValueError:  # weights beyond float16's range: torch's kernels take them
+                new = None
+        if new is None and kind == "int8":
+            new = Int8Linear(linear, use_kernel, act_dtype)
+        elif new is None:
             new = Int4Linear(linear, group_size, use_kernel, act_dtype)
         setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
-    model.quantization = {"mode": m, "group_size": group_size if m == "int4" else None}
+    grouped = m == "int4" or any(isinstance(x, qlinear.NativeQuantLinear) for x in model.modules())
+    model.quantization = {"mode": m, "group_size": group_size if grouped else None}
     if m == "int4" and head != "int4":
         model.quantization["head"] = head or "float"
     return model
 
 
 def quantized_layers(model: nn.Module) -> list[QuantLinear]:
-    return [mod for mod in model.modules() if isinstance(mod, Int8Linear | Int4Linear)]
+    from tui_gen.engine.native.qlinear import NativeQuantLinear
+
+    kinds = (Int8Linear, Int4Linear, NativeQuantLinear)
+    return [mod for mod in model.modules() if isinstance(mod, kinds)]
 
 
 def describe(model: nn.Module) -> str:
@@ -407,7 +429,7 @@ def describe(model: nn.Module) -> str:
     if not layers:
         return "none"
     info = getattr(model, "quantization", {}) or {}
-    mode = info.get("mode") or ("int8" if isinstance(layers[0], Int8Linear) else "int4")
+    mode = info.get("mode") or f"int{layers[0].bits}"
     label = f"{mode} g{info['group_size']}" if info.get("group_size") else mode
     if info.get("head"):
         label += f" ({info['head']} lm_head)"

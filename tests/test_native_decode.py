@@ -1,0 +1,93 @@
+"""The native decode step (engine/native/decode.c) against the torch forward it replaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_gen.engine.generator import Generator
+from tui_gen.engine.native import build
+
+pytestmark = pytest.mark.skipif(build._compiler() is None, reason="no C compiler on this machine")
+
+FIXTURES = ["tiny_llama", "tiny_qwen2", "tiny_gpt2"]
+
+
+def _pair(path: Path, mode: str) -> tuple[Generator, Generator]:
+    """Two generators on the same weights: one with the native step, one forced onto torch."""
+    native = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
+    torch_only = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
+    torch_only._native = (None, "forced off by the test")
+    assert native.decode_backend == "native", native._native
+    assert torch_only.decode_backend == "torch"
+    return native, torch_only
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_step_logits_match_the_torch_forward(request, fixture: str, mode: str) -> None:
+    gen = Generator.load(request.getfixturevalue(fixture), device="cpu", quantize=mode)
+    assert gen.decode_backend == "native"
+    decoder = gen._native[0]
+    ids = list(range(3, 40))
+    cache = gen._ensure_cache()
+    with torch.inference_mode():
+        full = gen.model(torch.tensor([ids]))[0]  # (T, V), the torch path, no cache
+        gen.model(torch.tensor([ids[:5]]), start=0, cache=cache)  # torch prefill
+        steps = [decoder.step(torch.tensor([[t]]), 5 + i, cache)[0, -1] for i, t in
+                 enumerate(ids[5:])]  # fmt: skip
+    assert cache.length == len(ids)
+    got, ref = torch.stack(steps), full[5:]
+    assert ((got - ref).abs().max() / ref.abs().max()).item() < 1e-4
+    assert torch.equal(got.argmax(-1), ref.argmax(-1))
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_generation_is_the_same_with_and_without_the_native_step(
+    request, fixture: str, mode: str
+) -> None:
+    native, torch_only = _pair(request.getfixturevalue(fixture), mode)
+    prompt = [3, 4, 5, 6, 7]
+    for kw in ({"do_sample": False}, {"do_sample": True, "seed": 7, "temperature": 0.9}):
+        a = native.generate_result(prompt, max_new_tokens=40, **kw)
+        b = torch_only.generate_result(prompt, max_new_tokens=40, **kw)
+        assert a.token_ids == b.token_ids and len(a.token_ids) > 0
+    # a second turn reuses the cached prefix (torch prefill of the new part, native decode)
+    longer = prompt + a.token_ids[:10] + [8, 9]
+    a2 = native.generate_result(longer, do_sample=False, max_new_tokens=20)
+    b2 = torch_only.generate_result(longer, do_sample=False, max_new_tokens=20)
+    assert a2.token_ids == b2.token_ids
+
+
+def test_cooking_model_uses_the_native_step(cooking_dir: Path) -> None:
+    native, torch_only = _pair(cooking_dir, "int8")
+    q = "How do I make pancakes?"
+    a = native.generate_result(q, do_sample=False, max_new_tokens=60)
+    b = torch_only.generate_result(q, do_sample=False, max_new_tokens=60)
+    assert a.token_ids == b.token_ids
+
+
+def test_paths_the_native_step_does_not_cover_stay_on_torch(tiny_llama: Path) -> None:
+    assert Generator.load(tiny_llama, device="cpu").decode_backend == "torch"  # float32
+    bf16 = Generator.load(tiny_llama, device="cpu", dtype="bfloat16", quantize="int8")
+    assert bf16.decode_backend == "torch"
+    assert "bfloat16" in bf16._native[1]
+    out = bf16.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5)
+    assert len(out.token_ids) == 5
+
+
+def test_disabled_native_kernels_keep_torch(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUI_GEN_NATIVE", "0")
+    build.reset()
+    try:
+        gen = Generator.load(tiny_llama, device="cpu", quantize="int4")
+        assert gen.decode_backend == "torch"
+        assert "TUI_GEN_NATIVE" in gen._native[1]
+        assert gen.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5).token_ids
+    finally:
+        build.reset()

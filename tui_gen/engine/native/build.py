@@ -1,0 +1,147 @@
+"""Build the C kernels once per machine and load them with ctypes.
+
+Why C through ctypes and not a torch C++ extension: the kernels only read raw buffers, so they
+need no torch headers; the library compiles in about a second (a torch extension takes ~40 s
+of header parsing), so a first run never stalls. It is compiled with `-march=native` for the
+CPU it runs on and cached under the user's cache directory, keyed by the source, the compiler,
+its flags and the CPU model, so a shared home directory never hands one CPU another's code.
+
+Linked with `-fopenmp`, it shares the process's OpenMP runtime: torch loads its `libgomp.so.1`
+first, and the loader reuses a library already loaded under the same soname, so our loops run
+on torch's threads rather than a second pool competing for the same cores.
+
+Nothing here is required: without a C compiler, on an unsupported platform, or with
+`TUI_GEN_NATIVE=0`, `load()` returns None with a reason and the engine uses torch's kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SOURCES = [HERE / "qmatmul.c", HERE / "decode.c"]
+HEADERS = [HERE / "qrows.h"]
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
+LIBS = ["-lm"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    """Where built libraries live: $TUI_GEN_CACHE_DIR, else the platform's user cache dir."""
+    env = os.environ.get("TUI_GEN_CACHE_DIR")
+    if env:
+        return Path(env) / "kernels"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tui-gen")) / "kernels"
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_id() -> str:
+    """The CPU model and feature flags: what -march=native compiled for."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags", "Features"))]
+    return "\n".join(dict.fromkeys(keep))  # one line of each kind: every core says the same
+
+
+def library_path(cc: str) -> Path:
+    key = hashlib.sha256()
+    parts = [f.read_bytes() for f in SOURCES + HEADERS]
+    for part in (*parts, cc.encode(), " ".join(FLAGS + LIBS).encode(), _cpu_id().encode()):
+        key.update(part)
+        key.update(b"\0")
+    return cache_dir() / f"qmatmul-{key.hexdigest()[:16]}.so"
+
+
+def _build(cc: str, out: Path) -> None:
+    """Compile to a temporary file and rename it into place, so a crash or a second process
+    never leaves a half-written library where the next run would load it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [cc, *FLAGS, "-o", tmp, *map(str, SOURCES), *LIBS],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for name in ("q8_matmul", "q4_matmul"):
+        fn = getattr(lib, name)
+        fn.argtypes = [p, p, p, p, i64, i64, i64, i32]  # x, q, sm, y, M, N, K, threads
+        fn.restype = i32
+    for name in ("q8_dequantize", "q4_dequantize"):
+        fn = getattr(lib, name)
+        fn.argtypes = [p, p, p, i64, i64, i32]  # q, sm, w, N, K, threads
+        fn.restype = i32
+    lib.decode_layers.argtypes = [p, p, i64, p, p, p, i32]  # model, x, pos, cos, sin, scratch, t
+    lib.decode_layers.restype = i32
+    lib.decode_scratch_floats.argtypes = [p]
+    lib.decode_scratch_floats.restype = i64
+    return lib
+
+
+def load() -> ctypes.CDLL | None:
+    """The kernel library, built on first use; None when it cannot be (see `reason()`)."""
+    with _lock:
+        if "lib" in _state:
+            return _state["lib"]  # type: ignore[return-value]
+        lib, why = None, ""
+        if os.environ.get("TUI_GEN_NATIVE", "1").strip().lower() in ("0", "no", "off", "false"):
+            why = "disabled by TUI_GEN_NATIVE=0"
+        elif sys.platform == "win32":
+            why = "not built on Windows"
+        elif (cc := _compiler()) is None:
+            why = "no C compiler found (install gcc or clang, or set CC)"
+        else:
+            path = library_path(cc)
+            try:
+                if not path.exists():
+                    _build(cc, path)
+                lib = _bind(ctypes.CDLL(str(path)))
+            except (OSError, subprocess.SubprocessError, AttributeError) as e:
+                why = f"could not build the kernels with {cc}: {e}"
+        _state["lib"], _state["reason"] = lib, why
+        return lib
+
+
+def reason() -> str:
+    """Why `load()` returned None ("" when it did not)."""
+    load()
+    return str(_state.get("reason", ""))
+
+
+def reset() -> None:
+    """Forget the loaded library (tests switch TUI_GEN_NATIVE or the cache directory)."""
+    with _lock:
+        _state.clear()

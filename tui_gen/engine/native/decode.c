@@ -1,0 +1,163 @@
+/* One decode step (one token, batch 1) through every layer of a quantized model, in C.
+ *
+ * Why: with quantized weights the matrix products of a SmolLM2 step take ~8 ms, but torch
+ * spends another ~6 ms on ~25 small operations per layer (norms, RoPE, cache writes, attention
+ * on one query, activations, residuals), each a few microseconds of dispatch for a few
+ * hundred floats of work. Here the whole stack of layers is one call: the same arithmetic as
+ * the torch modules (models/llama.py, models/gpt2.py), in float32, on the same KV cache
+ * tensors, with the matrix products on the row kernels of qrows.h.
+ *
+ * The embedding lookup before and the final norm and lm_head after stay in torch.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "qrows.h"
+
+typedef struct {
+    const uint8_t *q;   /* (N, K) uint8, or (N, K / 2) for 4 bits */
+    const half *sm;     /* (N, K / 32, 2) float16 (scale, min) */
+    const float *bias;  /* (N,) or NULL */
+    int64_t n, k;
+    int32_t bits, pad_;
+} qmat_t;
+
+typedef struct {
+    const float *norm1_w, *norm1_b; /* b NULL for RMSNorm or a LayerNorm without bias */
+    const float *norm2_w, *norm2_b;
+    qmat_t qkv, o, up, down; /* up: gate and up fused (gated MLP) or fc */
+    float *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache */
+} layer_t;
+
+enum { NORM_RMS = 0, NORM_LAYER = 1 };
+enum { ACT_SILU_GATED = 0, ACT_GELU_TANH = 1, ACT_GELU = 2, ACT_RELU = 3, ACT_SILU = 4 };
+
+typedef struct {
+    int32_t n_layers, hidden, n_head, n_kv, head_dim, inter, max_seq, norm, act, rope;
+    float eps, attn_scale;
+    const layer_t *layers;
+} model_t;
+
+static void norm(const model_t *m, const float *x, const float *w, const float *b, float *out) {
+    const int C = m->hidden;
+    if (m->norm == NORM_RMS) {
+        double ss = 0.0;
+        for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        const float r = (float)(1.0 / sqrt(ss / C + m->eps));
+        for (int i = 0; i < C; i++) out[i] = w[i] * (x[i] * r);
+    } else {
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < C; i++) mean += x[i];
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (x[i] - mean) * (x[i] - mean);
+        const float r = (float)(1.0 / sqrt(var / C + m->eps)), mu = (float)mean;
+        for (int i = 0; i < C; i++) out[i] = (x[i] - mu) * r * w[i] + (b ? b[i] : 0.f);
+    }
+}
+
+/* y (N) = W x (K) + bias, rows split across threads. */
+static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, int threads) {
+    const int64_t N = w->n, K = w->k, rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
+    group_sums(x, 1, K, xsum);
+    if (w->bits == 8) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t n = 0; n < N; n++) q8_row(x, w->q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t n = 0; n < N; n++) q4_row(x, w->q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+    }
+    if (w->bias)
+        for (int64_t n = 0; n < N; n++) y[n] += w->bias[n];
+}
+
+/* x * cos + rotate_half(x) * sin, rotate_half(x) = (x2, x1), its minus folded into sin. */
+static void rope(float *v, int D, const float *cos_, const float *sin_) {
+    float t[512];
+    memcpy(t, v, sizeof(float) * D);
+    const int h = D / 2;
+    for (int i = 0; i < D; i++) v[i] = t[i] * cos_[i] + t[i < h ? i + h : i - h] * sin_[i];
+}
+
+static float activate(float u, int act) {
+    switch (act) {
+    case ACT_GELU_TANH:
+        return 0.5f * u * (1.f + tanhf(0.7978845608028654f * (u + 0.044715f * u * u * u)));
+    case ACT_GELU: return 0.5f * u * (1.f + erff(u * 0.7071067811865476f));
+    case ACT_RELU: return u > 0.f ? u : 0.f;
+    default: return u / (1.f + expf(-u)); /* silu */
+    }
+}
+
+/* Scratch floats the step needs (the caller allocates them once). */
+int64_t decode_scratch_floats(const model_t *m) {
+    const int64_t qkv = (int64_t)(m->n_head + 2 * m->n_kv) * m->head_dim;
+    const int64_t up = (m->act == ACT_SILU_GATED ? 2 : 1) * (int64_t)m->inter;
+    const int64_t widest = m->inter > m->hidden ? m->inter : m->hidden;
+    return 4 * (int64_t)m->hidden + qkv + (int64_t)m->n_head * m->head_dim + up + m->inter +
+           (int64_t)m->n_head * m->max_seq + widest / GS + 64;
+}
+
+/* x (hidden): the token's embedding in, the last layer's output out (before the final norm).
+ * pos: the cache position written; cos/sin: the rotary rows for pos (ignored without rope).
+ * Returns 0, or -1 on bad arguments. */
+int decode_layers(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
+                  float *scratch, int threads) {
+    const int C = m->hidden, H = m->n_head, KV = m->n_kv, D = m->head_dim, S = m->max_seq;
+    if (pos < 0 || pos >= S || D > 512 || H % KV || threads < 1) return -1;
+    float *h = scratch, *o = h + C, *dn = o + C;
+    float *qkv = dn + C, *att = qkv + (int64_t)(H + 2 * KV) * D;
+    float *up = att + (int64_t)H * D;
+    float *a = up + (m->act == ACT_SILU_GATED ? 2 : 1) * (int64_t)m->inter;
+    float *scores = a + m->inter, *xsum = scores + (int64_t)H * S;
+    const int rep = H / KV;
+    const float scale = m->attn_scale;
+
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer_t *L = &m->layers[l];
+        /* attention */
+        norm(m, x, L->norm1_w, L->norm1_b, h);
+        qmat_apply(&L->qkv, h, qkv, xsum, threads);
+        if (m->rope)
+            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, D, cos_, sin_);
+        for (int j = 0; j < KV; j++) {
+            memcpy(L->k_cache + ((int64_t)j * S + pos) * D, qkv + (int64_t)(H + j) * D, sizeof(float) * D);
+            memcpy(L->v_cache + ((int64_t)j * S + pos) * D, qkv + (int64_t)(H + KV + j) * D, sizeof(float) * D);
+        }
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int hd = 0; hd < H; hd++) {
+            const float *q = qkv + (int64_t)hd * D;
+            const float *K = L->k_cache + (int64_t)(hd / rep) * S * D;
+            const float *V = L->v_cache + (int64_t)(hd / rep) * S * D;
+            float *s = scores + (int64_t)hd * S, mx = -INFINITY;
+            for (int64_t t = 0; t <= pos; t++) {
+                float d = 0.f;
+#pragma omp simd reduction(+ : d)
+                for (int i = 0; i < D; i++) d += q[i] * K[t * D + i];
+                s[t] = d * scale;
+                mx = s[t] > mx ? s[t] : mx;
+            }
+            float sum = 0.f;
+            for (int64_t t = 0; t <= pos; t++) sum += (s[t] = expf(s[t] - mx));
+            float *out = att + (int64_t)hd * D;
+            for (int i = 0; i < D; i++) out[i] = 0.f;
+            for (int64_t t = 0; t <= pos; t++) {
+                const float p = s[t] / sum;
+#pragma omp simd
+                for (int i = 0; i < D; i++) out[i] += p * V[t * D + i];
+            }
+        }
+        qmat_apply(&L->o, att, o, xsum, threads);
+        for (int i = 0; i < C; i++) x[i] += o[i];
+        /* MLP */
+        norm(m, x, L->norm2_w, L->norm2_b, h);
+        qmat_apply(&L->up, h, up, xsum, threads);
+        const int I = m->inter;
+        if (m->act == ACT_SILU_GATED)
+            for (int i = 0; i < I; i++) a[i] = activate(up[i], ACT_SILU) * up[I + i];
+        else
+            for (int i = 0; i < I; i++) a[i] = activate(up[i], m->act);
+        qmat_apply(&L->down, a, dn, xsum, threads);
+        for (int i = 0; i < C; i++) x[i] += dn[i];
+    }
+    return 0;
+}

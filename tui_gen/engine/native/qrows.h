@@ -1,0 +1,172 @@
+/* Row kernels of the weight-only quantized matrix products with float32 activations, for the CPU decode step.
+ *
+ * Why this file exists: a decode step reads every weight once per token, so its speed is the
+ * number of weight bytes. torch's CPU int8/int4 kernels are vectorized only for bfloat16
+ * activations, and bfloat16 activations alone move SmolLM2's greedy choice on ~3% of positions.
+ * These loops keep the activations in float32 and read 8- or 4-bit weights, dequantizing in
+ * registers. Plain C with `omp simd` so the compiler vectorizes for whatever CPU builds it
+ * (AVX-512, AVX2, NEON); rows are split across torch's own OpenMP threads.
+ *
+ * Weights (N, K) in groups of GS = 32 inputs, each group with a float16 (scale, min) pair:
+ *   w[n, k] = q[n, k] * scale[n, k / GS] + min[n, k / GS]
+ * q8: q is uint8 (N, K), q in [0, 255].
+ * q4: q is uint8 (N, K / 2), q in [0, 15]; in each group's 16 bytes, byte j holds element j
+ *     in its low nibble and element j + 16 in its high nibble (so both halves line up with
+ *     16 consecutive activations).
+ * sm: float16 (N, K / GS, 2) = (scale, min).
+ * x: float32 (M, K) contiguous; y: float32 (M, N).
+ */
+#ifndef TUI_GEN_QROWS_H
+#define TUI_GEN_QROWS_H
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#define GS 32
+#define MAX_M 8
+
+typedef _Float16 half;
+
+/* xsum[m * G + g] = sum of group g of row m: the `min` term of a group is min * xsum. */
+static void group_sums(const float *x, int64_t M, int64_t K, float *xsum) {
+    const int64_t G = K / GS;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t g = 0; g < G; g++) {
+            float s = 0.f;
+#pragma omp simd reduction(+ : s)
+            for (int k = 0; k < GS; k++) s += x[m * K + g * GS + k];
+            xsum[m * G + g] = s;
+        }
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* Groups become two 16-lane float vectors each; the products are accumulated per lane and
+ * scaled per group. Two groups per iteration into two accumulators, so the fused multiply-adds
+ * of neighbouring groups do not wait on each other. */
+static inline __attribute__((always_inline)) __m512 q8_lo(const uint8_t *qg) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg)));
+}
+
+static inline __attribute__((always_inline)) void q_row(const float *x, const uint8_t *qr,
+                                                        const half *smr, const float *xsum,
+                                                        float *y, int64_t n, int64_t N,
+                                                        int64_t K, const int M, const int bits) {
+    const int64_t G = K / GS;
+    const int64_t gbytes = bits == 8 ? GS : GS / 2;
+    const __m512i low = _mm512_set1_epi32(0x0F);
+    __m512 acc[2][MAX_M];
+    float macc[MAX_M];
+    for (int m = 0; m < M; m++) acc[0][m] = acc[1][m] = _mm512_setzero_ps(), macc[m] = 0.f;
+    int64_t g = 0;
+#define GROUP(j)                                                                               \
+    {                                                                                          \
+        const __m512 s = _mm512_set1_ps((float)smr[2 * (g + j)]);                              \
+        const float mn = (float)smr[2 * (g + j) + 1];                                          \
+        const uint8_t *qg = qr + (g + j) * gbytes;                                             \
+        __m512 w0, w1;                                                                         \
+        if (bits == 8) {                                                                       \
+            w0 = q8_lo(qg), w1 = q8_lo(qg + 16);                                               \
+        } else {                                                                               \
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg));      \
+            w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, low));                                 \
+            w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));                                  \
+        }                                                                                      \
+        for (int m = 0; m < M; m++) {                                                          \
+            const float *xg = x + m * K + (g + j) * GS;                                        \
+            const __m512 t = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xg),                          \
+                                             _mm512_mul_ps(w1, _mm512_loadu_ps(xg + 16)));     \
+            acc[j][m] = _mm512_fmadd_ps(t, s, acc[j][m]);                                      \
+            macc[m] += mn * xsum[m * G + g + j];                                               \
+        }                                                                                      \
+    }
+    for (; g + 2 <= G; g += 2) {
+        GROUP(0)
+        GROUP(1)
+    }
+    for (; g < G; g++) GROUP(0)
+#undef GROUP
+    for (int m = 0; m < M; m++)
+        y[m * N + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][m], acc[1][m])) + macc[m];
+}
+
+#define q8_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 8)
+#define q4_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 4)
+
+#else
+/* Portable rows: the same arithmetic in 16-lane loops the compiler may vectorize. */
+static inline __attribute__((always_inline)) void q8_row(const float *x, const uint8_t *qr,
+                                                         const half *smr, const float *xsum,
+                                                         float *y, int64_t n, int64_t N,
+                                                         int64_t K, const int M) {
+    const int64_t G = K / GS;
+    float acc[MAX_M][16] = {{0}};
+    float macc[MAX_M] = {0};
+    for (int64_t g = 0; g < G; g++) {
+        const float s = (float)smr[2 * g], mn = (float)smr[2 * g + 1];
+        const uint8_t *qg = qr + g * GS;
+        float w[GS];
+#pragma omp simd
+        for (int k = 0; k < GS; k++) w[k] = s * (float)qg[k];
+        for (int m = 0; m < M; m++) {
+            const float *xg = x + m * K + g * GS;
+#pragma omp simd
+            for (int k = 0; k < 16; k++) acc[m][k] += w[k] * xg[k] + w[k + 16] * xg[k + 16];
+            macc[m] += mn * xsum[m * G + g];
+        }
+    }
+    for (int m = 0; m < M; m++) {
+        float t = macc[m];
+        for (int k = 0; k < 16; k++) t += acc[m][k];
+        y[m * N + n] = t;
+    }
+}
+
+static inline __attribute__((always_inline)) void q4_row(const float *x, const uint8_t *qr,
+                                                         const half *smr, const float *xsum,
+                                                         float *y, int64_t n, int64_t N,
+                                                         int64_t K, const int M) {
+    const int64_t G = K / GS;
+    float acc[MAX_M][16] = {{0}};
+    float macc[MAX_M] = {0};
+    for (int64_t g = 0; g < G; g++) {
+        const float s = (float)smr[2 * g], mn = (float)smr[2 * g + 1];
+        const uint8_t *qg = qr + g * (GS / 2);
+        float w[GS];
+#pragma omp simd
+        for (int k = 0; k < 16; k++) {
+            w[k] = s * (float)(qg[k] & 0x0F);
+            w[k + 16] = s * (float)(qg[k] >> 4);
+        }
+        for (int m = 0; m < M; m++) {
+            const float *xg = x + m * K + g * GS;
+#pragma omp simd
+            for (int k = 0; k < 16; k++) acc[m][k] += w[k] * xg[k] + w[k + 16] * xg[k + 16];
+            macc[m] += mn * xsum[m * G + g];
+        }
+    }
+    for (int m = 0; m < M; m++) {
+        float t = macc[m];
+        for (int k = 0; k < 16; k++) t += acc[m][k];
+        y[m * N + n] = t;
+    }
+}
+
+#endif
+
+#define DISPATCH(ROW, BYTES_PER_ROW)                                                           \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
+    for (int64_t n = 0; n < N; n++) {                                                         \
+        const uint8_t *qr = q + n * (BYTES_PER_ROW);                                         \
+        const half *smr = sm + n * (K / GS) * 2;                                              \
+        switch (M) {                                                                          \
+        case 1: ROW(x, qr, smr, xsum, y, n, N, K, 1); break;                                   \
+        case 2: ROW(x, qr, smr, xsum, y, n, N, K, 2); break;                                   \
+        case 3: ROW(x, qr, smr, xsum, y, n, N, K, 3); break;                                   \
+        case 4: ROW(x, qr, smr, xsum, y, n, N, K, 4); break;                                   \
+        default: ROW(x, qr, smr, xsum, y, n, N, K, (int)M); break;                            \
+        }                                                                                     \
+    }
+
+#endif
