@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(build._compiler() is None, reason="no C compiler
 FIXTURES = ["tiny_llama", "tiny_qwen2", "tiny_gpt2"]
 
 
-def _pair(path: Path, mode: str) -> tuple[Generator, Generator]:
+def _pair(path: Path, mode: str | None) -> tuple[Generator, Generator]:
     """Two generators on the same weights: one with the native step, one forced onto torch."""
     native = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
     torch_only = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
@@ -25,9 +25,9 @@ def _pair(path: Path, mode: str) -> tuple[Generator, Generator]:
     return native, torch_only
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("mode", [None, "int8", "int4"])
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_step_logits_match_the_torch_forward(request, fixture: str, mode: str) -> None:
+def test_step_logits_match_the_torch_forward(request, fixture: str, mode: str | None) -> None:
     gen = Generator.load(request.getfixturevalue(fixture), device="cpu", quantize=mode)
     assert gen.decode_backend == "native"
     decoder = gen._native[0]
@@ -36,7 +36,8 @@ def test_step_logits_match_the_torch_forward(request, fixture: str, mode: str) -
     with torch.inference_mode():
         full = gen.model(torch.tensor([ids]))[0]  # (T, V), the torch path, no cache
         gen.model(torch.tensor([ids[:5]]), start=0, cache=cache)  # torch prefill
-        steps = [decoder.step(torch.tensor([[t]]), 5 + i, cache)[0, -1] for i, t in
+        # (each step's logits are copied out: the next step reuses the buffer)
+        steps = [decoder.step(torch.tensor([[t]]), 5 + i, cache)[0, -1].clone() for i, t in
                  enumerate(ids[5:])]  # fmt: skip
     assert cache.length == len(ids)
     got, ref = torch.stack(steps), full[5:]
@@ -44,10 +45,10 @@ def test_step_logits_match_the_torch_forward(request, fixture: str, mode: str) -
     assert torch.equal(got.argmax(-1), ref.argmax(-1))
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("mode", [None, "int8", "int4"])
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_generation_is_the_same_with_and_without_the_native_step(
-    request, fixture: str, mode: str
+    request, fixture: str, mode: str | None
 ) -> None:
     native, torch_only = _pair(request.getfixturevalue(fixture), mode)
     prompt = [3, 4, 5, 6, 7]
@@ -70,13 +71,26 @@ def test_cooking_model_uses_the_native_step(cooking_dir: Path) -> None:
     assert a.token_ids == b.token_ids
 
 
-def test_paths_the_native_step_does_not_cover_stay_on_torch(tiny_llama: Path) -> None:
-    assert Generator.load(tiny_llama, device="cpu").decode_backend == "torch"  # float32
-    bf16 = Generator.load(tiny_llama, device="cpu", dtype="bfloat16", quantize="int8")
+@pytest.mark.parametrize("mode", [None, "int8"])
+def test_bfloat16_stays_on_torch(tiny_llama: Path, mode: str | None) -> None:
+    assert Generator.load(tiny_llama, device="cpu", dtype="float32").decode_backend == "native"
+    bf16 = Generator.load(tiny_llama, device="cpu", dtype="bfloat16", quantize=mode)
     assert bf16.decode_backend == "torch"
     assert "bfloat16" in bf16._native[1]
     out = bf16.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5)
     assert len(out.token_ids) == 5
+
+
+def test_a_batch_cache_stays_on_torch(tiny_llama: Path) -> None:
+    from tui_gen.engine.kv_cache import KVCache
+
+    gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
+    decoder = gen._native[0] if gen.decode_backend == "native" else None
+    assert decoder is not None
+    c = gen.config
+    two = KVCache(c.num_layers, 2, c.num_kv_heads, 32, c.head_dim, torch.float32, "cpu")
+    assert not decoder.supports(two)
+    assert decoder.supports(gen._ensure_cache())
 
 
 def test_disabled_native_kernels_keep_torch(

@@ -74,12 +74,16 @@ def _count_parameters(cfg: Any, files: list[Path]) -> tuple[int, str | None]:
     return total, stored
 
 
-def weight_bytes(cfg: Any, params: int, element: int, mode: str | None) -> int:
+def weight_bytes(
+    cfg: Any, params: int, element: int, mode: str | None, native: bool = False
+) -> int:
     """Bytes the weights take in memory when run, from the shapes alone (nothing is loaded).
 
     Quantization (engine/quantize.py) replaces every projection and the lm_head; embeddings,
-    norms and biases stay float. int8 stores one byte per weight plus a scale per row; int4 half
-    a byte plus a (scale, min) pair per group of 32, with an int8 lm_head.
+    norms and biases stay float. With torch's kernels int8 stores one byte per weight plus a
+    scale per row, int4 half a byte plus a float32 (scale, min) pair per group of 32; with the
+    native kernels (`native`) both store a float16 pair per group of 32. The int4 lm_head is
+    int8.
     """
     if mode is None:
         return params * element
@@ -90,7 +94,14 @@ def weight_bytes(cfg: Any, params: int, element: int, mode: str | None) -> int:
     head = cfg.vocab_size * h
     # a tied head is counted once in `params` (as the embedding), but quantizing copies it
     float_params = max(0, params - linear - (0 if cfg.tie_word_embeddings else head))
-    if mode == "int8":
+    if native:
+        per_group = 4  # two float16 per 32 weights
+        head_b = head + head // 32 * per_group
+        if mode == "int8":
+            quant = linear + linear // 32 * per_group + head_b
+        else:
+            quant = linear // 2 + linear // 32 * per_group + head_b
+    elif mode == "int8":
         quant = linear + head + 4 * (layers * (q + 2 * kv + h) + cfg.vocab_size)
     else:
         quant = linear // 2 + linear // 32 * 4 + head + 4 * cfg.vocab_size
@@ -147,6 +158,11 @@ def describe(
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
+    native = False
+    if mode is not None:
+        from tui_gen.engine.native.qlinear import available
+
+        native = available(dev)  # grouped layers on the native kernels (built once, cached)
     archs = cfg.raw.get("architectures") or []
     cache_len = min(cfg.max_position_embeddings, max_context or DEFAULT_MAX_CONTEXT)
     return {
@@ -170,7 +186,7 @@ def describe(
         "device": str(dev),
         # --quantize: None (float weights), "int8" or "int4"; weights as held in memory
         "quantization": mode,
-        "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode),
+        "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode, native),
         "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
         # what one conversation preallocates with these flags (the cache the app would use)
         "max_context": cache_len,

@@ -176,11 +176,11 @@ class Generator:
         return "native" if self._native[0] is not None else "torch"
 
     def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
-        """The one-token forward: the native step for a natively quantized CPU model (see
-        engine/native/decode.py), else the model's own forward."""
+        """The one-token forward: the native step for a float32 or natively quantized CPU
+        model (see engine/native/decode.py), else the model's own forward."""
         if self._native is None:
-            if self.loaded.quantization is None or self.device.type != "cpu":
-                self._native = (None, "only quantized CPU models have a native step")
+            if self.device.type != "cpu" or self.dtype != torch.float32:
+                self._native = (None, f"no native step on {self.device} in {self.dtype}")
             else:
                 from tui_gen.engine.native.decode import NativeDecoder
 

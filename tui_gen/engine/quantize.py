@@ -14,6 +14,12 @@ else (another device, an older torch, a shape the kernel refuses) the same quant
 dequantized and multiplied with the plain matmul: slower, but correct on every device, and
 numerically the same scheme, so the two paths agree to float rounding.
 
+On the CPU both modes normally run on our own kernels instead (engine/native: built once per
+machine with the system's C compiler): groups of 32 with a float16 (scale, min) pair for int8
+too, and float32 activations, which is what makes int8 near-lossless (SmolLM2: 99% top-1
+agreement with float32, against ~96% per-channel). This module's layers are the fallback when
+those kernels cannot be built, on other devices, or with `TUI_GEN_NATIVE=0`.
+
 Every `nn.Linear` is replaced, the lm_head included. A head tied to the embedding becomes its
 own quantized copy; the embedding table itself stays float (a lookup reads one row per token).
 """

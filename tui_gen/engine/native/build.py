@@ -104,8 +104,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         fn = getattr(lib, name)
         fn.argtypes = [p, p, p, i64, i64, i32]  # q, sm, w, N, K, threads
         fn.restype = i32
-    lib.decode_layers.argtypes = [p, p, i64, p, p, p, i32]  # model, x, pos, cos, sin, scratch, t
-    lib.decode_layers.restype = i32
+    # model, x, pos, cos, sin, scratch, logits, threads
+    lib.decode_step.argtypes = [p, p, i64, p, p, p, p, i32]
+    lib.decode_step.restype = i32
     lib.decode_scratch_floats.argtypes = [p]
     lib.decode_scratch_floats.restype = i64
     return lib

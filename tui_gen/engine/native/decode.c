@@ -11,15 +11,21 @@
  */
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "qrows.h"
 
+enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2 };
+
 typedef struct {
-    const uint8_t *q;   /* (N, K) uint8, or (N, K / 2) for 4 bits */
-    const half *sm;     /* (N, K / 32, 2) float16 (scale, min) */
+    const void *w;      /* MAT_QUANT: q, (N, K) uint8 or (N, K / 2) for 4 bits;
+                           MAT_F32_ROWS: float (N, K) (nn.Linear); MAT_F32_COLS: float (K, N) */
+    const half *sm;     /* MAT_QUANT: (N, K / 32, 2) float16 (scale, min) */
     const float *bias;  /* (N,) or NULL */
     int64_t n, k;
-    int32_t bits, pad_;
+    int32_t kind, bits;
 } qmat_t;
 
 typedef struct {
@@ -36,6 +42,8 @@ typedef struct {
     int32_t n_layers, hidden, n_head, n_kv, head_dim, inter, max_seq, norm, act, rope;
     float eps, attn_scale;
     const layer_t *layers;
+    const float *normf_w, *normf_b; /* the final norm */
+    qmat_t head;                     /* lm_head: hidden -> vocab */
 } model_t;
 
 static void norm(const model_t *m, const float *x, const float *w, const float *b, float *out) {
@@ -55,16 +63,59 @@ static void norm(const model_t *m, const float *x, const float *w, const float *
     }
 }
 
+/* float32 y (N) = x (K) @ Wt (K, N): each thread owns a slice of y, kept in L1, and adds
+ * x[k] * Wt[k, slice] for every k, so every weight row is read once, front to back. */
+static void f32_cols(const float *x, const float *wt, float *y, int64_t N, int64_t K, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+        int nt = 1, id = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads(), id = omp_get_thread_num();
+#endif
+        int64_t per = ((N + nt - 1) / nt + 15) / 16 * 16;
+        int64_t lo = id * per, hi = lo + per < N ? lo + per : N;
+        if (lo < hi) {
+            float *ys = y + lo;
+            for (int64_t n = 0; n < hi - lo; n++) ys[n] = 0.f;
+            for (int64_t k = 0; k < K; k++) {
+                const float xk = x[k], *wr = wt + k * N + lo;
+#pragma omp simd
+                for (int64_t n = 0; n < hi - lo; n++) ys[n] += xk * wr[n];
+            }
+        }
+    }
+}
+
+/* float32 y (N) = W (N, K) x: one dot product per row. */
+static void f32_rows(const float *x, const float *w, float *y, int64_t N, int64_t K, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < N; n++) {
+        const float *wr = w + n * K;
+        float d = 0.f;
+#pragma omp simd reduction(+ : d)
+        for (int64_t k = 0; k < K; k++) d += x[k] * wr[k];
+        y[n] = d;
+    }
+}
+
 /* y (N) = W x (K) + bias, rows split across threads. */
 static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, int threads) {
-    const int64_t N = w->n, K = w->k, rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
-    group_sums(x, 1, K, xsum);
-    if (w->bits == 8) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t n = 0; n < N; n++) q8_row(x, w->q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+    const int64_t N = w->n, K = w->k;
+    if (w->kind == MAT_F32_ROWS) {
+        f32_rows(x, (const float *)w->w, y, N, K, threads);
+    } else if (w->kind == MAT_F32_COLS) {
+        f32_cols(x, (const float *)w->w, y, N, K, threads);
     } else {
+        const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
+        const uint8_t *q = (const uint8_t *)w->w;
+        group_sums(x, 1, K, xsum);
+        if (w->bits == 8) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t n = 0; n < N; n++) q4_row(x, w->q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+            for (int64_t n = 0; n < N; n++) q8_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+        } else {
+#pragma omp parallel for schedule(static) num_threads(threads)
+            for (int64_t n = 0; n < N; n++) q4_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+        }
     }
     if (w->bias)
         for (int64_t n = 0; n < N; n++) y[n] += w->bias[n];
@@ -98,10 +149,11 @@ int64_t decode_scratch_floats(const model_t *m) {
 }
 
 /* x (hidden): the token's embedding in, the last layer's output out (before the final norm).
+ * logits (vocab): the next-token logits out (the final norm and lm_head applied to x).
  * pos: the cache position written; cos/sin: the rotary rows for pos (ignored without rope).
  * Returns 0, or -1 on bad arguments. */
-int decode_layers(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
-                  float *scratch, int threads) {
+int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
+                float *scratch, float *logits, int threads) {
     const int C = m->hidden, H = m->n_head, KV = m->n_kv, D = m->head_dim, S = m->max_seq;
     if (pos < 0 || pos >= S || D > 512 || H % KV || threads < 1) return -1;
     float *h = scratch, *o = h + C, *dn = o + C;
@@ -159,5 +211,7 @@ int decode_layers(const model_t *m, float *x, int64_t pos, const float *cos_, co
         qmat_apply(&L->down, a, dn, xsum, threads);
         for (int i = 0; i < C; i++) x[i] += dn[i];
     }
+    norm(m, x, m->normf_w, m->normf_b, h);
+    qmat_apply(&m->head, h, logits, xsum, threads);
     return 0;
 }

@@ -1,11 +1,11 @@
-"""The quantized decode step in one native call (decode.c), for Llama-family and GPT-2 models.
+"""The decode step in one native call (decode.c), for Llama-family and GPT-2 models.
 
-`NativeDecoder.build(model)` describes the model's layers to the C code once (pointers to the
-quantized weights, norms and biases); `step()` then runs the embedding lookup in torch, every
-layer in C (writing the same KV cache tensors the torch path reads), and the final norm and
-lm_head in torch. It applies only where the C code does exactly what the torch modules do: a
-CPU model in float32 whose every layer matrix is a NativeQuantLinear, batch 1, one token.
-Anything else gets None from `build()` (with the reason) and keeps the torch forward.
+`NativeDecoder.build(model)` describes the model to the C code once (pointers to its weights,
+norms and biases); `step()` then looks the token up in torch and runs every layer, the final
+norm and the lm_head in C, writing the same KV cache tensors the torch path reads. It applies
+where the C code does what the torch modules do: a float32 CPU model in the decode layout
+whose matrices are float32 (either layout) or natively quantized, batch 1, one token. Anything
+else gets None from `build()` (with the reason) and keeps the torch forward.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tui_gen.engine.kv_cache import KVCache
+from tui_gen.engine.layout import TransposedLinear
 from tui_gen.engine.native import build
 from tui_gen.engine.native.qlinear import NativeQuantLinear
 
@@ -33,15 +34,18 @@ _GPT2_ACTS = {
 }
 
 
+MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS = range(3)
+
+
 class _QMat(ctypes.Structure):
     _fields_ = [
-        ("q", c_void_p),
+        ("w", c_void_p),
         ("sm", c_void_p),
         ("bias", c_void_p),
         ("n", c_int64),
         ("k", c_int64),
+        ("kind", c_int32),
         ("bits", c_int32),
-        ("pad_", c_int32),
     ]
 
 
@@ -80,6 +84,9 @@ class _Model(ctypes.Structure):
         ("eps", c_float),
         ("attn_scale", c_float),
         ("layers", POINTER(_Layer)),
+        ("normf_w", c_void_p),
+        ("normf_b", c_void_p),
+        ("head", _QMat),
     ]
 
 
@@ -88,12 +95,22 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 
 def _qmat(mod: nn.Module) -> _QMat:
-    if not isinstance(mod, NativeQuantLinear) or mod.padded_in != mod.in_features:
-        raise _Unsupported(f"{type(mod).__name__} is not a native quantized layer")
-    return _QMat(
-        _ptr(mod.qweight), _ptr(mod.scale_min), _ptr(mod.bias),
-        mod.out_features, mod.in_features, mod.bits, 0,
-    )  # fmt: skip
+    """A layer as the C code reads it: native quantized, or float32 in either layout."""
+    n, k = mod.out_features, mod.in_features
+    if isinstance(mod, NativeQuantLinear) and mod.padded_in == k:
+        w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
+    elif isinstance(mod, TransposedLinear):
+        w, sm, kind, bits = mod.weight_t, None, MAT_F32_COLS, 32  # (K, N)
+    elif isinstance(mod, nn.Linear):
+        w, sm, kind, bits = mod.weight, None, MAT_F32_ROWS, 32  # (N, K)
+    else:
+        raise _Unsupported(f"no native kernel for {type(mod).__name__}")
+    if kind != MAT_QUANT and (w.dtype != torch.float32 or not w.is_contiguous()):
+        raise _Unsupported(f"a {w.dtype} weight; the native step reads contiguous float32")
+    bias = getattr(mod, "bias", None)
+    if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
+        raise _Unsupported("a bias that is not contiguous float32")
+    return _QMat(w=_ptr(w), sm=_ptr(sm), bias=_ptr(bias), n=n, k=k, kind=kind, bits=bits)
 
 
 class _Unsupported(Exception):
@@ -113,6 +130,7 @@ class NativeDecoder:
         self._lib = lib
         self._bound: tuple[int, ...] = ()  # the cache tensors' addresses the layers point at
         self._x = torch.empty(spec.hidden)
+        self._logits = torch.empty(spec.head.n)
         self._scratch = torch.empty(0)
 
     @classmethod
@@ -157,7 +175,11 @@ class NativeDecoder:
         self._bound = addrs
 
     def step(self, idx: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
-        """idx (1, 1) at cache position `start` -> logits (1, 1, vocab)."""
+        """idx (1, 1) at cache position `start` -> logits (1, 1, vocab).
+
+        The logits live in a buffer the next step overwrites (the decode loop samples from
+        them before asking for the next): clone them to keep them.
+        """
         cache.check(start, 1)
         self._bind(cache)
         model, x = self.model, self._x
@@ -169,16 +191,14 @@ class NativeDecoder:
             cos_p = sin_p = None
             t = model.transformer
             x.copy_((t.wte(idx) + t.wpe.weight[start]).view(-1))
-        rc = self._lib.decode_layers(
+        rc = self._lib.decode_step(
             ctypes.byref(self._spec), x.data_ptr(), start, cos_p, sin_p,
-            self._scratch.data_ptr(), torch.get_num_threads(),
+            self._scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
         )  # fmt: skip
         if rc != 0:
             raise RuntimeError("native decode step rejected its arguments")
         cache.advance(start, 1)
-        h = x.view(1, 1, -1)
-        final_norm = model.model.norm if self._spec.rope else model.transformer.ln_f
-        return model.lm_head(final_norm(h))  # (1, 1, vocab)
+        return self._logits.view(1, 1, -1)  # (1, 1, vocab)
 
 
 def _describe_llama(model: nn.Module) -> tuple[_Model, list[_Layer]]:
@@ -211,6 +231,8 @@ def _describe_llama(model: nn.Module) -> tuple[_Model, list[_Layer]]:
         rope=1,
         eps=cfg.norm_eps,
         attn_scale=1.0 / math.sqrt(cfg.head_dim),
+        normf_w=_ptr(model.model.norm.weight),
+        head=_qmat(model.lm_head),
     )
     return spec, layers
 
@@ -246,6 +268,9 @@ def _describe_gpt2(model: nn.Module) -> tuple[_Model, list[_Layer]]:
         rope=0,
         eps=cfg.norm_eps,
         attn_scale=1.0 / math.sqrt(cfg.head_dim),
+        normf_w=_ptr(model.transformer.ln_f.weight),
+        normf_b=_ptr(model.transformer.ln_f.bias),
+        head=_qmat(model.lm_head),
     )
     return spec, layers
 
