@@ -31,6 +31,14 @@ def tiny_tied_llama(tiny_root: Path) -> Path:
     return make_model(tiny_root / "llama-tied", "llama", tie=True, seed=3)
 
 
+def _transposed(path: Path) -> Generator:
+    """A float32 Generator in the layout torch decodes with (what the CPU uses when the native
+    step is unavailable), whatever this machine has."""
+    loaded = load_model(path, device="cpu", dtype="float32")
+    prepare_for_decode(loaded.model, loaded.device, quantized=False, transpose=True)
+    return Generator(loaded)
+
+
 def _logits_and_decode(model: nn.Module, cfg) -> tuple[torch.Tensor, torch.Tensor]:
     """Full-prompt logits, then three cached decode steps' logits."""
     cache = KVCache(cfg.num_layers, 1, cfg.num_kv_heads, 32, cfg.head_dim, torch.float32, "cpu")
@@ -46,7 +54,7 @@ def test_decode_layout_matches_checkpoint_layout(request, fixture: str) -> None:
     path = request.getfixturevalue(fixture)
     ref = load_model(path, device="cpu", dtype="float32")
     ref_full, ref_steps = _logits_and_decode(ref.model, ref.config)
-    gen = Generator.load(path, device="cpu", dtype="float32")
+    gen = _transposed(path)
     model = gen.model
     assert getattr(model, "_decode_layout", False)
     assert not any(
@@ -58,7 +66,7 @@ def test_decode_layout_matches_checkpoint_layout(request, fixture: str) -> None:
 
 
 def test_llama_projections_are_fused(tiny_qwen2: Path) -> None:
-    model = Generator.load(tiny_qwen2, device="cpu", dtype="float32").model
+    model = _transposed(tiny_qwen2).model
     attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
     assert not hasattr(attn, "q_proj") and not hasattr(mlp, "gate_proj")
     assert isinstance(attn.qkv_proj, TransposedLinear) and attn.qkv_proj.bias is not None
@@ -69,7 +77,7 @@ def test_llama_projections_are_fused(tiny_qwen2: Path) -> None:
 
 
 def test_tied_head_and_embedding_share_one_copy(tiny_tied_llama: Path) -> None:
-    model = Generator.load(tiny_tied_llama, device="cpu", dtype="float32").model
+    model = _transposed(tiny_tied_llama).model
     emb = model.get_input_embeddings()
     assert isinstance(emb, TransposedEmbedding) and isinstance(model.lm_head, TransposedLinear)
     assert emb.weight_t is model.lm_head.weight_t
@@ -78,6 +86,35 @@ def test_tied_head_and_embedding_share_one_copy(tiny_tied_llama: Path) -> None:
     ref = load_model(tiny_tied_llama, device="cpu", dtype="float32").model
     idx = torch.tensor([[0, 5, 319, 5]])
     torch.testing.assert_close(emb(idx), ref.get_input_embeddings()(idx), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_float32_cpu_layout_follows_the_decode_path(
+    tiny_tied_llama: Path, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native step reads (out, in) rows and prompts run faster through F.linear, so a
+    float32 model is only transposed where torch decodes it."""
+    from tui_gen.engine.native import build
+
+    if native and build._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    if not native:
+        monkeypatch.setenv("TUI_GEN_NATIVE", "0")
+    build.reset()
+    try:
+        gen = Generator.load(tiny_tied_llama, device="cpu", dtype="float32")
+        model = gen.model
+        assert gen.decode_backend == ("native" if native else "torch")
+        assert model.model.layers[0].self_attn.qkv_proj is not None  # fused either way
+        transposed = any(isinstance(m, TransposedLinear) for m in model.modules())
+        assert transposed == (not native)
+        full, steps = _logits_and_decode(model, gen.config)
+        ref = load_model(tiny_tied_llama, device="cpu", dtype="float32")
+        ref_full, ref_steps = _logits_and_decode(ref.model, ref.config)
+        torch.testing.assert_close(full, ref_full, rtol=0, atol=1e-5)
+        torch.testing.assert_close(steps, ref_steps, rtol=0, atol=1e-5)
+    finally:
+        build.reset()
 
 
 def test_prepare_is_idempotent(tiny_llama: Path) -> None:

@@ -105,3 +105,25 @@ def test_disabled_native_kernels_keep_torch(
         assert gen.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5).token_ids
     finally:
         build.reset()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gpt2"])
+def test_step_reads_the_transposed_layout_too(request, fixture: str) -> None:
+    """Float matrices stored (in, out) (the torch-decode layout) go through the column kernel."""
+    from tui_gen.engine.layout import TransposedLinear, prepare_for_decode
+    from tui_gen.engine.loader import load_model
+
+    loaded = load_model(request.getfixturevalue(fixture), device="cpu", dtype="float32")
+    prepare_for_decode(loaded.model, loaded.device, quantized=False, transpose=True)
+    gen = Generator(loaded)
+    assert any(isinstance(m, TransposedLinear) for m in gen.model.modules())
+    assert gen.decode_backend == "native"
+    ids = list(range(3, 30))
+    cache = gen._ensure_cache()
+    with torch.inference_mode():
+        full = gen.model(torch.tensor([ids]))[0]
+        gen.model(torch.tensor([ids[:4]]), start=0, cache=cache)
+        steps = [gen._native[0].step(torch.tensor([[t]]), 4 + i, cache)[0, -1].clone()
+                 for i, t in enumerate(ids[4:])]  # fmt: skip
+    got, ref = torch.stack(steps), full[4:]
+    assert ((got - ref).abs().max() / ref.abs().max()).item() < 1e-5
