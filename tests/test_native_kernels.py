@@ -8,6 +8,7 @@ as an error far above float32 rounding.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,41 @@ def test_a_fresh_process_builds_into_an_empty_cache(tmp_path: Path) -> None:
     )
     assert out.stdout.startswith("True")
     assert len(list((tmp_path / "kernels").glob("qmatmul-*.so"))) == 1
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 vector variants"
+)
+@pytest.mark.parametrize(
+    ("flags", "isa"), [("-mno-avx512f", "avx2"), ("-mno-avx512f -mno-avx2 -mno-fma", "portable")]
+)
+def test_avx2_and_portable_loops_compute_the_same(
+    flags: str, isa: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_llama: Path
+) -> None:
+    """The loops a CPU without AVX-512 (or without AVX2) would compile, built here on purpose."""
+    monkeypatch.setenv("TUI_GEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TUI_GEN_NATIVE_CFLAGS", flags)
+    build.reset()
+    try:
+        assert build.load() is not None, build.reason()
+        assert build.isa() == isa
+        torch.manual_seed(0)
+        for bits in (8, 4):
+            layer = qlinear.NativeQuantLinear(nn.Linear(96, 40, bias=True), bits)
+            assert isa in layer.backend
+            for rows in (1, 3, 9):
+                x = torch.randn(rows, 96)
+                with torch.inference_mode():
+                    assert _rel(layer(x), _reference(layer, x)) < 1e-5
+        gen = Generator.load(tiny_llama, device="cpu", dtype="float32", quantize="int4")
+        assert gen.decode_backend == "native"
+        ids = list(range(3, 20))
+        cache = gen._ensure_cache()
+        with torch.inference_mode():
+            full = gen.model(torch.tensor([ids]))[0]
+            gen.model(torch.tensor([ids[:6]]), start=0, cache=cache)
+            steps = [gen._native[0].step(torch.tensor([[t]]), 6 + i, cache)[0, -1].clone()
+                     for i, t in enumerate(ids[6:])]  # fmt: skip
+        assert _rel(torch.stack(steps), full[6:]) < 1e-4
+    finally:
+        build.reset()

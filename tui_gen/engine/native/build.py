@@ -64,10 +64,16 @@ def _cpu_id() -> str:
     return "\n".join(dict.fromkeys(keep))  # one line of each kind: every core says the same
 
 
+def _flags() -> list[str]:
+    """FLAGS plus $TUI_GEN_NATIVE_CFLAGS (say "-march=x86-64-v3" for a library shared by
+    several machines; the tests use it to build the AVX2 and portable loops)."""
+    return FLAGS + os.environ.get("TUI_GEN_NATIVE_CFLAGS", "").split()
+
+
 def library_path(cc: str) -> Path:
     key = hashlib.sha256()
     parts = [f.read_bytes() for f in SOURCES + HEADERS]
-    for part in (*parts, cc.encode(), " ".join(FLAGS + LIBS).encode(), _cpu_id().encode()):
+    for part in (*parts, cc.encode(), " ".join(_flags() + LIBS).encode(), _cpu_id().encode()):
         key.update(part)
         key.update(b"\0")
     return cache_dir() / f"qmatmul-{key.hexdigest()[:16]}.so"
@@ -81,7 +87,7 @@ def _build(cc: str, out: Path) -> None:
     os.close(fd)
     try:
         proc = subprocess.run(
-            [cc, *FLAGS, "-o", tmp, *map(str, SOURCES), *LIBS],
+            [cc, *_flags(), "-o", tmp, *map(str, SOURCES), *LIBS],
             capture_output=True,
             text=True,
             timeout=120,
@@ -107,6 +113,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     # model, x, pos, cos, sin, scratch, logits, threads
     lib.decode_step.argtypes = [p, p, i64, p, p, p, p, i32]
     lib.decode_step.restype = i32
+    lib.kernel_isa.argtypes = []
+    lib.kernel_isa.restype = i32
     lib.decode_scratch_floats.argtypes = [p]
     lib.decode_scratch_floats.restype = i64
     return lib
@@ -134,6 +142,14 @@ def load() -> ctypes.CDLL | None:
                 why = f"could not build the kernels with {cc}: {e}"
         _state["lib"], _state["reason"] = lib, why
         return lib
+
+
+def isa() -> str:
+    """The vector loops the loaded library runs: "avx512", "avx2" or "portable" ("" if none)."""
+    lib = load()
+    if lib is None:
+        return ""
+    return {512: "avx512", 256: "avx2"}.get(lib.kernel_isa(), "portable")
 
 
 def reason() -> str:

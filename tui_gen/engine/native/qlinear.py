@@ -119,7 +119,7 @@ class NativeQuantLinear(nn.Module):
 
     @property
     def backend(self) -> str:
-        return f"native q{self.bits} g{GROUP}, float32 act"
+        return f"native q{self.bits} g{GROUP} {build.isa()}, float32 act"
 
     def dequantized(self, rows: slice | None = None) -> torch.Tensor:
         """float32 (n, Kp) weight rows, through the C loop."""

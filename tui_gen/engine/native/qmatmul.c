@@ -69,3 +69,14 @@ int q4_dequantize(const uint8_t *q, const half *sm, float *w, int64_t N, int64_t
         }
     return 0;
 }
+
+/* Which row loops this build compiled: 512 (AVX-512), 256 (AVX2 + FMA) or 0 (portable). */
+int kernel_isa(void) {
+#if defined(__AVX512F__)
+    return 512;
+#elif defined(__AVX2__) && defined(__FMA__)
+    return 256;
+#else
+    return 0;
+#endif
+}
