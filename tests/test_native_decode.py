@@ -71,14 +71,41 @@ def test_cooking_model_uses_the_native_step(cooking_dir: Path) -> None:
     assert a.token_ids == b.token_ids
 
 
-@pytest.mark.parametrize("mode", [None, "int8"])
-def test_bfloat16_stays_on_torch(tiny_llama: Path, mode: str | None) -> None:
-    assert Generator.load(tiny_llama, device="cpu", dtype="float32").decode_backend == "native"
-    bf16 = Generator.load(tiny_llama, device="cpu", dtype="bfloat16", quantize=mode)
-    assert bf16.decode_backend == "torch"
-    assert "bfloat16" in bf16._native[1]
-    out = bf16.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5)
+@pytest.mark.parametrize("mode", [None, "int8", "int4"])
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_bfloat16_models_decode_natively_and_closer_to_float32(
+    request, fixture: str, mode: str | None
+) -> None:
+    """A bfloat16 model keeps bfloat16 weights and KV cache but the C step computes in
+    float32, so its logits are nearer float32's than torch's bfloat16 forward is."""
+    path = request.getfixturevalue(fixture)
+    ref = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
+    gen = Generator.load(path, device="cpu", dtype="bfloat16", quantize=mode)
+    assert gen.decode_backend == "native", gen._native
+    ids = list(range(3, 40))
+    cache = gen._ensure_cache()
+    assert cache.k[0].dtype == torch.bfloat16
+    with torch.inference_mode():
+        f32 = ref.model(torch.tensor([ids]))[0, 5:]
+        bf16 = gen.model(torch.tensor([ids]))[0, 5:].float()
+        gen.model(torch.tensor([ids[:5]]), start=0, cache=cache)
+        steps = torch.stack([gen._native[0].step(torch.tensor([[t]]), 5 + i, cache)[0, -1].clone()
+                             for i, t in enumerate(ids[5:])])  # fmt: skip
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a - b).abs().max() / b.abs().max()).item()
+
+    assert rel(steps, f32) < 0.05
+    assert rel(steps, f32) <= 1.25 * rel(bf16, f32)
+    out = gen.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5)
     assert len(out.token_ids) == 5
+
+
+def test_float16_stays_on_torch(tiny_llama: Path) -> None:
+    f16 = Generator.load(tiny_llama, device="cpu", dtype="float16")
+    assert f16.decode_backend == "torch"
+    assert "float16" in f16._native[1]
+    assert len(f16.generate_result([3, 4, 5], do_sample=False, max_new_tokens=5).token_ids) == 5
 
 
 def test_a_batch_cache_stays_on_torch(tiny_llama: Path) -> None:

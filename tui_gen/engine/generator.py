@@ -176,10 +176,10 @@ class Generator:
         return "native" if self._native[0] is not None else "torch"
 
     def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
-        """The one-token forward: the native step for a float32 or natively quantized CPU
-        model (see engine/native/decode.py), else the model's own forward."""
+        """The one-token forward: the native step for a float32, bfloat16 or natively quantized
+        CPU model (see engine/native/decode.py), else the model's own forward."""
         if self._native is None:
-            if self.device.type != "cpu" or self.dtype != torch.float32:
+            if self.device.type != "cpu" or self.dtype not in (torch.float32, torch.bfloat16):
                 self._native = (None, f"no native step on {self.device} in {self.dtype}")
             else:
                 from tui_gen.engine.native.decode import NativeDecoder

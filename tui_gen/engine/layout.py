@@ -176,9 +176,9 @@ def prepare_for_decode(
     """Fuse projections (always), then pre-transpose float matrices where torch decodes
     (idempotent).
 
-    The transposed layout only helps torch's matrix-vector kernel. A float32 CPU model decodes
-    on the native step (engine/native/decode.py), which reads (out, in) rows as fast, and its
-    prompts run faster through F.linear's (out, in) GEMM (~180 vs ~155 GFLOP/s here), so by
+    The transposed layout only helps torch's matrix-vector kernel. A float32 or bfloat16 CPU
+    model decodes on the native step (engine/native/decode.py), which reads (out, in) rows
+    faster, and its prompts run through F.linear's (out, in) GEMM at least as fast, so by
     default (`transpose=None`) it keeps nn.Linear. Quantized layers keep their own layout;
     other devices keep F.linear, whose GPU kernels already want (out, in).
     """
@@ -195,9 +195,10 @@ def prepare_for_decode(
 
 
 def _native_decodes(model: nn.Module) -> bool:
-    """Whether the native decode step will serve this (CPU) model: float32 and kernels built."""
+    """Whether the native decode step will serve this (CPU) model: float32 or bfloat16, and
+    the kernels built."""
     first = next(model.parameters(), None)
-    if first is None or first.dtype != torch.float32:
+    if first is None or first.dtype not in (torch.float32, torch.bfloat16):
         return False
     from tui_gen.engine.native.qlinear import available
 

@@ -17,11 +17,27 @@
 
 #include "qrows.h"
 
-enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2 };
+enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3 };
+
+/* bfloat16 is the top half of a float32: widening is a shift, narrowing rounds to nearest
+ * even (as torch does). */
+typedef uint16_t bf16_t;
+
+static inline float bf2f(bf16_t u) {
+    union { uint32_t i; float f; } c = {(uint32_t)u << 16};
+    return c.f;
+}
+
+static inline bf16_t f2bf(float f) {
+    union { float f; uint32_t i; } c = {f};
+    if (f != f) return 0x7FC0;
+    return (bf16_t)((c.i + 0x7FFF + ((c.i >> 16) & 1)) >> 16);
+}
 
 typedef struct {
     const void *w;      /* MAT_QUANT: q, (N, K) uint8 or (N, K / 2) for 4 bits;
-                           MAT_F32_ROWS: float (N, K) (nn.Linear); MAT_F32_COLS: float (K, N) */
+                           MAT_F32_ROWS: float (N, K) (nn.Linear); MAT_F32_COLS: float (K, N);
+                           MAT_BF16_ROWS: bfloat16 (N, K) */
     const half *sm;     /* MAT_QUANT: (N, K / 32, 2) float16 (scale, min) */
     const float *bias;  /* (N,) or NULL */
     int64_t n, k;
@@ -32,14 +48,15 @@ typedef struct {
     const float *norm1_w, *norm1_b; /* b NULL for RMSNorm or a LayerNorm without bias */
     const float *norm2_w, *norm2_b;
     qmat_t qkv, o, up, down; /* up: gate and up fused (gated MLP) or fc */
-    float *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache */
+    void *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache,
+                                float32 or (kv_bf16) bfloat16 */
 } layer_t;
 
 enum { NORM_RMS = 0, NORM_LAYER = 1 };
 enum { ACT_SILU_GATED = 0, ACT_GELU_TANH = 1, ACT_GELU = 2, ACT_RELU = 3, ACT_SILU = 4 };
 
 typedef struct {
-    int32_t n_layers, hidden, n_head, n_kv, head_dim, inter, max_seq, norm, act, rope;
+    int32_t n_layers, hidden, n_head, n_kv, head_dim, inter, max_seq, norm, act, rope, kv_bf16;
     float eps, attn_scale;
     const layer_t *layers;
     const float *normf_w, *normf_b; /* the final norm */
@@ -98,6 +115,27 @@ static void f32_rows(const float *x, const float *w, float *y, int64_t N, int64_
     }
 }
 
+/* float32 y (N) = W (N, K) x with bfloat16 weights, widened in registers. */
+static void bf16_rows(const float *x, const bf16_t *w, float *y, int64_t N, int64_t K, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < N; n++) {
+        const bf16_t *wr = w + n * K;
+        float d = 0.f;
+        int64_t k = 0;
+#if defined(__AVX512F__)
+        __m512 acc = _mm512_setzero_ps();
+        for (; k + 16 <= K; k += 16) {
+            const __m256i u = _mm256_loadu_si256((const __m256i *)(wr + k));
+            const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(u), 16));
+            acc = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k), acc);
+        }
+        d = _mm512_reduce_add_ps(acc);
+#endif
+        for (; k < K; k++) d += x[k] * bf2f(wr[k]);
+        y[n] = d;
+    }
+}
+
 /* y (N) = W x (K) + bias, rows split across threads. */
 static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, int threads) {
     const int64_t N = w->n, K = w->k;
@@ -105,6 +143,8 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
         f32_rows(x, (const float *)w->w, y, N, K, threads);
     } else if (w->kind == MAT_F32_COLS) {
         f32_cols(x, (const float *)w->w, y, N, K, threads);
+    } else if (w->kind == MAT_BF16_ROWS) {
+        bf16_rows(x, (const bf16_t *)w->w, y, N, K, threads);
     } else {
         const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
         const uint8_t *q = (const uint8_t *)w->w;
@@ -172,19 +212,35 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
         if (m->rope)
             for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, D, cos_, sin_);
         for (int j = 0; j < KV; j++) {
-            memcpy(L->k_cache + ((int64_t)j * S + pos) * D, qkv + (int64_t)(H + j) * D, sizeof(float) * D);
-            memcpy(L->v_cache + ((int64_t)j * S + pos) * D, qkv + (int64_t)(H + KV + j) * D, sizeof(float) * D);
+            const int64_t at = ((int64_t)j * S + pos) * D;
+            const float *kn = qkv + (int64_t)(H + j) * D, *vn = qkv + (int64_t)(H + KV + j) * D;
+            if (m->kv_bf16) {
+                for (int i = 0; i < D; i++) {
+                    ((bf16_t *)L->k_cache)[at + i] = f2bf(kn[i]);
+                    ((bf16_t *)L->v_cache)[at + i] = f2bf(vn[i]);
+                }
+            } else {
+                memcpy((float *)L->k_cache + at, kn, sizeof(float) * D);
+                memcpy((float *)L->v_cache + at, vn, sizeof(float) * D);
+            }
         }
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int hd = 0; hd < H; hd++) {
             const float *q = qkv + (int64_t)hd * D;
-            const float *K = L->k_cache + (int64_t)(hd / rep) * S * D;
-            const float *V = L->v_cache + (int64_t)(hd / rep) * S * D;
+            const int64_t base = (int64_t)(hd / rep) * S * D;
+            const float *K = (const float *)L->k_cache + base, *V = (const float *)L->v_cache + base;
+            const bf16_t *Kb = (const bf16_t *)L->k_cache + base;
+            const bf16_t *Vb = (const bf16_t *)L->v_cache + base;
             float *s = scores + (int64_t)hd * S, mx = -INFINITY;
             for (int64_t t = 0; t <= pos; t++) {
                 float d = 0.f;
+                if (m->kv_bf16) {
 #pragma omp simd reduction(+ : d)
-                for (int i = 0; i < D; i++) d += q[i] * K[t * D + i];
+                    for (int i = 0; i < D; i++) d += q[i] * bf2f(Kb[t * D + i]);
+                } else {
+#pragma omp simd reduction(+ : d)
+                    for (int i = 0; i < D; i++) d += q[i] * K[t * D + i];
+                }
                 s[t] = d * scale;
                 mx = s[t] > mx ? s[t] : mx;
             }
@@ -194,8 +250,13 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
             for (int i = 0; i < D; i++) out[i] = 0.f;
             for (int64_t t = 0; t <= pos; t++) {
                 const float p = s[t] / sum;
+                if (m->kv_bf16) {
 #pragma omp simd
-                for (int i = 0; i < D; i++) out[i] += p * V[t * D + i];
+                    for (int i = 0; i < D; i++) out[i] += p * bf2f(Vb[t * D + i]);
+                } else {
+#pragma omp simd
+                    for (int i = 0; i < D; i++) out[i] += p * V[t * D + i];
+                }
             }
         }
         qmat_apply(&L->o, att, o, xsum, threads);

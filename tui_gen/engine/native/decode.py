@@ -34,7 +34,7 @@ _GPT2_ACTS = {
 }
 
 
-MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS = range(3)
+MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
 
 
 class _QMat(ctypes.Structure):
@@ -75,6 +75,7 @@ _MODEL_INTS = [
     "norm",
     "act",
     "rope",
+    "kv_bf16",
 ]
 
 
@@ -94,23 +95,35 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _qmat(mod: nn.Module) -> _QMat:
-    """A layer as the C code reads it: native quantized, or float32 in either layout."""
+def _f32(t: torch.Tensor | None, keep: list[torch.Tensor]) -> int | None:
+    """The address of `t` as contiguous float32; a converted copy is kept alive in `keep`
+    (norm weights and biases of a bfloat16 model: a few KB)."""
+    if t is None:
+        return None
+    if t.dtype != torch.float32 or not t.is_contiguous():
+        t = t.detach().float().contiguous()
+        keep.append(t)
+    return t.data_ptr()
+
+
+def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
+    """A layer as the C code reads it: native quantized, float32 in either layout, or bfloat16
+    (out, in) rows."""
     n, k = mod.out_features, mod.in_features
     if isinstance(mod, NativeQuantLinear) and mod.padded_in == k:
         w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
-    elif isinstance(mod, TransposedLinear):
+    elif isinstance(mod, TransposedLinear) and mod.weight_t.dtype == torch.float32:
         w, sm, kind, bits = mod.weight_t, None, MAT_F32_COLS, 32  # (K, N)
-    elif isinstance(mod, nn.Linear):
-        w, sm, kind, bits = mod.weight, None, MAT_F32_ROWS, 32  # (N, K)
+    elif isinstance(mod, nn.Linear) and mod.weight.dtype in (torch.float32, torch.bfloat16):
+        w, sm = mod.weight, None  # (N, K)
+        kind, bits = (MAT_F32_ROWS, 32) if w.dtype == torch.float32 else (MAT_BF16_ROWS, 16)
     else:
-        raise _Unsupported(f"no native kernel for {type(mod).__name__}")
-    if kind != MAT_QUANT and (w.dtype != torch.float32 or not w.is_contiguous()):
-        raise _Unsupported(f"a {w.dtype} weight; the native step reads contiguous float32")
-    bias = getattr(mod, "bias", None)
-    if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
-        raise _Unsupported("a bias that is not contiguous float32")
-    return _QMat(w=_ptr(w), sm=_ptr(sm), bias=_ptr(bias), n=n, k=k, kind=kind, bits=bits)
+        what = getattr(getattr(mod, "weight", None), "dtype", "")
+        raise _Unsupported(f"no native kernel for a {what} {type(mod).__name__}")
+    if not w.is_contiguous():
+        raise _Unsupported("a weight that is not contiguous")
+    bias = _f32(getattr(mod, "bias", None), keep)
+    return _QMat(w=_ptr(w), sm=_ptr(sm), bias=bias, n=n, k=k, kind=kind, bits=bits)
 
 
 class _Unsupported(Exception):
@@ -120,8 +133,13 @@ class _Unsupported(Exception):
 class NativeDecoder:
     """Runs `model(idx (1, 1), start, cache)` for a supported model; see the module docstring."""
 
-    def __init__(self, model: nn.Module, spec: _Model, layers: list[_Layer]) -> None:
+    def __init__(
+        self, model: nn.Module, spec: _Model, layers: list[_Layer], keep: list[torch.Tensor]
+    ) -> None:
         self.model = model
+        self._keep = keep  # float32 copies the layers point at
+        self._dtype = _param_dtype(model)
+        spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
         self._layers = (_Layer * len(layers))(*layers)
         self._spec.layers = ctypes.cast(self._layers, POINTER(_Layer))
@@ -139,24 +157,26 @@ class NativeDecoder:
         if build.load() is None:
             return None, build.reason()
         arch = getattr(getattr(model, "config", None), "arch", None)
+        keep: list[torch.Tensor] = []
         try:
+            _param_dtype(model)
             if arch == "llama":
-                spec, layers = _describe_llama(model)
+                spec, layers = _describe_llama(model, keep)
             elif arch == "gpt2":
-                spec, layers = _describe_gpt2(model)
+                spec, layers = _describe_gpt2(model, keep)
             else:
                 return None, f"no native decode step for architecture {arch!r}"
         except _Unsupported as e:
             return None, str(e)
         except AttributeError as e:  # not in the decode layout (projections not fused)
             return None, f"model is not in the decode layout: {e}"
-        return cls(model, spec, layers), ""
+        return cls(model, spec, layers, keep), ""
 
     def supports(self, cache: KVCache) -> bool:
         k = cache.k[0]
         return (
             cache.batch_size == 1
-            and k.dtype == torch.float32
+            and k.dtype == self._dtype
             and k.device.type == "cpu"
             and k.shape[1] == self._spec.n_kv
             and k.shape[3] == self._spec.head_dim
@@ -184,13 +204,14 @@ class NativeDecoder:
         self._bind(cache)
         model, x = self.model, self._x
         if self._spec.rope:
-            cos, sin = model._rope_table(start + 1, idx.device, torch.float32)  # (n, D)
-            cos_p, sin_p = cos[start].data_ptr(), sin[start].data_ptr()
+            cos, sin = model._rope_table(start + 1, idx.device, self._dtype)  # (n, D)
+            cos, sin = cos[start].float(), sin[start].float()  # (D,): this position's row
+            cos_p, sin_p = cos.data_ptr(), sin.data_ptr()
             x.copy_(model.model.embed_tokens(idx).view(-1))
         else:
             cos_p = sin_p = None
             t = model.transformer
-            x.copy_((t.wte(idx) + t.wpe.weight[start]).view(-1))
+            x.copy_((t.wte(idx).float() + t.wpe.weight[start].float()).view(-1))
         rc = self._lib.decode_step(
             ctypes.byref(self._spec), x.data_ptr(), start, cos_p, sin_p,
             self._scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
@@ -201,7 +222,7 @@ class NativeDecoder:
         return self._logits.view(1, 1, -1)  # (1, 1, vocab)
 
 
-def _describe_llama(model: nn.Module) -> tuple[_Model, list[_Layer]]:
+def _describe_llama(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, list[_Layer]]:
     cfg = model.config
     layers = []
     for layer in model.model.layers:
@@ -210,15 +231,14 @@ def _describe_llama(model: nn.Module) -> tuple[_Model, list[_Layer]]:
             raise _Unsupported("q/k/v or gate/up are not fused")
         layers.append(
             _Layer(
-                norm1_w=_ptr(layer.input_layernorm.weight),
-                norm2_w=_ptr(layer.post_attention_layernorm.weight),
-                qkv=_qmat(attn.qkv_proj),
-                o=_qmat(attn.o_proj),
-                up=_qmat(mlp.gate_up_proj),
-                down=_qmat(mlp.down_proj),
+                norm1_w=_f32(layer.input_layernorm.weight, keep),
+                norm2_w=_f32(layer.post_attention_layernorm.weight, keep),
+                qkv=_qmat(attn.qkv_proj, keep),
+                o=_qmat(attn.o_proj, keep),
+                up=_qmat(mlp.gate_up_proj, keep),
+                down=_qmat(mlp.down_proj, keep),
             )
         )
-    _check_float32(model)
     spec = _Model(
         n_layers=cfg.num_layers,
         hidden=cfg.hidden_size,
@@ -231,13 +251,13 @@ def _describe_llama(model: nn.Module) -> tuple[_Model, list[_Layer]]:
         rope=1,
         eps=cfg.norm_eps,
         attn_scale=1.0 / math.sqrt(cfg.head_dim),
-        normf_w=_ptr(model.model.norm.weight),
-        head=_qmat(model.lm_head),
+        normf_w=_f32(model.model.norm.weight, keep),
+        head=_qmat(model.lm_head, keep),
     )
     return spec, layers
 
 
-def _describe_gpt2(model: nn.Module) -> tuple[_Model, list[_Layer]]:
+def _describe_gpt2(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, list[_Layer]]:
     cfg = model.config
     if cfg.activation not in _GPT2_ACTS:
         raise _Unsupported(f"activation {cfg.activation!r}")
@@ -245,17 +265,16 @@ def _describe_gpt2(model: nn.Module) -> tuple[_Model, list[_Layer]]:
     for block in model.transformer.h:
         layers.append(
             _Layer(
-                norm1_w=_ptr(block.ln_1.weight),
-                norm1_b=_ptr(block.ln_1.bias),
-                norm2_w=_ptr(block.ln_2.weight),
-                norm2_b=_ptr(block.ln_2.bias),
-                qkv=_qmat(block.attn.c_attn),
-                o=_qmat(block.attn.c_proj),
-                up=_qmat(block.mlp.c_fc),
-                down=_qmat(block.mlp.c_proj),
+                norm1_w=_f32(block.ln_1.weight, keep),
+                norm1_b=_f32(block.ln_1.bias, keep),
+                norm2_w=_f32(block.ln_2.weight, keep),
+                norm2_b=_f32(block.ln_2.bias, keep),
+                qkv=_qmat(block.attn.c_attn, keep),
+                o=_qmat(block.attn.c_proj, keep),
+                up=_qmat(block.mlp.c_fc, keep),
+                down=_qmat(block.mlp.c_proj, keep),
             )
         )
-    _check_float32(model)
     spec = _Model(
         n_layers=cfg.num_layers,
         hidden=cfg.hidden_size,
@@ -268,15 +287,21 @@ def _describe_gpt2(model: nn.Module) -> tuple[_Model, list[_Layer]]:
         rope=0,
         eps=cfg.norm_eps,
         attn_scale=1.0 / math.sqrt(cfg.head_dim),
-        normf_w=_ptr(model.transformer.ln_f.weight),
-        normf_b=_ptr(model.transformer.ln_f.bias),
-        head=_qmat(model.lm_head),
+        normf_w=_f32(model.transformer.ln_f.weight, keep),
+        normf_b=_f32(model.transformer.ln_f.bias, keep),
+        head=_qmat(model.lm_head, keep),
     )
     return spec, layers
 
 
-def _check_float32(model: nn.Module) -> None:
-    """Norms and embeddings (the parameters left after quantization) in float32 on the CPU."""
-    for name, t in model.named_parameters():
-        if t.dtype != torch.float32 or t.device.type != "cpu":
-            raise _Unsupported(f"{name} is {t.dtype} on {t.device}; the step needs float32 CPU")
+def _param_dtype(model: nn.Module) -> torch.dtype:
+    """The one dtype (float32 or bfloat16) of the parameters left after quantization (norms,
+    embeddings, float matrices), all on the CPU."""
+    dtypes = {p.dtype for p in model.parameters()}
+    devices = {p.device.type for p in model.parameters()}
+    if devices - {"cpu"}:
+        raise _Unsupported(f"parameters on {', '.join(sorted(devices))}; the step runs on the CPU")
+    if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.bfloat16}:
+        names = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+        raise _Unsupported(f"parameters in {names}; the native step reads float32 or bfloat16")
+    return dtypes.pop()
