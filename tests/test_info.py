@@ -108,3 +108,22 @@ def test_weight_bytes_match_the_loaded_model(
 def test_info_rejects_an_unknown_quantization(tiny_llama: Path) -> None:
     with pytest.raises(TuiGenError, match="unknown quantization 'int3'"):
         describe(str(tiny_llama), device="cpu", quantize="int3")
+
+
+def test_info_says_what_decodes(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui_gen.engine.native import build
+
+    if build._compiler() is not None:
+        d = describe(str(tiny_llama), device="cpu", dtype="float32")
+        assert d["decode_step"].startswith("native C kernels (")
+        assert "decode step     native" in format_text(d)
+    assert describe(str(tiny_llama), device="cpu", dtype="float16")["decode_step"].startswith(
+        "torch (cpu, float16"
+    )
+    monkeypatch.setenv("TUI_GEN_NATIVE", "0")
+    build.reset()
+    try:
+        d = describe(str(tiny_llama), device="cpu", dtype="float32", quantize="int8")
+        assert d["decode_step"] == "torch (disabled by TUI_GEN_NATIVE=0)"
+    finally:
+        build.reset()

@@ -108,6 +108,20 @@ def weight_bytes(
     return float_params * element + quant
 
 
+def _decode_step(device: Any, dtype: Any) -> str:
+    """What will decode: the native C step (built now if needed, about a second, then cached)
+    or torch, and why. A float16 or non-CPU model always decodes on torch."""
+    import torch
+
+    if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        return f"torch ({device.type}, {str(dtype).replace('torch.', '')})"
+    from tui_gen.engine.native import build
+
+    if build.load() is None:
+        return f"torch ({build.reason()})"
+    return f"native C kernels ({build.isa()})"
+
+
 def describe(
     model: str,
     device: str = "auto",
@@ -158,11 +172,12 @@ def describe(
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
-    native = False
+    decode_step = _decode_step(dev, run_dtype)
+    native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype
     if mode is not None:
         from tui_gen.engine.native.qlinear import available
 
-        native = available(dev)  # grouped layers on the native kernels (built once, cached)
+        native = available(dev)
     archs = cfg.raw.get("architectures") or []
     cache_len = min(cfg.max_position_embeddings, max_context or DEFAULT_MAX_CONTEXT)
     return {
@@ -187,6 +202,8 @@ def describe(
         # --quantize: None (float weights), "int8" or "int4"; weights as held in memory
         "quantization": mode,
         "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode, native),
+        # "native (avx512)" or "torch (why not)": what decodes one token (engine/native)
+        "decode_step": decode_step,
         "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
         # what one conversation preallocates with these flags (the cache the app would use)
         "max_context": cache_len,
@@ -229,6 +246,7 @@ def format_text(d: dict[str, Any]) -> str:
             if d["quantization"]
             else f" ({d['dtype']}; --quantize int8|int4 for less)"
         ),
+        f"decode step     {d['decode_step']}",
         f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
         f"({d['dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
         f"--max-context {d['max_context']:,}",

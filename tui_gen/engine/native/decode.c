@@ -1,13 +1,14 @@
-/* One decode step (one token, batch 1) through every layer of a quantized model, in C.
+/* One decode step (one token, batch 1) through every layer of a model, in C.
  *
- * Why: with quantized weights the matrix products of a SmolLM2 step take ~8 ms, but torch
- * spends another ~6 ms on ~25 small operations per layer (norms, RoPE, cache writes, attention
- * on one query, activations, residuals), each a few microseconds of dispatch for a few
- * hundred floats of work. Here the whole stack of layers is one call: the same arithmetic as
- * the torch modules (models/llama.py, models/gpt2.py), in float32, on the same KV cache
- * tensors, with the matrix products on the row kernels of qrows.h.
+ * Why: the matrix products of a SmolLM2 step take a few milliseconds once the weights are read
+ * efficiently, but torch spent another ~6 ms on ~25 small operations per layer (norms, RoPE,
+ * cache writes, attention on one query, activations, residuals), each a few microseconds of
+ * dispatch for a few hundred floats of work. Here the whole step is one call: the same
+ * arithmetic as the torch modules (models/llama.py, models/gpt2.py), computed in float32 on
+ * float32, bfloat16 or quantized weights (the row kernels of qrows.h), on the same KV cache
+ * tensors (float32 or bfloat16), ending with the final norm and the lm_head's logits.
  *
- * The embedding lookup before and the final norm and lm_head after stay in torch.
+ * Only the embedding lookup stays in torch. Batches, prompts and other dtypes use torch.
  */
 #include <math.h>
 #include <string.h>

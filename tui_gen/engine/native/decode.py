@@ -3,9 +3,12 @@
 `NativeDecoder.build(model)` describes the model to the C code once (pointers to its weights,
 norms and biases); `step()` then looks the token up in torch and runs every layer, the final
 norm and the lm_head in C, writing the same KV cache tensors the torch path reads. It applies
-where the C code does what the torch modules do: a float32 CPU model in the decode layout
-whose matrices are float32 (either layout) or natively quantized, batch 1, one token. Anything
-else gets None from `build()` (with the reason) and keeps the torch forward.
+where the C code does what the torch modules do: a float32 or bfloat16 CPU model in the decode
+layout whose matrices are float (float32 in either layout, bfloat16 as (out, in) rows) or
+natively quantized, batch 1, one token. The C code computes in float32 whatever the storage.
+Anything else gets None from `build()` (with the reason) and keeps the torch forward.
+
+The structures below mirror decode.c's `qmat_t`, `layer_t` and `model_t` field for field.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ _GPT2_ACTS = {
     "relu": ACT_RELU,
     "silu": ACT_SILU,
 }
-
-
 MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
 
 
@@ -160,6 +161,9 @@ class NativeDecoder:
         keep: list[torch.Tensor] = []
         try:
             _param_dtype(model)
+            cfg = model.config
+            if cfg.head_dim > 512 or cfg.num_heads % cfg.num_kv_heads:
+                raise _Unsupported(f"head_dim {cfg.head_dim} / {cfg.num_kv_heads} KV heads")
             if arch == "llama":
                 spec, layers = _describe_llama(model, keep)
             elif arch == "gpt2":
