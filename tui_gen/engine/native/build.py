@@ -102,14 +102,10 @@ def _build(cc: str, out: Path) -> None:
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    for name in ("q8_matmul", "q4_matmul"):
-        fn = getattr(lib, name)
-        fn.argtypes = [p, p, p, p, i64, i64, i64, i32]  # x, q, sm, y, M, N, K, threads
-        fn.restype = i32
-    for name in ("q8_dequantize", "q4_dequantize"):
-        fn = getattr(lib, name)
-        fn.argtypes = [p, p, p, i64, i64, i32]  # q, sm, w, N, K, threads
-        fn.restype = i32
+    lib.q_matmul.argtypes = [p, p, p, p, i64, i64, i64, i32, i32]  # x q sm y M N K bits threads
+    lib.q_matmul.restype = i32
+    lib.q_dequantize.argtypes = [p, p, p, i64, i64, i32, i32]  # q sm w N K bits threads
+    lib.q_dequantize.restype = i32
     # model, x, pos, cos, sin, scratch, logits, threads
     lib.decode_step.argtypes = [p, p, i64, p, p, p, p, i32]
     lib.decode_step.restype = i32

@@ -150,12 +150,12 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
         const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
         const uint8_t *q = (const uint8_t *)w->w;
         group_sums(x, 1, K, xsum);
-        if (w->bits == 8) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-            for (int64_t n = 0; n < N; n++) q8_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
-        } else {
-#pragma omp parallel for schedule(static) num_threads(threads)
-            for (int64_t n = 0; n < N; n++) q4_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1);
+        for (int64_t n = 0; n < N; n++) {
+            if (w->bits == 8)
+                q_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1, 8);
+            else
+                q_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1, 4);
         }
     }
     if (w->bias)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import math
 from ctypes import POINTER, c_float, c_int32, c_int64, c_void_p
+from typing import Any
 
 import torch
 from torch import nn
@@ -226,6 +227,28 @@ class NativeDecoder:
         return self._logits.view(1, 1, -1)  # (1, 1, vocab)
 
 
+def _spec(
+    cfg: Any, n_kv: int, norm: int, act: int, rope: int,
+    normf_w: int | None, normf_b: int | None, head: _QMat,
+) -> _Model:  # fmt: skip
+    return _Model(
+        n_layers=cfg.num_layers,
+        hidden=cfg.hidden_size,
+        n_head=cfg.num_heads,
+        n_kv=n_kv,
+        head_dim=cfg.head_dim,
+        inter=cfg.intermediate_size,
+        norm=norm,
+        act=act,
+        rope=rope,
+        eps=cfg.norm_eps,
+        attn_scale=1.0 / math.sqrt(cfg.head_dim),
+        normf_w=normf_w,
+        normf_b=normf_b,
+        head=head,
+    )
+
+
 def _describe_llama(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, list[_Layer]]:
     cfg = model.config
     layers = []
@@ -243,21 +266,11 @@ def _describe_llama(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model,
                 down=_qmat(mlp.down_proj, keep),
             )
         )
-    spec = _Model(
-        n_layers=cfg.num_layers,
-        hidden=cfg.hidden_size,
-        n_head=cfg.num_heads,
-        n_kv=cfg.num_kv_heads,
-        head_dim=cfg.head_dim,
-        inter=cfg.intermediate_size,
-        norm=NORM_RMS,
-        act=ACT_SILU_GATED,
-        rope=1,
-        eps=cfg.norm_eps,
-        attn_scale=1.0 / math.sqrt(cfg.head_dim),
-        normf_w=_f32(model.model.norm.weight, keep),
+    spec = _spec(
+        cfg, cfg.num_kv_heads, NORM_RMS, ACT_SILU_GATED, rope=1,
+        normf_w=_f32(model.model.norm.weight, keep), normf_b=None,
         head=_qmat(model.lm_head, keep),
-    )
+    )  # fmt: skip
     return spec, layers
 
 
@@ -279,22 +292,12 @@ def _describe_gpt2(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, 
                 down=_qmat(block.mlp.c_proj, keep),
             )
         )
-    spec = _Model(
-        n_layers=cfg.num_layers,
-        hidden=cfg.hidden_size,
-        n_head=cfg.num_heads,
-        n_kv=cfg.num_heads,
-        head_dim=cfg.head_dim,
-        inter=cfg.intermediate_size,
-        norm=NORM_LAYER,
-        act=_GPT2_ACTS[cfg.activation],
-        rope=0,
-        eps=cfg.norm_eps,
-        attn_scale=1.0 / math.sqrt(cfg.head_dim),
+    spec = _spec(
+        cfg, cfg.num_heads, NORM_LAYER, _GPT2_ACTS[cfg.activation], rope=0,
         normf_w=_f32(model.transformer.ln_f.weight, keep),
         normf_b=_f32(model.transformer.ln_f.bias, keep),
         head=_qmat(model.lm_head, keep),
-    )
+    )  # fmt: skip
     return spec, layers
 
 

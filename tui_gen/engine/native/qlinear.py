@@ -102,8 +102,7 @@ class NativeQuantLinear(nn.Module):
         lib = build.load()
         if lib is None:
             raise RuntimeError(f"native kernels unavailable: {build.reason()}")
-        self._matmul = lib.q8_matmul if bits == 8 else lib.q4_matmul
-        self._dequant = lib.q8_dequantize if bits == 8 else lib.q4_dequantize
+        self._matmul, self._dequant = lib.q_matmul, lib.q_dequantize
         self._cache_pointers()
 
     def _cache_pointers(self) -> None:
@@ -128,12 +127,24 @@ class NativeQuantLinear(nn.Module):
             q, sm = q[rows], sm[rows]
         w = torch.empty(q.shape[0], self.padded_in)
         rc = self._dequant(
-            q.data_ptr(), sm.data_ptr(), w.data_ptr(), q.shape[0], self.padded_in,
+            q.data_ptr(), sm.data_ptr(), w.data_ptr(), q.shape[0], self.padded_in, self.bits,
             torch.get_num_threads(),
         )  # fmt: skip
         if rc != 0:
             raise RuntimeError("native dequantize rejected its arguments")
         return w
+
+    def _rows(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """The kernel on x (M <= MAX_ROWS rows of Kp contiguous float32) -> y `shape`, float32."""
+        y = torch.empty(shape)
+        qp, sp = self._ptrs
+        n, k = self.out_features, self.padded_in
+        if self._matmul(
+            x.data_ptr(), qp, sp, y.data_ptr(), x.numel() // k, n, k, self.bits,
+            torch.get_num_threads(),
+        ):  # fmt: skip
+            raise RuntimeError("native matmul rejected its arguments")
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, N = self.in_features, self.out_features
@@ -142,29 +153,18 @@ class NativeQuantLinear(nn.Module):
             and self.padded_in == K
             and x.numel() <= MAX_ROWS * K
             and x.is_contiguous()
-        ):  # the decode step: straight to the kernel
-            y = torch.empty(*x.shape[:-1], N)
-            qp, sp = self._ptrs
-            if self._matmul(
-                x.data_ptr(), qp, sp, y.data_ptr(), x.numel() // K, N, K, torch.get_num_threads()
-            ):
-                raise RuntimeError("native matmul rejected its arguments")
+        ):  # the decode step: straight to the kernel, nothing copied
+            y = self._rows(x, (*x.shape[:-1], N))
             return y if self.bias is None else y.add_(self.bias)
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features).to(torch.float32)  # (M, K)
-        if self.padded_in != self.in_features:
-            x2 = F.pad(x2, (0, self.padded_in - self.in_features))  # (M, Kp)
+        x2 = x.reshape(-1, K).to(torch.float32)  # (M, K)
+        if self.padded_in != K:
+            x2 = F.pad(x2, (0, self.padded_in - K))  # (M, Kp)
         x2 = x2.contiguous()
-        M, N = x2.shape[0], self.out_features
+        M = x2.shape[0]
         if M <= MAX_ROWS:
-            y = torch.empty(M, N)
-            rc = self._matmul(
-                x2.data_ptr(), self.qweight.data_ptr(), self.scale_min.data_ptr(), y.data_ptr(),
-                M, N, self.padded_in, torch.get_num_threads(),
-            )  # fmt: skip
-            if rc != 0:
-                raise RuntimeError("native matmul rejected its arguments")
-        else:
+            y = self._rows(x2, (M, N))
+        else:  # a prompt: float GEMM on weight rows dequantized a block at a time
             block = max(1, _DEQUANT_BLOCK_BYTES // (4 * self.padded_in))
             parts = [
                 F.linear(x2, self.dequantized(slice(i, i + block))) for i in range(0, N, block)

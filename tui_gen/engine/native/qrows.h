@@ -91,8 +91,6 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
         y[m * N + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][m], acc[1][m])) + macc[m];
 }
 
-#define q8_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 8)
-#define q4_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 4)
 
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -146,54 +144,31 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
     }
 }
 
-#define q8_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 8)
-#define q4_row(x, qr, smr, xsum, y, n, N, K, M) q_row(x, qr, smr, xsum, y, n, N, K, M, 4)
 
 #else
 /* Portable rows: the same arithmetic in 16-lane loops the compiler may vectorize. */
-static inline __attribute__((always_inline)) void q8_row(const float *x, const uint8_t *qr,
-                                                         const half *smr, const float *xsum,
-                                                         float *y, int64_t n, int64_t N,
-                                                         int64_t K, const int M) {
+static inline __attribute__((always_inline)) void q_row(const float *x, const uint8_t *qr,
+                                                        const half *smr, const float *xsum,
+                                                        float *y, int64_t n, int64_t N,
+                                                        int64_t K, const int M, const int bits) {
     const int64_t G = K / GS;
     float acc[MAX_M][16] = {{0}};
     float macc[MAX_M] = {0};
     for (int64_t g = 0; g < G; g++) {
         const float s = (float)smr[2 * g], mn = (float)smr[2 * g + 1];
-        const uint8_t *qg = qr + g * GS;
-        float w[GS];
-#pragma omp simd
-        for (int k = 0; k < GS; k++) w[k] = s * (float)qg[k];
-        for (int m = 0; m < M; m++) {
-            const float *xg = x + m * K + g * GS;
-#pragma omp simd
-            for (int k = 0; k < 16; k++) acc[m][k] += w[k] * xg[k] + w[k + 16] * xg[k + 16];
-            macc[m] += mn * xsum[m * G + g];
-        }
-    }
-    for (int m = 0; m < M; m++) {
-        float t = macc[m];
-        for (int k = 0; k < 16; k++) t += acc[m][k];
-        y[m * N + n] = t;
-    }
-}
-
-static inline __attribute__((always_inline)) void q4_row(const float *x, const uint8_t *qr,
-                                                         const half *smr, const float *xsum,
-                                                         float *y, int64_t n, int64_t N,
-                                                         int64_t K, const int M) {
-    const int64_t G = K / GS;
-    float acc[MAX_M][16] = {{0}};
-    float macc[MAX_M] = {0};
-    for (int64_t g = 0; g < G; g++) {
-        const float s = (float)smr[2 * g], mn = (float)smr[2 * g + 1];
-        const uint8_t *qg = qr + g * (GS / 2);
-        float w[GS];
         int32_t v[GS]; /* widened first: compilers vectorize int -> float, not nibbles */
+        if (bits == 8) {
+            const uint8_t *qg = qr + g * GS;
 #pragma omp simd
-        for (int k = 0; k < 16; k++) v[k] = qg[k] & 0x0F;
+            for (int k = 0; k < GS; k++) v[k] = qg[k];
+        } else {
+            const uint8_t *qg = qr + g * (GS / 2);
 #pragma omp simd
-        for (int k = 0; k < 16; k++) v[k + 16] = qg[k] >> 4;
+            for (int k = 0; k < 16; k++) v[k] = qg[k] & 0x0F;
+#pragma omp simd
+            for (int k = 0; k < 16; k++) v[k + 16] = qg[k] >> 4;
+        }
+        float w[GS];
 #pragma omp simd
         for (int k = 0; k < GS; k++) w[k] = s * (float)v[k];
         for (int m = 0; m < M; m++) {
@@ -212,18 +187,14 @@ static inline __attribute__((always_inline)) void q4_row(const float *x, const u
 
 #endif
 
-#define DISPATCH(ROW, BYTES_PER_ROW)                                                           \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
-    for (int64_t n = 0; n < N; n++) {                                                         \
-        const uint8_t *qr = q + n * (BYTES_PER_ROW);                                         \
-        const half *smr = sm + n * (K / GS) * 2;                                              \
-        switch (M) {                                                                          \
-        case 1: ROW(x, qr, smr, xsum, y, n, N, K, 1); break;                                   \
-        case 2: ROW(x, qr, smr, xsum, y, n, N, K, 2); break;                                   \
-        case 3: ROW(x, qr, smr, xsum, y, n, N, K, 3); break;                                   \
-        case 4: ROW(x, qr, smr, xsum, y, n, N, K, 4); break;                                   \
-        default: ROW(x, qr, smr, xsum, y, n, N, K, (int)M); break;                            \
-        }                                                                                     \
+/* The row loop with M (rows of x) and the width as compile-time constants for the usual M. */
+#define ROW_SWITCH(BITS)                                                                       \
+    switch (M) {                                                                               \
+    case 1: q_row(x, qr, smr, xsum, y, n, N, K, 1, BITS); break;                               \
+    case 2: q_row(x, qr, smr, xsum, y, n, N, K, 2, BITS); break;                               \
+    case 3: q_row(x, qr, smr, xsum, y, n, N, K, 3, BITS); break;                               \
+    case 4: q_row(x, qr, smr, xsum, y, n, N, K, 4, BITS); break;                               \
+    default: q_row(x, qr, smr, xsum, y, n, N, K, (int)M, BITS); break;                         \
     }
 
 #endif
