@@ -277,3 +277,14 @@ def test_quantizing_a_decode_layout_model(tiny_llama: Path, mode: str) -> None:
         out = gen.model(ids)
     assert not any(isinstance(m, TransposedLinear) for m in gen.model.modules())
     assert _rel(out, ref) < (0.02 if mode == "int8" else 0.2)
+
+
+def test_quant_quality_fits_the_passages_to_the_context(tiny_gpt2: Path) -> None:
+    """The passages are longer than a 256-position model; they are cut to fit, not crashed on."""
+    from tui_gen.quant_quality import run
+
+    out = run(str(tiny_gpt2), ["int8"], 32)
+    res = out["results"]["int8"]
+    assert all(p["positions"] <= 256 for p in res["per_passage"].values())
+    assert max(p["positions"] for p in res["per_passage"].values()) == 256
+    assert 0.5 <= res["top1_agreement"] <= 1.0 and res["mean_kl"] >= 0.0

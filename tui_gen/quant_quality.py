@@ -287,6 +287,7 @@ def run(
     if threads:
         torch.set_num_threads(threads)
     ref = Generator.load(model_path, device="cpu", dtype=dtype)
+    max_len = min(max_len, ref.config.max_position_embeddings)  # cooking: 384 positions
     texts = {name: _ids(ref, text, max_len) for name, text in PASSAGES.items()}
     ref_lps = {name: _logprobs(ref.model, ids) for name, ids in texts.items()}
     out: dict[str, Any] = {"model": str(model_path), "dtype": dtype, "results": {}}
