@@ -45,7 +45,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 9, 40])
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 9, 17, 32, 33, 40])
 @pytest.mark.parametrize(("k", "n", "bias"), [(64, 48, False), (96, 33, True), (40, 16, True)])
 def test_kernel_matches_the_dequantized_matmul(bits: int, rows: int, k: int, n: int, bias: bool):
     torch.manual_seed(rows * 1000 + k + n)
