@@ -105,8 +105,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=("none", "int8", "int4"),
         default=None,
-        help="weight-only quantization: int8 (per channel) or int4 (groups of 32, int8 lm_head); "
-        "faster decode on the CPU, slightly different text",
+        help="weight-only quantization in groups of 32: int8 (near-lossless) or int4 (int8 "
+        "lm_head); faster decode on the CPU, slightly different text",
     )
 
 
