@@ -154,3 +154,22 @@ def test_step_reads_the_transposed_layout_too(request, fixture: str) -> None:
                  for i, t in enumerate(ids[4:])]  # fmt: skip
     got, ref = torch.stack(steps), full[4:]
     assert ((got - ref).abs().max() / ref.abs().max()).item() < 1e-5
+
+
+def test_changing_the_model_after_a_generation_rebuilds_the_step(tiny_llama: Path) -> None:
+    """Quantizing a Generator's model after it has decoded must not leave the C code reading
+    the float weights it replaced (a crash or a silently stale model)."""
+    from tui_gen.engine.quantize import quantize_model
+
+    gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
+    assert gen.decode_backend == "native"
+    first = gen._native
+    gen.generate_result([3, 4, 5], do_sample=False, max_new_tokens=4)
+    assert gen._native is first and first[0].describes(gen.model)
+    quantize_model(gen.model, "int8")
+    assert not first[0].describes(gen.model)
+    ref = Generator.load(tiny_llama, device="cpu", dtype="float32", quantize="int8")
+    a = gen.generate_result([3, 4, 5], do_sample=False, max_new_tokens=12)
+    assert gen._native is not first and gen.decode_backend == "native"
+    b = ref.generate_result([3, 4, 5], do_sample=False, max_new_tokens=12)
+    assert a.token_ids == b.token_ids

@@ -178,6 +178,9 @@ class Generator:
     def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
         """The one-token forward: the native step for a float32, bfloat16 or natively quantized
         CPU model (see engine/native/decode.py), else the model's own forward."""
+        decoder = self._native[0] if self._native is not None else None
+        if decoder is not None and not decoder.describes(self.model):  # changed since built
+            self._native = None
         if self._native is None:
             if self.device.type != "cpu" or self.dtype not in (torch.float32, torch.bfloat16):
                 self._native = (None, f"no native step on {self.device} in {self.dtype}")

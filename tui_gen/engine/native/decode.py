@@ -140,6 +140,10 @@ class NativeDecoder:
     ) -> None:
         self.model = model
         self._keep = keep  # float32 copies the layers point at
+        # every tensor of the model, held so no address the C code reads can be freed under
+        # it, and whose addresses say whether the model is still the one described
+        self._tensors = _tensors(model)
+        self._signature = _signature(self._tensors)
         self._dtype = _param_dtype(model)
         spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
@@ -176,6 +180,11 @@ class NativeDecoder:
         except AttributeError as e:  # not in the decode layout (projections not fused)
             return None, f"model is not in the decode layout: {e}"
         return cls(model, spec, layers, keep), ""
+
+    def describes(self, model: nn.Module) -> bool:
+        """Whether `model` still holds the tensors this decoder points at: quantizing it,
+        loading other weights with assign=True or moving it afterwards makes it stale."""
+        return model is self.model and _signature(_tensors(model)) == self._signature
 
     def supports(self, cache: KVCache) -> bool:
         k = cache.k[0]
@@ -299,6 +308,14 @@ def _describe_gpt2(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, 
         head=_qmat(model.lm_head, keep),
     )  # fmt: skip
     return spec, layers
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    return [*model.parameters(), *model.buffers()]
+
+
+def _signature(tensors: list[torch.Tensor]) -> tuple[int, ...]:
+    return tuple(t.data_ptr() for t in tensors)
 
 
 def _param_dtype(model: nn.Module) -> torch.dtype:
