@@ -110,16 +110,12 @@ def weight_bytes(
 
 def _decode_step(device: Any, dtype: Any) -> str:
     """What will decode: the native C step (built now if needed, about a second, then cached)
-    or torch, and why. A float16 or non-CPU model always decodes on torch."""
-    import torch
-
-    if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
-        return f"torch ({device.type}, {str(dtype).replace('torch.', '')})"
+    or torch, and why."""
     from tui_gen.engine.native import build
+    from tui_gen.engine.native.qlinear import decode_unavailable
 
-    if build.load() is None:
-        return f"torch ({build.reason()})"
-    return f"native C kernels ({build.isa()})"
+    why = decode_unavailable(device, dtype)
+    return f"torch ({why})" if why else f"native C kernels ({build.isa()})"
 
 
 def describe(

@@ -182,8 +182,11 @@ class Generator:
         if decoder is not None and not decoder.describes(self.model):  # changed since built
             self._native = None
         if self._native is None:
-            if self.device.type != "cpu" or self.dtype not in (torch.float32, torch.bfloat16):
-                self._native = (None, f"no native step on {self.device} in {self.dtype}")
+            from tui_gen.engine.native.qlinear import decode_unavailable
+
+            why = decode_unavailable(self.device, self.dtype)
+            if why:
+                self._native = (None, why)
             else:
                 from tui_gen.engine.native.decode import NativeDecoder
 

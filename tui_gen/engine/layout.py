@@ -195,11 +195,10 @@ def prepare_for_decode(
 
 
 def _native_decodes(model: nn.Module) -> bool:
-    """Whether the native decode step will serve this (CPU) model: float32 or bfloat16, and
-    the kernels built."""
+    """Whether the native decode step will serve this (CPU) model."""
     first = next(model.parameters(), None)
-    if first is None or first.dtype not in (torch.float32, torch.bfloat16):
+    if first is None:
         return False
-    from tui_gen.engine.native.qlinear import available
+    from tui_gen.engine.native.qlinear import decode_unavailable
 
-    return available("cpu")
+    return not decode_unavailable("cpu", first.dtype)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import weakref
 from ctypes import POINTER, c_float, c_int32, c_int64, c_void_p
 from typing import Any
 
@@ -136,7 +137,12 @@ class NativeDecoder:
     """Runs `model(idx (1, 1), start, cache)` for a supported model; see the module docstring."""
 
     def __init__(
-        self, model: nn.Module, spec: _Model, layers: list[_Layer], keep: list[torch.Tensor]
+        self,
+        model: nn.Module,
+        dtype: torch.dtype,
+        spec: _Model,
+        layers: list[_Layer],
+        keep: list[torch.Tensor],
     ) -> None:
         self.model = model
         self._keep = keep  # float32 copies the layers point at
@@ -144,7 +150,7 @@ class NativeDecoder:
         # it, and whose addresses say whether the model is still the one described
         self._tensors = _tensors(model)
         self._signature = _signature(self._tensors)
-        self._dtype = _param_dtype(model)
+        self._dtype = dtype
         spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
         self._layers = (_Layer * len(layers))(*layers)
@@ -152,7 +158,8 @@ class NativeDecoder:
         lib = build.load()
         assert lib is not None
         self._lib = lib
-        self._bound: tuple[int, ...] = ()  # the cache tensors' addresses the layers point at
+        # the cache the layers point at, weakly: a Generator's new cache frees the old one
+        self._bound: weakref.ref[KVCache] | None = None
         self._x = torch.empty(spec.hidden)
         self._logits = torch.empty(spec.head.n)
         self._scratch = torch.empty(0)
@@ -165,7 +172,7 @@ class NativeDecoder:
         arch = getattr(getattr(model, "config", None), "arch", None)
         keep: list[torch.Tensor] = []
         try:
-            _param_dtype(model)
+            dtype = _param_dtype(model)
             cfg = model.config
             if cfg.head_dim > 512 or cfg.num_heads % cfg.num_kv_heads:
                 raise _Unsupported(f"head_dim {cfg.head_dim} / {cfg.num_kv_heads} KV heads")
@@ -179,7 +186,7 @@ class NativeDecoder:
             return None, str(e)
         except AttributeError as e:  # not in the decode layout (projections not fused)
             return None, f"model is not in the decode layout: {e}"
-        return cls(model, spec, layers, keep), ""
+        return cls(model, dtype, spec, layers, keep), ""
 
     def describes(self, model: nn.Module) -> bool:
         """Whether `model` still holds the tensors this decoder points at: quantizing it,
@@ -197,8 +204,9 @@ class NativeDecoder:
         )
 
     def _bind(self, cache: KVCache) -> None:
-        addrs = tuple(t.data_ptr() for t in cache.k + cache.v)
-        if addrs == self._bound:
+        """Point the layers at `cache` (a KVCache allocates its tensors once, so its identity
+        stands for their addresses: nothing is re-read per token)."""
+        if self._bound is not None and self._bound() is cache:
             return
         for i, layer in enumerate(self._layers):
             layer.k_cache, layer.v_cache = cache.k[i].data_ptr(), cache.v[i].data_ptr()
@@ -206,7 +214,7 @@ class NativeDecoder:
         n = self._lib.decode_scratch_floats(ctypes.byref(self._spec))
         if self._scratch.numel() < n:
             self._scratch = torch.empty(n)
-        self._bound = addrs
+        self._bound = weakref.ref(cache)
 
     def step(self, idx: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
         """idx (1, 1) at cache position `start` -> logits (1, 1, vocab).

@@ -34,6 +34,17 @@ def available(device: torch.device | str = "cpu") -> bool:
     return torch.device(device).type == "cpu" and build.load() is not None
 
 
+def decode_unavailable(device: torch.device | str, dtype: torch.dtype) -> str:
+    """Why the native decode step cannot serve a model on `device` in `dtype` ("" when it
+    can; builds the kernels on first call). The one rule the Generator, the decode layout and
+    `info` share; engine/native/decode.py then checks the model's own shape."""
+    device = torch.device(device)
+    if device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        name = str(dtype).replace("torch.", "")
+        return f"{device.type}, {name}: the native step runs float32 or bfloat16 on the CPU"
+    return "" if build.load() is not None else build.reason()
+
+
 def quantize_groups(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """weight (N, K) float, K % 32 == 0 -> q (N, K) uint8 in [0, 2**bits - 1] and
     sm (N, K // 32, 2) float16 (scale, min), w ~= q * scale + min.
@@ -69,8 +80,8 @@ def pack_halves(q: torch.Tensor) -> torch.Tensor:
 
 
 def dequantize(q: torch.Tensor, sm: torch.Tensor, bits: int, in_features: int) -> torch.Tensor:
-    """The float32 (N, K) weight a layer's stored values stand for, computed in torch (the
-    reference the kernel is tested against, and the path when the library is not loaded)."""
+    """The float32 (N, K) weight a layer's stored values stand for, computed in plain torch:
+    the reference the C kernels are tested against."""
     N = q.shape[0]
     if bits == 4:
         g = q.reshape(N, -1, GROUP // 2)
