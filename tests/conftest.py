@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # the helpers beside this file
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # dev/ (not installed)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tiny_models import make_byte_model, make_model

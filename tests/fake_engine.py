@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
-from tui_gen.engine.sampling import SamplingParams
 from tui_gen.errors import TuiGenError
+from tui_gen.options import SamplingParams
 
 RECIPE = (
     "Here is a quick **pancake** batter:\n\n"

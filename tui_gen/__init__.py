@@ -25,15 +25,15 @@ _LAZY = {
     "GenerationResult": "tui_gen.engine.events",
     "TokenEvent": "tui_gen.engine.events",
     "FinishEvent": "tui_gen.engine.events",
-    "SamplingParams": "tui_gen.engine.sampling",
+    "SamplingParams": "tui_gen.options",
     "TuiGenError": "tui_gen.errors",
 }
 
 if TYPE_CHECKING:
     from tui_gen.engine.events import FinishEvent, GenerationResult, TokenEvent
     from tui_gen.engine.generator import Generator
-    from tui_gen.engine.sampling import SamplingParams
     from tui_gen.errors import TuiGenError
+    from tui_gen.options import SamplingParams
 
 
 def __getattr__(name: str) -> Any:

@@ -4,17 +4,20 @@ up, with a loading indicator, while the model loads on a worker thread."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui_gen.app.config import AppConfig
 
 __all__ = ["run_app"]
 
 
-def run_app(args: Any) -> int:
-    """Run the app for tui_gen.cli's parsed arguments; return the exit code (2 if the model
-    could not be loaded, after printing why)."""
-    from tui_gen.app.app import AppConfig, TuiGenApp
+def run_app(config: AppConfig) -> int:
+    """Run the app; return the exit code (2 if the model could not be loaded, after printing
+    why)."""
+    from tui_gen.app.app import TuiGenApp
 
-    app = TuiGenApp(AppConfig.from_args(args))
+    app = TuiGenApp(config)
     code = app.run()
     if app.load_error:
         print(f"tui-gen: error: {app.load_error}", file=sys.stderr)

@@ -27,7 +27,6 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui_gen.app import commands, gcpause, slash
-from tui_gen.app.autosave import AutoSaver
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
@@ -38,7 +37,8 @@ from tui_gen.app.screens.help import HelpScreen
 from tui_gen.app.screens.transcripts import TranscriptBrowser
 from tui_gen.app.settings import Settings, data_dir
 from tui_gen.app.themes import DEFAULT_THEME, load_themes
-from tui_gen.app.transcripts import (
+from tui_gen.app.transcripts.autosave import AutoSaver
+from tui_gen.app.transcripts.store import (
     Conversation,
     TranscriptError,
     TranscriptStore,

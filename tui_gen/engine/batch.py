@@ -29,10 +29,11 @@ from typing import Any
 import torch
 
 from tui_gen.engine.events import Event, FinishEvent, GenerationStats, NoticeEvent, TokenEvent
-from tui_gen.engine.kv_cache import KVCache
-from tui_gen.engine.sampling import SamplingParams, make_generator, next_token
+from tui_gen.engine.sampling import make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
+from tui_gen.models.kv_cache import KVCache
+from tui_gen.options import SamplingParams
 
 
 @dataclass

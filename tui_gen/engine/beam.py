@@ -32,35 +32,11 @@ import torch
 
 from tui_gen.engine.batch import truncate_prompt
 from tui_gen.engine.events import FinishReason, GenerationStats
-from tui_gen.engine.kv_cache import KVCache
 from tui_gen.engine.sampling import apply_repetition_penalty
-from tui_gen.errors import TuiGenError
+from tui_gen.models.kv_cache import KVCache
+from tui_gen.options import BeamParams
 
-EarlyStopping = bool | str  # True | False | "never"
 _NEG = -1.0e9  # what transformers uses for "impossible"
-
-
-@dataclass(frozen=True)
-class BeamParams:
-    """Beam settings, named as in Hugging Face `generate()`."""
-
-    num_beams: int = 4
-    length_penalty: float = 1.0
-    early_stopping: EarlyStopping = False
-    num_return_sequences: int = 1
-
-    def __post_init__(self) -> None:
-        if self.num_beams < 1:
-            raise TuiGenError(f"num_beams={self.num_beams} is out of range; allowed: >= 1")
-        if not 1 <= self.num_return_sequences <= self.num_beams:
-            raise TuiGenError(
-                f"num_return_sequences={self.num_return_sequences} must be between 1 and "
-                f"num_beams={self.num_beams} (beam search returns its best beams)"
-            )
-        if self.early_stopping not in (True, False, "never"):
-            raise TuiGenError(
-                f"early_stopping={self.early_stopping!r} is not allowed; use true, false or never"
-            )
 
 
 @dataclass

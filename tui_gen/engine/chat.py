@@ -22,8 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 from tui_gen.engine.events import Event, FinishEvent, NoticeEvent
-from tui_gen.engine.sampling import SamplingParams
 from tui_gen.errors import TuiGenError
+from tui_gen.options import SamplingParams
 
 PLAIN_STOP_STRINGS = ["\nUser:"]
 

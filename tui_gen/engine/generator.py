@@ -25,11 +25,12 @@ from tui_gen.engine.events import (
     NoticeEvent,
     TokenEvent,
 )
-from tui_gen.engine.kv_cache import KVCache
-from tui_gen.engine.loader import LoadedModel, load_model
-from tui_gen.engine.sampling import SamplingParams, make_generator, next_token
+from tui_gen.engine.loading.loader import LoadedModel, load_model
+from tui_gen.engine.sampling import make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
+from tui_gen.models.kv_cache import KVCache
+from tui_gen.options import BeamParams, SamplingParams
 
 #: default ceiling on the KV cache when --max-context is not given (the model's own context can
 #: be far larger, and the cache is preallocated: 8K positions of SmolLM2 are 377 MB in float32)
@@ -45,7 +46,7 @@ class Generator:
         self, loaded: LoadedModel, max_context: int | None = None, quantize: str | None = None
     ) -> None:
         if quantize is not None:  # --quantize int8|int4 (engine/quantize.py)
-            from tui_gen.engine.loader import apply_quantization
+            from tui_gen.engine.loading.loader import apply_quantization
             from tui_gen.engine.quantize import check_mode
 
             mode = check_mode(quantize)
@@ -379,7 +380,7 @@ class Generator:
 
         Of the sampling values only max_new_tokens, repetition_penalty and stop_strings apply.
         """
-        from tui_gen.engine.beam import BeamParams, beam_search
+        from tui_gen.engine.beam import beam_search
 
         p = self.params(None, **overrides)
         bp = BeamParams(num_beams, length_penalty, early_stopping, num_return_sequences)

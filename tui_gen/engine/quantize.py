@@ -388,8 +388,8 @@ def quantize_model(
         return model
     if m == "int4" and group_size < 2:
         raise TuiGenError(f"int4 group size {group_size} is too small; use 32, 64, 128 or 256")
-    from tui_gen.engine.layout import TransposedLinear
     from tui_gen.engine.native import qlinear
+    from tui_gen.models.linear import TransposedLinear
 
     linear_types = (nn.Linear, TransposedLinear)  # a Generator's model may be pre-transposed
     if native is None:

@@ -1,4 +1,4 @@
-"""Sampling: parameters with Hugging Face names, and one small pure function per logits step.
+"""Sampling: one small pure function per logits step (the parameters are tui_gen.options').
 
 Order (fixed, documented, tested): repetition penalty -> top-k -> top-p -> min-p -> temperature
 -> draw with a seeded torch.Generator. Each step takes logits (B, V) and returns new logits with
@@ -7,117 +7,11 @@ removed tokens set to -inf, so each can be tested alone and they compose by plai
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
-
 import torch
 
-from tui_gen.errors import TuiGenError
+from tui_gen.options import SamplingParams
 
 NEG_INF = float("-inf")
-
-
-class InvalidParameterError(TuiGenError, ValueError):
-    """A sampling value outside its allowed range (a ValueError, and a user error)."""
-
-
-@dataclass
-class SamplingParams:
-    """Sampling values, named as in Hugging Face `generate()`.
-
-    `temperature == 0` or `do_sample=False` means greedy. `top_k=0`, `top_p=1`, `min_p=0` and
-    `repetition_penalty=1` switch their step off.
-    """
-
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    #: only the last N tokens count for the repetition penalty (0 = all of them)
-    repetition_window: int = 0
-    max_new_tokens: int = 256
-    stop_strings: list[str] = field(default_factory=list)
-    seed: int | None = None
-    do_sample: bool = True
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    @property
-    def greedy(self) -> bool:
-        return not self.do_sample or self.temperature == 0
-
-    def validate(self) -> SamplingParams:
-        """Raise ValueError naming the value and its allowed range."""
-
-        def bad(name: str, value: Any, allowed: str) -> InvalidParameterError:
-            return InvalidParameterError(f"{name}={value!r} is out of range; allowed: {allowed}")
-
-        def number(name: str) -> float:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-                raise bad(name, v, "a number")
-            return v
-
-        if number("temperature") < 0 or math.isinf(self.temperature):
-            raise bad("temperature", self.temperature, ">= 0 (0 = greedy)")
-        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
-            raise bad("top_k", self.top_k, "an integer >= 0 (0 = off)")
-        if not 0 < number("top_p") <= 1:
-            raise bad("top_p", self.top_p, "0 < top_p <= 1 (1 = off)")
-        if not 0 <= number("min_p") <= 1:
-            raise bad("min_p", self.min_p, "0 <= min_p <= 1 (0 = off)")
-        if number("repetition_penalty") <= 0 or math.isinf(self.repetition_penalty):
-            raise bad("repetition_penalty", self.repetition_penalty, "> 0 (1 = off)")
-        if (
-            not isinstance(self.repetition_window, int)
-            or isinstance(self.repetition_window, bool)
-            or self.repetition_window < 0
-        ):
-            raise bad("repetition_window", self.repetition_window, "an integer >= 0 (0 = all)")
-        if (
-            not isinstance(self.max_new_tokens, int)
-            or isinstance(self.max_new_tokens, bool)
-            or self.max_new_tokens < 0
-        ):
-            raise bad("max_new_tokens", self.max_new_tokens, "an integer >= 0")
-        if isinstance(self.stop_strings, str):
-            self.stop_strings = [self.stop_strings]
-        if not all(isinstance(s, str) for s in self.stop_strings):
-            raise bad("stop_strings", self.stop_strings, "a list of strings")
-        self.stop_strings = [s for s in self.stop_strings if s]
-        if self.seed is not None and (
-            not isinstance(self.seed, int) or isinstance(self.seed, bool)
-        ):
-            raise bad("seed", self.seed, "an integer or None")
-        return self
-
-    def replace(self, **changes: Any) -> SamplingParams:
-        """A copy with some values changed (unknown names are a ValueError, not ignored)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise InvalidParameterError(
-                f"unknown sampling parameter(s): {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(f.name for f in fields(self))}"
-            )
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_generation_config(cls, gc: dict[str, Any]) -> SamplingParams:
-        """Defaults from a generation_config.json; keys it does not set keep our defaults."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in gc.items() if k in known and v is not None}
-        if gc.get("do_sample") is False:
-            values["do_sample"] = False
-        try:
-            return cls(**values)
-        except (ValueError, TypeError):
-            return cls()  # a bad generation_config.json should not stop the model opening
 
 
 # --- the pure steps -------------------------------------------------------------------------

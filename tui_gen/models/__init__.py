@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tui_gen.engine.config import ModelConfig
+from tui_gen.models.config import ModelConfig
 
 
 def model_class(cfg: ModelConfig) -> type[nn.Module]:

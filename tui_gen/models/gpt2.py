@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_gen.engine.config import ModelConfig
-from tui_gen.engine.kv_cache import KVCache
+from tui_gen.models.config import ModelConfig
+from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.common import attend, build_attention_mask
 
 _ACTIVATIONS = {

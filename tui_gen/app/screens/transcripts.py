@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Markdown, Static
 
 from tui_gen.app.screens.confirm import ConfirmScreen
-from tui_gen.app.transcripts import (
+from tui_gen.app.transcripts.store import (
     Summary,
     TranscriptError,
     TranscriptStore,

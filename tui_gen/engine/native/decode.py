@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from tui_gen.engine.kv_cache import KVCache
-from tui_gen.engine.layout import TransposedLinear
 from tui_gen.engine.native import build
 from tui_gen.engine.native.qlinear import NativeQuantLinear
+from tui_gen.models.kv_cache import KVCache
+from tui_gen.models.linear import TransposedLinear
 
 NORM_RMS, NORM_LAYER = 0, 1
 ACT_SILU_GATED, ACT_GELU_TANH, ACT_GELU, ACT_RELU, ACT_SILU = range(5)

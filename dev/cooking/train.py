@@ -1,0 +1,406 @@
+"""Train the bundled cooking model (models/cooking) from scratch on the CPU.
+
+    python -m dev.cooking.train --seed 0 --out models/cooking
+
+One seed fixes everything (corpus, tokenizer, initial weights, batch order), so the command in
+generation_info.json rebuilds the same files. The model is the engine's own GPT2 module, trained
+with a plain AdamW loop (cosine learning rate, gradient clipping) and saved in Hugging Face's
+GPT-2 layout so transformers' GPT2LMHeadModel opens it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from dev.cooking.corpus import END, all_dishes, dishes, generate_corpus
+from dev.cooking.tokenizer import save_tokenizer, train_tokenizer
+from tui_gen.models.config import parse_config
+from tui_gen.models.gpt2 import GPT2, init_weights
+
+CONV1D = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
+
+GENERATION_DEFAULTS = {
+    "do_sample": True,
+    "temperature": 0.7,
+    "top_k": 40,
+    "top_p": 0.95,
+    "repetition_penalty": 1.0,
+    "max_new_tokens": 360,
+}
+
+
+def gpt2_config(
+    vocab_size: int, n_positions: int, n_embd: int, n_layer: int, n_head: int, eos_id: int
+) -> dict[str, Any]:
+    """A config.json with the standard HF GPT-2 keys (dropout off: we never train with it)."""
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": vocab_size,
+        "n_positions": n_positions,
+        "n_ctx": n_positions,
+        "n_embd": n_embd,
+        "n_layer": n_layer,
+        "n_head": n_head,
+        "n_inner": None,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "scale_attn_weights": True,
+        "use_cache": True,
+        "tie_word_embeddings": True,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": eos_id,
+        "torch_dtype": "float32",
+    }
+
+
+def hf_state_dict(model: GPT2) -> dict[str, torch.Tensor]:
+    """Our weights under HF names, projections back in Conv1D (in, out) layout, no tied head."""
+    out = {}
+    for name, t in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue
+        out[name] = (t.t() if name.endswith(CONV1D) else t).detach().contiguous().clone()
+    return out
+
+
+@dataclass
+class TokenStream:
+    """All documents' ids back to back, and where each document starts."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def encode(cls, tok: Any, docs: list[str]) -> TokenStream:
+        encs = tok.encode_batch(docs, add_special_tokens=False)
+        lens = np.array([len(e.ids) for e in encs], dtype=np.int64)
+        ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        return cls(ids, starts)
+
+    def window_starts(self, seq_len: int) -> np.ndarray:
+        """Windows begin at document starts, like a prompt at position 0 does."""
+        return self.starts[self.starts + seq_len + 1 <= len(self.ids)]
+
+    def batch(self, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.stack([self.ids[s : s + seq_len + 1] for s in starts])
+        t = torch.from_numpy(rows)
+        return t[:, :-1], t[:, 1:]
+
+    def eval_starts(self, seq_len: int) -> np.ndarray:
+        """Non-overlapping document-aligned windows that cover (almost) every token once."""
+        out, end = [], 0
+        for s in self.window_starts(seq_len):
+            if s >= end:
+                out.append(s)
+                end = s + seq_len
+        return np.array(out, dtype=np.int64)
+
+
+@torch.no_grad()
+def mean_loss(model: GPT2, stream: TokenStream, seq_len: int, batch_size: int) -> float:
+    model.eval()
+    starts = stream.eval_starts(seq_len)
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        x, y = stream.batch(starts[i : i + batch_size], seq_len)
+        logits = model(x)
+        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+        count += y.numel()
+    model.train()
+    return total / max(count, 1)
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int, floor: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Train the bundled cooking model on the CPU.")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("models/cooking"))
+    ap.add_argument("--docs", type=int, default=30000, help="training documents to generate")
+    ap.add_argument("--val-docs", type=int, default=400, help="held-out validation documents")
+    ap.add_argument("--vocab-size", type=int, default=4096)
+    ap.add_argument("--n-layer", type=int, default=4)
+    ap.add_argument("--n-embd", type=int, default=256)
+    ap.add_argument("--n-head", type=int, default=8)
+    ap.add_argument("--n-positions", type=int, default=384)
+    ap.add_argument("--seq-len", type=int, default=384)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lr", type=float, default=2.5e-3)
+    ap.add_argument("--min-lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--grad-clip", type=float, default=1.0)
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap.parse_args(argv)
+
+
+def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Build corpus and tokenizer, train, save the model directory; return generation_info."""
+    t_start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_docs = generate_corpus(args.seed, args.docs, "train")
+    val_docs = generate_corpus(args.seed, args.val_docs, "heldout")
+    tok = train_tokenizer(train_docs, args.vocab_size)
+    save_tokenizer(tok, out, args.n_positions)
+    eos_id = tok.token_to_id(END)
+    train_s, val_s = TokenStream.encode(tok, train_docs), TokenStream.encode(tok, val_docs)
+    print(
+        f"corpus: {len(train_docs)} train docs ({len(train_s.ids):,} tokens, "
+        f"{sum(map(len, train_docs)):,} chars), {len(val_docs)} held-out docs "
+        f"({len(val_s.ids):,} tokens); vocab {tok.get_vocab_size()}; "
+        f"{time.perf_counter() - t_start:.1f}s",
+        flush=True,
+    )
+
+    cfg = gpt2_config(
+        tok.get_vocab_size(), args.n_positions, args.n_embd, args.n_layer, args.n_head, eos_id
+    )
+    model = GPT2(parse_config(cfg))
+    init_weights(model, args.seed)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())  # tied head counted once
+    print(
+        f"model: {args.n_layer} layers, n_embd {args.n_embd}, {args.n_head} heads, "
+        f"{n_params:,} parameters",
+        flush=True,
+    )
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+    rng = np.random.default_rng(args.seed)
+    starts = train_s.window_starts(args.seq_len)
+    losses: list[float] = []
+    val_loss = float("nan")
+    t_train = time.perf_counter()
+    t_log, tokens_since = t_train, 0
+    for step in range(args.steps):
+        lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = train_s.batch(rng.choice(starts, size=args.batch_size), args.seq_len)
+        logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        tokens_since += x.numel()
+        last = step == args.steps - 1
+        if (step + 1) % args.log_every == 0 or last:
+            now = time.perf_counter()
+            avg = sum(losses[-args.log_every :]) / len(losses[-args.log_every :])
+            print(
+                f"step {step + 1:5d}/{args.steps} loss {avg:.4f} lr {lr:.2e} "
+                f"{tokens_since / (now - t_log):,.0f} tok/s elapsed {now - t_start:,.0f}s",
+                flush=True,
+            )
+            t_log, tokens_since = now, 0
+        if (step + 1) % args.eval_every == 0 or last:
+            val_loss = mean_loss(model, val_s, args.seq_len, args.batch_size)
+            print(f"step {step + 1:5d} val loss {val_loss:.4f}", flush=True)
+            t_log = time.perf_counter()  # keep eval time out of tokens/s
+    train_seconds = time.perf_counter() - t_train
+
+    model.eval()
+    save_file(hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    gen_cfg = {
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": eos_id,
+        **GENERATION_DEFAULTS,
+    }
+    (out / "generation_config.json").write_text(json.dumps(gen_cfg, indent=2) + "\n")
+    tail = losses[-50:]
+    info = {
+        "model": "tui-gen cooking demo (GPT-2 architecture)",
+        "parameters": n_params,
+        "architecture": {
+            k: cfg[k] for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+        },
+        "corpus": {
+            "generator": "dev.cooking.corpus",
+            "seed": args.seed,
+            "train_documents": len(train_docs),
+            "train_tokens": len(train_s.ids),
+            "train_characters": sum(map(len, train_docs)),
+            "validation_documents": len(val_docs),
+            "validation_tokens": len(val_s.ids),
+            "dishes_total": len(all_dishes()),
+            "dishes_held_out": len(dishes("heldout")),
+        },
+        "training": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "seq_len": args.seq_len,
+            "tokens_seen": args.steps * args.batch_size * args.seq_len,
+            "lr": args.lr,
+            "min_lr": args.min_lr,
+            "warmup": args.warmup,
+            "weight_decay": args.weight_decay,
+            "grad_clip": args.grad_clip,
+            "threads": args.threads,
+            "train_seconds": round(train_seconds, 1),
+            "total_seconds": round(time.perf_counter() - t_start, 1),
+        },
+        "final_train_loss": round(sum(tail) / len(tail), 4),
+        "final_validation_loss": round(val_loss, 4),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "torch_version": torch.__version__,
+        "command": command,
+    }
+    (out / "generation_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_model_card(out)
+    print(
+        f"saved {out} in {time.perf_counter() - t_start:,.0f}s: train loss "
+        f"{info['final_train_loss']}, held-out val loss {info['final_validation_loss']}",
+        flush=True,
+    )
+    return info
+
+
+def write_model_card(out: Path) -> None:
+    """README.md from generation_info.json (and its "evaluation" block once evaluate ran)."""
+    info = json.loads((out / "generation_info.json").read_text())
+    c, t, a = info["corpus"], info["training"], info["architecture"]
+    g = GENERATION_DEFAULTS
+    ev = info.get("evaluation")
+    if ev:
+        quality = (
+            f"Measured by `{ev.get('command', 'python -m dev.cooking.evaluate')}` on "
+            f"{ev['n']} questions about held-out dishes (never seen in training), asked with "
+            f"held-out phrasings, replies sampled at temperature {ev['temperature']} through "
+            "the engine's generator:\n\n"
+            "| metric | value |\n| --- | --- |\n"
+            f"| held-out validation loss (nats/token) | {ev['val_loss']:.4f} |\n"
+            f"| replies with an ingredient list and numbered steps | "
+            f"{ev['structure_pct']:.0f}% |\n"
+            f"| replies that name the dish asked about | {ev['names_dish_pct']:.0f}% |\n"
+            f"| replies that ended with the end token | {ev['stopped_pct']:.0f}% |\n"
+        )
+        missed = [
+            f"{name} ({value:.0f}%, target {target}%)"
+            for name, value, target in (
+                ("ingredient list and steps", ev["structure_pct"], 90),
+                ("names the dish", ev["names_dish_pct"], 80),
+            )
+            if value < target
+        ]
+        if missed:
+            quality += (
+                "\nBelow the targets of tui-gen issue #3: " + "; ".join(missed) + ". When it "
+                "misses, the model usually answers with a recipe of the right kind under the "
+                "name of a similar dish it saw in training.\n"
+            )
+    else:
+        quality = "Not evaluated yet: run `python -m dev.cooking.evaluate` on this directory.\n"
+    arch = (
+        f"{info['parameters']:,} parameters: {a['n_layer']} layers, width {a['n_embd']}, "
+        f"{a['n_head']} heads, {a['n_positions']}-token context, {a['vocab_size']}-token "
+        "byte-level BPE vocabulary"
+    )
+    minutes = f"{t['train_seconds'] / 60:.0f} minutes ({t['total_seconds'] / 60:.0f} in all)"
+    card = f"""# cooking: the tui-gen demo model
+
+A tiny GPT-2-architecture language model ({arch}) that answers cooking questions with a
+recipe: a title, an ingredient list with quantities and numbered steps, sometimes a tip. It
+ships with tui-gen so that `tui-gen models/cooking` works out of the box.
+
+## What it is not
+
+- **Not a cook.** Everything it knows comes from a template generator written for tui-gen
+  (`dev/cooking/corpus.py`): {c["dishes_total"]:,} dish names built from 30 dish types,
+  about 100 ingredients and 50 flavours and cuisines. The recipes are plausible but were never
+  tested in a kitchen, and the model can garble them (wrong times, odd or repeated lines).
+- **Not a source of food-safety advice.** Check meat temperatures and allergens elsewhere.
+- **Not a general chatbot.** Outside cooking it writes recipe-shaped text or nonsense. It
+  knows nothing about the world, remembers nothing beyond its {a["n_positions"]}-token
+  context, and speaks only English.
+- **Not trained on real data.** No text was copied from anywhere; the corpus is synthetic.
+
+## Prompt format
+
+Chat roles are single special tokens; the chat template in `tokenizer_config.json` renders
+
+```
+<|system|>
+optional system prompt<|end|>
+<|user|>
+How do I make smoky chickpea stew?<|end|>
+<|assistant|>
+```
+
+and the model ends its reply with `<|end|>` (the eos token). Plain prompts such as "Today's
+recipe is" continue as recipe prose. Defaults in `generation_config.json`: temperature
+{g["temperature"]}, top-k {g["top_k"]}, top-p {g["top_p"]}, at most {g["max_new_tokens"]} new
+tokens.
+
+## Training
+
+- Corpus: {c["train_documents"]:,} generated documents ({c["train_tokens"]:,} tokens; about
+  85% chats, 15% plain recipe text), seed {c["seed"]}. {c["dishes_held_out"]} dish names and a
+  separate set of question phrasings are held out of training entirely.
+- {t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens, cosine learning
+  rate {t["lr"]} to {t["min_lr"]}, gradient clipping {t["grad_clip"]}, {t["threads"]} CPU
+  threads, {minutes}.
+- Final training loss {info["final_train_loss"]}, held-out validation loss
+  {info["final_validation_loss"]} (nats per token).
+- Reproduce with `{info["command"]}` (trained {info["date"]}, torch {info["torch_version"]}).
+
+## Quality
+
+{quality}"""
+    (out / "README.md").write_text(card)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    train(args, "python -m dev.cooking.train " + shlex.join(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The bundled cooking model and the code that builds it (tui_gen/demo, models/cooking)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from dev.cooking import kitchen_data as K
+from dev.cooking.corpus import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    CorpusGenerator,
+    all_dishes,
+    dishes,
+    eval_questions,
+    generate_corpus,
+    is_heldout,
+    render_chat,
+)
+from dev.cooking.evaluate import has_ingredient_list, has_numbered_steps, names_dish
+from tui_gen.engine.chat import render_messages
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "cooking"
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful cooking assistant."},
+    {"role": "user", "content": "How do I make smoky chickpea stew?"},
+    {"role": "assistant", "content": "Smoky Chickpea Stew\n\nIngredients:\n- 1 onion"},
+    {"role": "user", "content": "Thanks!"},
+]
+
+
+# --- corpus ---------------------------------------------------------------------------------
+def test_corpus_is_deterministic_for_a_seed():
+    a = generate_corpus(7, 40)
+    assert a == generate_corpus(7, 40)
+    assert a != generate_corpus(8, 40)
+    assert all(doc.endswith("<|end|>\n") for doc in a)
+
+
+def test_corpus_is_varied():
+    names = [d.name for d in all_dishes()]
+    assert len(names) == len(set(names)) >= 1000
+    assert len({d.type.key for d in all_dishes()}) >= 25
+    assert len({d.main.key for d in all_dishes()}) >= 80
+    technique_ingredients = {k for t in K.TECHNIQUES.values() for k in t.ingredients}
+    assert len({d.main.key for d in all_dishes()} | technique_ingredients) >= 100
+    assert len({d.cuisine for d in all_dishes() if d.cuisine}) >= 15
+
+    gen = CorpusGenerator(0)
+    turns = [gen.dish_turn() for _ in range(400)]
+    assert len({d.name for d, _, _ in turns}) >= 300
+    # phrasings: the question with the dish name taken out
+    shapes = {
+        re.sub(re.escape(d.name), "#", q, flags=re.I).lower().rstrip("?.") for d, q, _ in turns
+    }
+    assert len(shapes) >= 30
+    # answer layouts: which headings each answer used
+    heads = {
+        tuple(
+            ln
+            for ln in a.splitlines()
+            if ln.rstrip(":*").strip("*")
+            in ("Ingredients", "You will need", "Method", "Steps", "Instructions")
+        )
+        for _, _, a in turns
+    }
+    assert len(heads) >= 8
+    docs = generate_corpus(0, 300)
+    assert sum(not d.startswith("<|") for d in docs) >= 20  # plain continuation text
+    assert any(d.startswith("Today's recipe is") for d in docs)
+    assert any("<|system|>" in d for d in docs) and any(d.count("<|user|>") == 2 for d in docs)
+
+
+def test_every_generated_answer_passes_the_eval_checks():
+    gen = CorpusGenerator(3)
+    for _ in range(200):
+        dish, _, answer = gen.dish_turn()
+        assert has_ingredient_list(answer), answer
+        assert has_numbered_steps(answer), answer
+        assert names_dish(answer, dish.name), answer
+
+
+def test_eval_checks_reject_replies_without_structure():
+    assert not has_ingredient_list("Mix flour and eggs, then bake it.")
+    assert not has_ingredient_list("- salt\n- pepper\n- 2 eggs")  # no quantity with a unit
+    assert not has_numbered_steps("1. Mix.\n3. Bake.\n4. Eat.")
+    assert has_numbered_steps("1. Mix.\n2. Bake.\n3. Eat.")
+    assert not names_dish("Lemon Cake\n...", "Lemon Drizzle Cake")
+
+
+def test_heldout_dishes_and_phrasings_never_reach_training():
+    held = {d.name.lower() for d in dishes("heldout")}
+    assert 200 <= len(held) <= 0.2 * len(all_dishes())
+    text = "".join(generate_corpus(0, 2000)).lower()
+    names_in_text = {n for n in held if n in text}
+    # a held-out name can only appear inside a longer training name ("Pea Soup" in "Split Pea
+    # Soup"); check that every hit is such a substring
+    train_names = [d.name.lower() for d in dishes("train")]
+    for n in names_in_text:
+        assert any(n in t and n != t for t in train_names), n
+    for tpl in K.RECIPE_HELDOUT + K.TIME_HELDOUT + K.TEMP_HELDOUT + K.SUBST_DISH_HELDOUT:
+        longest = max(tpl.split("{dish}"), key=len).split("{missing}")[0].strip().lower()
+        assert longest not in text, tpl
+
+
+def test_eval_questions_ask_heldout_dishes_with_heldout_phrasings():
+    items = eval_questions(0, 100)
+    assert len({i.dish for i in items}) == 100
+    assert all(is_heldout(i.dish) for i in items)
+    pools = K.RECIPE_HELDOUT + K.TIME_HELDOUT + K.TEMP_HELDOUT + K.SUBST_DISH_HELDOUT
+    for i in items:
+        q = i.messages[-1]["content"].lower()
+        assert any(
+            max(t.split("{dish}"), key=len).split("{missing}")[0].strip(" ?.").lower() in q
+            for t in pools
+        ), q
+
+
+# --- tokenizer and chat template ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tokenizer():
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer_config():
+    return json.loads((MODEL_DIR / "tokenizer_config.json").read_text())
+
+
+def test_tokenizer_round_trips_and_special_tokens_are_single_ids(tokenizer):
+    ids = [tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]
+    assert None not in ids and len(set(ids)) == 4
+    for t, i in zip(SPECIAL_TOKENS, ids, strict=True):
+        assert tokenizer.encode(t).ids == [i]
+    for text in [
+        generate_corpus(1, 1)[0],
+        "Crème brûlée at 180°C 🍮 — naïve\tTAB\n\n  x",
+        "<|user|>\nhi<|end|>\n<|assistant|>\n",
+    ]:
+        assert tokenizer.decode(tokenizer.encode(text).ids, skip_special_tokens=False) == text
+    assert 2000 <= tokenizer.get_vocab_size() <= 4096
+
+
+def test_chat_template_renders_the_training_format(tokenizer_config):
+    tpl = tokenizer_config["chat_template"]
+    assert tpl == CHAT_TEMPLATE
+    assert tokenizer_config["eos_token"] == "<|end|>"
+    for agp in (False, True):
+        ours = render_messages(tpl, MESSAGES, add_generation_prompt=agp)
+        assert ours == render_chat(MESSAGES, add_generation_prompt=agp)
+    assert render_chat(MESSAGES[1:2], True) == (
+        "<|user|>\nHow do I make smoky chickpea stew?<|end|>\n<|assistant|>\n"
+    )
+
+
+def test_transformers_reads_the_tokenizer_and_template_the_same_way():
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(MODEL_DIR))
+    text = hf.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    assert text == render_chat(MESSAGES, add_generation_prompt=True)
+    assert hf.eos_token == "<|end|>"
+    assert hf.convert_tokens_to_ids("<|end|>") == hf.eos_token_id
+
+
+# --- model files ----------------------------------------------------------------------------
+def test_model_directory_is_complete_and_small():
+    names = {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "generation_info.json",
+        "README.md",
+    }
+    assert names <= {p.name for p in MODEL_DIR.iterdir()}
+    total = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
+    assert total <= 25 * 1024 * 1024
+    cfg = json.loads((MODEL_DIR / "config.json").read_text())
+    assert cfg["model_type"] == "gpt2" and cfg["architectures"] == ["GPT2LMHeadModel"]
+    info = json.loads((MODEL_DIR / "generation_info.json").read_text())
+    assert info["command"].startswith("python -m dev.cooking.train --seed ")
+    assert info["final_validation_loss"] < 2.0
+    gen_cfg = json.loads((MODEL_DIR / "generation_config.json").read_text())
+    assert gen_cfg["eos_token_id"] == cfg["eos_token_id"]
+
+
+def test_transformers_gives_the_same_logits_as_our_gpt2():
+    from transformers import GPT2LMHeadModel
+
+    from tui_gen.engine.loading.loader import load_model
+
+    ours = load_model(MODEL_DIR).model
+    hf = GPT2LMHeadModel.from_pretrained(str(MODEL_DIR)).eval()
+    x = torch.tensor([[2, 100, 200, 300, 400, 500, 0, 3] * 8])
+    with torch.no_grad():
+        a = hf(x).logits
+        b = ours(x)
+    assert a.shape == b.shape
+    assert (a - b).abs().max().item() < 1e-4
+
+
+# --- training script ------------------------------------------------------------------------
+TINY = [
+    "--docs",
+    "60",
+    "--val-docs",
+    "8",
+    "--vocab-size",
+    "300",
+    "--n-layer",
+    "1",
+    "--n-embd",
+    "32",
+    "--n-head",
+    "2",
+    "--n-positions",
+    "512",
+    "--seq-len",
+    "512",
+    "--batch-size",
+    "2",
+    "--steps",
+    "3",
+    "--log-every",
+    "1",
+    "--eval-every",
+    "3",
+]
+
+
+def test_training_smoke_run_writes_a_loadable_deterministic_model(tmp_path, capsys):
+    from dev.cooking import train
+    from tui_gen.engine.generator import Generator
+
+    train.main(["--seed", "0", "--out", str(tmp_path / "a"), *TINY])
+    log = capsys.readouterr().out
+    assert "step     3/3 loss" in log and "tok/s" in log and "val loss" in log
+    g = Generator.load(tmp_path / "a")
+    assert g.chat_template == CHAT_TEMPLATE
+    assert g.eos_token_ids == [g.tokenizer.token_to_id("<|end|>")]
+    assert isinstance(g.generate("Today's recipe is", max_new_tokens=3, seed=0), str)
+    info = json.loads((tmp_path / "a" / "generation_info.json").read_text())
+    assert info["training"]["steps"] == 3 and "--steps 3" in info["command"]
+    assert "parameters" in (tmp_path / "a" / "README.md").read_text()
+
+    train.main(["--seed", "0", "--out", str(tmp_path / "b"), *TINY])
+    same = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert same == (tmp_path / "b" / "model.safetensors").read_bytes()

@@ -1,0 +1,204 @@
+"""Each sampling step alone, with property tests, and the parameter checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tui_gen.engine.sampling import (
+    apply_min_p,
+    apply_repetition_penalty,
+    apply_temperature,
+    apply_top_k,
+    apply_top_p,
+    make_generator,
+    next_token,
+)
+from tui_gen.errors import TuiGenError
+from tui_gen.options import InvalidParameterError, SamplingParams
+
+finite = st.floats(min_value=-30, max_value=30, allow_nan=False, allow_infinity=False)
+logit_rows = st.lists(finite, min_size=2, max_size=40).map(lambda xs: torch.tensor([xs]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits=logit_rows, p=st.floats(min_value=1e-6, max_value=1.0))
+def test_top_p_keeps_smallest_set_reaching_p(logits: torch.Tensor, p: float) -> None:
+    out = apply_top_p(logits, p)
+    kept = torch.isfinite(out[0])
+    probs = logits[0].softmax(-1)
+    assert kept.any()
+    # every kept token is at least as likely as every removed one
+    if (~kept).any():
+        assert probs[kept].min() >= probs[~kept].max() - 1e-7
+    # the kept mass reaches p (up to float error) ...
+    assert probs[kept].sum() >= min(p, 1.0) - 1e-5
+    # ... and without its least likely member it would not (smallest such set)
+    if kept.sum() > 1:
+        assert probs[kept].sum() - probs[kept].min() < p + 1e-5
+    # kept logits are unchanged
+    assert torch.equal(out[0][kept], logits[0][kept])
+
+
+def test_top_p_tiny_keeps_one_and_one_is_off() -> None:
+    logits = torch.tensor([[1.0, 3.0, 2.0]])
+    assert torch.isfinite(apply_top_p(logits, 1e-9)).tolist() == [[False, True, False]]
+    assert torch.equal(apply_top_p(logits, 1.0), logits)
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits=logit_rows, k=st.integers(min_value=0, max_value=60))
+def test_top_k(logits: torch.Tensor, k: int) -> None:
+    out = apply_top_k(logits, k)
+    kept = torch.isfinite(out[0])
+    V = logits.shape[1]
+    if k == 0 or k >= V:
+        assert kept.all()
+    else:
+        assert kept.sum() >= k  # ties at the k-th value are kept
+        kth = torch.topk(logits[0], k).values[-1]
+        assert (logits[0][kept] >= kth).all() and (logits[0][~kept] < kth).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits=logit_rows, min_p=st.floats(min_value=0.0, max_value=1.0))
+def test_min_p(logits: torch.Tensor, min_p: float) -> None:
+    out = apply_min_p(logits, min_p)
+    probs = logits[0].softmax(-1)
+    kept = torch.isfinite(out[0])
+    assert kept[probs.argmax()]
+    if min_p > 0:
+        threshold = probs.max() * min_p
+        assert (probs[kept] >= threshold - 1e-7).all()
+        assert (probs[~kept] < threshold + 1e-7).all()
+    else:
+        assert kept.all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    logits=logit_rows,
+    penalty=st.floats(min_value=1.01, max_value=3.0),
+    data=st.data(),
+)
+def test_repetition_penalty_signs(logits: torch.Tensor, penalty: float, data) -> None:
+    V = logits.shape[1]
+    seen_ids = data.draw(st.lists(st.integers(0, V - 1), min_size=1, max_size=10))
+    seen = torch.tensor([seen_ids])
+    out = apply_repetition_penalty(logits, seen, penalty)
+    for i in range(V):
+        before, after = logits[0, i].item(), out[0, i].item()
+        if i in seen_ids:
+            assert after <= before  # always less likely, whatever the sign
+            expected = before * penalty if before < 0 else before / penalty
+            assert math.isclose(after, expected, rel_tol=1e-6, abs_tol=1e-6)
+        else:
+            assert after == before
+
+
+def test_repetition_penalty_counts_each_token_once() -> None:
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    once = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    thrice = apply_repetition_penalty(logits, torch.tensor([[0, 0, 0, 1, 1]]), 2.0)
+    assert torch.equal(once, thrice)
+    assert once.tolist() == [[1.0, -4.0, 1.0]]
+
+
+def test_temperature_scales() -> None:
+    logits = torch.tensor([[1.0, 2.0]])
+    assert apply_temperature(logits, 0.5).tolist() == [[2.0, 4.0]]
+    assert torch.equal(apply_temperature(logits, 1.0), logits)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31), logits=logit_rows)
+def test_seed_makes_draws_reproducible(seed: int, logits: torch.Tensor) -> None:
+    p = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)
+
+    def draws() -> list[int]:
+        g = make_generator(seed, "cpu")
+        return [int(next_token(logits, p, None, g)) for _ in range(10)]
+
+    assert draws() == draws()
+
+
+def test_different_seeds_differ() -> None:
+    logits = torch.zeros(1, 1000)
+    p = SamplingParams(temperature=1.0, top_k=0, top_p=1.0)
+    a = [int(next_token(logits, p, None, make_generator(1, "cpu"))) for _ in range(5)]
+    b = [int(next_token(logits, p, None, make_generator(2, "cpu"))) for _ in range(5)]
+    assert a != b
+
+
+def test_greedy_when_temperature_zero_or_do_sample_false() -> None:
+    logits = torch.tensor([[0.1, 5.0, 0.2], [3.0, 0.0, 1.0]])
+    for p in (SamplingParams(temperature=0), SamplingParams(do_sample=False)):
+        assert next_token(logits, p).tolist() == [1, 0]
+
+
+def test_top_k_fast_path_draws_only_from_top_k() -> None:
+    logits = torch.arange(100, dtype=torch.float32)[None]
+    p = SamplingParams(temperature=5.0, top_k=3, top_p=1.0)
+    g = make_generator(0, "cpu")
+    drawn = {int(next_token(logits, p, None, g)) for _ in range(200)}
+    assert drawn == {97, 98, 99}
+
+
+def test_sampling_matches_distribution_after_top_p_and_temperature() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    p = SamplingParams(temperature=1.0, top_k=0, top_p=0.8)
+    g = make_generator(0, "cpu")
+    counts = torch.bincount(
+        torch.stack([next_token(logits, p, None, g) for _ in range(4000)]).flatten(), minlength=4
+    )
+    assert counts[2] == 0 and counts[3] == 0  # outside the 0.8 nucleus
+    assert abs(counts[0].item() / 4000 - 0.625) < 0.04  # 0.5 / 0.8
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("temperature", -0.1, "temperature must be a number >= 0 (0 = greedy); got -0.1"),
+        ("temperature", float("nan"), "temperature must be"),
+        ("top_p", 0.0, "0 < top_p <= 1"),
+        ("top_p", 1.5, "top_p must be a number with 0 < top_p <= 1 (1 = off); got 1.5"),
+        ("min_p", -0.1, "0 <= min_p <= 1"),
+        ("repetition_penalty", 0.0, "repetition_penalty must be a number > 0 (1 = off); got 0.0"),
+        ("repetition_penalty", -1.0, "> 0"),
+        ("max_new_tokens", -1, "max_new_tokens must be an integer >= 0; got -1"),
+        ("top_k", -5, "top_k must be an integer >= 0 (0 = off); got -5"),
+        ("top_k", 2.5, "got 2.5"),
+        ("seed", -1, "seed must be an integer with 0 <= seed < 2**63; got -1"),
+        ("seed", True, "seed must be"),
+    ],
+)
+def test_impossible_values_raise_value_error(field: str, value, fragment: str) -> None:
+    with pytest.raises(ValueError, match="must be") as info:
+        SamplingParams(**{field: value})
+    assert fragment in str(info.value)
+    assert isinstance(info.value, (InvalidParameterError, TuiGenError))
+
+
+def test_replace_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown sampling parameter"):
+        SamplingParams().replace(temprature=1.0)
+
+
+def test_top_k_above_vocab_is_clamped() -> None:
+    logits = torch.randn(1, 10)
+    assert torch.equal(apply_top_k(logits, 1000), logits)
+    p = SamplingParams(temperature=1.0, top_k=1000, top_p=1.0)
+    assert 0 <= int(next_token(logits, p, None, make_generator(0, "cpu"))) < 10
+
+
+def test_from_generation_config() -> None:
+    p = SamplingParams.from_generation_config(
+        {"temperature": 0.3, "top_k": 7, "do_sample": False, "eos_token_id": 5}
+    )
+    assert (p.temperature, p.top_k, p.greedy) == (0.3, 7, True)
+    # a broken generation_config.json must not stop a model from opening
+    assert SamplingParams.from_generation_config({"top_p": 7}) == SamplingParams()

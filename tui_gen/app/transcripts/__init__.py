@@ -1,0 +1,1 @@
+"""Saved conversations: the JSON store, the autosaver and the Markdown export."""

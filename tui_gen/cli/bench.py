@@ -1,0 +1,303 @@
+"""`tui-gen bench MODEL`: how fast the engine is, measured side by side in one process.
+
+Timings belong here, never in tests: the machines are shared and noisy, so the numbers that mean
+something are ratios measured in the same run (ours vs transformers, cache vs recompute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+AfterHook = Callable[["Report", Any, list[int], list[Any]], None]
+
+DEFAULT_PROMPT = (
+    "Give me a simple recipe for a weeknight tomato pasta, with the ingredients and the steps, "
+    "and one tip to make the sauce taste richer."
+)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, key: str, label: str, value: Any, fmt: str = "{}") -> None:
+        self.data[key] = value
+        self.rows.append((label, fmt.format(value) if value is not None else "n/a"))
+
+    def print(self, as_json: bool) -> None:
+        if as_json:
+            print(json.dumps(self.data, indent=2))
+            return
+        width = max(len(label) for label, _ in self.rows)
+        for label, value in self.rows:
+            print(f"{label:<{width}}  {value}")
+
+
+def prompt_ids(gen: Any, text: str, chat: bool) -> list[int]:
+    if chat and gen.chat_template:
+        from tui_gen.engine.chat import ChatSession
+
+        session = ChatSession(gen)
+        session.messages.append({"role": "user", "content": text})
+        return session.prompt_ids(0)[0]
+    return gen.encode(text)
+
+
+def greedy_run(gen: Any, ids: list[int], n: int):
+    """Exactly n greedy tokens (eos ignored), from an empty cache."""
+    gen.reset()
+    saved = gen.tokenizer.eos_token_ids
+    gen.tokenizer.eos_token_ids = []
+    try:
+        return gen.generate_result(ids, do_sample=False, max_new_tokens=n)
+    finally:
+        gen.tokenizer.eos_token_ids = saved
+
+
+def recompute_seconds(gen: Any, ids: list[int], n: int, samples: int = 8) -> float:
+    """Time n decode steps done without a cache (each step re-runs the whole sequence).
+
+    Running all n steps would take minutes on a real model, so the full forward is timed at
+    `samples` evenly spaced lengths and the total integrated (linear interpolation); for small
+    n every length is timed.
+    """
+    import torch
+
+    lengths = list(range(len(ids), len(ids) + n))
+    if n > samples:
+        step = (n - 1) / (samples - 1)
+        picked = sorted({lengths[round(i * step)] for i in range(samples)})
+    else:
+        picked = lengths
+    base = torch.tensor([ids + [ids[-1]] * n], device=gen.device)
+    timed: dict[int, float] = {}
+    with torch.inference_mode():
+        gen.model(base[:, :8], last_only=True)  # warm-up
+        for L in picked:
+            timed[L] = median_time(lambda L=L: gen.model(base[:, :L], last_only=True), 2)
+    xs = sorted(timed)
+    total = 0.0
+    for L in lengths:
+        j = next((k for k, x in enumerate(xs) if x >= L), len(xs) - 1)
+        if xs[j] == L or j == 0:
+            total += timed[xs[j]]
+        else:
+            a, b = xs[j - 1], xs[j]
+            total += timed[a] + (timed[b] - timed[a]) * (L - a) / (b - a)
+    return total
+
+
+def sampling_share(gen: Any, decode_step_s: float) -> float:
+    """Seconds of one sampling call (top-k, top-p, temperature) over one decode step."""
+    import torch
+
+    from tui_gen.engine.sampling import make_generator, next_token
+    from tui_gen.options import SamplingParams
+
+    logits = torch.randn(1, gen.config.vocab_size, device=gen.device)
+    seen = torch.randint(0, gen.config.vocab_size, (1, 256), device=gen.device)
+    p = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repetition_penalty=1.1)
+    rng = make_generator(0, gen.device)
+    for _ in range(5):
+        next_token(logits, p, seen, rng)
+    reps = 200
+    t = time.perf_counter()
+    for _ in range(reps):
+        int(next_token(logits, p, seen, rng))
+    return (time.perf_counter() - t) / reps / decode_step_s
+
+
+CHAT_SCRIPT = [
+    "What can I cook with rice, eggs and spring onions?",
+    "How long should the rice cook?",
+    "Can I use brown rice instead?",
+    "What about adding vegetables?",
+    "Which sauce goes well with it?",
+    "Is it fine to make it the day before?",
+    "How do I reheat it safely?",
+    "Could I make it spicy?",
+    "What drink would you serve with it?",
+    "Give me a dessert to follow.",
+    "And a starter?",
+    "Thanks! Summarise the menu.",
+]
+
+
+def chat_ttft(gen: Any, turns: int, reuse: bool, max_new_tokens: int = 48) -> list[float]:
+    """Time to first token at each turn of a scripted conversation.
+
+    Without reuse the KV cache is emptied before every turn, so the whole conversation is
+    prefilled again each time: the cost that reuse avoids.
+    """
+    from tui_gen.engine.chat import ChatSession
+    from tui_gen.engine.events import FinishEvent
+
+    warm = ChatSession(gen)
+    for _ in warm.send(CHAT_SCRIPT[-1], do_sample=False, max_new_tokens=4):
+        pass
+    gen.reset()
+    chat = ChatSession(gen)
+    out = []
+    for i in range(turns):
+        if not reuse:
+            gen.reset()
+        for ev in chat.send(
+            CHAT_SCRIPT[i % len(CHAT_SCRIPT)], do_sample=False, max_new_tokens=max_new_tokens
+        ):
+            if isinstance(ev, FinishEvent):
+                out.append(ev.stats.time_to_first_token)
+    return out
+
+
+def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Report:
+    """Measure one model; `after(report, generator, prompt_ids, runs)` may add rows (the
+    comparison harness in dev/ adds transformers' figures this way)."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tui_gen.engine.generator import Generator
+
+    rep = Report()
+    rss0 = peak_rss_mib()
+    t = time.perf_counter()
+    gen = Generator.load(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        quantize=args.quantize,
+    )
+    load_s = time.perf_counter() - t
+    c = gen.config
+    rep.add("model", "model", f"{gen.name} ({c.model_type}, {gen.loaded.num_parameters:,} params)")
+    rep.add(
+        "device",
+        "device / dtype / threads",
+        f"{gen.device} / {str(gen.dtype).replace('torch.', '')} / {torch.get_num_threads()}",
+    )
+    rep.add("quantization", "quantization", gen.loaded.quantization or "none")
+    rep.add("decode_backend", "decode step", gen.decode_backend)
+    rep.add("load_s", "load seconds", load_s, "{:.2f}")
+    rep.add("rss_after_load_mib", "peak RSS after load (MiB)", peak_rss_mib(), "{:.0f}")
+    rep.add("rss_load_delta_mib", "  of which loading added (MiB)", peak_rss_mib() - rss0, "{:.0f}")
+    weights = sum(
+        f.stat().st_size for f in gen.loaded.files if f.suffix in (".safetensors", ".gguf")
+    )
+    rep.add("weights_mib", "weight files (MiB)", weights / 2**20, "{:.0f}")
+
+    ids = prompt_ids(gen, args.prompt, chat=not args.raw)
+    n = args.max_new_tokens
+    greedy_run(gen, ids, 8)  # warm-up: first-call allocations and kernel selection
+    runs = [greedy_run(gen, ids, n) for _ in range(args.repeats)]
+    stats = [r.stats for r in runs]
+    ttft = statistics.median(s.time_to_first_token for s in stats)
+    prefill = statistics.median(s.prefill_tokens_per_second for s in stats)
+    decode = statistics.median(s.decode_tokens_per_second for s in stats)
+    rep.add("prompt_tokens", "prompt tokens", len(ids))
+    rep.add("new_tokens", "new tokens (greedy)", n)
+    rep.add("prefill_tok_s", "prefill tok/s", prefill, "{:.1f}")
+    rep.add("ttft_s", "time to first token (s)", ttft, "{:.3f}")
+    rep.add("decode_tok_s", "decode tok/s", decode, "{:.1f}")
+    rep.add("kv_cache_bytes", "KV cache bytes (allocated)", gen.kv_cache_bytes, "{:,}")
+    rep.add(
+        "kv_bytes_per_1k",
+        "KV cache bytes per 1K tokens",
+        c.kv_cache_bytes(1024, torch.empty((), dtype=gen.dtype).element_size()),
+        "{:,}",
+    )
+    rep.add("rss_peak_mib", "peak RSS after generating (MiB)", peak_rss_mib(), "{:.0f}")
+    step = 1.0 / decode if decode else 0.0
+    if step:
+        rep.add("sampling_share", "sampling / decode step", sampling_share(gen, step), "{:.1%}")
+    for k in args.recompute:
+        if len(ids) + k > gen.max_context:
+            rep.add(f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", None)
+            continue
+        cached = greedy_run(gen, ids, k).stats
+        cached_s = cached.prefill_seconds + cached.decode_seconds
+        full_s = recompute_seconds(gen, ids, k)
+        rep.add(
+            f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", full_s / cached_s, "{:.1f}x"
+        )
+    if args.chat_turns:
+        n_turns = args.chat_turns
+        for reuse in (True, False):
+            t = chat_ttft(gen, n_turns, reuse)
+            tag = "reuse" if reuse else "no_reuse"
+            label = tag.replace("_", " ")
+            marks = list(dict.fromkeys(k for k in (1, 5, 10, n_turns) if k <= n_turns))
+            rep.data[f"chat_ttft_{tag}"] = t
+            rep.rows.append(
+                (
+                    f"chat TTFT s at turns {'/'.join(map(str, marks))} ({label})",
+                    " / ".join(f"{t[k - 1]:.3f}" for k in marks),
+                )
+            )
+            rep.add(
+                f"chat_ttft_ratio_{tag}",
+                f"  last turn / turn 1 ({label})",
+                t[-1] / t[0],
+                "{:.2f}x",
+            )
+    if after is not None:
+        after(rep, gen, ids, runs)
+    return rep
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tui_gen.cli.parser import Parser, add_model_options, positive_int
+
+    p = Parser(prog="tui-gen bench", description="Measure load, prefill and decode speed.")
+    p.add_argument("model")
+    add_model_options(p)
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--raw", action="store_true", help="do not apply the chat template")
+    p.add_argument("--max-new-tokens", type=positive_int("--max-new-tokens"), default=128)
+    p.add_argument("--repeats", type=positive_int("--repeats"), default=3)
+    p.add_argument("--threads", type=positive_int("--threads"), default=None)
+    p.add_argument(
+        "--recompute",
+        type=int,
+        nargs="*",
+        default=[128, 512],
+        help="lengths at which to compare the KV cache with full recompute",
+    )
+    p.add_argument(
+        "--chat-turns",
+        type=int,
+        default=0,
+        help="also time the first token at each turn of a scripted chat (e.g. 10)",
+    )
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_bench(args).print(args.json)
+    return 0

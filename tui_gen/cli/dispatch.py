@@ -1,0 +1,109 @@
+"""The `tui-gen` command: the TUI by default, headless with --prompt/--prompts, plus subcommands.
+
+    tui-gen MODEL                      full-screen chat
+    tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
+    tui-gen MODEL --prompts FILE       every prompt of a file
+    tui-gen info MODEL                 what the model is
+    tui-gen bench MODEL                speed, side by side with other engines
+    tui-gen import FILE.gguf OUT_DIR   write a GGUF as a Hugging Face-style directory
+
+This module imports neither torch nor Textual at the top: `--help` and argument errors must be
+instant, and the TUI paints before torch loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tui_gen.cli.parser import (
+    build_import_parser,
+    build_info_parser,
+    build_main_parser,
+    sampling_overrides,
+)
+from tui_gen.errors import TuiGenError
+
+if TYPE_CHECKING:
+    from tui_gen.app.config import AppConfig
+
+SUBCOMMANDS = ("info", "bench", "import")
+
+
+def app_config(args: argparse.Namespace) -> AppConfig:
+    """The app's configuration from the main command's flags (flags not given are None)."""
+    from tui_gen.app.config import AppConfig
+    from tui_gen.app.params import BY_NAME, clean_values
+
+    overrides = sampling_overrides(args)
+    sampling = clean_values({k: v for k, v in overrides.items() if k in BY_NAME})
+    if overrides.get("do_sample") is False:
+        sampling["temperature"] = 0.0  # --greedy: the slider shows it, and can undo it
+    return AppConfig(
+        model=str(args.model),
+        device=args.device or "auto",
+        dtype=args.dtype or "auto",
+        max_context=args.max_context,
+        quantize=args.quantize,
+        theme=args.theme,
+        transcripts=args.transcripts,
+        system=args.system,
+        sampling=sampling,
+        stop=list(overrides.get("stop_strings", [])),
+        seed=overrides.get("seed"),
+    )
+
+
+def _run_info(argv: Sequence[str]) -> int:
+    args = build_info_parser().parse_args(argv)
+    from tui_gen.cli.info import run_info
+
+    return run_info(args)
+
+
+def _run_bench(argv: Sequence[str]) -> int:
+    from tui_gen.cli.bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
+def _run_import(argv: Sequence[str]) -> int:
+    args = build_import_parser().parse_args(argv)
+    from tui_gen.engine.loading.gguf_reader import import_gguf
+
+    out = import_gguf(args.gguf, args.out_dir)
+    print(out)
+    return 0
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        return {"info": _run_info, "bench": _run_bench, "import": _run_import}[argv[0]](argv[1:])
+    args = build_main_parser().parse_args(argv)
+    if args.prompt is not None or args.prompts is not None:
+        from tui_gen.cli.headless import run_headless
+
+        return run_headless(args)
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise TuiGenError(
+            "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "
+            "scripts and pipes"
+        )
+    from tui_gen.app import run_app
+
+    return run_app(app_config(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except TuiGenError as e:
+        print(f"tui-gen: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

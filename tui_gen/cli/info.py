@@ -1,0 +1,281 @@
+"""`tui-gen info MODEL`: what a model is, without generating (and, for directories, without
+reading the weights: shapes come from the safetensors headers, so `info` on a 7B model is as
+quick as on a tiny one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tui_gen.errors import ModelLoadError, TuiGenError
+
+#: generation_config.json keys that say nothing about how text is generated
+_BOOKKEEPING = {
+    "_from_model_config",
+    "transformers_version",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "output_scores",
+    "output_logits",
+    "return_dict_in_generate",
+}
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def _human_count(n: int) -> str:
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.1f}{suffix}"
+    return str(n)
+
+
+def _count_parameters(cfg: Any, files: list[Path]) -> tuple[int, str | None]:
+    """Parameters (tied weights once, buffers skipped) and the stored dtype, from headers."""
+    import torch
+    from safetensors import safe_open
+
+    from tui_gen.models import model_class
+
+    cls = model_class(cfg)
+    total, dtypes = 0, set()
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    sl = f.get_slice(key)
+                    shape = sl.get_shape()
+                    mapped = cls.convert_weight(key, torch.empty(shape, device="meta"), cfg)
+                    if mapped is None:
+                        continue
+                    if mapped[0] == "lm_head.weight" and cfg.tie_word_embeddings:
+                        continue
+                    n = 1
+                    for d in shape:
+                        n *= d
+                    total += n
+                    dtypes.add(str(sl.get_dtype()))
+        except TuiGenError:
+            raise
+        except Exception as e:  # SafetensorError or OSError on a damaged file
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
+    names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+    stored = ", ".join(sorted(names.get(d, d.lower()) for d in dtypes)) or None
+    return total, stored
+
+
+def weight_bytes(
+    cfg: Any, params: int, element: int, mode: str | None, native: bool = False
+) -> int:
+    """Bytes the weights take in memory when run, from the shapes alone (nothing is loaded).
+
+    Quantization (engine/quantize.py) replaces every projection and the lm_head; embeddings,
+    norms and biases stay float. With torch's kernels int8 stores one byte per weight plus a
+    scale per row, int4 half a byte plus a float32 (scale, min) pair per group of 32; with the
+    native kernels (`native`) both store a float16 pair per group of 32. The int4 lm_head is
+    int8.
+    """
+    if mode is None:
+        return params * element
+    h, layers = cfg.hidden_size, cfg.num_layers
+    q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    mlp = (3 if cfg.arch != "gpt2" else 2) * h * cfg.intermediate_size
+    linear = layers * (h * q + 2 * h * kv + q * h + mlp)
+    head = cfg.vocab_size * h
+    # a tied head is counted once in `params` (as the embedding), but quantizing copies it
+    float_params = max(0, params - linear - (0 if cfg.tie_word_embeddings else head))
+    if native:
+        per_group = 4  # two float16 per 32 weights
+        head_b = head + head // 32 * per_group
+        if mode == "int8":
+            quant = linear + linear // 32 * per_group + head_b
+        else:
+            quant = linear // 2 + linear // 32 * per_group + head_b
+    elif mode == "int8":
+        quant = linear + head + 4 * (layers * (q + 2 * kv + h) + cfg.vocab_size)
+    else:
+        quant = linear // 2 + linear // 32 * 4 + head + 4 * cfg.vocab_size
+    return float_params * element + quant
+
+
+def _decode_step(device: Any, dtype: Any) -> str:
+    """What will decode: the native C step (built now if needed, about a second, then cached)
+    or torch, and why."""
+    from tui_gen.engine.native import build
+    from tui_gen.engine.native.qlinear import decode_unavailable
+
+    why = decode_unavailable(device, dtype)
+    return f"torch ({why})" if why else f"native C kernels ({build.isa()})"
+
+
+def describe(
+    model: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    max_context: int | None = None,
+    quantize: str | None = None,
+) -> dict[str, Any]:
+    """Everything `info` shows, as a JSON-ready dict."""
+    path = Path(model).expanduser()
+    if not path.exists():  # (before importing torch: a typo should not take two seconds)
+        raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
+    import torch
+
+    from tui_gen.engine.quantize import check_mode
+
+    mode = check_mode(quantize)
+
+    from tui_gen.engine.generator import DEFAULT_MAX_CONTEXT
+    from tui_gen.engine.loading.loader import (
+        _weight_files,
+        describe_files,
+        load_model,
+        resolve_device,
+        resolve_dtype,
+    )
+    from tui_gen.engine.loading.tokenizer import load_tokenizer
+    from tui_gen.models.config import load_config, read_json
+
+    if path.is_file() and path.name == "config.json":
+        path = path.parent
+    generation_info = None
+    if path.is_dir():
+        cfg = load_config(path)
+        tok = load_tokenizer(path, cfg)
+        params, stored = _count_parameters(cfg, _weight_files(path))
+        gen_config = read_json(path / "generation_config.json", required=False)
+        info_path = path / "generation_info.json"
+        if info_path.exists():
+            generation_info = read_json(info_path, required=False)
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        source = "safetensors"
+    else:  # a .gguf file: load it (the reader dequantises; there is no cheaper way in)
+        loaded = load_model(path, device="cpu", dtype="float32")
+        cfg, tok, params = loaded.config, loaded.tokenizer, loaded.num_parameters
+        stored, gen_config, files = None, loaded.generation_config, loaded.files
+        source = loaded.source_format
+        generation_info = loaded.generation_info
+    dev = resolve_device(device)
+    run_dtype = resolve_dtype(dtype, cfg, dev)
+    element = torch.empty((), dtype=run_dtype).element_size()
+    decode_step = _decode_step(dev, run_dtype)
+    native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype
+    if mode is not None:
+        from tui_gen.engine.native.qlinear import available
+
+        native = available(dev)
+    archs = cfg.raw.get("architectures") or []
+    cache_len = min(cfg.max_position_embeddings, max_context or DEFAULT_MAX_CONTEXT)
+    return {
+        "path": str(path),
+        "name": path.resolve().name if path.is_dir() else path.stem,
+        "format": source,
+        "architecture": cfg.model_type,
+        "architectures": archs,
+        "family": cfg.arch,
+        "parameters": params,
+        "layers": cfg.num_layers,
+        "hidden_size": cfg.hidden_size,
+        "heads": cfg.num_heads,
+        "kv_heads": cfg.num_kv_heads,
+        "head_dim": cfg.head_dim,
+        "context_length": cfg.max_position_embeddings,
+        "vocab_size": cfg.vocab_size,
+        "tokenizer_vocab_size": tok.vocab_size,
+        "stored_dtype": stored or cfg.dtype,
+        "dtype": str(run_dtype).replace("torch.", ""),
+        "device": str(dev),
+        # --quantize: None (float weights), "int8" or "int4"; weights as held in memory
+        "quantization": mode,
+        "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode, native),
+        # "native (avx512)" or "torch (why not)": what decodes one token (engine/native)
+        "decode_step": decode_step,
+        "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
+        # what one conversation preallocates with these flags (the cache the app would use)
+        "max_context": cache_len,
+        "kv_cache_bytes_at_max_context": cfg.kv_cache_bytes(cache_len, element),
+        "special_tokens": tok.special_tokens,
+        "chat_template": bool(tok.chat_template),
+        "files": describe_files(files),
+        "generation_config": gen_config,
+        "generation_info": generation_info,
+    }
+
+
+def format_text(d: dict[str, Any]) -> str:
+    """The human-readable report."""
+    arch = d["architecture"]
+    if d["architectures"]:
+        arch += f" ({', '.join(d['architectures'])})"
+    sp = d["special_tokens"]
+
+    def token(name: str, ids: Any) -> str:
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if not ids:
+            return f"{name} -"
+        return f"{name} {sp.get(name)!r} ({', '.join(map(str, ids))})"
+
+    lines = [
+        f"model           {d['name']}  ({d['path']})",
+        f"format          {d['format']}",
+        f"architecture    {arch}",
+        f"shape           {d['layers']} layer{'s' * (d['layers'] != 1)}, "
+        f"hidden {d['hidden_size']}, {d['heads']} heads ({d['kv_heads']} KV), "
+        f"head dim {d['head_dim']}",
+        f"parameters      {d['parameters']:,} ({_human_count(d['parameters'])})",
+        f"context length  {d['context_length']:,} tokens",
+        f"vocabulary      {d['vocab_size']:,} tokens",
+        f"dtype           {d['dtype']} on {d['device']} (stored: {d['stored_dtype'] or '?'})",
+        f"weights         {_human_bytes(d['weight_bytes_in_memory'])} in memory"
+        + (
+            f" ({d['quantization']} weight-only quantization, --quantize)"
+            if d["quantization"]
+            else f" ({d['dtype']}; --quantize int8|int4 for less)"
+        ),
+        f"decode step     {d['decode_step']}",
+        f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
+        f"({d['dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
+        f"--max-context {d['max_context']:,}",
+        f"special tokens  {token('bos', sp.get('bos_id'))}, {token('eos', sp.get('eos_ids'))}, "
+        f"pad {sp.get('pad_id') if sp.get('pad_id') is not None else '-'}",
+        f"chat template   {'yes' if d['chat_template'] else 'no (plain User:/Assistant: format)'}",
+        "files",
+    ]
+    width = max((len(f["name"]) for f in d["files"]), default=0)
+    for f in d["files"]:
+        lines.append(f"  {f['name']:<{width}}  {_human_bytes(f['bytes']):>9}")
+    if d["generation_config"]:
+        gc = ", ".join(
+            f"{k}={v}" for k, v in d["generation_config"].items() if k not in _BOOKKEEPING
+        )
+        lines.append(f"generation_config.json  {gc or '(nothing that changes generation)'}")
+    if d["generation_info"] is not None:
+        lines.append("generation_info.json")
+        text = json.dumps(d["generation_info"], indent=2, ensure_ascii=False)
+        lines.extend("  " + ln for ln in text.splitlines())
+    return "\n".join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    d = describe(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_context=args.max_context,
+        quantize=getattr(args, "quantize", None),
+    )
+    if args.json:
+        print(json.dumps(d, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(format_text(d))
+    return 0

@@ -1,0 +1,1 @@
+"""Opening checkpoints: Hugging Face-style directories, GGUF files, and their tokenizers."""
