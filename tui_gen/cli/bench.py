@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 AfterHook = Callable[["Report", Any, list[int], list[Any]], None]
@@ -98,7 +99,7 @@ def recompute_seconds(gen: Any, ids: list[int], n: int, samples: int = 8) -> flo
     with torch.inference_mode():
         gen.model(base[:, :8], last_only=True)  # warm-up
         for L in picked:
-            timed[L] = median_time(lambda L=L: gen.model(base[:, :L], last_only=True), 2)
+            timed[L] = median_time(partial(gen.model, base[:, :L], last_only=True), 2)
     xs = sorted(timed)
     total = 0.0
     for L in lengths:
@@ -247,21 +248,21 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
     if args.chat_turns:
         n_turns = args.chat_turns
         for reuse in (True, False):
-            t = chat_ttft(gen, n_turns, reuse)
+            ttfts = chat_ttft(gen, n_turns, reuse)
             tag = "reuse" if reuse else "no_reuse"
             label = tag.replace("_", " ")
             marks = list(dict.fromkeys(k for k in (1, 5, 10, n_turns) if k <= n_turns))
-            rep.data[f"chat_ttft_{tag}"] = t
+            rep.data[f"chat_ttft_{tag}"] = ttfts
             rep.rows.append(
                 (
                     f"chat TTFT s at turns {'/'.join(map(str, marks))} ({label})",
-                    " / ".join(f"{t[k - 1]:.3f}" for k in marks),
+                    " / ".join(f"{ttfts[k - 1]:.3f}" for k in marks),
                 )
             )
             rep.add(
                 f"chat_ttft_ratio_{tag}",
                 f"  last turn / turn 1 ({label})",
-                t[-1] / t[0],
+                ttfts[-1] / ttfts[0],
                 "{:.2f}x",
             )
     if after is not None:

@@ -69,7 +69,8 @@ def _checked(name: str, parse):
 
 
 def _early_stopping(s: str) -> bool | str:
-    v = {"true": True, "false": False, "never": "never"}.get(s.strip().lower())
+    choices: dict[str, bool | str] = {"true": True, "false": False, "never": "never"}
+    v = choices.get(s.strip().lower())
     if v is None:
         raise argparse.ArgumentTypeError(
             f"--early-stopping must be true, false or never, got {s!r}"

@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from tui_gen.engine.events import Event, FinishEvent, GenerationStats, NoticeEvent, TokenEvent
+from tui_gen.engine.context import truncate_prompt
+from tui_gen.engine.events import (
+    Event,
+    FinishEvent,
+    FinishReason,
+    GenerationStats,
+    NoticeEvent,
+    TokenEvent,
+)
 from tui_gen.engine.sampling import make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
@@ -43,15 +51,6 @@ class Request:
     ids: list[int]
     params: SamplingParams
     index: int = 0
-
-
-def truncate_prompt(ids: list[int], max_new_tokens: int, ctx: int) -> tuple[list[int], str | None]:
-    """Keep the end of a prompt that does not fit (same rule as Generator's single decode)."""
-    if len(ids) < ctx:
-        return ids, None
-    keep = ctx - max(1, min(max_new_tokens, ctx // 4))
-    msg = f"the prompt has {len(ids)} tokens but the context holds {ctx}; kept the last {keep}"
-    return ids[-keep:], msg
 
 
 @dataclass
@@ -124,19 +123,21 @@ def decode_batch(
     ctx, dev = gen.max_context, gen.device
     eos = set(gen.tokenizer.eos_token_ids)
     rows: list[_Row] = []
-    for r in requests:
+    for req in requests:
         stats = GenerationStats()
-        ids, notice = truncate_prompt(r.ids, r.params.max_new_tokens, ctx)
+        ids, notice = truncate_prompt(req.ids, req.params.max_new_tokens, ctx)
         if notice:
             stats.prompt_truncated = True
             yield NoticeEvent(notice, kind="prompt_truncated")
         stats.prompt_tokens = stats.prefill_tokens = len(ids)
-        if r.params.max_new_tokens == 0:
-            yield FinishEvent("length", "", [], stats, r.index)
+        if req.params.max_new_tokens == 0:
+            yield FinishEvent("length", "", [], stats, req.index)
             continue
-        rng = None if r.params.greedy else make_generator(r.params.seed, dev)
+        rng = None if req.params.greedy else make_generator(req.params.seed, dev)
         decoder = gen.tokenizer.stream_decoder()
-        rows.append(_Row(r, ids, 0, rng, decoder, StopStringMatcher(r.params.stop_strings), stats))
+        rows.append(
+            _Row(req, ids, 0, rng, decoder, StopStringMatcher(req.params.stop_strings), stats)
+        )
     if not rows:
         return
     if cancel is not None and cancel.is_set():
@@ -158,13 +159,13 @@ def decode_batch(
     key_padding = torch.ones((B, columns), dtype=torch.bool)  # (B, S) True = real key
     seq = torch.zeros((B, columns), dtype=torch.long)  # (B, S) tokens, for the penalty
     for i, r in enumerate(rows):
-        ids = torch.tensor(r.ids, dtype=torch.long)
-        idx[i, r.pad :] = ids
+        ids_t = torch.tensor(r.ids, dtype=torch.long)
+        idx[i, r.pad :] = ids_t
         positions[i, r.pad :] = torch.arange(len(r.ids))
         key_padding[i, : r.pad] = False
         # padding repeats a real token so the penalty sees the same set as without padding
         seq[i, : r.pad] = r.ids[0]
-        seq[i, r.pad : P] = ids
+        seq[i, r.pad : P] = ids_t
     idx, positions, key_padding, seq = (t.to(dev) for t in (idx, positions, key_padding, seq))
     padded = any(r.pad for r in rows)
 
@@ -193,7 +194,7 @@ def decode_batch(
                 busy, first = 0.0, False
             stop_all = cancel is not None and cancel.is_set()
             keep: list[int] = []
-            finished: list[tuple[_Row, str]] = []
+            finished: list[tuple[_Row, FinishReason]] = []
             for i, (r, tok) in enumerate(zip(rows, toks)):
                 if tok in eos:
                     finished.append((r, "eos"))
@@ -242,18 +243,15 @@ def decode_batch(
             cur += 1
 
 
-def _finish(r: _Row, reason: str, busy: float) -> Iterator[Event]:
+def _finish(r: _Row, reason: FinishReason, busy: float) -> Iterator[Event]:
     """Release held-back text and emit the row's FinishEvent."""
-    if reason != "stop":
-        flush: Callable[[], str] | None = getattr(r.decoder, "flush", None)
-        released = r.stops.feed(flush())[0] if flush is not None else ""  # a pending character
-        tail = released + r.stops.flush()
-        if tail:
-            yield TokenEvent(-1, tail, r.req.index)  # released text, not a new token
+    tail = r.stops.close(r.decoder.flush())
+    if tail:
+        yield TokenEvent(-1, tail, r.req.index)  # released text, not a new token
     r.stats.generated_tokens = len(r.generated)
     if r.generated:
         r.stats.decode_seconds = busy
-    yield FinishEvent(reason, r.stops.text, list(r.generated), r.stats, r.req.index)  # type: ignore[arg-type]
+    yield FinishEvent(reason, r.stops.text, list(r.generated), r.stats, r.req.index)
 
 
 def stream_requests(

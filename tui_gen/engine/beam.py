@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from tui_gen.engine.batch import truncate_prompt
+from tui_gen.engine.context import truncate_prompt
 from tui_gen.engine.events import FinishReason, GenerationStats
 from tui_gen.engine.sampling import apply_repetition_penalty
 from tui_gen.models.kv_cache import KVCache

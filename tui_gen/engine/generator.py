@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
+from tui_gen.engine.context import truncate_prompt
 from tui_gen.engine.events import (
     Event,
     FinishEvent,
+    FinishReason,
     GenerationResult,
     GenerationStats,
     NoticeEvent,
@@ -153,15 +155,7 @@ class Generator:
         Setting `cancel` stops before the next model step; the partial text is kept.
         """
         p = self.params(params, **overrides)
-        if isinstance(prompt, str):
-            ids = self.encode(prompt, add_special_tokens=add_special_tokens)
-        else:
-            ids = [int(i) for i in prompt]
-            bad = [i for i in ids if not 0 <= i < self.config.vocab_size]
-            if bad:
-                raise TuiGenError(
-                    f"token id {bad[0]} is outside the vocabulary (0..{self.config.vocab_size - 1})"
-                )
+        ids = self._prompt_ids(prompt, add_special_tokens)
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
@@ -219,15 +213,10 @@ class Generator:
         if not ids:
             ids = self._start_ids()
         ctx = self.max_context
-        if len(ids) >= ctx:
-            keep = ctx - max(1, min(p.max_new_tokens, ctx // 4))
+        ids, notice = truncate_prompt(ids, p.max_new_tokens, ctx)
+        if notice:
             stats.prompt_truncated = True
-            yield NoticeEvent(
-                f"the prompt has {len(ids)} tokens but the context holds {ctx}; "
-                f"kept the last {keep}",
-                kind="prompt_truncated",
-            )
-            ids = ids[-keep:]
+            yield NoticeEvent(notice, kind="prompt_truncated")
         stats.prompt_tokens = len(ids)
         if p.max_new_tokens == 0:
             yield FinishEvent("length", "", [], stats)
@@ -254,7 +243,7 @@ class Generator:
         stops = StopStringMatcher(p.stop_strings)
         generated: list[int] = []
         penalty = p.repetition_penalty != 1.0
-        reason = "length"
+        reason: FinishReason = "length"
 
         step = self._decode_step(cache)
         with torch.inference_mode():
@@ -298,9 +287,7 @@ class Generator:
                     break
                 logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
                 self._cached_ids.append(tok_id)
-        if reason != "stop":
-            released, _ = stops.feed(decoder.flush())
-        tail = released + stops.flush() if reason != "stop" else ""
+        tail = stops.close(decoder.flush())
         if tail:
             yield TokenEvent(-1, tail)  # text released at the end, not a new token
         stats.generated_tokens = len(generated)

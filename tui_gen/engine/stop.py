@@ -57,6 +57,14 @@ class StopStringMatcher:
                     break
         return best
 
+    def close(self, pending: str = "") -> str:
+        """The text a stream releases at its end when no stop string ended it: the detokenizer's
+        `pending` characters (which may still complete a stop string) and what was held back."""
+        if self.hit is not None:
+            return ""
+        released, _ = self.feed(pending)
+        return released + self.flush()
+
     def flush(self) -> str:
         """Release whatever was held back (generation ended for another reason)."""
         out = self._text[self._emitted :]
