@@ -119,9 +119,9 @@ async def run_bench(
     """Run the app headless, stream about `tokens` tokens, return the measurements."""
     from tui_gen.app.app import AppConfig, TuiGenApp
     from tui_gen.app.messages import ReplyChunk
-    from tui_gen.app.sanitize import sanitize
     from tui_gen.app.settings import Settings
     from tui_gen.app.transcripts.store import TranscriptStore
+    from tui_gen.sanitize import sanitize
 
     tmp = Path(tempfile.mkdtemp(prefix="tui-gen-lag-"))
     if model is None:

@@ -14,10 +14,10 @@ import pytest
 from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
 
 from tui_gen.app.messages import ReplyChunk
-from tui_gen.app.sanitize import sanitize
 from tui_gen.app.widgets.chat_view import ReplyTurn, UserTurn
 from tui_gen.engine.events import FinishEvent, TokenEvent
 from tui_gen.errors import ModelLoadError
+from tui_gen.sanitize import sanitize
 
 pytestmark = pytest.mark.usefixtures("isolated_dirs")
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -32,7 +32,6 @@ from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
 from tui_gen.app.messages import EngineFailed, EngineLoaded, ModelInfo
 from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values
-from tui_gen.app.sanitize import sanitize
 from tui_gen.app.screens.help import HelpScreen
 from tui_gen.app.screens.transcripts import TranscriptBrowser
 from tui_gen.app.settings import Settings, data_dir
@@ -52,6 +51,7 @@ from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
 from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
+from tui_gen.sanitize import sanitize
 
 #: below this width the sampling panel starts hidden (F2 still shows it)
 NARROW_WIDTH = 100

@@ -15,10 +15,10 @@ from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 
 from tui_gen.app.codeblocks import code_blocks
-from tui_gen.app.sanitize import sanitize
 from tui_gen.app.screens.transcripts import TranscriptBrowser
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.slider import Slider
+from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:
     from tui_gen.app.app import TuiGenApp

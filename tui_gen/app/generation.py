@@ -25,10 +25,10 @@ from textual.worker import Worker
 from tui_gen.app import gcpause
 from tui_gen.app.messages import ReplyChunk, ReplyFailed, ReplyFinished, ReplyNotice
 from tui_gen.app.params import to_overrides
-from tui_gen.app.sanitize import sanitize
 from tui_gen.app.transcripts.store import Turn, now_iso, stats_line
 from tui_gen.app.widgets.chat_view import ReplyTurn
 from tui_gen.app.worker import GenerationJob, run_generation
+from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:
     from tui_gen.app.app import TuiGenApp

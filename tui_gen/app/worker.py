@@ -28,8 +28,8 @@ from tui_gen.app.messages import (
     ReplyFinished,
     ReplyNotice,
 )
-from tui_gen.app.sanitize import StreamSanitizer
 from tui_gen.errors import TuiGenError
+from tui_gen.sanitize import StreamSanitizer
 
 FLUSH_INTERVAL = 0.03  # seconds
 FLUSH_TOKENS = 64

@@ -24,7 +24,7 @@ from typing import Any
 
 from tui_gen.app.atomic import atomic_write_text
 from tui_gen.app.params import BY_NAME
-from tui_gen.app.sanitize import sanitize
+from tui_gen.sanitize import sanitize
 
 SCHEMA_VERSION = 1
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

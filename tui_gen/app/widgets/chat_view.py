@@ -21,8 +21,8 @@ from textual.timer import Timer
 from textual.widgets import Label, LoadingIndicator, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from tui_gen.app.sanitize import sanitize
 from tui_gen.app.widgets.reply_markdown import ReplyMarkdown
+from tui_gen.sanitize import sanitize
 
 #: how long a streamed fragment waits before it is drawn: about 15 frames a second, slower
 #: (up to MAX_STREAM_INTERVAL) while the event loop is late, i.e. busy, so that drawing never

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui_gen.app.sanitize import StreamSanitizer, sanitize
+from tui_gen.sanitize import StreamSanitizer, sanitize
 
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
