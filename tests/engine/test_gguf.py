@@ -23,8 +23,8 @@ from tui_gen.engine.loading.gguf_quants import dequantize
 from tui_gen.engine.loading.gguf_reader import GGUFCheckpoint, import_gguf, open_gguf
 from tui_gen.engine.loading.gguf_tokenizer import build_tokenizer
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models.registry import parse_config
 from tui_gen.models.llama import Llama
+from tui_gen.models.registry import parse_config
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
