@@ -119,7 +119,8 @@ class _HeaderReader:
         raise ValueError(f"unknown metadata value type {vtype}")
 
     def _strings(self, count: int) -> list[str]:
-        buf, pos, out = self.buf, self.pos, []
+        buf, pos = self.buf, self.pos
+        out: list[str] = []
         unpack = struct.Struct("<Q").unpack_from
         append = out.append
         for _ in range(count):

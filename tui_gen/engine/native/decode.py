@@ -167,6 +167,7 @@ def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
     (out, in) rows."""
     w: torch.Tensor
     sm: torch.Tensor | None
+    bias: torch.Tensor | None
     if isinstance(mod, NativeQuantLinear) and mod.padded_in == mod.in_features:
         w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
         bias = mod.bias
