@@ -28,8 +28,8 @@ from safetensors.torch import save_file
 
 from dev.cooking.corpus import END, all_dishes, dishes, generate_corpus
 from dev.cooking.tokenizer import save_tokenizer, train_tokenizer
-from tui_gen.models.config import parse_config
 from tui_gen.models.gpt2 import GPT2, init_weights
+from tui_gen.models.registry import parse_config
 
 CONV1D = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 

@@ -18,17 +18,13 @@ import smollm2
 import torch
 from gguf import GGMLQuantizationType as Q
 
-from tui_gen.engine.loading.gguf_reader import (
-    GGML_TYPES,
-    GGUFCheckpoint,
-    dequantize,
-    import_gguf,
-    open_gguf,
-)
+from tui_gen.engine.loading.gguf_file import GGML_TYPES
+from tui_gen.engine.loading.gguf_quants import dequantize
+from tui_gen.engine.loading.gguf_reader import GGUFCheckpoint, import_gguf, open_gguf
 from tui_gen.engine.loading.gguf_tokenizer import build_tokenizer
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models.config import parse_config
 from tui_gen.models.llama import Llama
+from tui_gen.models.registry import parse_config
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -339,7 +335,7 @@ def test_other_types_fall_back_to_the_gguf_package(qtype):
 
 
 def test_every_listed_type_has_a_kernel():
-    from tui_gen.engine.loading.gguf_reader import KERNELS
+    from tui_gen.engine.loading.gguf_quants import KERNELS
 
     for name in QUANT_TYPES:
         assert Q[name].value in KERNELS, name

@@ -12,7 +12,7 @@ import torch
 from tui_gen import Generator
 from tui_gen.engine.loading.loader import load_model, resolve_device, resolve_dtype
 from tui_gen.errors import ModelLoadError, TuiGenError, UnsupportedModelError
-from tui_gen.models.config import parse_config
+from tui_gen.models.registry import parse_config
 
 
 @pytest.fixture

@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_gen.errors import ModelLoadError, TuiGenError
+
+if TYPE_CHECKING:  # (torch loads only once a model is described)
+    import torch
+
+    from tui_gen.models.config import ModelConfig
 
 #: generation_config.json keys that say nothing about how text is generated
 _BOOKKEEPING = {
@@ -40,12 +45,12 @@ def _human_count(n: int) -> str:
     return str(n)
 
 
-def _count_parameters(cfg: Any, files: list[Path]) -> tuple[int, str | None]:
+def _count_parameters(cfg: ModelConfig, files: list[Path]) -> tuple[int, str | None]:
     """Parameters (tied weights once, buffers skipped) and the stored dtype, from headers."""
     import torch
     from safetensors import safe_open
 
-    from tui_gen.models import model_class
+    from tui_gen.models.registry import model_class
 
     cls = model_class(cfg)
     total, dtypes = 0, set()
@@ -75,7 +80,7 @@ def _count_parameters(cfg: Any, files: list[Path]) -> tuple[int, str | None]:
 
 
 def weight_bytes(
-    cfg: Any, params: int, element: int, mode: str | None, native: bool = False
+    cfg: ModelConfig, params: int, element: int, mode: str | None, native: bool = False
 ) -> int:
     """Bytes the weights take in memory when run, from the shapes alone (nothing is loaded).
 
@@ -89,7 +94,9 @@ def weight_bytes(
         return params * element
     h, layers = cfg.hidden_size, cfg.num_layers
     q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    mlp = (3 if cfg.arch != "gpt2" else 2) * h * cfg.intermediate_size
+    from tui_gen.models.registry import family
+
+    mlp = family(cfg.arch).mlp_matrices * h * cfg.intermediate_size
     linear = layers * (h * q + 2 * h * kv + q * h + mlp)
     head = cfg.vocab_size * h
     # a tied head is counted once in `params` (as the embedding), but quantizing copies it
@@ -108,7 +115,7 @@ def weight_bytes(
     return float_params * element + quant
 
 
-def _decode_step(device: Any, dtype: Any) -> str:
+def _decode_step(device: torch.device, dtype: torch.dtype) -> str:
     """What will decode: the native C step (built now if needed, about a second, then cached)
     or torch, and why."""
     from tui_gen.engine.native import build
@@ -144,7 +151,8 @@ def describe(
         resolve_dtype,
     )
     from tui_gen.engine.loading.tokenizer import load_tokenizer
-    from tui_gen.models.config import load_config, read_json
+    from tui_gen.models.config import read_json
+    from tui_gen.models.registry import load_config
 
     if path.is_file() and path.name == "config.json":
         path = path.parent

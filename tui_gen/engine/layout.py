@@ -32,7 +32,8 @@ def transpose_linears(model: nn.Module) -> int:
 
     A head tied to the input embedding keeps a single (C, V) copy shared by both.
     """
-    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    embed = get_embeddings() if callable(get_embeddings) else None
     tied_ptr = None
     if isinstance(embed, nn.Embedding):
         tied_ptr = embed.weight.data_ptr()
@@ -49,8 +50,9 @@ def transpose_linears(model: nn.Module) -> int:
         if tied:
             head_t = new.weight_t
         count += 1
-    if head_t is not None and hasattr(model, "set_input_embeddings"):
-        model.set_input_embeddings(TransposedEmbedding(head_t))
+    set_embeddings = getattr(model, "set_input_embeddings", None)
+    if head_t is not None and callable(set_embeddings):
+        set_embeddings(TransposedEmbedding(head_t))
     return count
 
 
@@ -75,7 +77,7 @@ def prepare_for_decode(
         fuse(transposed=transpose)
     if transpose:
         transpose_linears(model)
-    model._decode_layout = True
+    object.__setattr__(model, "_decode_layout", True)  # a plain attribute: done once
 
 
 def _native_decodes(model: nn.Module) -> bool:

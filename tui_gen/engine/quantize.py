@@ -28,12 +28,17 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.errors import TuiGenError
+
+if TYPE_CHECKING:
+    from tui_gen.engine.native.qlinear import NativeQuantLinear
+    from tui_gen.models.linear import TransposedLinear
 
 #: modes the user can choose; "none" leaves the model as it is
 MODES = ("int8", "int4")
@@ -231,10 +236,13 @@ class Int8Linear(nn.Module):
     """nn.Linear with int8 weights and per-output-channel scales: x (..., K) -> (..., N)."""
 
     bits = 8
+    qweight: torch.Tensor  # (N, K) int8
+    scales: torch.Tensor  # (N,)
+    bias: torch.Tensor | None
 
     def __init__(
         self,
-        linear: nn.Linear,
+        linear: nn.Linear | TransposedLinear,
         use_kernel: bool | None = None,
         act_dtype: torch.dtype | None = None,
     ) -> None:
@@ -287,9 +295,13 @@ class Int4Linear(nn.Module):
     are padded to match), so every layer can be quantized.
     """
 
+    qweight: torch.Tensor  # uint8, the kernel's layout or (N, Kp // 2)
+    scale_min: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(
         self,
-        linear: nn.Linear,
+        linear: nn.Linear | TransposedLinear,
         group_size: int = DEFAULT_GROUP_SIZE,
         use_kernel: bool | None = None,
         act_dtype: torch.dtype | None = None,
@@ -354,7 +366,8 @@ class Int4Linear(nn.Module):
         )
 
 
-QuantLinear = nn.Module  # Int8Linear, Int4Linear or native.qlinear.NativeQuantLinear
+if TYPE_CHECKING:
+    QuantLinear = Int8Linear | Int4Linear | NativeQuantLinear
 
 
 def quantize_model(
@@ -415,9 +428,10 @@ def quantize_model(
             new = Int4Linear(linear, group_size, use_kernel, act_dtype)
         setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
     grouped = m == "int4" or any(isinstance(x, qlinear.NativeQuantLinear) for x in model.modules())
-    model.quantization = {"mode": m, "group_size": group_size if grouped else None}
+    info: dict[str, str | int | None] = {"mode": m, "group_size": group_size if grouped else None}
     if m == "int4" and head != "int4":
-        model.quantization["head"] = head or "float"
+        info["head"] = head or "float"
+    object.__setattr__(model, "quantization", info)  # a plain attribute, read by describe()
     return model
 
 

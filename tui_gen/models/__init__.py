@@ -1,21 +1,7 @@
-"""Architectures, one small module each; `build_model` picks one from a ModelConfig."""
+"""Architectures, one small module each, listed in models/registry.py."""
 
 from __future__ import annotations
 
-from torch import nn
+from tui_gen.models.registry import build_model, model_class
 
-from tui_gen.models.config import ModelConfig
-
-
-def model_class(cfg: ModelConfig) -> type[nn.Module]:
-    if cfg.arch == "gpt2":
-        from tui_gen.models.gpt2 import GPT2
-
-        return GPT2
-    from tui_gen.models.llama import Llama
-
-    return Llama
-
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    return model_class(cfg)(cfg)
+__all__ = ["build_model", "model_class"]

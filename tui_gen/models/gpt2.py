@@ -8,16 +8,26 @@ difference is that HF stores projections in Conv1D layout (in, out) and we keep 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_gen.models.config import ModelConfig
-from tui_gen.models.kv_cache import KVCache
+from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models.common import attend, build_attention_mask
+from tui_gen.models.config import ModelConfig, dtype_of, first, token_ids
+from tui_gen.models.family import (
+    Activation,
+    CausalLM,
+    NativeLayer,
+    NativeSpec,
+    NativeUnsupported,
+    typed_modules,
+)
+from tui_gen.models.kv_cache import KVCache
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Any] = {
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
@@ -25,6 +35,52 @@ _ACTIVATIONS = {
     "relu": F.relu,
     "silu": F.silu,
 }
+#: activation_function -> the native step's name for it
+_NATIVE_ACTIVATIONS: dict[str, Activation] = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+    "silu": "silu",
+}
+
+
+def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
+    """GPT-2's and nanoGPT's config.json spellings -> ModelConfig."""
+    hidden = int(first(raw, "n_embd", "hidden_size"))
+    heads = int(first(raw, "n_head", "num_attention_heads"))
+    inner = first(raw, "n_inner", "intermediate_size")
+    if hidden % heads:
+        raise ModelLoadError(f"n_embd ({hidden}) must be divisible by n_head ({heads})")
+    return ModelConfig(
+        model_type=model_type,
+        arch="gpt2",
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=hidden,
+        num_layers=int(first(raw, "n_layer", "num_hidden_layers")),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=hidden // heads,
+        intermediate_size=int(inner) if inner else 4 * hidden,
+        max_position_embeddings=int(
+            first(raw, "n_positions", "block_size", "n_ctx", "max_position_embeddings")
+        ),
+        norm_eps=float(first(raw, "layer_norm_epsilon", "layer_norm_eps", default=1e-5)),
+        tie_word_embeddings=bool(raw.get("tie_word_embeddings", True)),
+        bias=bool(raw.get("bias", True)),
+        # nanoGPT uses exact GELU; HF GPT-2 the tanh approximation ("gelu_new").
+        activation=str(
+            raw.get("activation_function", "gelu" if model_type == "nanogpt" else "gelu_new")
+        ),
+        dtype=dtype_of(raw),
+        **token_ids(raw),
+    )
+
+
+def infer_model_type(raw: dict[str, Any]) -> str | None:
+    """A config.json without model_type but with nanoGPT's keys is a nanoGPT model."""
+    return "nanogpt" if "n_layer" in raw and "n_embd" in raw else None
 
 
 class Attention(nn.Module):
@@ -54,8 +110,6 @@ class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.activation not in _ACTIVATIONS:
-            from tui_gen.errors import UnsupportedModelError
-
             raise UnsupportedModelError(
                 f"config.json: activation_function {cfg.activation!r} is not supported; "
                 f"supported: {', '.join(_ACTIVATIONS)}"
@@ -83,23 +137,33 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT2(nn.Module):
+class Transformer(nn.Module):
+    """The body (HF's `transformer.*` names): embeddings, blocks, final norm."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        #: token embedding; the decode layout may swap it for a TransposedEmbedding
+        self.wte: nn.Module = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.wpe = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
+        self.ln_f = nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+class GPT2(CausalLM):
     """GPT-2 language model. forward(idx (B, T)) -> logits (B, T or 1, vocab)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(cfg.vocab_size, cfg.hidden_size),
-                wpe=nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size),
-                h=nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers)),
-                ln_f=nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, bias=cfg.bias),
-            )
-        )
+        self.transformer = Transformer(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
-            self.lm_head.weight = self.transformer.wte.weight
+            self.lm_head.weight = self._wte_weight()
+
+    def _wte_weight(self) -> nn.Parameter:
+        weight = self.transformer.wte.weight
+        assert isinstance(weight, nn.Parameter)
+        return weight
 
     def forward(
         self,
@@ -137,9 +201,43 @@ class GPT2(nn.Module):
     def set_input_embeddings(self, module: nn.Module) -> None:
         self.transformer.wte = module
 
+    def native_spec(self) -> NativeSpec:
+        cfg, t = self.config, self.transformer
+        if cfg.activation not in _NATIVE_ACTIVATIONS:
+            raise NativeUnsupported(f"activation {cfg.activation!r}")
+        layers = [
+            NativeLayer(
+                norm1_weight=block.ln_1.weight,
+                norm1_bias=block.ln_1.bias,
+                norm2_weight=block.ln_2.weight,
+                norm2_bias=block.ln_2.bias,
+                qkv=block.attn.c_attn,
+                o=block.attn.c_proj,
+                up=block.mlp.c_fc,
+                down=block.mlp.c_proj,
+            )
+            for block in typed_modules(t.h, Block)
+        ]
+
+        def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
+            return (t.wte(idx).float() + t.wpe.weight[position].float()).view(-1)
+
+        return NativeSpec(
+            norm="layer",
+            activation=_NATIVE_ACTIVATIONS[cfg.activation],
+            num_kv_heads=cfg.num_heads,
+            layers=layers,
+            final_norm_weight=t.ln_f.weight,
+            final_norm_bias=t.ln_f.bias,
+            head=self.lm_head,
+            embed=embed,
+        )
+
     # --- checkpoint mapping -------------------------------------------------------------
     @staticmethod
-    def convert_weight(name: str, tensor: torch.Tensor, cfg: ModelConfig):
+    def convert_weight(
+        name: str, tensor: torch.Tensor, cfg: ModelConfig
+    ) -> tuple[str, torch.Tensor] | None:
         """Map a checkpoint tensor to (our name, tensor), or None to skip it."""
         for prefix in ("_orig_mod.", "module."):
             if name.startswith(prefix):

@@ -8,22 +8,83 @@ it only matters past 4096 tokens of context.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_gen.models.config import ModelConfig
+from tui_gen.errors import UnsupportedModelError
+from tui_gen.models.common import attend, build_attention_mask
+from tui_gen.models.config import ModelConfig, dtype_of, first, token_ids
+from tui_gen.models.family import (
+    CausalLM,
+    NativeLayer,
+    NativeSpec,
+    NativeUnsupported,
+    typed_modules,
+)
 from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.linear import fuse_linears
-from tui_gen.models.common import attend, build_attention_mask
+
+
+def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
+    """Llama, Mistral and Qwen2 config.json (transformers 4.x and 5.x spellings) -> ModelConfig."""
+    hidden = int(raw["hidden_size"])
+    heads = int(raw["num_attention_heads"])
+    kv_heads = int(first(raw, "num_key_value_heads", default=heads))
+    head_dim = first(raw, "head_dim")
+    rope = raw.get("rope_parameters") or {}
+    rope_theta = float(first(raw, "rope_theta", default=rope.get("rope_theta", 10000.0)))
+    scaling = raw.get("rope_scaling") or None
+    if scaling is None and rope.get("rope_type") not in (None, "default"):
+        scaling = dict(rope)
+    if scaling is not None:
+        scaling = dict(scaling)
+        kind = scaling.get("rope_type") or scaling.get("type")
+        if kind in (None, "default"):
+            scaling = None
+        elif kind not in ("linear", "llama3"):
+            raise UnsupportedModelError(
+                f"config.json: rope scaling {kind!r} is not supported; supported: linear, llama3"
+            )
+        else:
+            scaling["rope_type"] = kind
+    return ModelConfig(
+        model_type=model_type,
+        arch="llama",
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=hidden,
+        num_layers=int(raw["num_hidden_layers"]),
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=int(head_dim) if head_dim else hidden // heads,
+        intermediate_size=int(raw["intermediate_size"]),
+        max_position_embeddings=int(first(raw, "max_position_embeddings", default=2048)),
+        norm_eps=float(first(raw, "rms_norm_eps", default=1e-6)),
+        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
+        rope_theta=rope_theta,
+        rope_scaling=scaling,
+        attention_bias=bool(raw.get("attention_bias", model_type == "qwen2")),
+        mlp_bias=bool(raw.get("mlp_bias", False)),
+        dtype=dtype_of(raw),
+        **token_ids(raw),
+    )
+
+
+def o_proj_bias(cfg: ModelConfig) -> bool:
+    """Llama puts `attention_bias` on o_proj too; Qwen2 biases only q/k/v."""
+    return cfg.attention_bias and cfg.model_type != "qwen2"
 
 
 def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
     """Inverse frequencies (head_dim/2,), with `linear` or `llama3` scaling applied."""
-    d = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-    s = cfg.rope_scaling
+    return scaled_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+
+
+def scaled_inv_freq(d: int, theta: float, s: dict[str, Any] | None) -> torch.Tensor:
+    """rope_inv_freq from its three inputs (GGUF reading recovers `s` from a frequency table)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
     if not s:
         return inv_freq
     factor = float(s["factor"])
@@ -42,7 +103,7 @@ def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """(x1, x2) -> (x2, x1); the sign of x2 lives in the sin table (see Llama._rope_table)."""
+    """(x1, x2) -> (x2, x1); the sign of x2 lives in the sin table (see Llama.rope_table)."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x2, x1), dim=-1)
 
@@ -76,9 +137,7 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(h, self.n_head * self.head_dim, bias=qb)
         self.k_proj = nn.Linear(h, self.n_kv * self.head_dim, bias=qb)
         self.v_proj = nn.Linear(h, self.n_kv * self.head_dim, bias=qb)
-        # Llama puts `attention_bias` on o_proj too; Qwen2 biases only q/k/v.
-        o_bias = qb and cfg.model_type != "qwen2"
-        self.o_proj = nn.Linear(self.n_head * self.head_dim, h, bias=o_bias)
+        self.o_proj = nn.Linear(self.n_head * self.head_dim, h, bias=o_proj_bias(cfg))
         #: q, k and v in one matrix after fuse() (checkpoints hold them apart)
         self.qkv_proj: nn.Module | None = None
 
@@ -145,28 +204,52 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, start, cache, mask):
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        start: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, start, cache, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class Llama(nn.Module):
+class Body(nn.Module):
+    """The decoder (HF's `model.*` names): embedding, layers, final norm."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        #: token embedding; the decode layout may swap it for a TransposedEmbedding
+        self.embed_tokens: nn.Module = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+
+    def decoder_layers(self) -> list[DecoderLayer]:
+        return typed_modules(self.layers, DecoderLayer)
+
+
+class Llama(CausalLM):
     """Llama-family language model. forward(idx (B, T)) -> logits (B, T or 1, vocab)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
-        self.model = nn.Module()
-        self.model.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.model.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
-        self.model.norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
+        self.model = Body(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
-            self.lm_head.weight = self.model.embed_tokens.weight
+            weight = self.model.embed_tokens.weight
+            assert isinstance(weight, nn.Parameter)
+            self.lm_head.weight = weight
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _rope_table(self, upto: int, device: torch.device, dtype: torch.dtype):
-        """cos/sin (upto, head_dim), grown on demand so a 128K-context model costs nothing."""
+    def rope_table(
+        self, upto: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin (n >= upto, head_dim), sign-folded (see `apply_rope`), grown on demand so a
+        128K-context model costs nothing."""
         if self._rope is None or self._rope[0].shape[0] < upto or self._rope[0].device != device:
             n = max(upto, 256)
             n = 1 << (n - 1).bit_length()
@@ -200,13 +283,13 @@ class Llama(nn.Module):
             cache.check(start, T)
         x = self.model.embed_tokens(idx)  # (B, T, C)
         if positions is None:
-            cos, sin = self._rope_table(start + T, idx.device, x.dtype)
+            cos, sin = self.rope_table(start + T, idx.device, x.dtype)
             cos, sin = cos[start : start + T, None], sin[start : start + T, None]  # (T, 1, D)
         else:
-            cos, sin = self._rope_table(int(positions.max()) + 1, idx.device, x.dtype)
+            cos, sin = self.rope_table(int(positions.max()) + 1, idx.device, x.dtype)
             cos, sin = cos[positions][:, :, None], sin[positions][:, :, None]  # (B, T, 1, D)
         mask = build_attention_mask(start, T, idx.device, key_padding)
-        for layer in self.model.layers:
+        for layer in self.model.decoder_layers():
             x = layer(x, cos, sin, start, cache, mask)
         if cache is not None:
             cache.advance(start, T)
@@ -216,7 +299,7 @@ class Llama(nn.Module):
 
     def fuse_projections(self, transposed: bool = False) -> None:
         """Fuse q/k/v and gate/up in every layer (see engine/layout.py); idempotent."""
-        for layer in self.model.layers:
+        for layer in self.model.decoder_layers():
             layer.self_attn.fuse(transposed)
             layer.mlp.fuse(transposed)
 
@@ -226,8 +309,48 @@ class Llama(nn.Module):
     def set_input_embeddings(self, module: nn.Module) -> None:
         self.model.embed_tokens = module
 
+    def native_spec(self) -> NativeSpec:
+        layers = []
+        for layer in self.model.decoder_layers():
+            attn, mlp = layer.self_attn, layer.mlp
+            if attn.qkv_proj is None or mlp.gate_up_proj is None:
+                raise NativeUnsupported("q/k/v or gate/up are not fused")
+            layers.append(
+                NativeLayer(
+                    norm1_weight=layer.input_layernorm.weight,
+                    norm1_bias=None,
+                    norm2_weight=layer.post_attention_layernorm.weight,
+                    norm2_bias=None,
+                    qkv=attn.qkv_proj,
+                    o=attn.o_proj,
+                    up=mlp.gate_up_proj,
+                    down=mlp.down_proj,
+                )
+            )
+
+        def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
+            return self.model.embed_tokens(idx).view(-1)
+
+        def rope(position: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+            cos, sin = self.rope_table(position + 1, torch.device("cpu"), dtype)  # (n, D)
+            return cos[position].float(), sin[position].float()  # (D,): this position's row
+
+        return NativeSpec(
+            norm="rms",
+            activation="silu_gated",
+            num_kv_heads=self.config.num_kv_heads,
+            layers=layers,
+            final_norm_weight=self.model.norm.weight,
+            final_norm_bias=None,
+            head=self.lm_head,
+            embed=embed,
+            rope=rope,
+        )
+
     @staticmethod
-    def convert_weight(name: str, tensor: torch.Tensor, cfg: ModelConfig):
+    def convert_weight(
+        name: str, tensor: torch.Tensor, cfg: ModelConfig
+    ) -> tuple[str, torch.Tensor] | None:
         """Map a checkpoint tensor to (our name, tensor), or None to skip it."""
         if name.endswith("rotary_emb.inv_freq"):
             return None

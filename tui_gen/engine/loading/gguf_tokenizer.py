@@ -129,9 +129,9 @@ def _byte_level_model(meta: dict[str, Any], tokens: list[str], types: list[int])
     # converters that wrote some as text: re-spell those.
     outside, table = _outside_byte_alphabet(), bytes_to_unicode()
     tokens = list(tokens)
-    for i, tok in enumerate(tokens):
-        if outside(tok) and types[i] == NORMAL:
-            tokens[i] = "".join(table[b] for b in tok.encode("utf-8"))
+    for i, piece in enumerate(tokens):
+        if outside(piece) and types[i] == NORMAL:
+            tokens[i] = "".join(table[b] for b in piece.encode("utf-8"))
     vocab = _unique_vocab(tokens)
     # A merge whose parts or result the vocabulary lacks makes `tokenizers` panic: drop those.
     pairs = (m.partition(" ") for m in meta.get("tokenizer.ggml.merges") or ())
@@ -145,11 +145,13 @@ def _byte_level_model(meta: dict[str, Any], tokens: list[str], types: list[int])
     return tok
 
 
-def _sentencepiece_merges(tokens: list[str], scores: list[float], types: list[int], vocab):
+def _sentencepiece_merges(
+    tokens: list[str], scores: list[float], types: list[int], vocab: dict[str, int]
+) -> list[tuple[str, str]]:
     """Merges implied by a SentencePiece BPE vocabulary: every way of writing a piece as two
     pieces, best score first (ties: longer left part, then longer right part, then vocab order),
     the order transformers' GGUF converter uses too."""
-    found = []
+    found: list[tuple[float, int, int, str, str]] = []
     for tok, score, kind in zip(tokens, scores, types, strict=True):
         if kind not in (NORMAL, USER_DEFINED) or len(tok) < 2:
             continue
@@ -251,9 +253,9 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
     eos = names["eos"] if add_eos else None
     single = f"{bos + ':0 ' if bos else ''}$A:0{' ' + eos + ':0' if eos else ''}"
     pair = f"{single}{' ' + bos + ':1' if bos else ''} $B:1{' ' + eos + ':1' if eos else ''}"
-    specials = [(bos, int(ids["bos"]))] if bos else []
+    specials = [(bos, int(ids["bos"] or 0))] if bos else []  # (a name implies an id)
     if eos and eos != bos:
-        specials.append((eos, int(ids["eos"])))
+        specials.append((eos, int(ids["eos"] or 0)))
     tok.post_processor = processors.TemplateProcessing(
         single=single, pair=pair, special_tokens=specials
     )

@@ -7,7 +7,6 @@ the weights: peak memory is about one copy plus one tensor.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,9 @@ from tui_gen.engine.loading.tokenizer import (
     resolve_specials,
 )
 from tui_gen.errors import ModelLoadError, TuiGenError
-from tui_gen.models import model_class
-from tui_gen.models.config import ModelConfig, load_config, parse_config, read_json
+from tui_gen.models.config import ModelConfig, read_json
+from tui_gen.models.family import CausalLM
+from tui_gen.models.registry import load_config, model_class, parse_config
 
 DTYPES = {
     "float32": torch.float32,
@@ -165,15 +165,19 @@ def _uninitialized() -> Iterator[None]:
     with memory before `assign=True` replaces them with the checkpoint's tensors. (Building on
     the `meta` device does the same but its first use imports ~2 s of torch internals.)
     """
-    classes = (nn.Linear, nn.Embedding, nn.LayerNorm)
-    saved = [c.reset_parameters for c in classes]
+    classes: tuple[type[nn.Module], ...] = (nn.Linear, nn.Embedding, nn.LayerNorm)
+    saved = {c: vars(c)["reset_parameters"] for c in classes}
     try:
         for c in classes:
-            c.reset_parameters = lambda self: None
+            setattr(c, "reset_parameters", _no_init)  # noqa: B010 - a method, patched
         yield
     finally:
-        for c, fn in zip(classes, saved, strict=True):
-            c.reset_parameters = fn
+        for c, fn in saved.items():
+            setattr(c, "reset_parameters", fn)  # noqa: B010
+
+
+def _no_init(self: nn.Module) -> None:
+    pass
 
 
 def materialize(
@@ -181,7 +185,7 @@ def materialize(
     tensors: Iterator[tuple[str, torch.Tensor, Path]],
     device: torch.device,
     dtype: torch.dtype,
-) -> nn.Module:
+) -> CausalLM:
     """Build the model uninitialised, then assign each checkpoint tensor once its shape checks."""
     cls = model_class(cfg)
     with _uninitialized():
@@ -216,12 +220,10 @@ def materialize(
         )
     model.load_state_dict(state, strict=False, assign=True)
     if cfg.tie_word_embeddings:
-        model.lm_head.weight = model.get_submodule(_embedding_path(cfg)).weight
-    return model.eval().requires_grad_(False)
-
-
-def _embedding_path(cfg: ModelConfig) -> str:
-    return "transformer.wte" if cfg.arch == "gpt2" else "model.embed_tokens"
+        head = model.get_submodule("lm_head")
+        head.weight = model.get_input_embeddings().weight
+    model.eval().requires_grad_(False)
+    return model
 
 
 def _check_vocab(cfg: ModelConfig, tok: Tokenizer, where: Path) -> None:
@@ -333,7 +335,3 @@ def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
 
 def describe_files(files: list[Path]) -> list[dict[str, Any]]:
     return [{"name": f.name, "bytes": f.stat().st_size} for f in files]
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=str)

@@ -113,6 +113,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.kernel_isa.restype = i32
     lib.decode_scratch_floats.argtypes = [p]
     lib.decode_scratch_floats.restype = i64
+    lib.decode_layout_count.argtypes = []
+    lib.decode_layout_count.restype = i64
+    lib.decode_layout_name.argtypes = [i64]
+    lib.decode_layout_name.restype = ctypes.c_char_p
+    lib.decode_layout_value.argtypes = [i64]
+    lib.decode_layout_value.restype = i64
     return lib
 
 

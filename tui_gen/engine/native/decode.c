@@ -11,6 +11,7 @@
  * Only the embedding lookup stays in torch. Batches, prompts and other dtypes use torch.
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -63,6 +64,43 @@ typedef struct {
     const float *normf_w, *normf_b; /* the final norm */
     qmat_t head;                     /* lm_head: hidden -> vocab */
 } model_t;
+
+/* Every struct's size and every field's offset, by name: decode.py compares them with its ctypes
+ * mirrors when the library loads, so a field changed on one side only disables the native step
+ * (with the reason) instead of being read as garbage. List a new field here too. */
+typedef struct {
+    const char *name;
+    int64_t value;
+} layout_entry_t;
+
+#define SIZE(s) {#s, (int64_t)sizeof(s)}
+#define OFF(s, f) {#s "." #f, (int64_t)offsetof(s, f)}
+static const layout_entry_t LAYOUT[] = {
+    SIZE(qmat_t), OFF(qmat_t, w), OFF(qmat_t, sm), OFF(qmat_t, bias), OFF(qmat_t, n),
+    OFF(qmat_t, k), OFF(qmat_t, kind), OFF(qmat_t, bits),
+    SIZE(layer_t), OFF(layer_t, norm1_w), OFF(layer_t, norm1_b), OFF(layer_t, norm2_w),
+    OFF(layer_t, norm2_b), OFF(layer_t, qkv), OFF(layer_t, o), OFF(layer_t, up),
+    OFF(layer_t, down), OFF(layer_t, k_cache), OFF(layer_t, v_cache),
+    SIZE(model_t), OFF(model_t, n_layers), OFF(model_t, hidden), OFF(model_t, n_head),
+    OFF(model_t, n_kv), OFF(model_t, head_dim), OFF(model_t, inter), OFF(model_t, max_seq),
+    OFF(model_t, norm), OFF(model_t, act), OFF(model_t, rope), OFF(model_t, kv_bf16),
+    OFF(model_t, eps), OFF(model_t, attn_scale), OFF(model_t, layers), OFF(model_t, normf_w),
+    OFF(model_t, normf_b), OFF(model_t, head),
+};
+#undef SIZE
+#undef OFF
+
+int64_t decode_layout_count(void) { return (int64_t)(sizeof LAYOUT / sizeof LAYOUT[0]); }
+
+/* Entry i: its name ("qmat_t" for a size, "qmat_t.bits" for an offset) and value; NULL / -1
+ * past the end. */
+const char *decode_layout_name(int64_t i) {
+    return i >= 0 && i < decode_layout_count() ? LAYOUT[i].name : NULL;
+}
+
+int64_t decode_layout_value(int64_t i) {
+    return i >= 0 && i < decode_layout_count() ? LAYOUT[i].value : -1;
+}
 
 static void norm(const model_t *m, const float *x, const float *w, const float *b, float *out) {
     const int C = m->hidden;

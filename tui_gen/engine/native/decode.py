@@ -1,14 +1,17 @@
-"""The decode step in one native call (decode.c), for Llama-family and GPT-2 models.
+"""The decode step in one native call (decode.c), for every model that declares a NativeSpec.
 
-`NativeDecoder.build(model)` describes the model to the C code once (pointers to its weights,
-norms and biases); `step()` then looks the token up in torch and runs every layer, the final
-norm and the lm_head in C, writing the same KV cache tensors the torch path reads. It applies
-where the C code does what the torch modules do: a float32 or bfloat16 CPU model in the decode
-layout whose matrices are float (float32 in either layout, bfloat16 as (out, in) rows) or
-natively quantized, batch 1, one token. The C code computes in float32 whatever the storage.
-Anything else gets None from `build()` (with the reason) and keeps the torch forward.
+`NativeDecoder.build(model)` asks the model for its :class:`~tui_gen.models.family.NativeSpec`
+(`model.native_spec()`: layers, norms, activation, embedding, rotary table, head) and describes
+it to the C code once (pointers to its weights, norms and biases); `step()` then embeds the
+token in torch (the spec's `embed`) and runs every layer, the final norm and the lm_head in C,
+writing the same KV cache tensors the torch path reads. It applies where the C code does what
+the torch modules do: a float32 or bfloat16 CPU model in the decode layout whose matrices are
+float (float32 in either layout, bfloat16 as (out, in) rows) or natively quantized, batch 1,
+one token. The C code computes in float32 whatever the storage. Anything else gets None from
+`build()` (with the reason) and keeps the torch forward.
 
-The structures below mirror decode.c's `qmat_t`, `layer_t` and `model_t` field for field.
+The structures below mirror decode.c's `qmat_t`, `layer_t` and `model_t` field for field; the
+library reports the C sizes and offsets (`decode_layout_*`) and a mismatch keeps torch's path.
 """
 
 from __future__ import annotations
@@ -17,25 +20,24 @@ import ctypes
 import math
 import weakref
 from ctypes import POINTER, c_float, c_int32, c_int64, c_void_p
-from typing import Any
 
 import torch
 from torch import nn
 
 from tui_gen.engine.native import build
 from tui_gen.engine.native.qlinear import NativeQuantLinear
+from tui_gen.models.family import Activation, CausalLM, NativeSpec, NativeUnsupported, Norm
 from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.linear import TransposedLinear
 
-NORM_RMS, NORM_LAYER = 0, 1
-ACT_SILU_GATED, ACT_GELU_TANH, ACT_GELU, ACT_RELU, ACT_SILU = range(5)
-_GPT2_ACTS = {
-    "gelu_new": ACT_GELU_TANH,
-    "gelu_pytorch_tanh": ACT_GELU_TANH,
-    "gelu_fast": ACT_GELU_TANH,
-    "gelu": ACT_GELU,
-    "relu": ACT_RELU,
-    "silu": ACT_SILU,
+#: decode.c's enums
+NORMS: dict[Norm, int] = {"rms": 0, "layer": 1}
+ACTIVATIONS: dict[Activation, int] = {
+    "silu_gated": 0,
+    "gelu_tanh": 1,
+    "gelu": 2,
+    "relu": 3,
+    "silu": 4,
 }
 MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
 
@@ -94,6 +96,57 @@ class _Model(ctypes.Structure):
     ]
 
 
+#: decode.c's struct names -> their ctypes mirrors
+STRUCTS: dict[str, type[ctypes.Structure]] = {"qmat_t": _QMat, "layer_t": _Layer, "model_t": _Model}
+
+
+def ctypes_layout(structs: dict[str, type[ctypes.Structure]] = STRUCTS) -> dict[str, int]:
+    """{"qmat_t": size, "qmat_t.bits": offset, ...} of the ctypes mirrors."""
+    out: dict[str, int] = {}
+    for cname, struct in structs.items():
+        out[cname] = ctypes.sizeof(struct)
+        for field in struct._fields_:
+            out[f"{cname}.{field[0]}"] = getattr(struct, field[0]).offset
+    return out
+
+
+def c_layout(lib: ctypes.CDLL) -> dict[str, int]:
+    """The same, as the compiled library reports it."""
+    out: dict[str, int] = {}
+    for i in range(lib.decode_layout_count()):
+        name = lib.decode_layout_name(i)
+        out[name.decode() if isinstance(name, bytes) else str(name)] = lib.decode_layout_value(i)
+    return out
+
+
+def layout_mismatch(c: dict[str, int], py: dict[str, int]) -> str:
+    """ "" when the C structs and the ctypes mirrors agree, else what differs (one line)."""
+    diffs = []
+    for key in sorted(c.keys() | py.keys()):
+        if key not in py:
+            diffs.append(f"{key} is missing in decode.py")
+        elif key not in c:
+            diffs.append(f"{key} is missing in decode.c")
+        elif c[key] != py[key]:
+            what = "size" if "." not in key else "offset"
+            diffs.append(f"{key} {what} {c[key]} in C, {py[key]} in ctypes")
+    if not diffs:
+        return ""
+    more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+    return "decode.c and decode.py disagree on the struct layout: " + "; ".join(diffs[:3]) + more
+
+
+_layout_checked: dict[int, str] = {}
+
+
+def _check_layout(lib: ctypes.CDLL) -> str:
+    """layout_mismatch for the loaded library, computed once per library."""
+    key = id(lib)
+    if key not in _layout_checked:
+        _layout_checked[key] = layout_mismatch(c_layout(lib), ctypes_layout())
+    return _layout_checked[key]
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -112,21 +165,29 @@ def _f32(t: torch.Tensor | None, keep: list[torch.Tensor]) -> int | None:
 def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
     """A layer as the C code reads it: native quantized, float32 in either layout, or bfloat16
     (out, in) rows."""
-    n, k = mod.out_features, mod.in_features
-    if isinstance(mod, NativeQuantLinear) and mod.padded_in == k:
+    w: torch.Tensor
+    sm: torch.Tensor | None
+    bias: torch.Tensor | None
+    if isinstance(mod, NativeQuantLinear) and mod.padded_in == mod.in_features:
         w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
+        bias = mod.bias
     elif isinstance(mod, TransposedLinear) and mod.weight_t.dtype == torch.float32:
         w, sm, kind, bits = mod.weight_t, None, MAT_F32_COLS, 32  # (K, N)
+        bias = mod.bias
     elif isinstance(mod, nn.Linear) and mod.weight.dtype in (torch.float32, torch.bfloat16):
         w, sm = mod.weight, None  # (N, K)
         kind, bits = (MAT_F32_ROWS, 32) if w.dtype == torch.float32 else (MAT_BF16_ROWS, 16)
+        bias = mod.bias
     else:
-        what = getattr(getattr(mod, "weight", None), "dtype", "")
+        weight = getattr(mod, "weight", None)
+        what = weight.dtype if isinstance(weight, torch.Tensor) else ""
         raise _Unsupported(f"no native kernel for a {what} {type(mod).__name__}")
     if not w.is_contiguous():
         raise _Unsupported("a weight that is not contiguous")
-    bias = _f32(getattr(mod, "bias", None), keep)
-    return _QMat(w=_ptr(w), sm=_ptr(sm), bias=bias, n=n, k=k, kind=kind, bits=bits)
+    return _QMat(
+        w=_ptr(w), sm=_ptr(sm), bias=_f32(bias, keep), n=mod.out_features, k=mod.in_features,
+        kind=kind, bits=bits,
+    )  # fmt: skip
 
 
 class _Unsupported(Exception):
@@ -140,6 +201,7 @@ class NativeDecoder:
         self,
         model: nn.Module,
         dtype: torch.dtype,
+        described: NativeSpec,
         spec: _Model,
         layers: list[_Layer],
         keep: list[torch.Tensor],
@@ -151,6 +213,7 @@ class NativeDecoder:
         self._tensors = _tensors(model)
         self._signature = _signature(self._tensors)
         self._dtype = dtype
+        self._embed, self._rope = described.embed, described.rope
         spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
         self._layers = (_Layer * len(layers))(*layers)
@@ -167,26 +230,24 @@ class NativeDecoder:
     @classmethod
     def build(cls, model: nn.Module) -> tuple[NativeDecoder | None, str]:
         """(decoder, "") or (None, why not)."""
-        if build.load() is None:
+        lib = build.load()
+        if lib is None:
             return None, build.reason()
-        arch = getattr(getattr(model, "config", None), "arch", None)
+        if why := _check_layout(lib):
+            return None, why
+        if not isinstance(model, CausalLM):
+            return None, f"{type(model).__name__} is not a tui_gen model"
         keep: list[torch.Tensor] = []
         try:
             dtype = _param_dtype(model)
             cfg = model.config
             if cfg.head_dim > 512 or cfg.num_heads % cfg.num_kv_heads:
                 raise _Unsupported(f"head_dim {cfg.head_dim} / {cfg.num_kv_heads} KV heads")
-            if arch == "llama":
-                spec, layers = _describe_llama(model, keep)
-            elif arch == "gpt2":
-                spec, layers = _describe_gpt2(model, keep)
-            else:
-                return None, f"no native decode step for architecture {arch!r}"
-        except _Unsupported as e:
+            described = model.native_spec()
+            spec, layers = _describe(model, described, keep)
+        except (_Unsupported, NativeUnsupported) as e:
             return None, str(e)
-        except AttributeError as e:  # not in the decode layout (projections not fused)
-            return None, f"model is not in the decode layout: {e}"
-        return cls(model, dtype, spec, layers, keep), ""
+        return cls(model, dtype, described, spec, layers, keep), ""
 
     def describes(self, model: nn.Module) -> bool:
         """Whether `model` still holds the tensors this decoder points at: quantizing it,
@@ -224,18 +285,13 @@ class NativeDecoder:
         """
         cache.check(start, 1)
         self._bind(cache)
-        model, x = self.model, self._x
-        if self._spec.rope:
-            cos, sin = model._rope_table(start + 1, idx.device, self._dtype)  # (n, D)
-            cos, sin = cos[start].float(), sin[start].float()  # (D,): this position's row
+        cos_p = sin_p = None
+        if self._rope is not None:
+            cos, sin = self._rope(start, self._dtype)  # (D,): this position's rows, float32
             cos_p, sin_p = cos.data_ptr(), sin.data_ptr()
-            x.copy_(model.model.embed_tokens(idx).view(-1))
-        else:
-            cos_p = sin_p = None
-            t = model.transformer
-            x.copy_((t.wte(idx).float() + t.wpe.weight[start].float()).view(-1))
+        self._x.copy_(self._embed(idx, start))
         rc = self._lib.decode_step(
-            ctypes.byref(self._spec), x.data_ptr(), start, cos_p, sin_p,
+            ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p,
             self._scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
         )  # fmt: skip
         if rc != 0:
@@ -244,77 +300,40 @@ class NativeDecoder:
         return self._logits.view(1, 1, -1)  # (1, 1, vocab)
 
 
-def _spec(
-    cfg: Any, n_kv: int, norm: int, act: int, rope: int,
-    normf_w: int | None, normf_b: int | None, head: _QMat,
-) -> _Model:  # fmt: skip
-    return _Model(
-        n_layers=cfg.num_layers,
+def _describe(
+    model: CausalLM, d: NativeSpec, keep: list[torch.Tensor]
+) -> tuple[_Model, list[_Layer]]:
+    """The C structs for a model's declared spec."""
+    cfg = model.config
+    layers = [
+        _Layer(
+            norm1_w=_f32(layer.norm1_weight, keep),
+            norm1_b=_f32(layer.norm1_bias, keep),
+            norm2_w=_f32(layer.norm2_weight, keep),
+            norm2_b=_f32(layer.norm2_bias, keep),
+            qkv=_qmat(layer.qkv, keep),
+            o=_qmat(layer.o, keep),
+            up=_qmat(layer.up, keep),
+            down=_qmat(layer.down, keep),
+        )
+        for layer in d.layers
+    ]
+    spec = _Model(
+        n_layers=len(layers),
         hidden=cfg.hidden_size,
         n_head=cfg.num_heads,
-        n_kv=n_kv,
+        n_kv=d.num_kv_heads,
         head_dim=cfg.head_dim,
         inter=cfg.intermediate_size,
-        norm=norm,
-        act=act,
-        rope=rope,
+        norm=NORMS[d.norm],
+        act=ACTIVATIONS[d.activation],
+        rope=int(d.rope is not None),
         eps=cfg.norm_eps,
         attn_scale=1.0 / math.sqrt(cfg.head_dim),
-        normf_w=normf_w,
-        normf_b=normf_b,
-        head=head,
+        normf_w=_f32(d.final_norm_weight, keep),
+        normf_b=_f32(d.final_norm_bias, keep),
+        head=_qmat(d.head, keep),
     )
-
-
-def _describe_llama(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, list[_Layer]]:
-    cfg = model.config
-    layers = []
-    for layer in model.model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
-        if attn.qkv_proj is None or mlp.gate_up_proj is None:
-            raise _Unsupported("q/k/v or gate/up are not fused")
-        layers.append(
-            _Layer(
-                norm1_w=_f32(layer.input_layernorm.weight, keep),
-                norm2_w=_f32(layer.post_attention_layernorm.weight, keep),
-                qkv=_qmat(attn.qkv_proj, keep),
-                o=_qmat(attn.o_proj, keep),
-                up=_qmat(mlp.gate_up_proj, keep),
-                down=_qmat(mlp.down_proj, keep),
-            )
-        )
-    spec = _spec(
-        cfg, cfg.num_kv_heads, NORM_RMS, ACT_SILU_GATED, rope=1,
-        normf_w=_f32(model.model.norm.weight, keep), normf_b=None,
-        head=_qmat(model.lm_head, keep),
-    )  # fmt: skip
-    return spec, layers
-
-
-def _describe_gpt2(model: nn.Module, keep: list[torch.Tensor]) -> tuple[_Model, list[_Layer]]:
-    cfg = model.config
-    if cfg.activation not in _GPT2_ACTS:
-        raise _Unsupported(f"activation {cfg.activation!r}")
-    layers = []
-    for block in model.transformer.h:
-        layers.append(
-            _Layer(
-                norm1_w=_f32(block.ln_1.weight, keep),
-                norm1_b=_f32(block.ln_1.bias, keep),
-                norm2_w=_f32(block.ln_2.weight, keep),
-                norm2_b=_f32(block.ln_2.bias, keep),
-                qkv=_qmat(block.attn.c_attn, keep),
-                o=_qmat(block.attn.c_proj, keep),
-                up=_qmat(block.mlp.c_fc, keep),
-                down=_qmat(block.mlp.c_proj, keep),
-            )
-        )
-    spec = _spec(
-        cfg, cfg.num_heads, NORM_LAYER, _GPT2_ACTS[cfg.activation], rope=0,
-        normf_w=_f32(model.transformer.ln_f.weight, keep),
-        normf_b=_f32(model.transformer.ln_f.bias, keep),
-        head=_qmat(model.lm_head, keep),
-    )  # fmt: skip
     return spec, layers
 
 

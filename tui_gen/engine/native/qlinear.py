@@ -15,11 +15,14 @@ re-reading the quantized weight once per pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.engine.native import build
+from tui_gen.models.linear import TransposedLinear
 
 GROUP = 32  # fixed in qmatmul.c
 MAX_ROWS = 8  # MAX_M in qmatmul.c
@@ -98,12 +101,17 @@ class NativeQuantLinear(nn.Module):
     to match), so every layer can be quantized.
     """
 
-    def __init__(self, linear: nn.Module, bits: int) -> None:
+    qweight: torch.Tensor  # (N, Kp) uint8, or (N, Kp // 2) for 4 bits
+    scale_min: torch.Tensor  # (N, Kp // 32, 2) float16
+    bias: torch.Tensor | None  # (N,) float32
+
+    def __init__(self, linear: nn.Linear | TransposedLinear, bits: int) -> None:
         super().__init__()
         if bits not in (4, 8):
             raise ValueError(f"bits must be 4 or 8, got {bits}")
         w = linear.weight.detach()  # (out, in); a TransposedLinear hands out a view
-        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.in_features: int = linear.in_features
+        self.out_features: int = linear.out_features
         self.bits = bits
         self.padded_in = -(-self.in_features // GROUP) * GROUP
         wf = w.float()
@@ -126,7 +134,9 @@ class NativeQuantLinear(nn.Module):
         work on a small matrix."""
         self._ptrs = (self.qweight.data_ptr(), self.scale_min.data_ptr())
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> NativeQuantLinear:
         out = super()._apply(fn, recurse)
         self._cache_pointers()  # .to()/.share_memory() may have moved the buffers
         return out

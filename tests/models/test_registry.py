@@ -1,0 +1,78 @@
+"""The model registry: lookups by HF model_type and GGUF architecture, and its error lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui_gen.errors import UnsupportedModelError
+from tui_gen.models import registry
+from tui_gen.models.family import CausalLM
+from tui_gen.models.gpt2 import GPT2
+from tui_gen.models.llama import Llama
+
+LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+         "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model_type", "family", "cls"),
+    [("gpt2", "gpt2", GPT2), ("nanogpt", "gpt2", GPT2), ("llama", "llama", Llama),
+     ("mistral", "llama", Llama), ("qwen2", "llama", Llama)],
+)  # fmt: skip
+def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalLM]) -> None:
+    fam = registry.for_model_type(model_type)
+    assert fam.name == family
+    assert fam.model_class() is cls
+    assert model_type in registry.hf_model_types()
+
+
+@pytest.mark.parametrize(("arch", "model_type"), [("llama", "llama"), ("qwen2", "qwen2")])
+def test_lookup_by_gguf_architecture(arch: str, model_type: str) -> None:
+    fam = registry.for_gguf(arch, "x.gguf")
+    assert fam.name == "llama"
+    assert fam.gguf is not None and fam.gguf.model_types[arch] == model_type
+
+
+def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
+    with pytest.raises(UnsupportedModelError) as e:
+        registry.for_model_type("gemma2", "m/config.json")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'gemma2'")
+    assert "gpt2, llama, mistral, nanogpt, qwen2" in msg
+    with pytest.raises(UnsupportedModelError) as e:
+        registry.for_gguf("gemma2", "m.gguf")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: llama, qwen2")
+    with pytest.raises(UnsupportedModelError, match="unknown model_type 'gemma2'"):
+        registry.parse_config({**LLAMA, "model_type": "gemma2"})
+
+
+def test_parse_config_picks_the_family_and_infers_model_types() -> None:
+    cfg = registry.parse_config({**LLAMA, "architectures": ["Qwen2ForCausalLM"]})
+    assert (cfg.model_type, cfg.arch, cfg.attention_bias) == ("qwen2", "llama", True)
+    nano = registry.parse_config({"n_layer": 2, "n_head": 2, "n_embd": 32, "vocab_size": 50,
+                                  "block_size": 64})  # fmt: skip
+    assert (nano.model_type, nano.arch, nano.activation) == ("nanogpt", "gpt2", "gelu")
+    assert isinstance(registry.build_model(nano), GPT2)
+
+
+def test_family_errors_name_the_file() -> None:
+    from tui_gen.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=r"^c\.json: n_embd \(30\) must be divisible"):
+        registry.parse_config({"model_type": "gpt2", "n_layer": 1, "n_head": 4, "n_embd": 30,
+                               "vocab_size": 5, "n_positions": 8}, "c.json")  # fmt: skip
+    with pytest.raises(ModelLoadError, match="missing or invalid field 'hidden_size'"):
+        registry.parse_config({"model_type": "llama"})
+
+
+def test_every_family_is_complete() -> None:
+    """What the registry's docstring asks of a family, checked for every entry."""
+    for fam in registry.FAMILIES:
+        assert registry.family(fam.name) is fam
+        assert fam.hf_model_types and fam.describes and fam.mlp_matrices in (2, 3)
+        cls = fam.model_class()
+        assert issubclass(cls, CausalLM)
+        for name in ("forward", "convert_weight", "get_input_embeddings", "native_spec"):
+            assert getattr(cls, name) is not getattr(CausalLM, name), (fam.name, name)

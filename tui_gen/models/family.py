@@ -1,0 +1,180 @@
+"""What an architecture family provides: the contract the registry (models/registry.py) lists.
+
+* :class:`CausalLM`: the base of every model class (forward, checkpoint-name mapping, the
+  embedding accessors the decode layout uses, and :meth:`CausalLM.native_spec`).
+* :class:`NativeSpec`: the model as the native decode step (engine/native/decode.py) reads it,
+  declared by the model itself so the engine never reaches into its private attributes.
+* :class:`GGUFFormat` and :class:`GGUFMetadata`: how a family reads llama.cpp's GGUF files.
+* :class:`Family`: one registry entry tying these together.
+
+Nothing here imports the engine: the engine asks, the models answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+import torch
+from torch import nn
+
+from tui_gen.models.config import ModelConfig
+from tui_gen.models.kv_cache import KVCache
+
+Norm = Literal["rms", "layer"]
+#: "silu_gated": silu(gate) * up with gate and up fused in one matrix; the others act on fc
+Activation = Literal["silu_gated", "gelu_tanh", "gelu", "relu", "silu"]
+
+
+class NativeUnsupported(Exception):
+    """The model (as it is now) has no native description; the message says why."""
+
+
+@dataclass(frozen=True)
+class NativeLayer:
+    """One block: pre-norm attention with fused q/k/v, then a pre-norm MLP."""
+
+    norm1_weight: torch.Tensor
+    norm1_bias: torch.Tensor | None
+    norm2_weight: torch.Tensor
+    norm2_bias: torch.Tensor | None
+    qkv: nn.Module  # (H + 2 KV) * D outputs: q, k, v side by side
+    o: nn.Module
+    up: nn.Module  # gate and up side by side ("silu_gated"), else the fc layer
+    down: nn.Module
+
+
+@dataclass(frozen=True)
+class NativeSpec:
+    """A model as one native decode step computes it (see decode.c for the arithmetic).
+
+    `embed(idx (1, 1), position)` is layer 0's input (hidden,); `rope(position, dtype)` the
+    (cos, sin) rows (head_dim,) of that position in the sign-folded form of models/llama.py, or
+    None for a model without rotary embeddings.
+    """
+
+    norm: Norm
+    activation: Activation
+    num_kv_heads: int
+    layers: list[NativeLayer]
+    final_norm_weight: torch.Tensor
+    final_norm_bias: torch.Tensor | None
+    head: nn.Module
+    embed: Callable[[torch.Tensor, int], torch.Tensor]
+    rope: Callable[[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+class CausalLM(nn.Module):
+    """The interface every model class implements. forward(idx (B, T)) -> logits (B, T|1, V)."""
+
+    config: ModelConfig
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        start: int = 0,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def convert_weight(
+        name: str, tensor: torch.Tensor, cfg: ModelConfig
+    ) -> tuple[str, torch.Tensor] | None:
+        """Map a checkpoint tensor to (our parameter name, tensor), or None to skip it."""
+        raise NotImplementedError
+
+    def get_input_embeddings(self) -> nn.Module:
+        raise NotImplementedError
+
+    def set_input_embeddings(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+    def fuse_projections(self, transposed: bool = False) -> None:
+        """Fuse projections for decoding (engine/layout.py); idempotent. Default: none."""
+
+    def native_spec(self) -> NativeSpec:
+        """The model for the native decode step; raises NativeUnsupported when it has none."""
+        raise NativeUnsupported(f"no native decode step for architecture {self.config.arch!r}")
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def typed_modules(modules: nn.ModuleList, cls: type[M]) -> list[M]:
+    """The modules of a ModuleList as the class they are (for the type checker too)."""
+    out = []
+    for m in modules:
+        if not isinstance(m, cls):
+            raise TypeError(f"expected {cls.__name__}, found {type(m).__name__}")
+        out.append(m)
+    return out
+
+
+class GGUFMetadata(Protocol):
+    """A GGUF file's metadata and tensor table as a family's `GGUFFormat.config` reads them
+    (implemented by engine/loading/gguf_checkpoint.py)."""
+
+    path: Path
+    architecture: str  # general.architecture
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """`{architecture}.{key}`, one value for all layers (a per-layer array is an error)."""
+        ...
+
+    def require(self, key: str) -> Any:
+        """Like get(), but a missing key is a ModelLoadError naming it."""
+        ...
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        """Any key by its full name (e.g. tokenizer.ggml.model)."""
+        ...
+
+    def tensor_shape(self, name: str) -> tuple[int, ...] | None:
+        """The torch-order shape of a GGUF tensor, None when the file has none of that name."""
+        ...
+
+    def read_tensor(self, name: str) -> torch.Tensor:
+        """A (small) GGUF tensor dequantized to float32."""
+        ...
+
+
+@dataclass(frozen=True)
+class GGUFFormat:
+    """How a family's models are stored in GGUF files (llama.cpp's names and metadata).
+
+    `model_types` maps each `general.architecture` the family reads to the HF model_type its
+    config gets. `config` builds an HF-style config.json dict from the metadata (it must set
+    "model_type"); `tensor_name` maps a GGUF tensor name to the HF name (None: not a weight of
+    the model; names in `skip` are known and ignored); `expected_shapes` lists every HF weight
+    and its shape for a config; `permuted_heads(hf_name, cfg)` is the head count whose rows
+    llama.cpp's converter permuted in that tensor (None for most tensors).
+    """
+
+    model_types: Mapping[str, str]
+    config: Callable[[GGUFMetadata], dict[str, Any]]
+    tensor_name: Callable[[str], str | None]
+    expected_shapes: Callable[[ModelConfig], dict[str, tuple[int, ...]]]
+    permuted_heads: Callable[[str, ModelConfig], int | None] = lambda name, cfg: None
+    skip: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family: see the registry's module docstring for what each field means."""
+
+    name: str
+    hf_model_types: tuple[str, ...]
+    model_class: Callable[[], type[CausalLM]]
+    config_from_hf: Callable[[dict[str, Any], str], ModelConfig]
+    describes: str  # models it covers, for error messages: "SmolLM2, TinyLlama, ..."
+    #: weight matrices per MLP (3 for gate/up/down, 2 for fc/proj): memory estimates in `info`
+    mlp_matrices: int = 2
+    #: a config.json without model_type that is still this family's (nanoGPT): its model_type
+    infer_model_type: Callable[[dict[str, Any]], str | None] = lambda raw: None
+    gguf: GGUFFormat | None = None

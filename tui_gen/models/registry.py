@@ -1,0 +1,166 @@
+"""The model registry: every architecture family tui-gen runs, and how to recognise its files.
+
+The loader, the GGUF reader, the decode layout, the native step and `info` ask this module (by
+HF `model_type` or GGUF `general.architecture`) instead of testing architecture names.
+
+Adding a family (say Qwen3) takes one model module and one entry in `FAMILIES`:
+
+1. ``tui_gen/models/qwen3.py`` with
+
+   * a model class subclassing :class:`tui_gen.models.family.CausalLM`: ``__init__(cfg)``,
+     ``forward`` (the signature in CausalLM), parameter names equal to the Hugging Face
+     checkpoint's, ``convert_weight`` (checkpoint name/tensor -> ours, or None to skip),
+     ``get_input_embeddings``/``set_input_embeddings``, optionally ``fuse_projections``;
+   * ``config_from_hf(raw, model_type) -> ModelConfig``: read config.json's spellings (use
+     ``config.first``, ``dtype_of``, ``token_ids``); raise KeyError/ValueError on a missing or bad
+     field, ModelLoadError/UnsupportedModelError for a clearer message (the caller adds the
+     file name). Set ``arch`` to the family's name;
+   * optionally ``native_spec() -> NativeSpec`` on the model class, when decode.c computes what
+     the model does (pre-norm blocks, RMS or Layer norm, fused q/k/v, one of the activations,
+     optional rotary table). Without it the model decodes in torch; nothing else changes.
+
+2. A :class:`tui_gen.models.family.Family` entry below: its name, the HF model_types it reads,
+   the model class (lazily imported), ``config_from_hf``, ``describes`` (model names for error
+   messages) and ``mlp_matrices`` (weight matrices per MLP, for `info`'s memory estimate).
+
+3. For GGUF files, a :class:`tui_gen.models.family.GGUFFormat` as the entry's ``gguf`` (see
+   models/llama_gguf.py): the ``general.architecture`` values it reads and the HF model_type
+   each becomes, ``config`` (metadata -> config.json dict), ``tensor_name`` (GGUF -> HF names),
+   ``expected_shapes`` and ``permuted_heads`` (llama.cpp's q/k row permutation, if any).
+
+Then add the family to tests/models/test_registry.py's parity and lookup tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tui_gen.errors import ModelLoadError, UnsupportedModelError
+from tui_gen.models import gpt2, llama, llama_gguf
+from tui_gen.models.config import ModelConfig, read_json, validate
+from tui_gen.models.family import CausalLM, Family
+
+
+def _gpt2_class() -> type[CausalLM]:
+    return gpt2.GPT2
+
+
+def _llama_class() -> type[CausalLM]:
+    return llama.Llama
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        name="gpt2",
+        hf_model_types=("gpt2", "nanogpt"),
+        model_class=_gpt2_class,
+        config_from_hf=gpt2.config_from_hf,
+        describes="GPT-2, nanoGPT",
+        mlp_matrices=2,
+        infer_model_type=gpt2.infer_model_type,
+    ),
+    Family(
+        name="llama",
+        hf_model_types=("llama", "mistral", "qwen2"),
+        model_class=_llama_class,
+        config_from_hf=llama.config_from_hf,
+        describes="SmolLM2, TinyLlama, Llama 2/3, Mistral, Qwen2",
+        mlp_matrices=3,
+        gguf=llama_gguf.FORMAT,
+    ),
+)
+
+_BY_NAME = {f.name: f for f in FAMILIES}
+_BY_MODEL_TYPE = {mt: f for f in FAMILIES for mt in f.hf_model_types}
+_BY_GGUF = {a: f for f in FAMILIES if f.gguf for a in f.gguf.model_types}
+
+
+def family(name: str) -> Family:
+    """A family by its own name (ModelConfig.arch)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnsupportedModelError(
+            f"unknown architecture family {name!r}; supported: {', '.join(_BY_NAME)}"
+        ) from None
+
+
+def hf_model_types() -> list[str]:
+    return sorted(_BY_MODEL_TYPE)
+
+
+def gguf_architectures() -> list[str]:
+    return sorted(_BY_GGUF)
+
+
+def for_model_type(model_type: str | None, source: str = "config.json") -> Family:
+    """The family reading HF `model_type`; one error line naming the supported ones if none."""
+    if model_type in _BY_MODEL_TYPE:
+        return _BY_MODEL_TYPE[model_type]
+    supported = ", ".join(hf_model_types())
+    raise UnsupportedModelError(
+        f"{source}: unknown model_type {model_type!r}; supported: {supported} "
+        "(and nanoGPT-style n_layer/n_head/n_embd configs)"
+    )
+
+
+def for_gguf(architecture: str, source: str) -> Family:
+    """The family reading GGUF `general.architecture`; one error line if none does."""
+    if architecture in _BY_GGUF:
+        return _BY_GGUF[architecture]
+    models = "; ".join(f.describes for f in FAMILIES if f.gguf)
+    raise UnsupportedModelError(
+        f"{source}: unsupported architecture {architecture!r}; supported: "
+        f"{', '.join(gguf_architectures())} ({models})"
+    )
+
+
+def model_class(cfg: ModelConfig) -> type[CausalLM]:
+    return family(cfg.arch).model_class()
+
+
+def build_model(cfg: ModelConfig) -> CausalLM:
+    return model_class(cfg)(cfg)
+
+
+def infer_model_type(raw: dict[str, Any]) -> str | None:
+    """config.json's model_type, else one guessed from `architectures` or the keys."""
+    mt = raw.get("model_type")
+    if mt:
+        return str(mt)
+    for a in raw.get("architectures") or []:
+        a = str(a).lower()
+        for key in sorted(_BY_MODEL_TYPE, key=len, reverse=True):
+            if a.startswith(key):
+                return key
+    for f in FAMILIES:
+        if guess := f.infer_model_type(raw):
+            return guess
+    return None
+
+
+def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfig:
+    """Normalise a config.json dict (HF 4.x/5.x, nanoGPT) into a ModelConfig."""
+    model_type = infer_model_type(raw)
+    fam = for_model_type(model_type, source)
+    assert model_type is not None
+    try:
+        cfg = fam.config_from_hf(raw, model_type)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(
+            f"{source}: missing or invalid field {e} for a {model_type} model; "
+            "re-export config.json from the training code"
+        ) from None
+    except UnsupportedModelError:
+        raise
+    except ModelLoadError as e:
+        raise ModelLoadError(f"{source}: {e}") from None
+    cfg.raw = raw
+    validate(cfg, source)
+    return cfg
+
+
+def load_config(model_dir: Path) -> ModelConfig:
+    path = model_dir / "config.json"
+    return parse_config(read_json(path), str(path))
