@@ -253,6 +253,18 @@ async def test_keymap_from_settings_remaps_keys(tmp_path: Path) -> None:
 # --- command palette ---------------------------------------------------------------------------
 
 
+def palette_hits(app: Any) -> list[str]:
+    """The commands the open command palette lists (it searches on a worker)."""
+    from textual.command import CommandList
+
+    lists = app.screen.query(CommandList)
+    if not lists:
+        return []
+    options = lists.first()
+    prompts = (str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
+    return [prompt.split("\n")[0] for prompt in prompts]  # the title, without the help line
+
+
 async def test_palette_lists_every_action_and_runs_them(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -267,7 +279,7 @@ async def test_palette_lists_every_action_and_runs_them(tmp_path: Path) -> None:
             assert title in titles, title
         await pilot.press("ctrl+p")
         await pilot.press(*"New conversation")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: palette_hits(app) == ["New conversation"], "the search")
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.conversation.turns == [], "the palette command")
 

@@ -37,7 +37,8 @@ async def _settle(pilot: Any) -> None:
     """Let the screen catch up; no toasts, no blinking cursor (its phase depends on timing)."""
     for area in pilot.app.query("TextArea"):
         area.cursor_blink = False
-    await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
     pilot.app.clear_notifications()
     await pilot.pause()
 
