@@ -121,6 +121,7 @@ def test_context_bar() -> None:
     assert context_bar(500, 100) == "▰" * 10
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("isolated_dirs")
 async def test_app_sliders_apply_to_the_next_reply_and_persist(tmp_path: Path) -> None:
     fake = FakeEngine()
@@ -161,6 +162,7 @@ async def test_command_line_values_beat_remembered_ones(tmp_path: Path) -> None:
         assert app.sampling["top_p"] == 0.9  # from the model
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("isolated_dirs")
 async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
     tmp_path: Path,

@@ -81,6 +81,7 @@ async def screen_of(app: App[Any], size: tuple[int, int], theme: str) -> Any:
         return cells(app), widgets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 @pytest.mark.parametrize("width", [44, 90])
 async def test_lists_draw_exactly_like_textuals_with_fewer_widgets(theme: str, width: int) -> None:

@@ -19,6 +19,7 @@ from fake_engine import RECIPE, FakeEngine, make_app, ready, reply, send, wait_u
 from tui_gen.app.transcripts.store import Conversation, TranscriptStore, Turn
 from tui_gen.errors import ModelLoadError
 
+pytestmark = pytest.mark.slow  # an app run and an SVG compare each
 SIZE = (110, 34)
 
 
