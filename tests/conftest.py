@@ -1,10 +1,12 @@
-"""Session-wide tiny models (built once with transformers, saved like real checkpoints)."""
+"""Session-wide tiny models (built once with transformers, saved like real checkpoints), and
+the test tiers: which tests are slow, and the check that the fast tier touches every module."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +50,64 @@ def cooking_dir() -> Path:
     if not (COOKING / "model.safetensors").exists():
         pytest.skip("models/cooking has not been trained yet")
     return COOKING
+
+
+# --- test tiers ----------------------------------------------------------------------------------
+# `python -m pytest -q -m "not slow"` is the fast tier; the full run is the README's and CI's.
+
+# Modules no test can keep in sys.modules, and where they are run instead.
+NOT_IMPORTABLE = {"tui_gen.__main__": "raises SystemExit on import; tests/cli/test_main_module.py"}
+_UNTOUCHED = pytest.StashKey[list[str]]()
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.get_closest_marker("smollm2") is not None:  # a real 135M model: always slow
+        item.add_marker(pytest.mark.slow)
+
+
+def _ran_the_whole_tier(config: pytest.Config) -> bool:
+    """True when the run was the whole fast tier or the whole suite: every test under tests/,
+    filtered by nothing but `-m "not slow"`."""
+    opt = config.option
+    if opt.markexpr.strip() not in ("", "not slow") or opt.keyword or opt.collectonly:
+        return False
+    if getattr(opt, "deselect", None) or getattr(opt, "lf", False) or getattr(opt, "stepwise", 0):
+        return False
+    if getattr(opt, "ignore", None) or getattr(opt, "ignore_glob", None):
+        return False
+    here = config.invocation_params.dir
+    roots = {(here / arg.split("::")[0]).resolve() for arg in config.args}
+    return roots <= {REPO, REPO / "tests"}
+
+
+def untouched_modules() -> list[str]:
+    """The modules of tui_gen/ that nothing in this process imported."""
+    names = []
+    for path in sorted((REPO / "tui_gen").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return [n for n in names if n not in sys.modules and n not in NOT_IMPORTABLE]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The fast tier must still touch every module: a run of the whole tier (or suite) that
+    completed fails when some tui_gen module was never imported in this process (a module only
+    a slow test, or only a subprocess, imports)."""
+    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    if not complete or session.shouldstop or session.shouldfail:
+        return
+    if not _ran_the_whole_tier(session.config):
+        return
+    missing = untouched_modules()
+    if missing:
+        session.config.stash[_UNTOUCHED] = missing
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    missing = config.stash.get(_UNTOUCHED, [])
+    if missing:
+        terminalreporter.write_sep("=", "tui_gen modules no test of this run imported", red=True)
+        for name in missing:
+            terminalreporter.write_line(f"  {name}")
+        terminalreporter.write_line("give each a fast test (or import it in one); the run failed")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,7 +113,7 @@ class FakeEngine:
                 break
             if self.pause_after is not None and i == self.pause_after:
                 self.paused.set()
-                self.resume.wait(timeout=30)
+                self._hold(cancel)
             generated.append(i)
             text += piece
             self._cached += 1
@@ -129,6 +130,14 @@ class FakeEngine:
         )
         yield FinishEvent(reason, text, generated, stats)
 
+    def _hold(self, cancel: threading.Event | None) -> None:
+        """The paused step: it lasts until the test resumes it or the app cancels (the app does
+        on exit, so an app that quits mid-reply never waits out the safety net)."""
+        deadline = time.monotonic() + 30  # a safety net against a hung test only
+        while not self.resume.wait(timeout=0.01):
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                return
+
 
 # --- helpers for pilot tests ---------------------------------------------------------------------
 
@@ -136,8 +145,6 @@ class FakeEngine:
 async def wait_until(pilot: Any, predicate: Any, what: str = "a condition", timeout: float = 20):
     """Let the app run until `predicate()` is true. The timeout is only a safety net against a
     hung test, never what a test checks."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -110,6 +110,7 @@ async def test_streams_a_reply_and_shows_every_token(tmp_path: Path, engine: Any
         assert app.chat.messages[-1] == {"role": "assistant", "content": finish.text}
 
 
+@pytest.mark.slow
 async def test_stop_halts_decoding_within_one_step(tmp_path: Path, engine: Any) -> None:
     rec = Recorder(engine, gate_after=5)
     app = make_app(tmp_path, engine, sampling={"max_new_tokens": 200})
@@ -152,6 +153,7 @@ async def test_reset_clears_conversation_and_kv_cache(tmp_path: Path, engine: An
         await wait_until(pilot, lambda: (tmp_path / "transcripts" / f"{old_id}.json").exists())
 
 
+@pytest.mark.slow
 async def test_reset_while_generating_stops_first(tmp_path: Path, engine: Any) -> None:
     rec = Recorder(engine, gate_after=3)
     app = make_app(tmp_path, engine, sampling={"max_new_tokens": 200})

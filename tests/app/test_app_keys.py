@@ -27,6 +27,7 @@ def notes(app: Any) -> list[str]:
 # --- keys --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_enter_sends_and_ctrl_j_adds_a_newline(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -41,6 +42,7 @@ async def test_enter_sends_and_ctrl_j_adds_a_newline(tmp_path: Path) -> None:
         assert len(app.conversation.turns) == 2
 
 
+@pytest.mark.slow
 async def test_up_and_down_walk_the_prompt_history(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -165,6 +167,7 @@ async def test_ctrl_s_exports_markdown(tmp_path: Path) -> None:
         assert "43 tokens · 40.0 tok/s · first token 0.12 s · finished" in md
 
 
+@pytest.mark.slow
 async def test_f1_help_lists_every_binding_and_command(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -210,6 +213,7 @@ async def test_f4_opens_the_theme_picker(tmp_path: Path) -> None:
         assert isinstance(app.screen, CommandPalette)
 
 
+@pytest.mark.slow
 async def test_ctrl_o_opens_transcripts_and_ctrl_q_quits_saving(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -253,6 +257,19 @@ async def test_keymap_from_settings_remaps_keys(tmp_path: Path) -> None:
 # --- command palette ---------------------------------------------------------------------------
 
 
+def palette_hits(app: Any) -> list[str]:
+    """The commands the open command palette lists (it searches on a worker)."""
+    from textual.command import CommandList
+
+    lists = app.screen.query(CommandList)
+    if not lists:
+        return []
+    options = lists.first()
+    prompts = (str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
+    return [prompt.split("\n")[0] for prompt in prompts]  # the title, without the help line
+
+
+@pytest.mark.slow
 async def test_palette_lists_every_action_and_runs_them(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -267,7 +284,7 @@ async def test_palette_lists_every_action_and_runs_them(tmp_path: Path) -> None:
             assert title in titles, title
         await pilot.press("ctrl+p")
         await pilot.press(*"New conversation")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: palette_hits(app) == ["New conversation"], "the search")
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.conversation.turns == [], "the palette command")
 
@@ -287,6 +304,7 @@ async def test_palette_reset_sampling_restores_model_defaults(tmp_path: Path) ->
 # --- slash commands ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "param", "value"),
     [
@@ -315,6 +333,7 @@ async def test_sampling_slash_commands_set_the_next_reply(
         assert any("is " in n for n in notes(app))  # without a value: tells the current one
 
 
+@pytest.mark.slow
 async def test_slash_system_sets_shows_and_clears(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -330,6 +349,7 @@ async def test_slash_system_sets_shows_and_clears(tmp_path: Path) -> None:
         assert app.chat.system is None and app.conversation.system is None
 
 
+@pytest.mark.slow
 async def test_slash_reset_and_help_and_theme(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -348,6 +368,7 @@ async def test_slash_reset_and_help_and_theme(tmp_path: Path) -> None:
         assert isinstance(app.screen, HelpScreen)
 
 
+@pytest.mark.slow
 async def test_slash_save_writes_markdown_where_asked(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -361,6 +382,7 @@ async def test_slash_save_writes_markdown_where_asked(tmp_path: Path) -> None:
         assert target.read_text().startswith("# pancakes?")
 
 
+@pytest.mark.slow
 async def test_bad_slash_commands_explain_and_keep_the_app_going(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -80,6 +80,7 @@ async def test_a_reply_in_progress_is_saved_as_interrupted(tmp_path: Path, monke
         )
 
 
+@pytest.mark.slow
 async def test_browser_reopens_a_conversation_to_continue(tmp_path: Path) -> None:
     store = TranscriptStore(tmp_path / "transcripts")
     old_conversation(store, "About bread", "2025-01-01T10:00:00+00:00")
@@ -127,6 +128,7 @@ async def test_browser_skips_corrupt_files_with_a_notice_and_keeps_them(tmp_path
         assert (folder / "broken.json").exists() and (folder / "alien.json").exists()
 
 
+@pytest.mark.slow
 async def test_browser_deletes_after_confirming_into_the_trash(tmp_path: Path) -> None:
     store = TranscriptStore(tmp_path / "transcripts")
     conv = old_conversation(store, "Delete me", "2025-01-01T10:00:00+00:00")
@@ -160,6 +162,7 @@ async def test_browser_exports_markdown(tmp_path: Path) -> None:
         assert md.startswith("# Export me\n") and "Answer about Export me." in md
 
 
+@pytest.mark.slow
 async def test_deleting_the_open_conversation_never_writes_it_back(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -121,6 +121,7 @@ def test_context_bar() -> None:
     assert context_bar(500, 100) == "▰" * 10
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("isolated_dirs")
 async def test_app_sliders_apply_to_the_next_reply_and_persist(tmp_path: Path) -> None:
     fake = FakeEngine()
@@ -161,6 +162,7 @@ async def test_command_line_values_beat_remembered_ones(tmp_path: Path) -> None:
         assert app.sampling["top_p"] == 0.9  # from the model
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("isolated_dirs")
 async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
     tmp_path: Path,
@@ -174,7 +176,7 @@ async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
         await wait_until(pilot, fake.paused.is_set)
         view = app.chat_view
         await wait_until(pilot, lambda: "Step 19:" in view.last_reply().source)
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
         assert view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y  # pinned
         view.focus()
         await pilot.press("pageup")  # the user wants to read something further up
@@ -183,7 +185,7 @@ async def test_streaming_stays_pinned_to_the_bottom_unless_the_user_scrolls_up(
         assert held < view.max_scroll_y
         fake.resume.set()
         await wait_until(pilot, lambda: not app.generating)
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
         assert view.scroll_y == held < view.max_scroll_y  # the text did not yank the view
         await pilot.press("end")  # back at the bottom: pinned again for the next reply
         await pilot.pause()

@@ -76,11 +76,12 @@ def cells(app: App[Any]) -> list[list[tuple[str, Any]]]:
 async def screen_of(app: App[Any], size: tuple[int, int], theme: str) -> Any:
     async with app.run_test(size=size) as pilot:
         app.theme = theme
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
         widgets = sum(1 for _ in app.query_one(Markdown).walk_children())
         return cells(app), widgets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 @pytest.mark.parametrize("width", [44, 90])
 async def test_lists_draw_exactly_like_textuals_with_fewer_widgets(theme: str, width: int) -> None:
@@ -111,7 +112,7 @@ async def test_streamed_in_fragments_ends_like_the_whole_text(step: int) -> None
                 await pilot.pause()
                 first_item = md.query(CompactItem).first()
         await stream.stop()
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
         streamed = cells(app)
         assert md.source == DOCUMENT
         # the first item was updated in place, never rebuilt
@@ -140,7 +141,7 @@ async def test_an_item_of_several_paragraphs_grows_in_place() -> None:
             rows = md.query("ReplyOrderedList > Horizontal")
             if row is None and rows:
                 row = rows.first()
-        await pilot.pause(0.2)
+        await pilot.wait_for_scheduled_animations()
         grown = cells(app)
         assert row is not None and row.is_attached  # never rebuilt
     whole, _ = await screen_of(One(Markdown, text), (50, 20), "textual-dark")

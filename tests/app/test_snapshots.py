@@ -1,16 +1,15 @@
 """Snapshot tests of the app's main states (pytest-textual-snapshot).
 
 Deterministic by construction: a fixed terminal size, the scripted FakeEngine (fixed text and
-fixed stats), fixed transcript dates, one fixed folder for settings and transcripts (its path is
-on screen in two places), no clock-derived text. Update after an intended change with
+fixed stats), fixed transcript dates, no clock-derived text. Every file a test writes goes to its
+own tmp_path (also HOME), which is the working directory, so the transcripts folder on screen
+is the relative `transcripts`. Update after an intended change with
 `pytest tests/app/test_snapshots.py --snapshot-update` and review the SVGs.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,27 @@ from fake_engine import RECIPE, FakeEngine, make_app, ready, reply, send, wait_u
 from tui_gen.app.transcripts.store import Conversation, TranscriptStore, Turn
 from tui_gen.errors import ModelLoadError
 
+pytestmark = pytest.mark.slow  # an app run and an SVG compare each
 SIZE = (110, 34)
-BASE = Path(tempfile.gettempdir()) / "tui-gen-snapshots"
 
 
 @pytest.fixture
-def base(monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.rmtree(BASE, ignore_errors=True)
-    BASE.mkdir(parents=True)
-    monkeypatch.setenv("TUI_GEN_CONFIG_DIR", str(BASE / "config"))
-    monkeypatch.setenv("TUI_GEN_DATA_DIR", str(BASE / "data"))
-    return BASE
+def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmp_path as the working directory and HOME, with relative folders for the app's files
+    (the transcripts folder is on screen, so it must not show the per-run path)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TUI_GEN_CONFIG_DIR", "config")
+    monkeypatch.setenv("TUI_GEN_DATA_DIR", "data")
+    return Path(".")
 
 
 async def _settle(pilot: Any) -> None:
     """Let the screen catch up; no toasts, no blinking cursor (its phase depends on timing)."""
     for area in pilot.app.query("TextArea"):
         area.cursor_blink = False
-    await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
     pilot.app.clear_notifications()
     await pilot.pause()
 

@@ -72,6 +72,7 @@ def chat_reply(gen, prompt: str, max_new_tokens: int) -> str:
     return gen.generate(ids, do_sample=False, max_new_tokens=max_new_tokens)
 
 
+@pytest.mark.slow
 def test_one_prompt_streamed_no_stream_stdin_and_json(tiny_llama: Path) -> None:
     flags = ["--greedy", "--max-new-tokens", "24"]
     streamed = ok(tiny_llama, "--prompt", "The quick brown", *flags).stdout
@@ -94,6 +95,7 @@ def test_one_prompt_streamed_no_stream_stdin_and_json(tiny_llama: Path) -> None:
     assert chat_reply(gen, "The quick brown", 24) == rec["reply"]
 
 
+@pytest.mark.slow
 def test_prompt_files_batches_seeds_and_return_sequences(tiny_gpt2: Path, tmp_path: Path) -> None:
     jsonl = tmp_path / "prompts.jsonl"
     lines = [
@@ -145,12 +147,14 @@ def test_prompt_files_batches_seeds_and_return_sequences(tiny_gpt2: Path, tmp_pa
         assert reply == text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
+@pytest.mark.slow
 def test_return_sequences_text_and_raw(tiny_llama: Path) -> None:
     r = ok(tiny_llama, "--prompt", "Hi", "--raw", "--seed", "3", "--num-return-sequences", "2",
            "--max-new-tokens", "5", "--temperature", "1.5", "--top-k", "0")  # fmt: skip
     assert r.stdout.startswith("[1/2]\n") and "\n[2/2]\n" in r.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_partial_reply(tiny_root: Path) -> None:
     from tiny_models import make_model  # (conftest puts tests/ on the path)
 
@@ -241,6 +245,7 @@ def test_missing_model_fails_fast(tmp_path: Path) -> None:
     _assert_one_line_error(run("info", tmp_path / "nope"), "no such file or directory")
 
 
+@pytest.mark.slow
 def test_bad_input_found_after_loading(tiny_byte: Path) -> None:
     """An error only the loaded model can reveal: still one line and exit 2."""
     _assert_one_line_error(run(tiny_byte, "--prompt", "x", "--system", "s"), "chat template")

@@ -70,6 +70,7 @@ def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
         describe(str(tmp_path / "nope"))
 
 
+@pytest.mark.slow
 def test_console_script(tiny_llama: Path) -> None:
     r = subprocess.run(
         [TUI_GEN, "info", str(tiny_llama), "--json"], capture_output=True, text=True, env=ENV

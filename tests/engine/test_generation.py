@@ -42,6 +42,7 @@ unicode_text = st.lists(
 _TOK = build_tokenizer()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(text=unicode_text)
 def test_stream_decode_concatenates_to_full_decode(text: str) -> None:

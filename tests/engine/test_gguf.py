@@ -637,8 +637,8 @@ def smollm2_ckpt() -> GGUFCheckpoint:
 
 
 @pytest.fixture(scope="module")
-def smollm2_ref(tmp_path_factory) -> Path:
-    return smollm2.reference_dir(tmp_path_factory.mktemp("smollm2"))
+def smollm2_ref() -> Path:
+    return smollm2.reference_dir()
 
 
 SMOLLM2_TEXT = [

@@ -187,6 +187,7 @@ def test_library_is_cached_per_source_and_cpu(
     assert build.library_path(cc) != path  # a shared home never hands one CPU another's build
 
 
+@pytest.mark.slow
 def test_a_fresh_process_builds_into_an_empty_cache(tmp_path: Path) -> None:
     env = {**os.environ, "TUI_GEN_CACHE_DIR": str(tmp_path)}
     code = (
@@ -200,6 +201,7 @@ def test_a_fresh_process_builds_into_an_empty_cache(tmp_path: Path) -> None:
     assert len(list((tmp_path / "kernels").glob("qmatmul-*.so"))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 vector variants"
 )
