@@ -59,7 +59,9 @@ class FakeEngine:
         self.error = error
         self.paused = threading.Event()  # set when the stream reached pause_after
         self.resume = threading.Event()  # set by the test to continue
-        self.calls: list[dict[str, Any]] = []  # params and prompt of every generation
+        #: params, prompt size and prompt text (as the chat session rendered it) of every generation
+        self.calls: list[dict[str, Any]] = []
+        self._last_text = ""
         self.resets = 0
         self.yielded = 0  # TokenEvents yielded in total
         self._cached = 0
@@ -75,6 +77,7 @@ class FakeEngine:
         return base.replace(**overrides)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        self._last_text = text  # the chat session encodes the prompt it sends last
         return list(range(len(text.split()) + int(add_special_tokens)))
 
     def reset(self) -> None:
@@ -97,7 +100,9 @@ class FakeEngine:
             self._busy.release()
 
     def _run(self, ids: list[int], p: SamplingParams, cancel: threading.Event | None):
-        self.calls.append({"params": p.to_dict(), "prompt_tokens": len(ids)})
+        self.calls.append(
+            {"params": p.to_dict(), "prompt_tokens": len(ids), "prompt": self._last_text}
+        )
         if self.error is not None:
             raise self.error
         pieces = re.findall(r"\S+\s*|\s+", self.next_reply())
@@ -169,6 +174,17 @@ def make_app(
     )
     app.fake = engine  # type: ignore[attr-defined]
     return app
+
+
+def model_messages(app: Any) -> list[dict[str, str]]:
+    """The messages the app's next request sends the model (derived from its history)."""
+    return [dict(m) for m in app.history.request_messages()]
+
+
+def model_prompt(app: Any) -> str:
+    """The prompt text the app's next request sends the model (before the generation prompt
+    is added, the newest user message included)."""
+    return app.chat.render(app.history.request_messages(), system=app.history.system)
 
 
 async def ready(pilot: Any) -> None:
