@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
+from tui_gen.engine.events import Event, FinishEvent, FinishReason, GenerationStats, TokenEvent
 from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
@@ -91,7 +91,7 @@ class FakeEngine:
 
     def stream_events(
         self, prompt: list[int], params: SamplingParams, *, cancel: threading.Event | None = None
-    ) -> Iterator[Any]:
+    ) -> Iterator[Event]:
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
@@ -99,7 +99,9 @@ class FakeEngine:
         finally:
             self._busy.release()
 
-    def _run(self, ids: list[int], p: SamplingParams, cancel: threading.Event | None):
+    def _run(
+        self, ids: list[int], p: SamplingParams, cancel: threading.Event | None
+    ) -> Iterator[Event]:
         self.calls.append(
             {"params": p.to_dict(), "prompt_tokens": len(ids), "prompt": self._last_text}
         )
@@ -107,7 +109,8 @@ class FakeEngine:
             raise self.error
         pieces = re.findall(r"\S+\s*|\s+", self.next_reply())
         self._cached = len(ids)
-        text, generated, reason = "", [], "eos"
+        text, generated = "", []
+        reason: FinishReason = "eos"
         for i, piece in enumerate(pieces):
             if i >= p.max_new_tokens:
                 reason = "length"

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_gen.engine.events import Event, FinishEvent, NoticeEvent
 from tui_gen.engine.protocol import ChatEngine, ChatMessage
@@ -311,3 +311,12 @@ class ChatSession:
         """Clear the conversation and the KV cache (the system prompt stays)."""
         self.messages.clear()
         self.generator.reset()
+
+
+if TYPE_CHECKING:
+    from tui_gen.engine.generator import Generator
+    from tui_gen.engine.protocol import ChatBackend
+
+    def _satisfies_the_protocols(gen: Generator) -> tuple[ChatEngine, ChatBackend]:
+        """For mypy only: the Generator is a ChatEngine and a ChatSession a ChatBackend."""
+        return gen, ChatSession(gen)

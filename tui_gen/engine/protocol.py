@@ -75,7 +75,7 @@ class ChatEngine(Protocol):
     def stream_events(
         self,
         prompt: list[int],
-        params: SamplingParams | None = None,
+        params: SamplingParams,
         *,
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
