@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
+from tui_gen.engine.events import Event, FinishEvent, FinishReason, GenerationStats, TokenEvent
 from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
@@ -60,7 +60,9 @@ class FakeEngine:
         self.error = error
         self.paused = threading.Event()  # set when the stream reached pause_after
         self.resume = threading.Event()  # set by the test to continue
-        self.calls: list[dict[str, Any]] = []  # params and prompt of every generation
+        #: params, prompt size and prompt text (as the chat session rendered it) of every generation
+        self.calls: list[dict[str, Any]] = []
+        self._last_text = ""
         self.resets = 0
         self.yielded = 0  # TokenEvents yielded in total
         self._cached = 0
@@ -76,6 +78,7 @@ class FakeEngine:
         return base.replace(**overrides)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        self._last_text = text  # the chat session encodes the prompt it sends last
         return list(range(len(text.split()) + int(add_special_tokens)))
 
     def reset(self) -> None:
@@ -89,7 +92,7 @@ class FakeEngine:
 
     def stream_events(
         self, prompt: list[int], params: SamplingParams, *, cancel: threading.Event | None = None
-    ) -> Iterator[Any]:
+    ) -> Iterator[Event]:
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
@@ -97,13 +100,18 @@ class FakeEngine:
         finally:
             self._busy.release()
 
-    def _run(self, ids: list[int], p: SamplingParams, cancel: threading.Event | None):
-        self.calls.append({"params": p.to_dict(), "prompt_tokens": len(ids)})
+    def _run(
+        self, ids: list[int], p: SamplingParams, cancel: threading.Event | None
+    ) -> Iterator[Event]:
+        self.calls.append(
+            {"params": p.to_dict(), "prompt_tokens": len(ids), "prompt": self._last_text}
+        )
         if self.error is not None:
             raise self.error
         pieces = re.findall(r"\S+\s*|\s+", self.next_reply())
         self._cached = len(ids)
-        text, generated, reason = "", [], "eos"
+        text, generated = "", []
+        reason: FinishReason = "eos"
         for i, piece in enumerate(pieces):
             if i >= p.max_new_tokens:
                 reason = "length"
@@ -176,6 +184,17 @@ def make_app(
     )
     app.fake = engine  # type: ignore[attr-defined]
     return app
+
+
+def model_messages(app: Any) -> list[dict[str, str]]:
+    """The messages the app's next request sends the model (derived from its history)."""
+    return [dict(m) for m in app.history.request_messages()]
+
+
+def model_prompt(app: Any) -> str:
+    """The prompt text the app's next request sends the model (before the generation prompt
+    is added, the newest user message included)."""
+    return app.chat.render(app.history.request_messages(), system=app.history.system)
 
 
 async def ready(pilot: Any) -> None:

@@ -126,6 +126,8 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("tui_gen.models", ("tui_gen.engine", "tui_gen.app", "tui_gen.cli", "textual")),
         ("tui_gen.app", ("torch", "tui_gen.cli", "tui_gen.models", "tui_gen.engine.native")),
         ("tui_gen.options", ("torch", "textual", "tui_gen.engine", "tui_gen.app")),
+        # what the app (and a remote backend) may import of the engine: torch-free
+        ("tui_gen.engine.protocol", ("torch", "tui_gen.models", "tui_gen.engine.generator")),
         ("tui_gen.errors", ("torch", "textual", "tui_gen")),
         ("tui_gen", ("dev", "tests")),
     ],
@@ -146,6 +148,7 @@ def test_the_checks_can_fail() -> None:
         ("tui_gen.cli", ("torch", "textual")),  # --help and flag errors are instant
         ("tui_gen.app.app", ("torch",)),  # the app paints before torch loads
         ("tui_gen.options", ("torch", "textual")),
+        ("tui_gen.engine.protocol", ("torch", "textual")),
     ],
 )
 def test_importing_does_not_pull_in(module: str, absent: tuple[str, ...]) -> None:

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
+from fake_engine import (
+    FakeEngine,
+    isolated_dirs,
+    make_app,
+    model_messages,
+    ready,
+    reply,
+    send,
+    wait_until,
+)
 
 from tui_gen.app.messages import ReplyChunk
 from tui_gen.app.widgets.chat_view import ReplyTurn, UserTurn
@@ -107,7 +116,7 @@ async def test_streams_a_reply_and_shows_every_token(tmp_path: Path, engine: Any
         assert "40 tokens" in str(shown.query_one(".reply--meta").render())
         assert app.status.state == "ready" and "tok/s" in app.status.speed
         assert app.status.context_used == engine.cached_tokens > 40
-        assert app.chat.messages[-1] == {"role": "assistant", "content": finish.text}
+        assert model_messages(app)[-1] == {"role": "assistant", "content": finish.text}
 
 
 @pytest.mark.slow
@@ -130,7 +139,7 @@ async def test_stop_halts_decoding_within_one_step(tmp_path: Path, engine: Any) 
         assert widget.has_class("-stopped")
         assert "stopped by the user" in str(widget.query_one(".reply--meta").render())
         assert app.status.state == "stopped"
-        assert app.chat.messages[-1]["content"] == rec.finish.text  # partial reply kept
+        assert model_messages(app)[-1]["content"] == rec.finish.text  # partial reply kept
         await pilot.press(*"/max_tokens 3", "enter")
         await reply(pilot, "go on")  # the engine is free again
         assert app.conversation.turns[-1].stats["generated_tokens"] == 3
@@ -146,7 +155,7 @@ async def test_reset_clears_conversation_and_kv_cache(tmp_path: Path, engine: An
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert engine.cached_tokens == 0
-        assert app.chat.messages == [] and app.conversation.turns == []
+        assert model_messages(app) == [] and app.conversation.turns == []
         assert app.conversation.id != old_id
         assert app.chat_view.turns == [] and app.chat_view.welcome.display
         assert app.status.context_used == 0
@@ -164,7 +173,7 @@ async def test_reset_while_generating_stops_first(tmp_path: Path, engine: Any) -
         threading.Timer(0.05, rec.release.set).start()
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not app.generating and app.conversation.turns == [] and app.chat.messages == []
+        assert not app.generating and app.conversation.turns == [] and model_messages(app) == []
         assert engine.cached_tokens == 0
         rec.restore()
         await pilot.press(*"/max_tokens 3", "enter")
@@ -185,7 +194,7 @@ async def test_regenerate_replaces_the_last_reply(tmp_path: Path, engine: Any) -
         assert turns[-1].content == rec.finish.text
         assert turns[-1].params["seed"] == 9  # seed + reply number: a new draw
         assert len(app.chat_view.query(ReplyTurn)) == 1
-        assert app.chat.messages == [
+        assert model_messages(app) == [
             {"role": "user", "content": "name a herb"},
             {"role": "assistant", "content": rec.finish.text},
         ]
@@ -201,7 +210,7 @@ async def test_edit_last_prompt_and_resend(tmp_path: Path, engine: Any) -> None:
         await pilot.pause()
         assert app.prompt.text == "secnod question"
         assert [t.content for t in app.conversation.turns][:1] == ["first question"]
-        assert len(app.conversation.turns) == 2 and len(app.chat.messages) == 2
+        assert len(app.conversation.turns) == 2 and len(model_messages(app)) == 2
         assert len(app.chat_view.turns) == 2
         app.prompt.clear()
         await reply(pilot, "second question")
@@ -222,7 +231,7 @@ async def test_engine_error_is_a_notice_and_nothing_is_lost(tmp_path: Path) -> N
         notes = [n.message for n in app._notifications]
         assert any("CUDA fell off the table" in n for n in notes)
         assert app.is_running and app.status.state == "ready"
-        assert app.conversation.turns == [] and app.chat.messages == []
+        assert app.conversation.turns == [] and model_messages(app) == []
         assert app.chat_view.turns == []
         assert app.prompt.text == "will this work?"  # the message comes back to the box
         fake.error = None
@@ -264,7 +273,7 @@ async def test_first_paint_does_not_wait_for_the_model(tmp_path: Path) -> None:
         assert [t.content for t in app.conversation.turns] == ["queued while loading"]
         loaded.set()
         await wait_until(pilot, lambda: len(app.conversation.turns) == 2 and not app.generating)
-        assert fake.calls and app.chat.messages[0]["content"] == "queued while loading"
+        assert fake.calls and model_messages(app)[0]["content"] == "queued while loading"
 
 
 def test_importing_the_app_does_not_import_torch(tmp_path: Path) -> None:

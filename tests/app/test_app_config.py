@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply
+from fake_engine import FakeEngine, isolated_dirs, make_app, model_prompt, ready, reply
 
 from tui_gen.app import run_app
 from tui_gen.app.app import TuiGenApp
@@ -51,7 +51,7 @@ async def test_flags_reach_the_engine(tmp_path: Path) -> None:
     app = make_app(tmp_path, fake, sampling={"top_k": 7}, seed=3, stop=["END"], system="Be brief.")
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        assert app.chat.system == "Be brief."
+        assert app.history.system == "Be brief."
         await reply(pilot, "hi")
         params = fake.calls[-1]["params"]
         assert params["top_k"] == 7 and params["seed"] == 4  # seed + reply number
@@ -105,7 +105,7 @@ async def test_a_model_without_chat_template_uses_the_plain_format(
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await reply(pilot, "Hello")
-        assert app.chat.render().startswith("User: Hello\nAssistant:")
+        assert model_prompt(app).startswith("User: Hello\nAssistant:")
         turn = app.conversation.turns[-1]
         assert turn.content == turn.content.strip()  # the plain format strips replies
         assert app.status.context_max == engine.max_context

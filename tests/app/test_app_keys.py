@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import RECIPE, FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
+from fake_engine import (
+    RECIPE,
+    FakeEngine,
+    isolated_dirs,
+    make_app,
+    model_messages,
+    model_prompt,
+    ready,
+    reply,
+    send,
+    wait_until,
+)
 from textual.command import CommandPalette
 
 from tui_gen.app.commands import binding_ids
@@ -90,7 +101,7 @@ async def test_ctrl_r_resets(tmp_path: Path) -> None:
         await reply(pilot, "hi")
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert app.conversation.turns == [] and app.chat.messages == [] and fake.resets == 1
+        assert app.conversation.turns == [] and model_messages(app) == [] and fake.resets == 1
 
 
 async def test_ctrl_g_regenerates(tmp_path: Path) -> None:
@@ -134,7 +145,7 @@ async def test_ctrl_l_edits_the_last_prompt(tmp_path: Path) -> None:
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert app.prompt.text == "typo questoin" and app.conversation.turns == []
-        assert app.chat.messages == []
+        assert model_messages(app) == []
 
 
 async def test_f5_copies_the_reply_and_f8_the_code_block(tmp_path: Path) -> None:
@@ -339,14 +350,14 @@ async def test_slash_system_sets_shows_and_clears(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press(*"/system You are a [b]French[/b] chef.", "enter")
-        assert app.chat.system == app.conversation.system == "You are a [b]French[/b] chef."
+        assert app.history.system == app.conversation.system == "You are a [b]French[/b] chef."
         await pilot.press(*"/system", "enter")
         await pilot.pause()
         assert any(n == "System prompt: You are a [b]French[/b] chef." for n in notes(app))
         await reply(pilot, "hi")
-        assert app.chat.render().startswith("You are a [b]French[/b] chef.\n\nUser: hi\n")
+        assert model_prompt(app).startswith("You are a [b]French[/b] chef.\n\nUser: hi\n")
         await pilot.press(*"/system -", "enter")
-        assert app.chat.system is None and app.conversation.system is None
+        assert app.history.system is None and app.conversation.system is None
 
 
 @pytest.mark.slow
@@ -357,7 +368,7 @@ async def test_slash_reset_and_help_and_theme(tmp_path: Path) -> None:
         await reply(pilot, "hi")
         await pilot.press(*"/reset", "enter")
         await pilot.pause()
-        assert app.conversation.turns == [] and app.chat.messages == []
+        assert app.conversation.turns == [] and model_messages(app) == []
         await pilot.press(*"/theme basil", "enter")
         assert app.theme == "basil"
         await pilot.press(*"/theme", "enter")
@@ -411,6 +422,6 @@ async def test_a_failed_regenerate_keeps_the_previous_reply(tmp_path: Path) -> N
         await wait_until(pilot, lambda: not app.generating and len(fake.calls) == 2)
         await pilot.pause()
         assert [t.content for t in app.conversation.turns] == ["q", "the first answer"]
-        assert app.chat.messages[-1]["content"] == "the first answer"
+        assert model_messages(app)[-1]["content"] == "the first answer"
         assert app.chat_view.last_reply().source == "the first answer"
         assert any("out of memory" in n for n in notes(app))

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import FakeEngine, isolated_dirs, make_app, ready, reply, send, wait_until
+from fake_engine import (
+    FakeEngine,
+    isolated_dirs,
+    make_app,
+    model_messages,
+    ready,
+    reply,
+    send,
+    wait_until,
+)
 from textual.widgets import DataTable
 
 from tui_gen.app import generation as generation_module
@@ -99,7 +108,7 @@ async def test_browser_reopens_a_conversation_to_continue(tmp_path: Path) -> Non
         await wait_until(pilot, lambda: app.conversation.id == soup.id)
         assert not isinstance(app.screen, TranscriptBrowser)
         assert [type(w) for w in app.chat_view.turns] == [UserTurn, ReplyTurn]
-        assert app.chat.messages == soup.messages() and fake.resets == 1
+        assert model_messages(app) == soup.messages() and fake.resets == 1
         await pilot.pause()
         assert any("old-model" in n.message for n in app._notifications)
         await reply(pilot, "and the garnish?")

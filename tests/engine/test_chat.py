@@ -167,3 +167,20 @@ def test_plain_format_model_stops_at_next_user_turn(tiny_llama: Path, tmp_path: 
     assert "\nUser:" in p.stop_strings
     _finish(chat.send("Hi", max_new_tokens=4, seed=0))
     assert chat.render(add_generation_prompt=False).startswith("S\n\nUser: Hi\nAssistant:")
+
+
+def test_stream_reply_uses_the_callers_messages_and_reuses_the_cache(chat_gen: Generator) -> None:
+    from types import MappingProxyType
+
+    chat = ChatSession(chat_gen)
+    first = (MappingProxyType({"role": "user", "content": "Hello"}),)
+    f1 = _finish(chat.stream_reply(first, chat.params(max_new_tokens=6, seed=0), system="Sys"))
+    assert chat.messages == [] and chat.system is None  # the caller owns the conversation
+    second = (
+        *first,
+        MappingProxyType({"role": "assistant", "content": f1.text}),
+        MappingProxyType({"role": "user", "content": "More"}),
+    )
+    f2 = _finish(chat.stream_reply(second, chat.params(max_new_tokens=6, seed=0), system="Sys"))
+    assert f2.stats.prefill_tokens < f2.stats.prompt_tokens  # only the new tokens prefilled
+    assert chat.count_tokens(second, "Sys") == f2.stats.prompt_tokens

@@ -1,11 +1,12 @@
 """The tui-gen chat application: layout, key bindings, actions, slash commands, settings.
 
 Threads and ownership: the model loads and generates on Textual thread workers (worker.py) that
-post messages (messages.py); only this class touches widgets, the Conversation (what is saved)
-and the settings. The ChatSession (what the model sees) is handed to one worker at a time; the
-app touches it only while no generation runs, and always cancels and waits for the running
-worker before reset, regenerate, edit, reopen or quit, because a Generator refuses a second
-concurrent generation (the reply lifecycle itself is in generation.py).
+post messages (messages.py); only this class touches widgets, the History (history.py: the one
+conversation, which the saved transcript and the prompt sent to the model both come from) and
+the settings. A worker gets an immutable snapshot of the conversation and never changes app
+state. The app always cancels and waits for the running worker before reset, regenerate, edit,
+reopen or quit, because a Generator refuses a second concurrent generation (the reply
+lifecycle itself is in generation.py).
 
 Every action has a binding with an id, so it can be remapped in the settings file (Textual's
 keymap), is listed in the help screen (F1), and has a command-palette entry (Ctrl+P).
@@ -19,17 +20,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from tui_gen.app import commands, gcpause, slash
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
+from tui_gen.app.history import History
 from tui_gen.app.messages import EngineFailed, EngineLoaded, ModelInfo
 from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values
 from tui_gen.app.screens.help import HelpScreen
@@ -41,9 +45,7 @@ from tui_gen.app.transcripts.store import (
     Conversation,
     TranscriptError,
     TranscriptStore,
-    Turn,
     export_markdown,
-    now_iso,
     stats_line,
 )
 from tui_gen.app.widgets.chat_view import ChatView
@@ -51,6 +53,7 @@ from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
 from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
+from tui_gen.engine.protocol import ChatBackend, ChatEngine
 from tui_gen.sanitize import sanitize
 
 #: below this width the sampling panel starts hidden (F2 still shows it)
@@ -58,7 +61,7 @@ NARROW_WIDTH = 100
 PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
 
 
-class TuiGenApp(GenerationMixin, App[int]):
+class TuiGenApp(GenerationMixin):
     """Chat with a local language model."""
 
     TITLE = "tui-gen"
@@ -91,7 +94,7 @@ class TuiGenApp(GenerationMixin, App[int]):
         self,
         config: AppConfig,
         *,
-        engine_factory: Callable[[], Any] | None = None,
+        engine_factory: Callable[[], ChatEngine] | None = None,
         settings: Settings | None = None,
         store: TranscriptStore | None = None,
         flush_interval: float | None = None,
@@ -102,7 +105,7 @@ class TuiGenApp(GenerationMixin, App[int]):
         self.store = store or TranscriptStore(
             Path(config.transcripts) if config.transcripts else data_dir() / "transcripts"
         )
-        self._engine_factory = engine_factory or partial(
+        self._engine_factory: Callable[[], ChatEngine] = engine_factory or partial(
             load_generator,
             config.model,
             config.device,
@@ -111,20 +114,19 @@ class TuiGenApp(GenerationMixin, App[int]):
             config.quantize,
         )
         self._flush_interval = flush_interval
-        self.engine: Any = None
-        self.chat: Any = None
+        self.engine: ChatEngine | None = None
+        self.chat: ChatBackend | None = None
         self.info: ModelInfo | None = None
         self.load_error: str | None = None
-        self.conversation = Conversation.new(self._model_label(), config.system)
+        self.history = History(Conversation.new(self._model_label(), config.system))
         # slider values: flags beat remembered values beat the model's defaults
         self._explicit = {**self.settings.sampling, **config.sampling}
         self.sampling: dict[str, Number] = {p.name: p.default for p in PARAMS} | self._explicit
-        self._generation = None
         self._gen_counter = 0
         self._queued: str | None = None  # a prompt sent while the model was still loading
         self.autosaver = AutoSaver(self.store, self._run_save, self._save_failed)
         self._narrow = False
-        self._settings_timer: Any = None
+        self._settings_timer: Timer | None = None
         self._startup_notes: list[str] = list(self.settings.problems)
         found, problems = load_themes()
         self._startup_notes += problems
@@ -166,18 +168,6 @@ class TuiGenApp(GenerationMixin, App[int]):
             yield SamplingPanel(self.sampling, id="side-panel")
         yield StatusBar(id="status")
         yield Footer(compact=True)
-
-    @property
-    def chat_view(self) -> ChatView:
-        return self.query_one(ChatView)
-
-    @property
-    def prompt(self) -> PromptInput:
-        return self.query_one(PromptInput)
-
-    @property
-    def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
 
     @property
     def panel(self) -> SamplingPanel:
@@ -227,11 +217,9 @@ class TuiGenApp(GenerationMixin, App[int]):
     async def on_engine_loaded(self, message: EngineLoaded) -> None:
         self.engine, self.info, self.chat = message.engine, message.info, message.chat
         info = message.info
-        self.chat.system = self.conversation.system
-        self.chat.messages = self.conversation.messages()
         placeholder = Path(self.config.model).name or self.config.model
         if self.conversation.model in ("", placeholder):  # not a reopened conversation
-            self.conversation.model = info.name
+            self.history.set_model(info.name)
         status = self.status
         status.model = info.name
         status.device = f"{info.device} · {info.dtype}" + (
@@ -251,8 +239,7 @@ class TuiGenApp(GenerationMixin, App[int]):
         )
         if self._queued is not None:
             text, self._queued = self._queued, None
-            self.chat.messages = self.conversation.messages()[:-1]
-            await self._start("send", text)
+            await self._start("send", text)  # the message is already the history's last turn
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         self.load_error = message.error
@@ -284,7 +271,7 @@ class TuiGenApp(GenerationMixin, App[int]):
             self.notify(f"No model: {self.load_error}", severity="error")
             return False
         self.prompt.accept()
-        self.conversation.turns.append(Turn("user", text, now_iso()))
+        self.history.add_user(text)
         await self.chat_view.add_user(text)
         if self.engine is None:
             self._queued = text
@@ -316,7 +303,8 @@ class TuiGenApp(GenerationMixin, App[int]):
         if self.chat is not None:
             self.chat.reset()
         had_turns = bool(self.conversation.turns)
-        self.conversation = Conversation.new(self._model_label(), self.conversation.system)
+        self._save()  # e.g. after Ctrl+L took back its only exchange: the file must agree
+        self.history.start_new(self._model_label())
         await self.chat_view.clear_turns()
         self.status.context_used = 0
         self.status.speed = ""
@@ -345,25 +333,20 @@ class TuiGenApp(GenerationMixin, App[int]):
             self._queued = None
             await self._unsend_last()
             return
-        turns = self.conversation.turns
-        index = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
-        if index is None:
+        taken = self.history.take_back_last_exchange()
+        if taken is None:
             self.notify("There is no message to edit yet.", severity="warning")
             return
-        text = turns[index].content
-        if self.chat is not None:
-            self.chat.pop_last_exchange()
-        await self.chat_view.remove_last(len(turns) - index)
-        del turns[index:]
+        text, removed = taken
+        await self.chat_view.remove_last(removed)
         self.prompt.set_text(text)
         self.prompt.focus()
         self._save()
 
     async def _unsend_last(self) -> None:
         """Put a message that was never answered back into the prompt box."""
-        turns = self.conversation.turns
-        if turns and turns[-1].role == "user":
-            text = turns.pop().content
+        text = self.history.unsend_last()
+        if text is not None:
             await self.chat_view.remove_last(1)
             if not self.prompt.text:
                 self.prompt.set_text(text)
@@ -436,11 +419,9 @@ class TuiGenApp(GenerationMixin, App[int]):
         await self._stop_and_wait()
         self._queued = None
         self._save()
-        self.conversation = conv
+        self.history.replace(conv)
         if self.chat is not None:
             self.chat.reset()  # the KV cache holds the other conversation
-            self.chat.system = conv.system
-            self.chat.messages = conv.messages()
         await self._render_conversation()
         self.status.context_used = 0
         self.status.speed = ""
@@ -456,8 +437,7 @@ class TuiGenApp(GenerationMixin, App[int]):
     def on_transcript_browser_deleted(self, message: TranscriptBrowser.Deleted) -> None:
         if message.conv_id == self.conversation.id:
             # the open conversation was deleted: keep showing it, but never write it back
-            self.conversation.id = Conversation.new(self._model_label()).id
-            self.conversation.turns = []
+            self.history.forget_saved(self._model_label())
             self.call_later(self._render_conversation)
             if self.chat is not None and not self.generating:
                 self.chat.reset()
@@ -521,19 +501,9 @@ class TuiGenApp(GenerationMixin, App[int]):
             )
             return
         value = None if arg == "-" else arg
-        self.conversation.system = value
-        if self.chat is not None and not self.generating:
-            self.chat.system = value
-        elif self.chat is not None:
-            self.call_after_refresh(self._apply_system_when_idle)
+        self.history.set_system(value)  # every request reads it: a running reply keeps its own
         self.notify("System prompt cleared." if value is None else "System prompt set.", timeout=3)
         self._save()
-
-    def _apply_system_when_idle(self) -> None:
-        if self.generating:
-            self.set_timer(0.2, self._apply_system_when_idle)
-        elif self.chat is not None:
-            self.chat.system = self.conversation.system
 
     # --- sliders and settings ------------------------------------------------------------------
     def set_param(self, name: str, value: Number, *, explicit: bool) -> Number:
@@ -552,7 +522,7 @@ class TuiGenApp(GenerationMixin, App[int]):
         if self.sampling.get(message.name) != message.value:
             self.set_param(message.name, message.value, explicit=True)  # the user moved it
 
-    def _theme_changed(self, theme: Any) -> None:
+    def _theme_changed(self, theme: Theme) -> None:
         if self.settings.theme != theme.name:
             self.settings.theme = theme.name
             self._save_settings_later()

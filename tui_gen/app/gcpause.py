@@ -45,10 +45,6 @@ def restore() -> None:
         _saved = None
 
 
-def deferred() -> bool:
-    return _saved is not None
-
-
 def collect() -> None:
     """A full collection now (call it when nothing is streaming)."""
     gc.collect()

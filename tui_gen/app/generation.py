@@ -1,7 +1,7 @@
 """The life of one reply, as the app sees it: start the worker, show batches, wrap up.
 
-A mixin of TuiGenApp (it uses the app's widgets, conversation and autosave), kept apart because
-it is the one part with threads in it. The rules:
+The base class of TuiGenApp (it declares what it uses of the app: the history, the widgets and
+autosave), kept apart because it is the one part with threads in it. The rules:
 
 * one generation at a time; `_generation` is it, until its screen is final;
 * every message carries its generation's id, and messages from a generation that was already
@@ -9,6 +9,8 @@ it is the one part with threads in it. The rules:
 * a generation ends in exactly one place, `_wrap_up`: from its final message, or from
   `_stop_and_wait`, which cancels, waits for the thread (at most one model step) and uses the
   final message the worker returned, so reset/regenerate/quit never race the thread;
+* the worker gets an immutable snapshot of the conversation (GenerationJob) and changes
+  nothing the app owns; the reply goes into the History when its final message arrives;
 * an engine error rolls the conversation back to before the request and says why.
 """
 
@@ -18,20 +20,24 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
+from textual.app import App
 from textual.worker import Worker
 
 from tui_gen.app import gcpause
+from tui_gen.app.config import AppConfig
+from tui_gen.app.history import Checkpoint, History
 from tui_gen.app.messages import ReplyChunk, ReplyFailed, ReplyFinished, ReplyNotice
-from tui_gen.app.params import to_overrides
-from tui_gen.app.transcripts.store import Turn, now_iso, stats_line
-from tui_gen.app.widgets.chat_view import ReplyTurn
-from tui_gen.app.worker import GenerationJob, run_generation
+from tui_gen.app.params import Number, to_overrides
+from tui_gen.app.transcripts.store import Conversation, Turn, now_iso, stats_line
+from tui_gen.app.widgets.chat_view import ChatView, ReplyTurn
+from tui_gen.app.widgets.prompt import PromptInput
+from tui_gen.app.widgets.status import StatusBar
+from tui_gen.app.worker import FLUSH_INTERVAL, GenerationJob, run_generation
+from tui_gen.engine.protocol import ChatBackend
 from tui_gen.sanitize import sanitize
-
-if TYPE_CHECKING:
-    from tui_gen.app.app import TuiGenApp
 
 #: how often a reply that is still streaming is saved (so a crash keeps most of it)
 PARTIAL_SAVE_INTERVAL = 2.0
@@ -44,27 +50,58 @@ class _Generation:
     """The reply being generated: its job, worker and widget."""
 
     job: GenerationJob
-    worker: Worker[Any]
+    worker: Worker[ReplyFinished | ReplyFailed]
     reply: ReplyTurn
-    turns_before: list[Turn]
+    before: Checkpoint  #: the history to go back to if the engine fails
     started: float = field(default_factory=time.monotonic)
     tokens: int = 0
     last_save: float = field(default_factory=time.monotonic)
     ending: bool = False
 
 
-class GenerationMixin:
-    """Reply lifecycle methods of TuiGenApp."""
+class GenerationMixin(App[int]):
+    """The reply lifecycle of TuiGenApp, and the parts of the app it uses."""
 
+    config: AppConfig
+    history: History
+    chat: ChatBackend | None
+    sampling: dict[str, Number]
+    _flush_interval: float | None
     _generation: _Generation | None = None
     _gen_counter: int = 0
+
+    @property
+    def conversation(self) -> Conversation:
+        """The open conversation, as saved (the History changes it)."""
+        return self.history.conversation
+
+    @property
+    def chat_view(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def _model_label(self) -> str:
+        raise NotImplementedError
+
+    def _save(self, partial_reply: str | None = None) -> None:
+        raise NotImplementedError
+
+    async def _render_conversation(self) -> None:
+        raise NotImplementedError
 
     @property
     def generating(self) -> bool:
         """True from the request until the reply's final text is on screen."""
         return self._generation is not None
 
-    def _overrides(self: TuiGenApp) -> dict[str, Any]:
+    def _overrides(self) -> dict[str, Any]:
         o: dict[str, Any] = to_overrides(self.sampling)
         if self.config.stop:
             o["stop_strings"] = list(self.config.stop)
@@ -72,39 +109,47 @@ class GenerationMixin:
             o["seed"] = self.config.seed + self._gen_counter  # reproducible, yet regenerate varies
         return o
 
-    async def _start(self: TuiGenApp, kind: str, text: str = "") -> None:
+    async def _start(self, kind: str, text: str = "") -> None:
+        """Ask for a reply to the history as it is (kind "send": its last turn is the message
+        just sent) or for a new version of the last reply (kind "regenerate")."""
+        assert self.chat is not None
         self._gen_counter += 1
-        job = GenerationJob(self._gen_counter, kind, text, self._overrides())
-        # what the conversation goes back to if the engine fails: without the new message,
-        # or with the reply that was being regenerated
-        turns_before = list(self.conversation.turns)
-        if kind == "send":
-            turns_before = turns_before[:-1]
-        else:
-            self.conversation.turns.pop()
+        # what the history goes back to if the engine fails: without the new message, or
+        # with the reply that was being regenerated
+        before = self.history.checkpoint(drop_last=kind == "send")
+        if kind == "regenerate":
+            self.history.take_reply()
             await self.chat_view.remove_last(1)
+        job = GenerationJob(
+            self._gen_counter,
+            kind,
+            self.history.request_messages(),
+            self.history.system,
+            text,
+            MappingProxyType(self._overrides()),
+        )
         reply = await self.chat_view.add_reply(self._model_label())
         reply.start()
-        kwargs = {} if self._flush_interval is None else {"interval": self._flush_interval}
+        interval = FLUSH_INTERVAL if self._flush_interval is None else self._flush_interval
         worker = self.run_worker(
-            partial(run_generation, self.chat, job, self.post_message, **kwargs),
+            partial(run_generation, self.chat, job, self.post_message, interval=interval),
             thread=True,
             group="generate",
             name=f"generate-{job.gen_id}",
             exit_on_error=False,
         )
-        self._generation = _Generation(job, worker, reply, turns_before)
+        self._generation = _Generation(job, worker, reply, before)
         gcpause.defer_full_collections()
         self.status.state = "generating"
         self.status.speed = "waiting for the first token…"
         self._save()
 
-    def _current(self: TuiGenApp, gen_id: int) -> _Generation | None:
+    def _current(self, gen_id: int) -> _Generation | None:
         """The running generation if `gen_id` is it and it is not being wrapped up."""
         g = self._generation
         return g if g is not None and g.job.gen_id == gen_id and not g.ending else None
 
-    async def on_reply_chunk(self: TuiGenApp, message: ReplyChunk) -> None:
+    async def on_reply_chunk(self, message: ReplyChunk) -> None:
         g = self._current(message.gen_id)
         if g is None:
             return  # from a generation that was stopped and already wrapped up
@@ -117,17 +162,17 @@ class GenerationMixin:
             g.last_save = now
             self._save(partial_reply=g.reply.streamed_text)
 
-    def on_reply_notice(self: TuiGenApp, message: ReplyNotice) -> None:
+    def on_reply_notice(self, message: ReplyNotice) -> None:
         if self._current(message.gen_id) is not None:
             self.notify(sanitize(message.message), title="Context", severity="warning")
 
-    async def on_reply_finished(self: TuiGenApp, message: ReplyFinished) -> None:
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
         await self._wrap_up(message)
 
-    async def on_reply_failed(self: TuiGenApp, message: ReplyFailed) -> None:
+    async def on_reply_failed(self, message: ReplyFailed) -> None:
         await self._wrap_up(message)
 
-    async def _wrap_up(self: TuiGenApp, message: ReplyFinished | ReplyFailed) -> None:
+    async def _wrap_up(self, message: ReplyFinished | ReplyFailed) -> None:
         """The one place a generation ends (from its message, or from _stop_and_wait)."""
         g = self._current(message.gen_id)
         if g is None:
@@ -144,11 +189,11 @@ class GenerationMixin:
         gcpause.restore()
         self.set_timer(GC_DELAY, self._collect_if_idle)
 
-    def _collect_if_idle(self: TuiGenApp) -> None:
+    def _collect_if_idle(self) -> None:
         if not self.generating:
             gcpause.collect()
 
-    async def _record_reply(self: TuiGenApp, g: _Generation, message: ReplyFinished) -> None:
+    async def _record_reply(self, g: _Generation, message: ReplyFinished) -> None:
         stopped = message.reason == "cancelled"
         turn = Turn(
             "assistant",
@@ -159,8 +204,7 @@ class GenerationMixin:
             stats=message.stats,
             model=self._model_label(),
         )
-        self.conversation.turns.append(turn)
-        self.conversation.updated = turn.created
+        self.history.add_reply(turn, message.dropped)
         await g.reply.finish(message.text, stats_line(turn), stopped=stopped)
         stats = message.stats
         tps = float(stats.get("decode_tokens_per_second") or 0.0)
@@ -169,10 +213,10 @@ class GenerationMixin:
         self.status.context_used = message.context_used
         self.status.state = "stopped" if stopped else "ready"
 
-    async def _roll_back(self: TuiGenApp, g: _Generation, message: ReplyFailed) -> None:
+    async def _roll_back(self, g: _Generation, message: ReplyFailed) -> None:
         """An engine error: the conversation goes back to before the request; nothing is lost
         (a message that could not be answered returns to the prompt box)."""
-        self.conversation.turns = g.turns_before
+        self.history.restore(g.before)
         await self._render_conversation()
         if g.job.kind == "send" and not self.prompt.text:
             self.prompt.set_text(g.job.text)
@@ -181,7 +225,7 @@ class GenerationMixin:
         title = "Generation failed" if message.user_error else "Engine error (a bug)"
         self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
 
-    async def _stop_and_wait(self: TuiGenApp) -> None:
+    async def _stop_and_wait(self) -> None:
         """Cancel the running generation and wait for its thread (at most one model step)."""
         g = self._generation
         if g is None:

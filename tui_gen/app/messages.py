@@ -13,6 +13,8 @@ from typing import Any
 
 from textual.message import Message
 
+from tui_gen.engine.protocol import ChatBackend, ChatEngine
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -32,11 +34,12 @@ class ModelInfo:
 @dataclass(eq=False)
 class EngineLoaded(Message):
     """The model is ready: `engine` is the Generator (or a stand-in with the same surface) and
-    `chat` a ChatSession on it (made on the worker thread, where importing it costs nothing)."""
+    `chat` the ChatBackend the app talks to, a ChatSession on it (made on the worker thread,
+    where importing it costs nothing)."""
 
-    engine: Any
+    engine: ChatEngine
     info: ModelInfo
-    chat: Any
+    chat: ChatBackend
 
 
 @dataclass(eq=False)
@@ -77,11 +80,13 @@ class ReplyFinished(Message):
     stats: dict[str, Any]
     params: dict[str, Any]
     context_used: int
+    #: how many of the oldest messages the prompt had to leave out (the context was full)
+    dropped: int = 0
 
 
 @dataclass(eq=False)
 class ReplyFailed(Message):
-    """The engine raised; the conversation was rolled back to before the request."""
+    """The engine raised; the app rolls the conversation back to before the request."""
 
     gen_id: int
     error: str

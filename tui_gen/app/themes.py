@@ -50,10 +50,10 @@ class ThemeFileError(ValueError):
 
 
 def _toml_loads(text: str) -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: the tomli backport (a dependency there)
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     return tomllib.loads(text)
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
@@ -28,8 +29,12 @@ from tui_gen.app.messages import (
     ReplyFinished,
     ReplyNotice,
 )
+from tui_gen.engine.protocol import ChatBackend, ChatEngine, ChatMessage
 from tui_gen.errors import TuiGenError
 from tui_gen.sanitize import StreamSanitizer
+
+if TYPE_CHECKING:
+    from tui_gen.engine.generator import Generator
 
 FLUSH_INTERVAL = 0.03  # seconds
 FLUSH_TOKENS = 64
@@ -43,7 +48,7 @@ def load_generator(
     dtype: str = "auto",
     max_context: int | None = None,
     quantize: str | None = None,
-) -> Any:
+) -> Generator:
     """Load the real engine (imports torch: call it on a worker thread).
 
     OpenMP threads that spin while waiting for work would take the CPU the UI thread needs to
@@ -57,10 +62,10 @@ def load_generator(
     )
 
 
-def model_info(engine: Any) -> ModelInfo:
+def model_info(engine: ChatEngine) -> ModelInfo:
     """Describe a loaded engine with plain values (tolerates stand-ins that lack some parts)."""
     loaded = getattr(engine, "loaded", None)
-    defaults = getattr(engine, "defaults", None)
+    defaults = engine.defaults
     return ModelInfo(
         name=str(engine.name),
         device=str(getattr(engine, "device", "cpu")),
@@ -69,8 +74,8 @@ def model_info(engine: Any) -> ModelInfo:
         parameters=int(getattr(loaded, "num_parameters", 0) or 0),
         source_format=str(getattr(loaded, "source_format", "") or ""),
         quantization=quantization_label(getattr(loaded, "model", None)),
-        chat_template=bool(getattr(engine, "chat_template", None)),
-        defaults=defaults.to_dict() if hasattr(defaults, "to_dict") else dict(defaults or {}),
+        chat_template=bool(engine.chat_template),
+        defaults=defaults.to_dict(),
     )
 
 
@@ -131,53 +136,54 @@ class Batcher:
         return text, tokens
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerationJob:
-    """One request to the engine: a new message, or a new version of the last reply."""
+    """One request to the engine, as an immutable snapshot taken on the UI thread: the
+    conversation the reply is for (read-only messages), the system prompt and the sampling
+    overrides. The worker reads it and reports back only through messages; the cancel event
+    is the one thing both threads share (the UI sets it, the engine checks it)."""
 
     gen_id: int
     kind: str  # "send" | "regenerate"
-    text: str = ""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    cancel: threading.Event = field(default_factory=threading.Event)
+    messages: tuple[ChatMessage, ...]
+    system: str | None = None
+    text: str = ""  # the message sent (kind "send"), put back in the prompt box on an error
+    overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 def run_generation(
-    chat: Any,
+    chat: ChatBackend,
     job: GenerationJob,
     post: Post,
     *,
     interval: float = FLUSH_INTERVAL,
     max_tokens: int = FLUSH_TOKENS,
 ) -> ReplyFinished | ReplyFailed:
-    """Stream one reply from `chat` (a ChatSession), posting batches, then one final message.
+    """Stream one reply from `chat`, posting batches, then one final message.
 
-    Runs on a worker thread. The final message is also returned, so a caller that waits for the
-    thread (stop, then reset) can wrap up without waiting for the message queue. On an engine
-    error the session is rolled back to what it was before the request, so the next request
-    starts from a consistent state.
+    Runs on a worker thread and changes nothing the app owns: the job is a snapshot, and the
+    reply (and how many old turns the prompt had to drop) goes back in the final message. That
+    message is also returned, so a caller that waits for the thread (stop, then reset) can wrap
+    up without waiting for the message queue.
     """
     from tui_gen.engine.events import FinishEvent, NoticeEvent, TokenEvent
 
-    engine = chat.generator
-    snapshot = list(chat.messages)
     batcher = Batcher(interval, max_tokens)
     clean = StreamSanitizer()
+    dropped = 0
 
     def flush() -> None:
         text, tokens = batcher.take()
         if text or tokens:
-            post(ReplyChunk(job.gen_id, text, tokens, engine.cached_tokens))
+            post(ReplyChunk(job.gen_id, text, tokens, chat.cached_tokens))
 
     final: ReplyFinished | ReplyFailed = ReplyFailed(
         job.gen_id, "the engine ended without finishing the reply", user_error=False
     )
     try:
-        params = engine.params(**job.overrides)
-        if job.kind == "regenerate":
-            events = chat.regenerate(params, cancel=job.cancel)
-        else:
-            events = chat.send(job.text, params, cancel=job.cancel)
+        params = chat.params(**job.overrides)
+        events = chat.stream_reply(job.messages, params, system=job.system, cancel=job.cancel)
         for ev in events:
             if isinstance(ev, TokenEvent):
                 batcher.add(clean.feed(ev.text))
@@ -185,26 +191,24 @@ def run_generation(
                     flush()
             elif isinstance(ev, NoticeEvent):
                 flush()
+                dropped += ev.dropped
                 post(ReplyNotice(job.gen_id, ev.message, ev.kind))
             elif isinstance(ev, FinishEvent):
                 batcher.add(clean.flush(), 0)
                 flush()
-                last = chat.messages[-1] if chat.messages else {}
-                text = last.get("content", ev.text) if last.get("role") == "assistant" else ev.text
                 final = ReplyFinished(
                     job.gen_id,
                     ev.reason,
-                    text,
+                    ev.text,
                     len(ev.token_ids),
                     ev.stats.to_dict(),
                     params.to_dict(),
-                    engine.cached_tokens,
+                    chat.cached_tokens,
+                    dropped,
                 )
     except TuiGenError as e:
-        chat.messages = snapshot
         final = ReplyFailed(job.gen_id, str(e), user_error=True)
     except Exception as e:  # a bug in the engine must not take the app down
-        chat.messages = snapshot
         final = ReplyFailed(job.gen_id, f"{type(e).__name__}: {e}", user_error=False)
     post(final)
     return final

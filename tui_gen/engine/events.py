@@ -33,6 +33,8 @@ class NoticeEvent:
 
     message: str
     kind: str = "info"  # "info" | "context_trimmed" | "prompt_truncated"
+    #: for "context_trimmed": how many of the oldest messages were left out of the prompt
+    dropped: int = 0
 
 
 @dataclass(slots=True)

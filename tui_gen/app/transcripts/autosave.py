@@ -5,6 +5,10 @@ worker thread writes it atomically (fsync can take milliseconds on a busy disk, 
 loop must not wait for). Writes for one conversation are serialised by a lock and versioned: a
 snapshot older than the one already on disk is dropped, so a slow thread can never put an
 older version back. Different conversations do not block each other's newest version.
+
+An empty conversation is not written; if an earlier version of it is on disk (the user took
+back its only exchange), that file moves to the trash, so the transcript always agrees with
+the conversation (and a new chat started next does not leave a stale copy behind).
 """
 
 from __future__ import annotations
@@ -45,17 +49,21 @@ class AutoSaver:
             conv.turns.append(
                 Turn("assistant", partial_reply, now_iso(), "interrupted", model=conv.model)
             )
-        self._version += 1
-        return self.store.dumps(conv), self._version
+        return self.store.dumps(conv), self._next_version()
 
     def save(self, conv: Conversation, partial_reply: str | None = None) -> bool:
-        """Queue a write of `conv` (empty conversations are not saved); True if queued."""
-        if not conv.turns:
+        """Queue a write of `conv` (an empty one only removes an older version of itself)."""
+        conv_id = conv.id
+        if conv.turns:
+            text: str | None
+            text, version = self._snapshot(conv, partial_reply)
+        elif self._maybe_on_disk(conv.id):
+            text, version = None, self._next_version()
+        else:
             return False
-        text, version = self._snapshot(conv, partial_reply)
 
         def write() -> None:
-            error = self._write(conv.id, text, version)
+            error = self._write(conv_id, text, version)
             if error:
                 self._on_error(error)
 
@@ -64,17 +72,36 @@ class AutoSaver:
 
     def save_now(self, conv: Conversation) -> str | None:
         """Write `conv` on this thread (on quit); return an error message, or None."""
-        if not conv.turns:
-            return None
-        text, version = self._snapshot(conv, None)
-        return self._write(conv.id, text, version)
+        if conv.turns:
+            text, version = self._snapshot(conv, None)
+            return self._write(conv.id, text, version)
+        if self._maybe_on_disk(conv.id):
+            return self._write(conv.id, None, self._next_version())
+        return None
 
-    def _write(self, conv_id: str, text: str, version: int) -> str | None:
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _maybe_on_disk(self, conv_id: str) -> bool:
+        """Written in this session, or a file of that name exists (a reopened conversation)."""
+        if conv_id in self._on_disk:
+            return True
+        try:
+            return self.store.path_for(conv_id).exists()
+        except (TranscriptError, OSError):
+            return False
+
+    def _write(self, conv_id: str, text: str | None, version: int) -> str | None:
+        """Write `text` (None: move the file to the trash) unless a newer version is there."""
         with self._lock:
             if version < self._on_disk.get(conv_id, 0):
                 return None  # a newer snapshot of this conversation is already on disk
             try:
-                self.store.save_text(conv_id, text)
+                if text is not None:
+                    self.store.save_text(conv_id, text)
+                elif self.store.path_for(conv_id).exists():
+                    self.store.delete(conv_id)
             except TranscriptError as e:
                 return str(e)
             self._on_disk[conv_id] = version

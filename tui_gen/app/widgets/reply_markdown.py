@@ -170,14 +170,14 @@ def _same_shape(row: Widget, item: MarkdownListItem) -> bool:
 class _InPlaceList:
     """Mixin for the two list blocks: compact rows, and updates in place."""
 
-    def compose(self) -> ComposeResult:  # type: ignore[misc]
+    def compose(self) -> ComposeResult:
         me: MarkdownList = self  # type: ignore[assignment]
         items = _items(me._blocks)
         for symbol, item in zip(bullet_symbols(me, items), items):
             yield _item_row(me._markdown, symbol, item)
         me._blocks.clear()
 
-    async def _update_from_block(self, block: MarkdownBlock) -> None:  # type: ignore[misc]
+    async def _update_from_block(self, block: MarkdownBlock) -> None:
         me: MarkdownList = self  # type: ignore[assignment]
         if type(block) is not type(me):
             await MarkdownBlock._update_from_block(me, block)
@@ -226,7 +226,7 @@ class ReplyMarkdown(Markdown):
     ReplyMarkdown > .-last { margin-bottom: 0; }
     """
 
-    BLOCKS: ClassVar[dict[str, type[MarkdownBlock]]] = {
+    BLOCKS: dict[str, type[MarkdownBlock]] = {  # noqa: RUF012 (as Markdown declares it)
         **Markdown.BLOCKS,
         "bullet_list_open": ReplyBulletList,
         "ordered_list_open": ReplyOrderedList,
