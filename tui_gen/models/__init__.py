@@ -12,6 +12,10 @@ def model_class(cfg: ModelConfig) -> type[nn.Module]:
         from tui_gen.models.gpt2 import GPT2
 
         return GPT2
+    if cfg.arch == "bdh":
+        from tui_gen.models.bdh import BDH
+
+        return BDH
     from tui_gen.models.llama import Llama
 
     return Llama

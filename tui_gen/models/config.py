@@ -22,6 +22,7 @@ ARCHITECTURES: dict[str, str] = {
     "llama": "llama",
     "mistral": "llama",
     "qwen2": "llama",
+    "bdh": "bdh",  # tui_gen/models/bdh.py (config: bdh_config.py)
 }
 
 
@@ -53,11 +54,18 @@ class ModelConfig:
     bos_token_id: int | list[int] | None = None
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
+    # recurrent models (BDH): a state instead of a KV cache, no positional limit
+    recurrent: bool = False
+    trained_context: int | None = None  # the length it was trained on, if the config says
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_params_hint(self) -> int:
         """Rough parameter count from the shapes alone (for `info` before loading)."""
+        if self.arch == "bdh":
+            from tui_gen.models.bdh_config import num_params
+
+            return num_params(self)
         h, i, layers = self.hidden_size, self.intermediate_size, self.num_layers
         kv = self.num_kv_heads * self.head_dim
         attn = h * self.num_heads * self.head_dim * 2 + h * kv * 2
@@ -67,6 +75,10 @@ class ModelConfig:
 
     def kv_cache_bytes(self, seq_len: int, bytes_per_element: int, batch: int = 1) -> int:
         """2 (k and v) x layers x seq x kv_heads x head_dim x bytes."""
+        if self.recurrent:  # one state per layer, the same at any length (bdh_config.py)
+            from tui_gen.models.bdh_config import state_bytes
+
+            return state_bytes(self, batch)
         return (
             2
             * self.num_layers
@@ -113,6 +125,8 @@ def _infer_model_type(raw: dict[str, Any]) -> str | None:
         for key in ("gpt2", "llama", "mistral", "qwen2"):
             if a.startswith(key):
                 return key
+    if "mlp_internal_dim_multiplier" in raw:  # pathwaycom/bdh's BDHConfig
+        return "bdh"
     if "n_layer" in raw and "n_embd" in raw:
         return "nanogpt"
     return None
@@ -128,6 +142,19 @@ def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfi
             "(and nanoGPT-style n_layer/n_head/n_embd configs)"
         )
     arch = ARCHITECTURES[model_type]
+    if arch == "bdh":
+        from tui_gen.models.bdh_config import parse_bdh
+
+        try:
+            cfg = parse_bdh(raw, source)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelLoadError(
+                f"{source}: missing or invalid field {e} for a bdh model; it needs n_layer, "
+                "n_embd, n_head and mlp_internal_dim_multiplier"
+            ) from None
+        cfg.raw = raw
+        _validate(cfg, source)
+        return cfg
     try:
         if arch == "gpt2":
             cfg = _parse_gpt2(raw, model_type)

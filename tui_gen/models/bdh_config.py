@@ -1,0 +1,73 @@
+"""config.json of a BDH model (pathwaycom/bdh's BDHConfig keys), read without torch.
+
+BDH has no positional table: rope over an unbounded recurrent state is its only notion of
+position, so its context is "unbounded" (UNBOUNDED_CONTEXT). A config that records the length
+it was trained on (`block_size`) keeps it as `trained_context`, for display only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui_gen.errors import ModelLoadError
+
+#: what max_position_embeddings holds for a model without a positional limit
+UNBOUNDED_CONTEXT = 2**31 - 1
+
+#: upstream's rope base (bdh.py: get_freqs(N, theta=2**16))
+ROPE_THETA = float(2**16)
+
+#: the keys of upstream's BDHConfig (dropout only matters for training)
+BDH_KEYS = ("n_layer", "n_embd", "n_head", "mlp_internal_dim_multiplier", "vocab_size")
+
+
+def latent_size(n_embd: int, n_head: int, multiplier: int) -> int:
+    """N = multiplier * D / nh, the per-head sparse dimension."""
+    return multiplier * n_embd // n_head
+
+
+def parse_bdh(raw: dict[str, Any], source: str = "config.json") -> Any:
+    """A ModelConfig for model_type "bdh": head_dim holds N, intermediate_size nh*N."""
+    from tui_gen.models.config import ModelConfig
+
+    D = int(raw["n_embd"])
+    nh = int(raw["n_head"])
+    mult = int(raw.get("mlp_internal_dim_multiplier", 128))
+    if D <= 0 or nh <= 0 or mult <= 0 or (mult * D) % nh:
+        raise ModelLoadError(
+            f"{source}: mlp_internal_dim_multiplier * n_embd ({mult} * {D}) must be a positive "
+            f"multiple of n_head ({nh})"
+        )
+    N = latent_size(D, nh, mult)
+    trained = raw.get("block_size") or raw.get("trained_context")
+    return ModelConfig(
+        model_type="bdh",
+        arch="bdh",
+        vocab_size=int(raw.get("vocab_size", 256)),
+        hidden_size=D,
+        num_layers=int(raw["n_layer"]),
+        num_heads=nh,
+        num_kv_heads=nh,
+        head_dim=N,
+        intermediate_size=nh * N,
+        max_position_embeddings=UNBOUNDED_CONTEXT,
+        norm_eps=1e-5,
+        tie_word_embeddings=False,
+        rope_theta=float(raw.get("rope_theta", ROPE_THETA)),
+        bias=False,
+        activation="relu",
+        dtype=str(raw["dtype"]).replace("torch.", "") if raw.get("dtype") else None,
+        recurrent=True,
+        trained_context=int(trained) if trained else None,
+    )
+
+
+def state_bytes(cfg: Any, batch: int = 1) -> int:
+    """The recurrent state: layers x batch x nh x N x D float32, whatever the sequence length."""
+    return cfg.num_layers * batch * cfg.num_heads * cfg.head_dim * cfg.hidden_size * 4
+
+
+def num_params(cfg: Any) -> int:
+    """encoder + encoder_v (nh, D, N), decoder (nh*N, D), embed and lm_head (V x D)."""
+    D, nh, N, V = cfg.hidden_size, cfg.num_heads, cfg.head_dim, cfg.vocab_size
+    return 3 * nh * D * N + 2 * V * D
