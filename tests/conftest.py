@@ -48,3 +48,10 @@ def cooking_dir() -> Path:
     if not (COOKING / "model.safetensors").exists():
         pytest.skip("models/cooking has not been trained yet")
     return COOKING
+
+
+@pytest.fixture(scope="session")
+def tiny_bdh(tiny_root: Path) -> Path:
+    from bdh_models import make_bdh_model
+
+    return make_bdh_model(tiny_root / "bdh")
