@@ -26,10 +26,9 @@ def latent_size(n_embd: int, n_head: int, multiplier: int) -> int:
     return multiplier * n_embd // n_head
 
 
-def parse_bdh(raw: dict[str, Any], source: str = "config.json") -> Any:
-    """A ModelConfig for model_type "bdh": head_dim holds N, intermediate_size nh*N."""
-    from tui_gen.models.config import ModelConfig
-
+def parse_bdh(raw: dict[str, Any], source: str = "config.json") -> dict[str, Any]:
+    """ModelConfig's fields for model_type "bdh": head_dim holds N, intermediate_size nh*N
+    (config.py builds the ModelConfig: this module does not import it)."""
     D = int(raw["n_embd"])
     nh = int(raw["n_head"])
     mult = int(raw.get("mlp_internal_dim_multiplier", 128))
@@ -40,7 +39,7 @@ def parse_bdh(raw: dict[str, Any], source: str = "config.json") -> Any:
         )
     N = latent_size(D, nh, mult)
     trained = raw.get("block_size") or raw.get("trained_context")
-    return ModelConfig(
+    return dict(
         model_type="bdh",
         arch="bdh",
         vocab_size=int(raw.get("vocab_size", 256)),

@@ -146,7 +146,7 @@ def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfi
         from tui_gen.models.bdh_config import parse_bdh
 
         try:
-            cfg = parse_bdh(raw, source)
+            cfg = ModelConfig(**parse_bdh(raw, source))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelLoadError(
                 f"{source}: missing or invalid field {e} for a bdh model; it needs n_layer, "
