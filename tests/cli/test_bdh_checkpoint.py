@@ -114,3 +114,25 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path, how: str) -> No
         assert len(lines) == 1 and "refused" in lines[0] and "ran nothing" in lines[0], lines
         assert not marker.exists()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_cli_prompt_and_info_on_a_tiny_bdh(tiny_bdh: Path) -> None:
+    r = subprocess.run(
+        [TUI_GEN, str(tiny_bdh), "--prompt", "Thou art", "--greedy", "--max-new-tokens", "30"],
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    g = Generator.load(tiny_bdh, device="cpu")
+    want = g.generate(PROMPT, max_new_tokens=30, temperature=0)
+    assert r.stdout.decode("utf-8", "replace").rstrip("\n") == want.rstrip("\n")
+    from tui_gen.cli.info import describe, format_text
+
+    d = describe(str(tiny_bdh), device="cpu")
+    assert d["parameters"] == 3 * 2 * 32 * 128 + 2 * 256 * 32
+    assert d["latent_size"] == 128 and d["state_bytes"] == 2 * 2 * 128 * 32 * 4
+    text = format_text(d)
+    assert "recurrent, unbounded" in text and "the same at any length" in text
+    assert d["decode_step"].startswith("torch (BDH")
