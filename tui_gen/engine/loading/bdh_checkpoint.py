@@ -33,11 +33,17 @@ def find_checkpoint(path: Path) -> Path | None:
     that has a config.json but no safetensors; None for anything else."""
     if path.is_file():
         return path if path.suffix.lower() in SUFFIXES else None
-    if not path.is_dir() or not (path / "config.json").exists():
+    if not path.is_dir():
         return None
     if (path / "model.safetensors").exists() or (path / "model.safetensors.index.json").exists():
         return None
     found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if found and not (path / "config.json").exists():
+        raise ModelLoadError(
+            f"{path}: {found[0].name} has no config.json beside it; BDH's shared weights do "
+            f"not say n_layer: run `tui-gen import {found[0]} OUT_DIR --n-layer N`, or add a "
+            "config.json with n_layer"
+        )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise ModelLoadError(f"{path}: several checkpoints ({names}); give the file to open")
