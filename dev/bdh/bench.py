@@ -18,12 +18,15 @@ import argparse
 import itertools
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from tui_gen import Generator
 from tui_gen.engine.events import TokenEvent
+from tui_gen.models.bdh import BDH
 
 
 def rss_mb() -> float:
@@ -55,7 +58,7 @@ def random_model(spec: str, out: Path) -> Path:
     return out
 
 
-def time_call(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
+def time_call(fn: Callable[[], object], reps: int) -> float:
     fn()
     t = time.perf_counter()
     for _ in range(reps):
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     stamps: list[float] = []
     rss: dict[int, float] = {}
     ids = list(prompt)
+    gen.generate(prompt, max_new_tokens=20)  # warm-up: first-call allocations
     gen.reset()
     with torch.inference_mode():
         for ev in gen.stream_events(prompt, max_new_tokens=max(lengths), temperature=0.8, seed=0):
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 ids.append(ev.token_id)
                 if len(stamps) in lengths:
                     rss[len(stamps)] = rss_mb()
-    model = gen.model
+    model: BDH = gen.model  # type: ignore[assignment]
     print(f"{'bytes':>6} {'recurrent ms/tok':>17} {'RSS MiB':>8} {'no state ms/tok':>16} "
           f"{'parallel ms/tok':>16} {'speed-up vs parallel':>21}")  # fmt: skip
     for L in lengths:
@@ -103,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         rec = gaps[len(gaps) // 2] * 1e3  # the median: other processes share the cores
         seq = torch.tensor([ids[:L]])
         with torch.inference_mode():
-            no_state = time_call(lambda s=seq: model(s, last_only=True), args.reps)
+            no_state = time_call(partial(model, seq, last_only=True), args.reps)
             try:
-                par = time_call(lambda s=seq: model.parallel_forward(s), args.reps)
+                par = time_call(partial(model.parallel_forward, seq), args.reps)
                 par_s = f"{par:16.2f}"
                 speed = f"{par / rec:20.0f}x"
             except RuntimeError:  # out of memory: O(L^2) scores
