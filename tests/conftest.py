@@ -111,3 +111,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for name in missing:
             terminalreporter.write_line(f"  {name}")
         terminalreporter.write_line("give each a fast test (or import it in one); the run failed")
+
+
+@pytest.fixture(scope="session")
+def tiny_bdh(tiny_root: Path) -> Path:
+    from bdh_models import make_bdh_model
+
+    return make_bdh_model(tiny_root / "bdh")

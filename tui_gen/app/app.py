@@ -226,6 +226,9 @@ class TuiGenApp(GenerationMixin):
             f" · {info.quantization}" if info.quantization else ""
         )
         status.context_max = info.max_context
+        status.context_note = info.context_note
+        if info.context_note:  # recurrent (BDH): no limit; a bar only against a trained length
+            status.context_max = info.trained_context
         status.state = "ready"
         self.panel.set_maximum("max_new_tokens", max(1, min(4096, info.max_context)))
         self.sampling["max_new_tokens"] = self.panel.slider("max_new_tokens").value

@@ -29,6 +29,9 @@ class ModelInfo:
     quantization: str = ""  #: "int8" | "int4" | "" (float weights)
     chat_template: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: recurrent models (BDH): "recurrent, unbounded" and the length trained on, if known
+    context_note: str = ""
+    trained_context: int = 0
 
 
 @dataclass(eq=False)

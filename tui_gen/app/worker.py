@@ -66,7 +66,12 @@ def model_info(engine: ChatEngine) -> ModelInfo:
     """Describe a loaded engine with plain values (tolerates stand-ins that lack some parts)."""
     loaded = getattr(engine, "loaded", None)
     defaults = engine.defaults
+    cfg = getattr(engine, "config", None)
+    recurrent = bool(getattr(cfg, "recurrent", False))
+    trained = int(getattr(cfg, "trained_context", 0) or 0) if recurrent else 0
     return ModelInfo(
+        context_note="recurrent, unbounded" if recurrent else "",
+        trained_context=trained,
         name=str(engine.name),
         device=str(getattr(engine, "device", "cpu")),
         dtype=str(getattr(engine, "dtype", "float32")).removeprefix("torch."),

@@ -182,6 +182,7 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
     if args.threads:
         torch.set_num_threads(args.threads)
     from tui_gen.engine.generator import Generator
+    from tui_gen.models.bdh import BDH
 
     rep = Report()
     rss0 = peak_rss_mib()
@@ -203,6 +204,8 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
     )
     rep.add("quantization", "quantization", gen.loaded.quantization or "none")
     rep.add("decode_backend", "decode step", gen.decode_backend)
+    if c.recurrent:  # BDH (models/bdh.py): the one-line reason, and dev/bdh/bench.py for more
+        rep.add("decode_note", "  why not native", gen._native[1] if gen._native else "")
     rep.add("load_s", "load seconds", load_s, "{:.2f}")
     rep.add("rss_after_load_mib", "peak RSS after load (MiB)", peak_rss_mib(), "{:.0f}")
     rep.add("rss_load_delta_mib", "  of which loading added (MiB)", peak_rss_mib() - rss0, "{:.0f}")
@@ -224,6 +227,18 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
     rep.add("prefill_tok_s", "prefill tok/s", prefill, "{:.1f}")
     rep.add("ttft_s", "time to first token (s)", ttft, "{:.3f}")
     rep.add("decode_tok_s", "decode tok/s", decode, "{:.1f}")
+    if isinstance(gen.model, BDH) and decode:  # a parallel-form token = a re-run of the sequence
+        seq = torch.tensor([ids + [32] * n], device=gen.device)
+        with torch.inference_mode():
+            t = time.perf_counter()
+            gen.model.parallel_forward(seq)
+            par_s = time.perf_counter() - t
+        rep.add(
+            "parallel_speedup",
+            f"speed-up vs parallel form re-run @{seq.shape[1]}",
+            par_s * decode,
+            "{:.0f}x",
+        )
     rep.add("kv_cache_bytes", "KV cache bytes (allocated)", gen.kv_cache_bytes, "{:,}")
     rep.add(
         "kv_bytes_per_1k",

@@ -6,6 +6,7 @@
     tui-gen info MODEL                 what the model is
     tui-gen bench MODEL                speed, side by side with other engines
     tui-gen import FILE.gguf OUT_DIR   write a GGUF as a Hugging Face-style directory
+    tui-gen import CKPT.pt OUT_DIR     the same for a BDH train.py checkpoint (--n-layer N)
 
 This module imports neither torch nor Textual at the top: `--help` and argument errors must be
 instant, and the TUI paints before torch loads.
@@ -71,6 +72,11 @@ def _run_bench(argv: Sequence[str]) -> int:
 
 def _run_import(argv: Sequence[str]) -> int:
     args = build_import_parser().parse_args(argv)
+    if args.gguf.lower().endswith((".pt", ".pth")):  # a BDH train.py checkpoint
+        from tui_gen.engine.loading.bdh_checkpoint import import_checkpoint
+
+        print(import_checkpoint(args.gguf, args.out_dir, n_layer=args.n_layer))
+        return 0
     from tui_gen.engine.loading.gguf_reader import import_gguf
 
     out = import_gguf(args.gguf, args.out_dir)

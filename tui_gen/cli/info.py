@@ -157,7 +157,9 @@ def describe(
     if path.is_file() and path.name == "config.json":
         path = path.parent
     generation_info = None
-    if path.is_dir():
+    from tui_gen.engine.loading.bdh_checkpoint import find_checkpoint
+
+    if path.is_dir() and find_checkpoint(path) is None:
         cfg = load_config(path)
         tok = load_tokenizer(path, cfg)
         params, stored = _count_parameters(cfg, _weight_files(path))
@@ -167,7 +169,7 @@ def describe(
             generation_info = read_json(info_path, required=False)
         files = sorted(p for p in path.iterdir() if p.is_file())
         source = "safetensors"
-    else:  # a .gguf file: load it (the reader dequantises; there is no cheaper way in)
+    else:  # a .gguf file or a BDH .pt: load it (the reader dequantises; no cheaper way in)
         loaded = load_model(path, device="cpu", dtype="float32")
         cfg, tok, params = loaded.config, loaded.tokenizer, loaded.num_parameters
         stored, gen_config, files = None, loaded.generation_config, loaded.files
@@ -177,6 +179,10 @@ def describe(
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
     decode_step = _decode_step(dev, run_dtype)
+    if cfg.recurrent:  # BDH: no native step for a recurrent state (models/bdh.py)
+        from tui_gen.models.bdh import NATIVE_UNAVAILABLE
+
+        decode_step = f"torch ({NATIVE_UNAVAILABLE})"
     native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype
     if mode is not None:
         from tui_gen.engine.native.qlinear import available
@@ -184,6 +190,8 @@ def describe(
         native = available(dev)
     archs = cfg.raw.get("architectures") or []
     cache_len = min(cfg.max_position_embeddings, max_context or DEFAULT_MAX_CONTEXT)
+    if cfg.recurrent and max_context is None:
+        cache_len = cfg.max_position_embeddings
     return {
         "path": str(path),
         "name": path.resolve().name if path.is_dir() else path.stem,
@@ -217,6 +225,19 @@ def describe(
         "files": describe_files(files),
         "generation_config": gen_config,
         "generation_info": generation_info,
+        **(_recurrent_info(cfg) if cfg.recurrent else {}),
+    }
+
+
+def _recurrent_info(cfg: Any) -> dict[str, Any]:
+    """BDH: the state that replaces the KV cache (the same size at any length)."""
+    trained = cfg.trained_context
+    return {
+        "recurrent": True,
+        "latent_size": cfg.head_dim,  # N = mlp_internal_dim_multiplier * D / nh
+        "state_bytes": cfg.kv_cache_bytes(1, 4),
+        "state_shape": [cfg.num_layers, cfg.num_heads, cfg.head_dim, cfg.hidden_size],
+        "context": "recurrent, unbounded" + (f" (trained on {trained:,} bytes)" if trained else ""),
     }
 
 
@@ -259,6 +280,17 @@ def format_text(d: dict[str, Any]) -> str:
         f"chat template   {'yes' if d['chat_template'] else 'no (plain User:/Assistant: format)'}",
         "files",
     ]
+    if d.get("recurrent"):  # BDH: the state replaces the KV cache and the context limit
+        L, nh, N, D = d["state_shape"]
+        lines[5] = f"context length  {d['context']}"
+        lines[3] = f"shape           {L} layers, one set of weights, D {D}, {nh} heads, N {N}"
+        w = next(i for i, ln in enumerate(lines) if ln.startswith("weights"))
+        lines[w] = lines[w].replace("--quantize int8|int4", "--dtype bfloat16")
+        kv = next(i for i, ln in enumerate(lines) if ln.startswith("KV cache"))
+        lines[kv] = (
+            f"state           {_human_bytes(d['state_bytes'])} (layers x heads x N x D = "
+            f"{L} x {nh} x {N} x {D}, float32), the same at any length"
+        )
     width = max((len(f["name"]) for f in d["files"]), default=0)
     for f in d["files"]:
         lines.append(f"  {f['name']:<{width}}  {_human_bytes(f['bytes']):>9}")

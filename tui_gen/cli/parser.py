@@ -246,8 +246,15 @@ def build_info_parser() -> argparse.ArgumentParser:
 def build_import_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="tui-gen import",
-        description="Write a GGUF file as a Hugging Face-style model directory.",
+        description="Write a GGUF file, or a BDH train.py checkpoint (.pt/.pth), as a Hugging "
+        "Face-style model directory.",
     )
-    p.add_argument("gguf", help="the .gguf file")
+    p.add_argument("gguf", metavar="FILE", help="the .gguf file, or a BDH .pt/.pth checkpoint")
     p.add_argument("out_dir", help="directory to create")
+    p.add_argument(
+        "--n-layer",
+        type=int,
+        default=None,
+        help="BDH: the number of layers (shared weights do not say; else config.json beside)",
+    )
     return p

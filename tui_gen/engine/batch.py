@@ -40,7 +40,7 @@ from tui_gen.engine.events import (
 from tui_gen.engine.sampling import make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
-from tui_gen.models.kv_cache import KVCache
+from tui_gen.models.kv_cache import KVCache, new_cache
 from tui_gen.options import SamplingParams
 
 
@@ -100,9 +100,7 @@ def _sample(logits: torch.Tensor, rows: Sequence[_Row], seq: torch.Tensor) -> li
 def _alloc_cache(gen: Any, batch: int, columns: int) -> KVCache:
     c = gen.config
     try:
-        return KVCache(
-            c.num_layers, batch, c.num_kv_heads, columns, c.head_dim, gen.dtype, gen.device
-        )
+        return new_cache(gen.model, c, batch, columns, gen.dtype, gen.device)
     except (RuntimeError, MemoryError):  # torch reports allocation failures as RuntimeError
         need = c.kv_cache_bytes(columns, torch.empty((), dtype=gen.dtype).element_size(), batch)
         raise TuiGenError(
@@ -220,10 +218,7 @@ def decode_batch(
                 break
             if len(keep) < len(rows):  # drop finished rows from every per-row buffer
                 sel = torch.tensor(keep, device=dev)
-                for layer in range(len(cache.k)):
-                    cache.k[layer] = cache.k[layer].index_select(0, sel)
-                    cache.v[layer] = cache.v[layer].index_select(0, sel)
-                cache.batch_size = len(keep)
+                cache = cache.select_rows(sel)
                 rows = [rows[i] for i in keep]
                 toks = [toks[i] for i in keep]
                 key_padding, seq = key_padding[sel], seq[sel]

@@ -33,7 +33,7 @@ import torch
 from tui_gen.engine.context import truncate_prompt
 from tui_gen.engine.events import FinishReason, GenerationStats
 from tui_gen.engine.sampling import apply_repetition_penalty
-from tui_gen.models.kv_cache import KVCache
+from tui_gen.models.kv_cache import new_cache
 from tui_gen.options import BeamParams
 
 _NEG = -1.0e9  # what transformers uses for "impossible"
@@ -100,9 +100,6 @@ def beam_search(
     keep_k = max(2, 1 + len(eos)) * nb  # candidates per step
     c = gen.config
 
-    def new_cache(batch: int) -> KVCache:
-        return KVCache(c.num_layers, batch, c.num_kv_heads, L + limit, c.head_dim, gen.dtype, dev)
-
     done: list[_Done] = []  # at most nb, best first
     running: list[list[int]] = [[] for _ in range(nb)]  # generated tokens per beam
     scores = torch.full((nb,), _NEG, dtype=torch.float32, device=dev)  # (nb,)
@@ -113,13 +110,10 @@ def beam_search(
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        one = new_cache(1)
+        one = new_cache(gen.model, c, 1, L + limit, gen.dtype, dev)
         logits = gen.model(prompt[None], start=0, cache=one, last_only=True)[:, -1]  # (1, V)
-        cache = new_cache(nb)
-        for layer in range(c.num_layers):  # every beam starts from the same prompt
-            cache.k[layer][:, :, :L] = one.k[layer][:, :, :L]
-            cache.v[layer][:, :, :L] = one.v[layer][:, :, :L]
-        cache.length = L
+        # every beam starts from the same prompt
+        cache = one.select_rows(torch.zeros(nb, dtype=torch.long, device=dev))
         del one
         logits = logits.expand(nb, -1)  # (nb, V)
         stats.time_to_first_token = time.perf_counter() - t_call
@@ -181,10 +175,7 @@ def beam_search(
                 break
             parents = [src[i] for i in chosen]
             if parents != list(range(nb)):  # the cache rows follow the chosen beams
-                filled, rows = L + step - 1, torch.tensor(parents, device=dev)
-                for layer in range(c.num_layers):
-                    cache.k[layer][:, :, :filled] = cache.k[layer][rows, :, :filled]
-                    cache.v[layer][:, :, :filled] = cache.v[layer][rows, :, :filled]
+                cache = cache.select_rows(torch.tensor(parents, device=dev))
             feed = torch.tensor([r[-1] for r in running], dtype=torch.long, device=dev)[:, None]
             logits = gen.model(feed, start=L + step - 1, cache=cache)[:, -1]  # (nb, V)
         stats.decode_seconds = time.perf_counter() - t_decode

@@ -31,7 +31,7 @@ from tui_gen.engine.loading.loader import LoadedModel, load_model
 from tui_gen.engine.sampling import make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
-from tui_gen.models.kv_cache import KVCache
+from tui_gen.models.kv_cache import KVCache, new_cache
 from tui_gen.options import BeamParams, SamplingParams
 
 #: default ceiling on the KV cache when --max-context is not given (the model's own context can
@@ -67,6 +67,9 @@ class Generator:
         if max_context is not None and max_context < 2:
             raise TuiGenError(f"max_context={max_context} is too small; use at least 2")
         self.max_context = min(model_ctx, max_context or DEFAULT_MAX_CONTEXT)
+        if self.config.recurrent and max_context is None:
+            # a recurrent state (BDH) is the same size at any length: no default ceiling
+            self.max_context = model_ctx
         self.defaults = SamplingParams.from_generation_config(loaded.generation_config)
         self._cache: KVCache | None = None
         self._cached_ids: list[int] = []
@@ -193,15 +196,8 @@ class Generator:
 
     def _ensure_cache(self) -> KVCache:
         if self._cache is None:
-            c = self.config
-            self._cache = KVCache(
-                c.num_layers,
-                1,
-                c.num_kv_heads,
-                self.max_context,
-                c.head_dim,
-                self.dtype,
-                self.device,
+            self._cache = new_cache(
+                self.model, self.config, 1, self.max_context, self.dtype, self.device
             )
         return self._cache
 
@@ -230,11 +226,13 @@ class Generator:
         while reuse < limit and self._cached_ids[reuse] == ids[reuse]:
             reuse += 1
         cache.truncate(reuse)
+        reuse = cache.length  # a recurrent state may go back further (models/bdh.py)
         self._cached_ids = self._cached_ids[:reuse]
 
         dev = self.device
-        # every token of the sequence, for the repetition penalty: (1, ctx)
-        seq = torch.zeros((1, ctx), dtype=torch.long, device=dev)
+        n_prompt = len(ids)
+        # every token of the sequence, for the repetition penalty: (1, at most ctx)
+        seq = torch.zeros((1, min(ctx, n_prompt + p.max_new_tokens)), dtype=torch.long, device=dev)
         seq[0, : len(ids)] = torch.tensor(ids, dtype=torch.long, device=dev)
         n = len(ids)
         rng = None if p.greedy else make_generator(p.seed, dev)

@@ -45,10 +45,15 @@ class ModelConfig:
     bos_token_id: int | list[int] | None = None
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
+    # recurrent models (BDH): a state instead of a KV cache, no positional limit
+    recurrent: bool = False
+    trained_context: int | None = None  # the length it was trained on, if the config says
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def kv_cache_bytes(self, seq_len: int, bytes_per_element: int, batch: int = 1) -> int:
         """2 (k and v) x layers x seq x kv_heads x head_dim x bytes."""
+        if self.recurrent:  # BDH: one (nh, N, D) float32 state per layer, at any length
+            return self.num_layers * batch * self.num_heads * self.head_dim * self.hidden_size * 4
         return (
             2
             * self.num_layers

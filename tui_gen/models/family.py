@@ -75,7 +75,9 @@ class CausalLM(nn.Module):
         self,
         idx: torch.Tensor,
         start: int = 0,
-        cache: KVCache | None = None,
+        # a KVCache, or whatever the model's own `new_cache` makes (BDH's recurrent state):
+        # each model class names the one it takes; models/kv_cache.py's new_cache picks it
+        cache: Any = None,
         positions: torch.Tensor | None = None,
         key_padding: torch.Tensor | None = None,
         last_only: bool = False,

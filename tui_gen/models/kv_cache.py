@@ -6,6 +6,8 @@ makes the memory cost visible up front (`nbytes`), which the status bar and `inf
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from tui_gen.errors import ContextOverflowError
@@ -69,3 +71,40 @@ class KVCache:
 
     def reset(self) -> None:
         self.length = 0
+
+    def select_rows(self, rows: torch.Tensor) -> KVCache:
+        """Row i becomes row rows[i]: finished batch rows dropped, beams reordered or copied.
+        The same number of rows is reordered in place (only the filled positions move)."""
+        if rows.numel() == self.batch_size:
+            n = self.length
+            for layer in range(len(self.k)):
+                self.k[layer][:, :, :n] = self.k[layer][rows, :, :n]
+                self.v[layer][:, :, :n] = self.v[layer][rows, :, :n]
+            return self
+        out = KVCache.__new__(KVCache)
+        out.k = [t.index_select(0, rows) for t in self.k]
+        out.v = [t.index_select(0, rows) for t in self.v]
+        out.batch_size = int(rows.numel())
+        out.max_seq_len = self.max_seq_len
+        out.length = self.length
+        return out
+
+
+def new_cache(
+    model: Any,
+    cfg: Any,
+    batch_size: int,
+    max_seq_len: int,
+    dtype: torch.dtype,
+    device: torch.device | str,
+) -> Any:
+    """The cache a model decodes with: its own when it defines `new_cache` (BDH's recurrent
+    state, models/bdh.py), else a KVCache. Either has length, batch_size, nbytes, check,
+    advance, truncate (then read `length`: a recurrent state may keep less), reset and
+    select_rows."""
+    make = getattr(model, "new_cache", None)
+    if make is not None:
+        return make(batch_size, max_seq_len, dtype, device)
+    return KVCache(
+        cfg.num_layers, batch_size, cfg.num_kv_heads, max_seq_len, cfg.head_dim, dtype, device
+    )

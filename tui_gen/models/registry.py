@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models import gpt2, llama, llama_gguf
+from tui_gen.models import bdh_config, gpt2, llama, llama_gguf
 from tui_gen.models.config import ModelConfig, read_json, validate
 from tui_gen.models.family import CausalLM, Family
 
@@ -48,6 +48,12 @@ def _gpt2_class() -> type[CausalLM]:
 
 def _llama_class() -> type[CausalLM]:
     return llama.Llama
+
+
+def _bdh_class() -> type[CausalLM]:
+    from tui_gen.models.bdh import BDH
+
+    return BDH
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -68,6 +74,15 @@ FAMILIES: tuple[Family, ...] = (
         describes="SmolLM2, TinyLlama, Llama 2/3, Mistral, Qwen2",
         mlp_matrices=3,
         gguf=llama_gguf.FORMAT,
+    ),
+    Family(
+        name="bdh",
+        hf_model_types=("bdh",),
+        model_class=_bdh_class,
+        config_from_hf=bdh_config.config_from_hf,
+        describes="BDH (pathwaycom/bdh, byte-level, recurrent state)",
+        mlp_matrices=3,  # encoder, encoder_v, decoder (shared by every layer)
+        infer_model_type=bdh_config.infer_model_type,
     ),
 )
 

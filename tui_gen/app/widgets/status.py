@@ -64,6 +64,8 @@ class StatusBar(Widget):
     speed: reactive[str] = reactive("")
     context_used: reactive[int] = reactive(0)
     context_max: reactive[int] = reactive(0)
+    #: "recurrent, unbounded" for BDH: the context has no end, context_max is the trained length
+    context_note: reactive[str] = reactive("")
 
     def render(self) -> Text:
         style = self.get_component_rich_style
@@ -85,7 +87,13 @@ class StatusBar(Widget):
         right = Text(no_wrap=True, end="")
         if self.speed:
             right.append(f"{self.speed}  ")
-        if self.context_max:
+        if self.context_note and not self.context_max:
+            right.append(f"ctx {self.context_used} · {self.context_note}", style("status--bar"))
+        elif self.context_note:
+            right.append("ctx ")
+            right.append(context_bar(self.context_used, self.context_max), style("status--bar"))
+            right.append(f" {self.context_used}/{self.context_max} trained · {self.context_note}")
+        elif self.context_max:
             full = self.context_used >= 0.9 * self.context_max
             right.append("ctx ")
             right.append(

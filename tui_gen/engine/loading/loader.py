@@ -255,6 +255,11 @@ def apply_quantization(loaded: LoadedModel, mode: str) -> LoadedModel:
 
     if loaded.quantization is not None:
         return loaded
+    if getattr(loaded.model, "recurrent", False):  # BDH (models/bdh.py)
+        raise TuiGenError(
+            "--quantize does not apply to BDH: its weights are shared (nh, D, N) tensors, not "
+            "linear layers; use --dtype bfloat16 to halve them"
+        )
     t = time.perf_counter()
     loaded._float_parameters = loaded.num_parameters
     fuse = getattr(loaded.model, "fuse_projections", None)
@@ -271,6 +276,11 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
+    from tui_gen.engine.loading.bdh_checkpoint import find_checkpoint
+
+    ckpt = find_checkpoint(path)  # a BDH train.py .pt/.pth (with config.json beside it)
+    if ckpt is not None:
+        return _load_bdh_checkpoint(ckpt, device, dtype, t0)
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             return _load_gguf(path, device, dtype, t0)
@@ -330,6 +340,32 @@ def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
         files=[path],
         load_seconds=time.perf_counter() - t0,
         source_format=f"gguf:{ckpt.file_type}",
+    )
+
+
+def _load_bdh_checkpoint(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
+    """A BDH checkpoint as train.py writes it (bdh_checkpoint.py reads it without pickle code);
+    `tui-gen import` turns it into a safetensors directory once."""
+    from tui_gen.engine.loading.bdh_checkpoint import config_for, read_state_dict
+    from tui_gen.engine.loading.tokenizer import ByteTokenizer
+
+    state = read_state_dict(path)
+    cfg = parse_config(config_for(state, path.parent / "config.json", None), str(path))
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, cfg, dev)
+    model = materialize(cfg, ((k, t, path) for k, t in state.items()), dev, dt)
+    return LoadedModel(
+        path=path,
+        name=path.parent.resolve().name if path.parent.name else path.stem,
+        config=cfg,
+        model=model,
+        tokenizer=ByteTokenizer(),
+        device=dev,
+        dtype=dt,
+        generation_config=read_json(path.parent / "generation_config.json", required=False),
+        files=[path],
+        load_seconds=time.perf_counter() - t0,
+        source_format="bdh checkpoint (.pt)",
     )
 
 
