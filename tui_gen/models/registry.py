@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models import gpt2, llama, llama_gguf
+from tui_gen.models import gpt2, granite, llama, llama_gguf, olmo2, phi3, smollm3
 from tui_gen.models.config import ModelConfig, read_json, validate
 from tui_gen.models.family import CausalLM, Family
 
@@ -48,6 +48,22 @@ def _gpt2_class() -> type[CausalLM]:
 
 def _llama_class() -> type[CausalLM]:
     return llama.Llama
+
+
+def _olmo2_class() -> type[CausalLM]:
+    return olmo2.Olmo2
+
+
+def _granite_class() -> type[CausalLM]:
+    return granite.Granite
+
+
+def _smollm3_class() -> type[CausalLM]:
+    return smollm3.SmolLM3
+
+
+def _phi3_class() -> type[CausalLM]:
+    return phi3.Phi3
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -68,6 +84,38 @@ FAMILIES: tuple[Family, ...] = (
         describes="SmolLM2, TinyLlama, Llama 2/3, Mistral, Qwen2",
         mlp_matrices=3,
         gguf=llama_gguf.FORMAT,
+    ),
+    Family(
+        name="olmo2",
+        hf_model_types=("olmo2",),
+        model_class=_olmo2_class,
+        config_from_hf=olmo2.config_from_hf,
+        describes="OLMo-2",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="granite",
+        hf_model_types=("granite",),
+        model_class=_granite_class,
+        config_from_hf=granite.config_from_hf,
+        describes="Granite 3",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="smollm3",
+        hf_model_types=("smollm3",),
+        model_class=_smollm3_class,
+        config_from_hf=smollm3.config_from_hf,
+        describes="SmolLM3",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="phi3",
+        hf_model_types=("phi3",),
+        model_class=_phi3_class,
+        config_from_hf=phi3.config_from_hf,
+        describes="Phi-3, Phi-4-mini",
+        mlp_matrices=3,
     ),
 )
 
