@@ -94,6 +94,7 @@ def make_model(
             n_positions=256,
             tie_word_embeddings=True,
             **common,
+            **overrides,
         )
         model_cls = tf.GPT2LMHeadModel
     else:

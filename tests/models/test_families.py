@@ -31,22 +31,26 @@ def _hf(path: Path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
+#: large enough weights that attention is far from uniform: a wrong q/k order or RoPE shows
+INIT = 0.3
+
+
 @pytest.fixture(scope="module")
 def fams(tiny_root: Path) -> dict[str, Path]:
     return {
-        "olmo2": make_model(tiny_root / "f-olmo2", "olmo2", seed=21),
+        "olmo2": make_model(tiny_root / "f-olmo2", "olmo2", seed=21, initializer_range=INIT),
         "granite": make_model(
-            tiny_root / "f-granite", "granite", seed=22, embedding_multiplier=6.0,
+            tiny_root / "f-granite", "granite", seed=22, initializer_range=INIT, embedding_multiplier=6.0,
             attention_multiplier=0.09, residual_multiplier=0.4, logits_scaling=3.0,
         ),
         "smollm3": make_model(
-            tiny_root / "f-smollm3", "smollm3", seed=23, num_hidden_layers=4,
+            tiny_root / "f-smollm3", "smollm3", seed=23, initializer_range=INIT, num_hidden_layers=4,
             no_rope_layer_interval=2, pad_token_id=None,
         ),
-        "phi3": make_model(tiny_root / "f-phi3", "phi3", seed=24, partial_rotary_factor=0.5,
+        "phi3": make_model(tiny_root / "f-phi3", "phi3", seed=24, initializer_range=INIT, partial_rotary_factor=0.5,
                            pad_token_id=None),
         "phi3-longrope": make_model(
-            tiny_root / "f-phi3l", "phi3", seed=25, partial_rotary_factor=0.5, pad_token_id=None,
+            tiny_root / "f-phi3l", "phi3", seed=25, initializer_range=INIT, partial_rotary_factor=0.5, pad_token_id=None,
             original_max_position_embeddings=32, rope_parameters={**LONGROPE, "rope_theta": 10000.0,
                                                                   "partial_rotary_factor": 0.5},
         ),
@@ -107,7 +111,7 @@ def test_cached_decode_equals_full_recompute(fams: dict[str, Path], name: str) -
         for chunk in (3, 1, 1, 13):
             pieces.append(gen.model(ids[:, pos : pos + chunk], start=pos, cache=cache))
             pos += chunk
-    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-4, rtol=0)
 
 
 def test_family_parameters_are_read(fams: dict[str, Path]) -> None:

@@ -31,10 +31,15 @@ def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalL
     assert model_type in registry.hf_model_types()
 
 
-@pytest.mark.parametrize(("arch", "model_type"), [("llama", "llama"), ("qwen2", "qwen2")])
-def test_lookup_by_gguf_architecture(arch: str, model_type: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "model_type", "family"),
+    [("llama", "llama", "llama"), ("qwen2", "qwen2", "llama"), ("gpt2", "gpt2", "gpt2"),
+     ("olmo2", "olmo2", "olmo2"), ("granite", "granite", "granite"),
+     ("smollm3", "smollm3", "smollm3"), ("phi3", "phi3", "phi3")],
+)  # fmt: skip
+def test_lookup_by_gguf_architecture(arch: str, model_type: str, family: str) -> None:
     fam = registry.for_gguf(arch, "x.gguf")
-    assert fam.name == "llama"
+    assert fam.name == family
     assert fam.gguf is not None and fam.gguf.model_types[arch] == model_type
 
 
@@ -48,7 +53,8 @@ def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
         registry.for_gguf("gemma2", "m.gguf")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: llama, qwen2")
+    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: gpt2, granite, ")
+    assert "olmo2, phi3, qwen2, smollm3 (GPT-2" in msg
     with pytest.raises(UnsupportedModelError, match="unknown model_type 'gemma2'"):
         registry.parse_config({**LLAMA, "model_type": "gemma2"})
 

@@ -153,7 +153,9 @@ class GGUFFormat:
     "model_type"); `tensor_name` maps a GGUF tensor name to the HF name (None: not a weight of
     the model; names in `skip` are known and ignored); `expected_shapes` lists every HF weight
     and its shape for a config; `permuted_heads(hf_name, cfg)` is the head count whose rows
-    llama.cpp's converter permuted in that tensor (None for most tensors).
+    llama.cpp's converter permuted in that tensor (None for most tensors); `transposed(hf_name)`
+    says llama.cpp stored that tensor transposed relative to the HF checkpoint (GPT-2's Conv1D
+    weights): the reader transposes it back, and `expected_shapes` gives the file's shape.
     """
 
     model_types: Mapping[str, str]
@@ -162,6 +164,7 @@ class GGUFFormat:
     expected_shapes: Callable[[ModelConfig], dict[str, tuple[int, ...]]]
     permuted_heads: Callable[[str, ModelConfig], int | None] = lambda name, cfg: None
     skip: frozenset[str] = frozenset()
+    transposed: Callable[[str], bool] = lambda hf_name: False
 
 
 @dataclass(frozen=True)

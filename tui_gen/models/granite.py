@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from tui_gen.models import llama
+from tui_gen.models import llama, llama_like_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
-from tui_gen.models.family import NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFMetadata, NativeSpec, NativeUnsupported
 from tui_gen.models.kv_cache import KVCache
 
 #: config.json key -> default
@@ -107,3 +107,20 @@ class Granite(llama.Llama):
             "granite: embedding/attention/residual multipliers and logits scaling are not in "
             "the native step"
         )
+
+
+def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:
+    """llama.cpp's converter renames the multipliers to *_scale and writes only non-zero ones;
+    llama.cpp reads a missing attention scale as 1/sqrt(head_dim) and the others as 1."""
+    cfg.pop("head_dim", None)  # Granite has none (the converter drops it)
+    head_dim = cfg["hidden_size"] // cfg["num_attention_heads"]
+    cfg["attention_multiplier"] = float(meta.get("attention.scale") or head_dim**-0.5)
+    cfg["embedding_multiplier"] = float(meta.get("embedding_scale") or 1.0)
+    cfg["residual_multiplier"] = float(meta.get("residual_scale") or 1.0)
+    cfg["logits_scaling"] = float(meta.get("logit_scale") or 1.0)
+
+
+#: llama.cpp's "granite" GGUF files: Llama's tensors (q/k permuted) and four scale keys
+GGUF = llama_like_gguf.llama_like_format(
+    "granite", "GraniteForCausalLM", permuted=True, config=_gguf_config
+)

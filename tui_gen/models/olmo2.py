@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tui_gen.models import llama
+from tui_gen.models import llama, llama_like_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
 from tui_gen.models.family import NativeSpec, NativeUnsupported
@@ -83,3 +83,27 @@ class Olmo2(llama.Llama):
 
     def native_spec(self) -> NativeSpec:
         raise NativeUnsupported("olmo2: post-norm blocks and q/k norms are not in the native step")
+
+
+def _gguf_shapes(cfg: ModelConfig, out: dict[str, tuple[int, ...]]) -> None:
+    h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}."
+        del out[p + "input_layernorm.weight"]
+        out |= {p + "self_attn.q_norm.weight": (q,), p + "self_attn.k_norm.weight": (kv,),
+                p + "post_feedforward_layernorm.weight": (h,)}  # fmt: skip
+
+
+#: llama.cpp's "olmo2" GGUF files: Llama's names plus the q/k norms and post-norms
+GGUF = llama_like_gguf.llama_like_format(
+    "olmo2",
+    "Olmo2ForCausalLM",
+    permuted=False,
+    layer_names={
+        "attn_q_norm.weight": "self_attn.q_norm.weight",
+        "attn_k_norm.weight": "self_attn.k_norm.weight",
+        "post_attention_norm.weight": "post_attention_layernorm.weight",
+        "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    },
+    shapes=_gguf_shapes,
+)

@@ -7,24 +7,29 @@ which are exactly the fused layout models/llama.py decodes with, so they load as
 LongRoPE divides each rotary frequency by ``short_factor[i]`` while the sequence fits in
 ``original_max_position_embeddings`` and by ``long_factor[i]`` past it (chosen per forward pass
 by the largest position, as transformers does), and scales cos/sin by ``attention_factor``
-(default sqrt(1 + ln(max/original) / ln(original))).
+(default sqrt(1 + ln(max/original) / ln(original))). Keys already cached keep the factors
+they were computed with: when a generation crosses original_max_position_embeddings,
+transformers' generate() recomputes its whole cache with the long factors and we do not, so
+the two part ways past that point (4096 tokens for Phi-3-mini-4k; the 128K models' long
+factors apply from 4097 tokens on).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_gen.errors import UnsupportedModelError
+from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig, first
-from tui_gen.models.family import NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec, NativeUnsupported
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -190,3 +195,104 @@ class Phi3(llama.Llama):
                 f"{self.config.head_dim} dims) are not in the native step"
             )
         return super().native_spec()
+
+
+# --- llama.cpp's "phi3" GGUF files -------------------------------------------------------
+# q/k/v and gate/up stay fused (attn_qkv, ffn_up) in HF row order; LongRoPE's factors are the
+# rope_factors_long/short tensors and its attention factor `rope.scaling.attn_factor`.
+
+_LAYER_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_qkv.weight": "self_attn.qkv_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_up.weight": "mlp.gate_up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+_GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
+
+
+def gguf_tensor_name(name: str) -> str | None:
+    if name in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[name]
+    m = _BLOCK.fullmatch(name)
+    if m and m.group(2) in _LAYER_NAMES:
+        return f"model.layers.{m.group(1)}.{_LAYER_NAMES[m.group(2)]}"
+    return None
+
+
+def config_from_gguf(meta: GGUFMetadata) -> dict[str, Any]:
+    path = meta.path
+    embd = meta.tensor_shape("token_embd.weight")
+    if embd is None:
+        raise ModelLoadError(f"{path}: no token_embd.weight tensor; the file is incomplete")
+    hidden = int(meta.require("embedding_length"))
+    heads = int(meta.require("attention.head_count"))
+    if heads <= 0 or hidden <= 0 or hidden % heads:
+        raise ModelLoadError(f"{path}: head count {heads} / width {hidden} are invalid")
+    head_dim = hidden // heads
+    rot = int(meta.get("rope.dimension_count", head_dim) or head_dim)
+    ctx = int(meta.get("context_length", 4096))
+    cfg: dict[str, Any] = {
+        "architectures": ["Phi3ForCausalLM"],
+        "model_type": "phi3",
+        "hidden_size": hidden,
+        "num_hidden_layers": int(meta.require("block_count")),
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(meta.get("attention.head_count_kv", heads) or heads),
+        "head_dim": head_dim,
+        "intermediate_size": int(meta.require("feed_forward_length")),
+        "max_position_embeddings": ctx,
+        "original_max_position_embeddings": int(
+            meta.get("rope.scaling.original_context_length", ctx) or ctx
+        ),
+        "rms_norm_eps": float(meta.get("attention.layer_norm_rms_epsilon", 1e-5)),
+        "rope_theta": float(meta.get("rope.freq_base", 10000.0)),
+        "partial_rotary_factor": rot / head_dim,
+        "vocab_size": int(embd[0]),
+        "tie_word_embeddings": meta.tensor_shape("output.weight") is None,
+        "hidden_act": "silu",
+    }
+    if meta.tensor_shape("rope_factors_long.weight") is not None:
+        if meta.tensor_shape("rope_factors_short.weight") is None:
+            raise ModelLoadError(f"{path}: rope_factors_long without rope_factors_short")
+        cfg["rope_scaling"] = {
+            "type": "longrope",
+            "long_factor": meta.read_tensor("rope_factors_long.weight").tolist(),
+            "short_factor": meta.read_tensor("rope_factors_short.weight").tolist(),
+            "attention_factor": float(meta.get("rope.scaling.attn_factor", 1.0) or 1.0),
+        }
+    return cfg
+
+
+def gguf_expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    h, inter, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    out: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, h), "model.norm.weight": (h,)}
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = (v, h)
+    layer = {
+        "input_layernorm.weight": (h,),
+        "post_attention_layernorm.weight": (h,),
+        "self_attn.qkv_proj.weight": (q + 2 * kv, h),
+        "self_attn.o_proj.weight": (h, q),
+        "mlp.gate_up_proj.weight": (2 * inter, h),
+        "mlp.down_proj.weight": (h, inter),
+    }
+    for i in range(cfg.num_layers):
+        out |= {f"model.layers.{i}.{k}": s for k, s in layer.items()}
+    return out
+
+
+GGUF = GGUFFormat(
+    model_types={"phi3": "phi3"},
+    config=config_from_gguf,
+    tensor_name=gguf_tensor_name,
+    expected_shapes=gguf_expected_shapes,
+    skip=frozenset({"rope_factors_long.weight", "rope_factors_short.weight"}),
+)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models import gpt2, granite, llama, llama_gguf, olmo2, phi3, smollm3
+from tui_gen.models import gpt2, gpt2_gguf, granite, llama, llama_gguf, olmo2, phi3, smollm3
 from tui_gen.models.config import ModelConfig, read_json, validate
 from tui_gen.models.family import CausalLM, Family
 
@@ -75,6 +75,7 @@ FAMILIES: tuple[Family, ...] = (
         describes="GPT-2, nanoGPT",
         mlp_matrices=2,
         infer_model_type=gpt2.infer_model_type,
+        gguf=gpt2_gguf.FORMAT,
     ),
     Family(
         name="llama",
@@ -90,6 +91,7 @@ FAMILIES: tuple[Family, ...] = (
         hf_model_types=("olmo2",),
         model_class=_olmo2_class,
         config_from_hf=olmo2.config_from_hf,
+        gguf=olmo2.GGUF,
         describes="OLMo-2",
         mlp_matrices=3,
     ),
@@ -98,6 +100,7 @@ FAMILIES: tuple[Family, ...] = (
         hf_model_types=("granite",),
         model_class=_granite_class,
         config_from_hf=granite.config_from_hf,
+        gguf=granite.GGUF,
         describes="Granite 3",
         mlp_matrices=3,
     ),
@@ -106,6 +109,7 @@ FAMILIES: tuple[Family, ...] = (
         hf_model_types=("smollm3",),
         model_class=_smollm3_class,
         config_from_hf=smollm3.config_from_hf,
+        gguf=smollm3.GGUF,
         describes="SmolLM3",
         mlp_matrices=3,
     ),
@@ -114,6 +118,7 @@ FAMILIES: tuple[Family, ...] = (
         hf_model_types=("phi3",),
         model_class=_phi3_class,
         config_from_hf=phi3.config_from_hf,
+        gguf=phi3.GGUF,
         describes="Phi-3, Phi-4-mini",
         mlp_matrices=3,
     ),

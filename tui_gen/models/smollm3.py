@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from tui_gen.models import llama
+from tui_gen.models import llama, llama_like_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
-from tui_gen.models.family import NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFMetadata, NativeSpec, NativeUnsupported
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -81,3 +81,14 @@ class SmolLM3(llama.Llama):
         raise NativeUnsupported(
             "smollm3: layers without rotary embeddings (NoPE) are not in the native step"
         )
+
+
+def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:
+    """llama.cpp writes no NoPE metadata: it fixes every 4th layer as NoPE for SmolLM3."""
+    cfg["no_rope_layer_interval"] = 4
+
+
+#: llama.cpp's "smollm3" GGUF files: Llama's tensors, q/k permuted
+GGUF = llama_like_gguf.llama_like_format(
+    "smollm3", "SmolLM3ForCausalLM", permuted=True, config=_gguf_config
+)

@@ -126,6 +126,8 @@ class GGUFCheckpoint:
                         rows = info.shape[0]
                         raw = unpermute_rows(raw.reshape(rows, -1), heads).reshape(-1)
                     t = dequantize(raw, info.type_id, info.shape)
+                    if self.format.transposed(name):  # GPT-2's Conv1D weights
+                        t = t.t().contiguous()
                     yield name, t if dtype == torch.float32 else t.to(dtype)
         finally:
             torch.set_num_threads(threads)
