@@ -149,3 +149,27 @@ def test_bad_family_fields_are_one_line(tmp_path: Path) -> None:
         registry.parse_config({**base, "model_type": "phi3", "rope_scaling": bad})
     with pytest.raises(ModelLoadError, match="logits_scaling"):
         registry.parse_config({**base, "model_type": "granite", "logits_scaling": 0})
+
+
+def test_phi3_with_full_rotary_decodes_natively(tiny_root: Path) -> None:
+    """Phi-3-mini (rotary over the whole head, LongRoPE): the native step computes it, and
+    generation past original_max_position_embeddings equals the torch path's."""
+    from tui_gen.engine.native import build
+
+    if build._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    factors = {"short_factor": [1.0, 1.1, 1.3, 1.7, 1.9, 2.0, 2.1, 2.3],
+               "long_factor": [1.0, 2.0, 4.0, 9.0, 11.0, 12.0, 14.0, 16.0]}  # fmt: skip
+    path = make_model(
+        tiny_root / "f-phi3n", "phi3", seed=26, initializer_range=INIT, pad_token_id=None,
+        original_max_position_embeddings=32,
+        rope_parameters={"rope_type": "longrope", **factors, "rope_theta": 10000.0},
+    )  # fmt: skip
+    native = Generator.load(path, device="cpu", dtype="float32")
+    torch_only = Generator.load(path, device="cpu", dtype="float32")
+    torch_only._native = (None, "forced off by the test")
+    assert native.decode_backend == "native", native._native
+    prompt = [3, 4, 5, 6, 7]
+    a = native.generate_result(prompt, do_sample=False, max_new_tokens=40)
+    b = torch_only.generate_result(prompt, do_sample=False, max_new_tokens=40)
+    assert a.token_ids == b.token_ids and len(a.token_ids) == 40

@@ -98,6 +98,12 @@ class CausalLM(nn.Module):
     def fuse_projections(self, transposed: bool = False) -> None:
         """Fuse projections for decoding (engine/layout.py); idempotent. Default: none."""
 
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        """Why the native step cannot compute a model of this config ("family: reason"), or
+        None; `info` asks this without building the model, native_spec raises it."""
+        return None
+
     def native_spec(self) -> NativeSpec:
         """The model for the native decode step; raises NativeUnsupported when it has none."""
         raise NativeUnsupported(f"no native decode step for architecture {self.config.arch!r}")

@@ -102,11 +102,15 @@ class Granite(llama.Llama):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return super().logits(x) / self.logits_scaling
 
-    def native_spec(self) -> NativeSpec:
-        raise NativeUnsupported(
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        return (
             "granite: embedding/attention/residual multipliers and logits scaling are not in "
             "the native step"
         )
+
+    def native_spec(self) -> NativeSpec:
+        raise NativeUnsupported(self.native_unsupported(self.config))
 
 
 def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:

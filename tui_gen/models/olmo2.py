@@ -81,8 +81,12 @@ class DecoderLayer(llama.DecoderLayer):
 class Olmo2(llama.Llama):
     layer_class = DecoderLayer
 
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        return "olmo2: post-norm blocks and q/k norms are not in the native step"
+
     def native_spec(self) -> NativeSpec:
-        raise NativeUnsupported("olmo2: post-norm blocks and q/k norms are not in the native step")
+        raise NativeUnsupported(self.native_unsupported(self.config))
 
 
 def _gguf_shapes(cfg: ModelConfig, out: dict[str, tuple[int, ...]]) -> None:

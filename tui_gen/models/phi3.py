@@ -187,13 +187,19 @@ class Phi3(llama.Llama):
             table = self._tables[key] = (cos.to(dtype), sin.to(dtype))
         return table
 
-    def native_spec(self) -> NativeSpec:
-        p = self.config.family_params
-        if p["rotary_dim"] < self.config.head_dim:
-            raise NativeUnsupported(
-                f"phi3: partial rotary embeddings ({p['rotary_dim']} of "
-                f"{self.config.head_dim} dims) are not in the native step"
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        rot = cfg.family_params["rotary_dim"]
+        if rot < cfg.head_dim:
+            return (
+                f"phi3: partial rotary embeddings ({rot} of {cfg.head_dim} dims) are not in "
+                "the native step"
             )
+        return None
+
+    def native_spec(self) -> NativeSpec:
+        if why := self.native_unsupported(self.config):
+            raise NativeUnsupported(why)
         return super().native_spec()
 
 

@@ -75,12 +75,16 @@ class DecoderLayer(llama.DecoderLayer):
 class SmolLM3(llama.Llama):
     layer_class = DecoderLayer
 
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        if all(cfg.family_params["rope_layers"]):
+            return None
+        return "smollm3: layers without rotary embeddings (NoPE) are not in the native step"
+
     def native_spec(self) -> NativeSpec:
-        if all(self.config.family_params["rope_layers"]):
-            return super().native_spec()
-        raise NativeUnsupported(
-            "smollm3: layers without rotary embeddings (NoPE) are not in the native step"
-        )
+        if why := self.native_unsupported(self.config):
+            raise NativeUnsupported(why)
+        return super().native_spec()
 
 
 def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:
