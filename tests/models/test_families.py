@@ -76,6 +76,7 @@ def test_logits_match_transformers(fams: dict[str, Path], name: str) -> None:
         assert len(ours.encode(LONG_PROMPT)) > 32  # the long factors were exercised
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES[:4])
 def test_greedy_ids_match_transformers(fams: dict[str, Path], name: str) -> None:
     path = fams[name]
