@@ -96,10 +96,11 @@ def write_gguf(path: Path, model_dir: Path, hf: Any, fam: str, qtype: str = "F32
         w.add_residual_scale(c.residual_multiplier)
         w.add_logit_scale(c.logits_scaling)
     if fam == "phi3":
-        orig = c.original_max_position_embeddings
+        orig = c.original_max_position_embeddings or c.max_position_embeddings
         w.add_rope_scaling_orig_ctx_len(orig)
         scale = c.max_position_embeddings / orig
-        w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig)))
+        if "long_factor" in c.rope_parameters:
+            w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig)))
         w.add_sliding_window(0)
     w.add_file_type(0)
     tok = json.loads((model_dir / "tokenizer.json").read_text())
@@ -129,7 +130,7 @@ def write_gguf(path: Path, model_dir: Path, hf: Any, fam: str, qtype: str = "F32
                          raw_dtype=gguf.GGMLQuantizationType.Q8_0)  # fmt: skip
         else:
             w.add_tensor(gname, arr.astype(np.float32))
-    if fam == "phi3":
+    if fam == "phi3" and "long_factor" in c.rope_parameters:
         rope = c.rope_parameters
         w.add_tensor("rope_factors_long.weight", np.array(rope["long_factor"], np.float32))
         w.add_tensor("rope_factors_short.weight", np.array(rope["short_factor"], np.float32))

@@ -101,3 +101,16 @@ def test_gguf_configs_carry_the_family_parameters(tmp_path: Path, dirs: dict[str
     assert p.config["original_max_position_embeddings"] == 32
     s = open_gguf(write_gguf(tmp_path / "s.gguf", dirs["smollm3"], _hf(dirs["smollm3"]), "smollm3"))
     assert s.config["no_rope_layer_interval"] == 4
+
+
+def test_phi4_mini_style_partial_rotary_gguf(tiny_root: Path, tmp_path: Path) -> None:
+    """Phi-4-mini: rotary over 3/4 of each head (rope.dimension_count 12 of 16), tied head."""
+    src = make_model(tiny_root / "g-phi4", "phi3", seed=36, initializer_range=INIT,
+                     pad_token_id=None, partial_rotary_factor=0.75, tie=True)  # fmt: skip
+    hf = _hf(src)
+    ours = Generator.load(write_gguf(tmp_path / "phi4.gguf", src, hf, "phi3"), dtype="float32")
+    assert ours.config.family_params["rotary_dim"] == 12 and ours.config.tie_word_embeddings
+    for ids in IDS:
+        with torch.no_grad():
+            expected = hf(torch.tensor([ids])).logits
+            torch.testing.assert_close(ours.model(torch.tensor([ids])), expected, atol=1e-4, rtol=0)
