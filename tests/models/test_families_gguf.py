@@ -114,3 +114,17 @@ def test_phi4_mini_style_partial_rotary_gguf(tiny_root: Path, tmp_path: Path) ->
         with torch.no_grad():
             expected = hf(torch.tensor([ids])).logits
             torch.testing.assert_close(ours.model(torch.tensor([ids])), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("fam", ["gpt2", "phi3"])
+def test_tui_gen_import_writes_a_directory_transformers_opens(
+    tmp_path: Path, dirs: dict[str, Path], fam: str
+) -> None:
+    """`tui-gen import`: GPT-2's Conv1D weights go back to HF's (in, out) layout on disk."""
+    from tui_gen.engine.loading.gguf_reader import import_gguf
+
+    hf = _hf(dirs[fam])
+    out = import_gguf(write_gguf(tmp_path / f"{fam}.gguf", dirs[fam], hf, fam), tmp_path / "out")
+    ids = torch.tensor([IDS[1]])
+    with torch.no_grad():
+        torch.testing.assert_close(_hf(out)(ids).logits, hf(ids).logits, atol=1e-5, rtol=0)

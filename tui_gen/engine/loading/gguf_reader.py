@@ -293,7 +293,8 @@ def _write_safetensors(out: Path, ckpt: GGUFCheckpoint, dtype: torch.dtype) -> N
     start = 0
     for name, info in ckpt.hf_tensor_infos():
         n = math.prod(info.shape) * itemsize
-        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": list(info.shape),
+        shape = info.shape[::-1] if ckpt.format.transposed(name) else info.shape  # GPT-2 Conv1D
+        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": list(shape),
                         "data_offsets": [start, start + n]}  # fmt: skip
         start += n
     blob = json.dumps(header, separators=(",", ":")).encode()
