@@ -73,7 +73,8 @@ def make_model(
     chat_template: str | None = CHAT_TEMPLATE,
     **overrides: Any,
 ) -> Path:
-    """Save a random tiny `arch` ("gpt2", "llama", "qwen2", "mistral") model to `out`."""
+    """Save a random tiny `arch` ("gpt2", "llama", "qwen2", "mistral", "olmo2", "granite",
+    "smollm3", "phi3") model to `out`."""
     import torch
     import transformers as tf
 
@@ -93,10 +94,13 @@ def make_model(
             n_positions=256,
             tie_word_embeddings=True,
             **common,
+            **overrides,
         )
         model_cls = tf.GPT2LMHeadModel
     else:
-        cls = {"llama": tf.LlamaConfig, "qwen2": tf.Qwen2Config, "mistral": tf.MistralConfig}
+        cls = {"llama": tf.LlamaConfig, "qwen2": tf.Qwen2Config, "mistral": tf.MistralConfig,
+               "olmo2": tf.Olmo2Config, "granite": tf.GraniteConfig,
+               "smollm3": tf.SmolLM3Config, "phi3": tf.Phi3Config}  # fmt: skip
         kw: dict[str, Any] = dict(
             num_hidden_layers=2,
             num_attention_heads=4,
@@ -114,6 +118,10 @@ def make_model(
             "llama": tf.LlamaForCausalLM,
             "qwen2": tf.Qwen2ForCausalLM,
             "mistral": tf.MistralForCausalLM,
+            "olmo2": tf.Olmo2ForCausalLM,
+            "granite": tf.GraniteForCausalLM,
+            "smollm3": tf.SmolLM3ForCausalLM,
+            "phi3": tf.Phi3ForCausalLM,
         }[arch]
     if tie is not None and arch == "gpt2":
         cfg.tie_word_embeddings = tie
@@ -127,6 +135,11 @@ def make_model(
                     layer.self_attn.v_proj,
                 ):
                     proj.bias.normal_(0, 0.5)
+    if arch in ("olmo2", "granite", "smollm3", "phi3"):  # random norms: a misplaced one shows
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    p.normal_(1.0, 0.3)
     kwargs: dict[str, Any] = {"safe_serialization": True}
     if max_shard_size:
         kwargs["max_shard_size"] = max_shard_size

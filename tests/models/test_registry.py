@@ -8,7 +8,11 @@ from tui_gen.errors import UnsupportedModelError
 from tui_gen.models import registry
 from tui_gen.models.family import CausalLM
 from tui_gen.models.gpt2 import GPT2
+from tui_gen.models.granite import Granite
 from tui_gen.models.llama import Llama
+from tui_gen.models.olmo2 import Olmo2
+from tui_gen.models.phi3 import Phi3
+from tui_gen.models.smollm3 import SmolLM3
 
 LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
          "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
@@ -17,7 +21,8 @@ LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
 @pytest.mark.parametrize(
     ("model_type", "family", "cls"),
     [("gpt2", "gpt2", GPT2), ("nanogpt", "gpt2", GPT2), ("llama", "llama", Llama),
-     ("mistral", "llama", Llama), ("qwen2", "llama", Llama)],
+     ("mistral", "llama", Llama), ("qwen2", "llama", Llama), ("olmo2", "olmo2", Olmo2),
+     ("granite", "granite", Granite), ("smollm3", "smollm3", SmolLM3), ("phi3", "phi3", Phi3)],
 )  # fmt: skip
 def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalLM]) -> None:
     fam = registry.for_model_type(model_type)
@@ -26,10 +31,15 @@ def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalL
     assert model_type in registry.hf_model_types()
 
 
-@pytest.mark.parametrize(("arch", "model_type"), [("llama", "llama"), ("qwen2", "qwen2")])
-def test_lookup_by_gguf_architecture(arch: str, model_type: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "model_type", "family"),
+    [("llama", "llama", "llama"), ("qwen2", "qwen2", "llama"), ("gpt2", "gpt2", "gpt2"),
+     ("olmo2", "olmo2", "olmo2"), ("granite", "granite", "granite"),
+     ("smollm3", "smollm3", "smollm3"), ("phi3", "phi3", "phi3")],
+)  # fmt: skip
+def test_lookup_by_gguf_architecture(arch: str, model_type: str, family: str) -> None:
     fam = registry.for_gguf(arch, "x.gguf")
-    assert fam.name == "llama"
+    assert fam.name == family
     assert fam.gguf is not None and fam.gguf.model_types[arch] == model_type
 
 
@@ -38,12 +48,13 @@ def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
         registry.for_model_type("gemma2", "m/config.json")
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'gemma2'")
-    assert "gpt2, llama, mistral, nanogpt, qwen2" in msg
+    assert "gpt2, granite, llama, mistral, nanogpt, olmo2, phi3, qwen2, smollm3" in msg
     with pytest.raises(UnsupportedModelError) as e:
         registry.for_gguf("gemma2", "m.gguf")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: llama, qwen2")
+    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: gpt2, granite, ")
+    assert "olmo2, phi3, qwen2, smollm3 (GPT-2" in msg
     with pytest.raises(UnsupportedModelError, match="unknown model_type 'gemma2'"):
         registry.parse_config({**LLAMA, "model_type": "gemma2"})
 

@@ -203,9 +203,10 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
         f"{gen.device} / {str(gen.dtype).replace('torch.', '')} / {torch.get_num_threads()}",
     )
     rep.add("quantization", "quantization", gen.loaded.quantization or "none")
-    rep.add("decode_backend", "decode step", gen.decode_backend)
-    if c.recurrent:  # BDH (models/bdh.py): the one-line reason, and dev/bdh/bench.py for more
-        rep.add("decode_note", "  why not native", gen._native[1] if gen._native else "")
+    backend = gen.decode_backend
+    if backend == "torch" and gen.decode_reason:
+        backend += f" ({gen.decode_reason})"  # "torch (olmo2: post-norm blocks ...)"
+    rep.add("decode_backend", "decode step", backend)
     rep.add("load_s", "load seconds", load_s, "{:.2f}")
     rep.add("rss_after_load_mib", "peak RSS after load (MiB)", peak_rss_mib(), "{:.0f}")
     rep.add("rss_load_delta_mib", "  of which loading added (MiB)", peak_rss_mib() - rss0, "{:.0f}")

@@ -115,14 +115,46 @@ def weight_bytes(
     return float_params * element + quant
 
 
-def _decode_step(device: torch.device, dtype: torch.dtype) -> str:
+def _decode_step(device: torch.device, dtype: torch.dtype, cfg: ModelConfig | None = None) -> str:
     """What will decode: the native C step (built now if needed, about a second, then cached)
-    or torch, and why."""
+    or torch, and why (the machine's reason, else the family's: "phi3: partial rotary ...")."""
     from tui_gen.engine.native import build
     from tui_gen.engine.native.qlinear import decode_unavailable
+    from tui_gen.models.registry import model_class
 
     why = decode_unavailable(device, dtype)
+    if not why and cfg is not None:
+        why = model_class(cfg).native_unsupported(cfg) or ""
     return f"torch ({why})" if why else f"native C kernels ({build.isa()})"
+
+
+def tensor_types(tensors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """(GGUF tensor name, type) pairs -> one entry per type, most tensors first: its count and
+    the tensor groups (names without `blk.N.` and `.weight`) stored in it, in file order."""
+    import re
+
+    by_type: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for name, kind in tensors:
+        group = re.sub(r"\.(weight|bias)$", "", re.sub(r"^blk\.\d+\.", "", name))
+        counts[kind] = counts.get(kind, 0) + 1
+        groups = by_type.setdefault(kind, [])
+        if group not in groups:
+            groups.append(group)
+    return [
+        {"type": kind, "tensors": counts[kind], "groups": by_type[kind]}
+        for kind in sorted(counts, key=lambda k: -counts[k])
+    ]
+
+
+def _format_tensor_types(types: list[dict[str, Any]]) -> str:
+    """ "Q4_K: 120 tensors (attn_q, ffn_up, ...), Q6_K: 30 (...), F32: 61 (...)"."""
+    parts = []
+    for i, t in enumerate(types):
+        groups = t["groups"]
+        shown = ", ".join(groups[:4]) + (", ..." if len(groups) > 4 else "")
+        parts.append(f"{t['type']}: {t['tensors']}{' tensors' * (i == 0)} ({shown})")
+    return ", ".join(parts)
 
 
 def describe(
@@ -169,20 +201,20 @@ def describe(
             generation_info = read_json(info_path, required=False)
         files = sorted(p for p in path.iterdir() if p.is_file())
         source = "safetensors"
-    else:  # a .gguf file or a BDH .pt: load it (the reader dequantises; no cheaper way in)
+        types = []
+    else:  # a .gguf file or a BDH .pt: load it (the reader dequantises; there is no cheaper way in)
         loaded = load_model(path, device="cpu", dtype="float32")
         cfg, tok, params = loaded.config, loaded.tokenizer, loaded.num_parameters
         stored, gen_config, files = None, loaded.generation_config, loaded.files
         source = loaded.source_format
         generation_info = loaded.generation_info
+        from tui_gen.engine.loading.gguf_file import read_header
+
+        types = tensor_types([(i.name, i.type_name) for i in read_header(path)[1]])
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
-    decode_step = _decode_step(dev, run_dtype)
-    if cfg.recurrent:  # BDH: no native step for a recurrent state (models/bdh.py)
-        from tui_gen.models.bdh import NATIVE_UNAVAILABLE
-
-        decode_step = f"torch ({NATIVE_UNAVAILABLE})"
+    decode_step = _decode_step(dev, run_dtype, cfg)
     native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype
     if mode is not None:
         from tui_gen.engine.native.qlinear import available
@@ -199,6 +231,8 @@ def describe(
         "architecture": cfg.model_type,
         "architectures": archs,
         "family": cfg.arch,
+        # GGUF: [{"type": "Q4_K", "tensors": 120, "groups": ["attn_q", ...]}, ...]
+        "tensor_types": types,
         "parameters": params,
         "layers": cfg.num_layers,
         "hidden_size": cfg.hidden_size,
@@ -257,7 +291,7 @@ def format_text(d: dict[str, Any]) -> str:
     lines = [
         f"model           {d['name']}  ({d['path']})",
         f"format          {d['format']}",
-        f"architecture    {arch}",
+        f"architecture    {arch}, family {d['family']}",
         f"shape           {d['layers']} layer{'s' * (d['layers'] != 1)}, "
         f"hidden {d['hidden_size']}, {d['heads']} heads ({d['kv_heads']} KV), "
         f"head dim {d['head_dim']}",
@@ -265,6 +299,11 @@ def format_text(d: dict[str, Any]) -> str:
         f"context length  {d['context_length']:,} tokens",
         f"vocabulary      {d['vocab_size']:,} tokens",
         f"dtype           {d['dtype']} on {d['device']} (stored: {d['stored_dtype'] or '?'})",
+        *(
+            [f"tensor types    {_format_tensor_types(d['tensor_types'])}"]
+            if d["tensor_types"]
+            else []
+        ),
         f"weights         {_human_bytes(d['weight_bytes_in_memory'])} in memory"
         + (
             f" ({d['quantization']} weight-only quantization, --quantize)"

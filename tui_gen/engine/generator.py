@@ -173,6 +173,13 @@ class Generator:
         assert self._native is not None
         return "native" if self._native[0] is not None else "torch"
 
+    @property
+    def decode_reason(self) -> str:
+        """Why one token decodes in torch ("phi3: partial rotary ..."); "" when native."""
+        self._decode_step(self._ensure_cache())
+        assert self._native is not None
+        return self._native[1] if self._native[0] is None else ""
+
     def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
         """The one-token forward: the native step for a float32, bfloat16 or natively quantized
         CPU model (see engine/native/decode.py), else the model's own forward."""

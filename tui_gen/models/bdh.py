@@ -43,7 +43,7 @@ from tui_gen.models.family import CausalLM, NativeSpec, NativeUnsupported
 PREFILL_CHUNK = 256
 
 #: why the native C step (a KV-cache transformer kernel) does not decode BDH; info/bench show it
-NATIVE_UNAVAILABLE = "BDH decodes its recurrent state in torch; the native step is for KV caches"
+NATIVE_UNAVAILABLE = "bdh: a recurrent state decodes in torch; the native step is for KV caches"
 
 
 def rope_freqs(n: int, theta: float) -> torch.Tensor:
@@ -300,6 +300,10 @@ class BDH(CausalLM):
             y_kv = (qr @ qr.mT).tril(diagonal=-1) @ x
             x = self._layer_mix(x, y_kv, x_sparse)
         return x[:, 0] @ self.lm_head
+
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        return NATIVE_UNAVAILABLE
 
     def native_spec(self) -> NativeSpec:
         raise NativeUnsupported(NATIVE_UNAVAILABLE)

@@ -55,21 +55,33 @@ _GQA = _sdpa_has_gqa()
 
 
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """Scaled dot-product attention with grouped-query heads.
 
     q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV. Returns (B, H, T, D).
+    `scale` replaces 1/sqrt(D) (Granite's attention_multiplier).
     """
     n_rep = q.shape[1] // k.shape[1]
     if n_rep > 1:
         if _GQA:
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=causal and mask is None, enable_gqa=True
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                is_causal=causal and mask is None,
+                enable_gqa=True,
+                scale=scale,
             )
         # older torch: repeat the cache for every query head (a copy per layer per step)
         k = k.repeat_interleave(n_rep, dim=1)
         v = v.repeat_interleave(n_rep, dim=1)
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

@@ -41,6 +41,8 @@ class ModelConfig:
     # gpt2 family
     bias: bool = True
     activation: str = "gelu_new"
+    #: a family's own hyper-parameters (Granite's multipliers, SmolLM3's no-rope layers, ...)
+    family_params: dict[str, Any] = field(default_factory=dict)
     dtype: str | None = None  # dtype the checkpoint was saved in, if it says
     bos_token_id: int | list[int] | None = None
     eos_token_id: int | list[int] | None = None

@@ -100,6 +100,12 @@ class CausalLM(nn.Module):
     def fuse_projections(self, transposed: bool = False) -> None:
         """Fuse projections for decoding (engine/layout.py); idempotent. Default: none."""
 
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        """Why the native step cannot compute a model of this config ("family: reason"), or
+        None; `info` asks this without building the model, native_spec raises it."""
+        return None
+
     def native_spec(self) -> NativeSpec:
         """The model for the native decode step; raises NativeUnsupported when it has none."""
         raise NativeUnsupported(f"no native decode step for architecture {self.config.arch!r}")
@@ -155,7 +161,9 @@ class GGUFFormat:
     "model_type"); `tensor_name` maps a GGUF tensor name to the HF name (None: not a weight of
     the model; names in `skip` are known and ignored); `expected_shapes` lists every HF weight
     and its shape for a config; `permuted_heads(hf_name, cfg)` is the head count whose rows
-    llama.cpp's converter permuted in that tensor (None for most tensors).
+    llama.cpp's converter permuted in that tensor (None for most tensors); `transposed(hf_name)`
+    says llama.cpp stored that tensor transposed relative to the HF checkpoint (GPT-2's Conv1D
+    weights): the reader transposes it back, and `expected_shapes` gives the file's shape.
     """
 
     model_types: Mapping[str, str]
@@ -164,6 +172,7 @@ class GGUFFormat:
     expected_shapes: Callable[[ModelConfig], dict[str, tuple[int, ...]]]
     permuted_heads: Callable[[str, ModelConfig], int | None] = lambda name, cfg: None
     skip: frozenset[str] = frozenset()
+    transposed: Callable[[str], bool] = lambda hf_name: False
 
 
 @dataclass(frozen=True)

@@ -220,11 +220,11 @@ class DecoderLayer(nn.Module):
 class Body(nn.Module):
     """The decoder (HF's `model.*` names): embedding, layers, final norm."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer_class: type[DecoderLayer] = DecoderLayer) -> None:
         super().__init__()
         #: token embedding; the decode layout may swap it for a TransposedEmbedding
         self.embed_tokens: nn.Module = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.num_layers))
+        self.layers = nn.ModuleList(layer_class(cfg, i) for i in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
 
     def decoder_layers(self) -> list[DecoderLayer]:
@@ -234,10 +234,13 @@ class Body(nn.Module):
 class Llama(CausalLM):
     """Llama-family language model. forward(idx (B, T)) -> logits (B, T or 1, vocab)."""
 
+    #: the block; Llama-like families (models/granite.py, ...) subclass it
+    layer_class: type[DecoderLayer] = DecoderLayer
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
-        self.model = Body(cfg)
+        self.model = Body(cfg, self.layer_class)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             weight = self.model.embed_tokens.weight
@@ -281,7 +284,7 @@ class Llama(CausalLM):
         B, T = idx.shape
         if cache is not None:
             cache.check(start, T)
-        x = self.model.embed_tokens(idx)  # (B, T, C)
+        x = self.embed(idx)  # (B, T, C)
         if positions is None:
             cos, sin = self.rope_table(start + T, idx.device, x.dtype)
             cos, sin = cos[start : start + T, None], sin[start : start + T, None]  # (T, 1, D)
@@ -295,7 +298,15 @@ class Llama(CausalLM):
             cache.advance(start, T)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.model.norm(x))  # (B, T|1, vocab)
+        return self.logits(x)  # (B, T|1, vocab)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Layer 0's input for token ids (B, T) -> (B, T, C); Granite scales it."""
+        return self.model.embed_tokens(idx)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's output (B, T, C) -> logits (B, T, vocab); Granite scales them."""
+        return self.lm_head(self.model.norm(x))
 
     def fuse_projections(self, transposed: bool = False) -> None:
         """Fuse q/k/v and gate/up in every layer (see engine/layout.py); idempotent."""

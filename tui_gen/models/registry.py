@@ -37,7 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models import bdh_config, gpt2, llama, llama_gguf
+from tui_gen.models import (
+    bdh_config,
+    gpt2,
+    gpt2_gguf,
+    granite,
+    llama,
+    llama_gguf,
+    olmo2,
+    phi3,
+    smollm3,
+)
 from tui_gen.models.config import ModelConfig, read_json, validate
 from tui_gen.models.family import CausalLM, Family
 
@@ -50,13 +60,40 @@ def _llama_class() -> type[CausalLM]:
     return llama.Llama
 
 
+def _olmo2_class() -> type[CausalLM]:
+    return olmo2.Olmo2
+
+
+def _granite_class() -> type[CausalLM]:
+    return granite.Granite
+
+
+def _smollm3_class() -> type[CausalLM]:
+    return smollm3.SmolLM3
+
+
+def _phi3_class() -> type[CausalLM]:
+    return phi3.Phi3
+
+
 def _bdh_class() -> type[CausalLM]:
     from tui_gen.models.bdh import BDH
 
     return BDH
 
 
+#: in the order `infer_model_type` tries them: a config.json without model_type is BDH's when it
+#: has BDH's multiplier key, before nanoGPT's n_layer/n_embd match it
 FAMILIES: tuple[Family, ...] = (
+    Family(
+        name="bdh",
+        hf_model_types=("bdh",),
+        model_class=_bdh_class,
+        config_from_hf=bdh_config.config_from_hf,
+        describes="BDH (pathwaycom/bdh, byte-level, recurrent state)",
+        mlp_matrices=3,  # encoder, encoder_v, decoder (shared by every layer)
+        infer_model_type=bdh_config.infer_model_type,
+    ),
     Family(
         name="gpt2",
         hf_model_types=("gpt2", "nanogpt"),
@@ -65,6 +102,7 @@ FAMILIES: tuple[Family, ...] = (
         describes="GPT-2, nanoGPT",
         mlp_matrices=2,
         infer_model_type=gpt2.infer_model_type,
+        gguf=gpt2_gguf.FORMAT,
     ),
     Family(
         name="llama",
@@ -76,13 +114,40 @@ FAMILIES: tuple[Family, ...] = (
         gguf=llama_gguf.FORMAT,
     ),
     Family(
-        name="bdh",
-        hf_model_types=("bdh",),
-        model_class=_bdh_class,
-        config_from_hf=bdh_config.config_from_hf,
-        describes="BDH (pathwaycom/bdh, byte-level, recurrent state)",
-        mlp_matrices=3,  # encoder, encoder_v, decoder (shared by every layer)
-        infer_model_type=bdh_config.infer_model_type,
+        name="olmo2",
+        hf_model_types=("olmo2",),
+        model_class=_olmo2_class,
+        config_from_hf=olmo2.config_from_hf,
+        gguf=olmo2.GGUF,
+        describes="OLMo-2",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="granite",
+        hf_model_types=("granite",),
+        model_class=_granite_class,
+        config_from_hf=granite.config_from_hf,
+        gguf=granite.GGUF,
+        describes="Granite 3",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="smollm3",
+        hf_model_types=("smollm3",),
+        model_class=_smollm3_class,
+        config_from_hf=smollm3.config_from_hf,
+        gguf=smollm3.GGUF,
+        describes="SmolLM3",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="phi3",
+        hf_model_types=("phi3",),
+        model_class=_phi3_class,
+        config_from_hf=phi3.config_from_hf,
+        gguf=phi3.GGUF,
+        describes="Phi-3, Phi-4-mini",
+        mlp_matrices=3,
     ),
 )
 

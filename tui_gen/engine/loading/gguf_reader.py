@@ -126,6 +126,8 @@ class GGUFCheckpoint:
                         rows = info.shape[0]
                         raw = unpermute_rows(raw.reshape(rows, -1), heads).reshape(-1)
                     t = dequantize(raw, info.type_id, info.shape)
+                    if self.format.transposed(name):  # GPT-2's Conv1D weights
+                        t = t.t().contiguous()
                     yield name, t if dtype == torch.float32 else t.to(dtype)
         finally:
             torch.set_num_threads(threads)
@@ -291,7 +293,8 @@ def _write_safetensors(out: Path, ckpt: GGUFCheckpoint, dtype: torch.dtype) -> N
     start = 0
     for name, info in ckpt.hf_tensor_infos():
         n = math.prod(info.shape) * itemsize
-        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": list(info.shape),
+        shape = info.shape[::-1] if ckpt.format.transposed(name) else info.shape  # GPT-2 Conv1D
+        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": list(shape),
                         "data_offsets": [start, start + n]}  # fmt: skip
         start += n
     blob = json.dumps(header, separators=(",", ":")).encode()

@@ -1,0 +1,176 @@
+"""OLMo-2, Granite, SmolLM3 and Phi-3 against transformers on tiny random checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import make_model
+
+from tui_gen.engine.generator import Generator
+from tui_gen.models import registry
+from tui_gen.models.family import NativeUnsupported
+from tui_gen.models.kv_cache import KVCache
+
+PROMPTS = ["Hello", "The quick brown fox jumps", "def add(a, b):\n    return"]
+#: longer than the LongRoPE variant's original_max_position_embeddings (32 tokens)
+LONG_PROMPT = "Preheat the oven to 200 degrees. Mix the flour, sugar and butter; bake. " * 3
+
+LONGROPE = {
+    "rope_type": "longrope",
+    "short_factor": [1.0, 1.1, 1.3, 1.7],
+    "long_factor": [1.0, 2.0, 4.0, 9.0],
+    "original_max_position_embeddings": 32,
+}
+
+
+def _hf(path: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+#: large enough weights that attention is far from uniform: a wrong q/k order or RoPE shows
+INIT = 0.3
+
+
+@pytest.fixture(scope="module")
+def fams(tiny_root: Path) -> dict[str, Path]:
+    return {
+        "olmo2": make_model(tiny_root / "f-olmo2", "olmo2", seed=21, initializer_range=INIT),
+        "granite": make_model(
+            tiny_root / "f-granite", "granite", seed=22, initializer_range=INIT, embedding_multiplier=6.0,
+            attention_multiplier=0.09, residual_multiplier=0.4, logits_scaling=3.0,
+        ),
+        "smollm3": make_model(
+            tiny_root / "f-smollm3", "smollm3", seed=23, initializer_range=INIT, num_hidden_layers=4,
+            no_rope_layer_interval=2, pad_token_id=None,
+        ),
+        "phi3": make_model(tiny_root / "f-phi3", "phi3", seed=24, initializer_range=INIT, partial_rotary_factor=0.5,
+                           pad_token_id=None),
+        "phi3-longrope": make_model(
+            tiny_root / "f-phi3l", "phi3", seed=25, initializer_range=INIT, partial_rotary_factor=0.5, pad_token_id=None,
+            original_max_position_embeddings=32, rope_parameters={**LONGROPE, "rope_theta": 10000.0,
+                                                                  "partial_rotary_factor": 0.5},
+        ),
+    }  # fmt: skip
+
+
+NAMES = ["olmo2", "granite", "smollm3", "phi3", "phi3-longrope"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logits_match_transformers(fams: dict[str, Path], name: str) -> None:
+    path = fams[name]
+    ours = Generator.load(path, device="cpu", dtype="float32")
+    assert ours.config.arch == name.split("-")[0]
+    ref = _hf(path)
+    for prompt in [*PROMPTS, LONG_PROMPT]:
+        ids = torch.tensor([ours.encode(prompt)])
+        with torch.no_grad():
+            expected = ref(ids).logits
+            got = ours.model(ids)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    if name == "phi3-longrope":
+        assert len(ours.encode(LONG_PROMPT)) > 32  # the long factors were exercised
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES[:4])
+def test_greedy_ids_match_transformers(fams: dict[str, Path], name: str) -> None:
+    path = fams[name]
+    ours = Generator.load(path, device="cpu", dtype="float32")
+    ref = _hf(path)
+    for prompt in PROMPTS[1:]:
+        ids = ours.encode(prompt)
+        with torch.no_grad():
+            out = ref.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=40,
+                do_sample=False,
+                pad_token_id=0,
+            )
+        expected = out[0, len(ids) :].tolist()
+        result = ours.generate_result(ids, do_sample=False, max_new_tokens=40)
+        if expected[-1] in ours.eos_token_ids:
+            expected = expected[:-1]
+        assert result.token_ids == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cached_decode_equals_full_recompute(fams: dict[str, Path], name: str) -> None:
+    gen = Generator.load(fams[name], device="cpu", dtype="float32")
+    cfg = gen.config
+    ids = torch.randint(0, cfg.vocab_size, (1, 23), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = gen.model(ids)
+        cache = KVCache(cfg.num_layers, 1, cfg.num_kv_heads, 64, cfg.head_dim, torch.float32, "cpu")
+        pieces = [gen.model(ids[:, :5], start=0, cache=cache)]
+        pos = 5
+        for chunk in (3, 1, 1, 13):
+            pieces.append(gen.model(ids[:, pos : pos + chunk], start=pos, cache=cache))
+            pos += chunk
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-4, rtol=0)
+
+
+def test_family_parameters_are_read(fams: dict[str, Path]) -> None:
+    g = registry.load_config(fams["granite"]).family_params
+    assert g == {"embedding_multiplier": 6.0, "attention_multiplier": 0.09,
+                 "residual_multiplier": 0.4, "logits_scaling": 3.0}  # fmt: skip
+    s = registry.load_config(fams["smollm3"]).family_params
+    assert s["rope_layers"] == [True, False, True, False]
+    p = registry.load_config(fams["phi3-longrope"]).family_params
+    assert p["rotary_dim"] == 8 and p["original_max_position_embeddings"] == 32
+    assert p["attention_factor"] == pytest.approx(1.2649, abs=1e-3)  # sqrt(1 + ln 8 / ln 32)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("olmo2", "post-norm"), ("granite", "multipliers"), ("smollm3", "NoPE"),
+     ("phi3", "partial rotary")],
+)  # fmt: skip
+def test_native_step_declines_with_a_reason(fams: dict[str, Path], name: str, reason: str) -> None:
+    gen = Generator.load(fams[name], device="cpu", dtype="float32")
+    with pytest.raises(NativeUnsupported, match=reason) as e:
+        gen.model.native_spec()
+    assert str(e.value).startswith(f"{name}: ") and "\n" not in str(e.value)
+
+
+def test_bad_family_fields_are_one_line(tmp_path: Path) -> None:
+    from tui_gen.errors import ModelLoadError
+
+    base = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+            "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
+    with pytest.raises(ModelLoadError, match="no_rope_layers"):
+        registry.parse_config({**base, "model_type": "smollm3", "no_rope_layers": [1]})
+    with pytest.raises(ModelLoadError, match="short_factor"):
+        bad = {"type": "longrope", "short_factor": [1.0]}
+        registry.parse_config({**base, "model_type": "phi3", "rope_scaling": bad})
+    with pytest.raises(ModelLoadError, match="logits_scaling"):
+        registry.parse_config({**base, "model_type": "granite", "logits_scaling": 0})
+
+
+def test_phi3_with_full_rotary_decodes_natively(tiny_root: Path) -> None:
+    """Phi-3-mini (rotary over the whole head, LongRoPE): the native step computes it, and
+    generation past original_max_position_embeddings equals the torch path's."""
+    from tui_gen.engine.native import build
+
+    if build._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    factors = {"short_factor": [1.0, 1.1, 1.3, 1.7, 1.9, 2.0, 2.1, 2.3],
+               "long_factor": [1.0, 2.0, 4.0, 9.0, 11.0, 12.0, 14.0, 16.0]}  # fmt: skip
+    path = make_model(
+        tiny_root / "f-phi3n", "phi3", seed=26, initializer_range=INIT, pad_token_id=None,
+        original_max_position_embeddings=32,
+        rope_parameters={"rope_type": "longrope", **factors, "rope_theta": 10000.0},
+    )  # fmt: skip
+    native = Generator.load(path, device="cpu", dtype="float32")
+    torch_only = Generator.load(path, device="cpu", dtype="float32")
+    torch_only._native = (None, "forced off by the test")
+    assert native.decode_backend == "native", native._native
+    prompt = [3, 4, 5, 6, 7]
+    a = native.generate_result(prompt, do_sample=False, max_new_tokens=40)
+    b = torch_only.generate_result(prompt, do_sample=False, max_new_tokens=40)
+    assert a.token_ids == b.token_ids and len(a.token_ids) == 40

@@ -1,0 +1,113 @@
+"""OLMo-2: the Llama block with q/k RMSNorm over the whole projection and norms after attention
+and MLP instead of before (no pre-norm).
+
+HF names: ``self_attn.q_norm``/``k_norm`` (width H*D and KV*D), ``post_attention_layernorm``
+and ``post_feedforward_layernorm``; everything else is Llama's, so the rest is reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from tui_gen.models import llama, llama_like_gguf
+from tui_gen.models.common import attend
+from tui_gen.models.config import ModelConfig
+from tui_gen.models.family import NativeSpec, NativeUnsupported
+from tui_gen.models.kv_cache import KVCache
+
+
+def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
+    """OLMo-2's config.json: Llama's keys (q/k norms and post-norms are implied by the type)."""
+    return dataclasses.replace(llama.config_from_hf(raw, model_type), arch="olmo2")
+
+
+class Attention(llama.Attention):
+    """Llama attention with RMSNorm over the full q and k projections before RoPE."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__(cfg, layer)
+        self.q_norm = llama.RMSNorm(cfg.num_heads * cfg.head_dim, cfg.norm_eps)
+        self.k_norm = llama.RMSNorm(cfg.num_kv_heads * cfg.head_dim, cfg.norm_eps)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        start: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        H, KV, D = self.n_head, self.n_kv, self.head_dim
+        if self.qkv_proj is not None:
+            q, k, v = self.qkv_proj(x).split((H * D, KV * D, KV * D), dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = llama.apply_rope(self.q_norm(q).view(B, T, H, D), cos, sin).transpose(1, 2)
+        k = llama.apply_rope(self.k_norm(k).view(B, T, KV, D), cos, sin).transpose(1, 2)
+        v = v.view(B, T, KV, D).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.update(self.layer, start, k, v)
+        y = attend(q, k, v, mask, causal=mask is None and T > 1)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+
+
+class DecoderLayer(llama.DecoderLayer):
+    """x + norm(attn(x)), then x + norm(mlp(x)): the norms come after, none before."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__(cfg, layer)
+        del self.input_layernorm
+        self.self_attn = Attention(cfg, layer)
+        self.post_feedforward_layernorm = llama.RMSNorm(cfg.hidden_size, cfg.norm_eps)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        start: int,
+        cache: KVCache | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        x = x + self.post_attention_layernorm(self.self_attn(x, cos, sin, start, cache, mask))
+        return x + self.post_feedforward_layernorm(self.mlp(x))
+
+
+class Olmo2(llama.Llama):
+    layer_class = DecoderLayer
+
+    @classmethod
+    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
+        return "olmo2: post-norm blocks and q/k norms are not in the native step"
+
+    def native_spec(self) -> NativeSpec:
+        raise NativeUnsupported(self.native_unsupported(self.config))
+
+
+def _gguf_shapes(cfg: ModelConfig, out: dict[str, tuple[int, ...]]) -> None:
+    h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}."
+        del out[p + "input_layernorm.weight"]
+        out |= {p + "self_attn.q_norm.weight": (q,), p + "self_attn.k_norm.weight": (kv,),
+                p + "post_feedforward_layernorm.weight": (h,)}  # fmt: skip
+
+
+#: llama.cpp's "olmo2" GGUF files: Llama's names plus the q/k norms and post-norms
+GGUF = llama_like_gguf.llama_like_format(
+    "olmo2",
+    "Olmo2ForCausalLM",
+    permuted=False,
+    layer_names={
+        "attn_q_norm.weight": "self_attn.q_norm.weight",
+        "attn_k_norm.weight": "self_attn.k_norm.weight",
+        "post_attention_norm.weight": "post_attention_layernorm.weight",
+        "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    },
+    shapes=_gguf_shapes,
+)
