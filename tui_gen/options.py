@@ -35,6 +35,9 @@ def _strings(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
 
+#: more beams than this is a typo, not a search (each beam holds its own KV cache)
+MAX_BEAMS = 256
+
 #: name -> (is the value allowed?, what is allowed, in words)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "temperature": (lambda v: _number(v) and 0 <= v < math.inf, "a number >= 0 (0 = greedy)"),
@@ -50,7 +53,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer with 0 <= seed < 2**63",
     ),
     "do_sample": (lambda v: isinstance(v, bool), "true or false"),
-    "num_beams": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "num_beams": (
+        lambda v: _integer(v) and 1 <= v <= MAX_BEAMS,
+        f"an integer from 1 to {MAX_BEAMS}",
+    ),
     "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "length_penalty": (lambda v: _number(v) and not math.isinf(v), "a finite number"),
     "early_stopping": (lambda v: v in (True, False, "never"), 'true, false or "never"'),

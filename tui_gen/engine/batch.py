@@ -37,7 +37,7 @@ from tui_gen.engine.events import (
     NoticeEvent,
     TokenEvent,
 )
-from tui_gen.engine.sampling import make_generator, next_token
+from tui_gen.engine.sampling import check_logit, make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
@@ -194,6 +194,7 @@ def decode_batch(
             keep: list[int] = []
             finished: list[tuple[_Row, FinishReason]] = []
             for i, (r, tok) in enumerate(zip(rows, toks)):
+                check_logit(logits, tok, i, len(r.generated))
                 if tok in eos:
                     finished.append((r, "eos"))
                     continue

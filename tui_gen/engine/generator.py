@@ -9,6 +9,7 @@ new tokens.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from tui_gen.engine.events import (
     TokenEvent,
 )
 from tui_gen.engine.loading.loader import LoadedModel, load_model
-from tui_gen.engine.sampling import make_generator, next_token
+from tui_gen.engine.sampling import check_logit, make_generator, next_token
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
@@ -264,6 +265,7 @@ class Generator:
             while True:
                 tok = next_token(logits, p, seq[:, :n] if penalty else None, rng)  # (1,)
                 tok_id = int(tok)
+                check_logit(logits, tok_id, index=len(generated))
                 now = time.perf_counter()
                 busy += now - t_prev
                 if not generated:
@@ -377,6 +379,7 @@ class Generator:
         p = self.params(None, **overrides)
         bp = BeamParams(num_beams, length_penalty, early_stopping, num_return_sequences)
         ids = self._prompt_ids(prompt, add_special_tokens) or self._start_ids()
+        _check_beam_memory(self, len(ids), p.max_new_tokens, bp.num_beams)
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
@@ -402,3 +405,19 @@ class Generator:
                 f"token id {bad[0]} is outside the vocabulary (0..{self.config.vocab_size - 1})"
             )
         return ids
+
+
+def _check_beam_memory(gen: Generator, prompt: int, max_new_tokens: int, beams: int) -> None:
+    """Refuse a beam search whose KV caches (one per beam) could not fit in the machine's
+    memory, before allocating them."""
+    columns = min(gen.max_context, prompt + max_new_tokens)
+    need = gen.config.kv_cache_bytes(columns, gen._element_size(), batch=beams)
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if need > total:
+        raise TuiGenError(
+            f"{beams} beams need {need / 2**30:.1f} GiB of KV cache but the machine has "
+            f"{total / 2**30:.1f} GiB; use fewer beams or a smaller --max-new-tokens"
+        )

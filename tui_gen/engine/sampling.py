@@ -7,8 +7,11 @@ removed tokens set to -inf, so each can be tested alone and they compose by plai
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
 NEG_INF = float("-inf")
@@ -79,6 +82,21 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def check_logit(logits: torch.Tensor, token: int, row: int = 0, index: int = 0) -> None:
+    """Stop with one line when the model produced a non-finite logit for the token it picked
+    (NaN/Inf weights): one scalar read per step, on the sampled row only."""
+    value = float(logits[row, token])
+    if not math.isfinite(value):
+        raise NonFiniteLogitsError(
+            f"the model produced {'NaN' if math.isnan(value) else 'infinite'} logits at token "
+            f"{index}; its weights are broken (NaN/Inf), re-export or download the model again"
+        )
+
+
+class NonFiniteLogitsError(TuiGenError):
+    """The model's output is NaN or infinite (broken weights), reported instead of sampled."""
+
+
 def make_generator(seed: int | None, device: torch.device | str) -> torch.Generator:
     """A torch.Generator on the logits' device; a None seed draws a fresh random one."""
     g = torch.Generator(device=device)
@@ -110,10 +128,23 @@ def next_token(
         values, indices = torch.topk(logits, params.top_k, dim=-1)  # (B, k), sorted
         values = apply_top_p(values, params.top_p)
         values = apply_min_p(values, params.min_p)
-        values = apply_temperature(values, params.temperature)
-        choice = draw(values, generator)  # (B,) index into the k survivors
+        choice = _draw_safely(values, params.temperature, generator)  # (B,) among the k
         return indices.gather(-1, choice[:, None]).squeeze(-1)
     logits = apply_top_p(logits, params.top_p)
     logits = apply_min_p(logits, params.min_p)
-    logits = apply_temperature(logits, params.temperature)
-    return draw(logits, generator)
+    return _draw_safely(logits, params.temperature, generator)
+
+
+def _draw_safely(logits: torch.Tensor, temperature: float, generator: torch.Generator | None):
+    """Temperature, then draw; when the probabilities are not finite, the most likely token.
+
+    A temperature (or repetition penalty) so small that logits/temperature overflows makes
+    softmax NaN and torch.multinomial raise; the limit of sampling at such a temperature is
+    greedy, so that is what it becomes. NaN logits from the model itself also end here: their
+    argmax is a NaN entry, which the decode loop reports (generator.check_logit). Nothing is
+    checked on the normal path.
+    """
+    try:
+        return draw(apply_temperature(logits, temperature), generator)
+    except RuntimeError:
+        return logits.argmax(dim=-1)

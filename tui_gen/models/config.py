@@ -10,6 +10,7 @@ names; `tui_gen.models.registry.parse_config` picks the family and runs the shar
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,17 @@ class ModelConfig:
         )
 
 
+def check_regular(path: Path) -> None:
+    """Refuse a path that exists but is no regular file: reading a FIFO or a device would block
+    forever or never end."""
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a pipe, socket or device)"
+        raise ModelLoadError(f"{path}: is {kind}; give a regular file")
+
+
 def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
     """Read a JSON object, turning every failure into one line that names the file."""
+    check_regular(path)
     if not path.exists():
         if required:
             raise ModelLoadError(
@@ -78,8 +88,12 @@ def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ModelLoadError(f"{path}: malformed JSON ({e}); fix or re-export the file") from None
+    except OSError as e:
+        raise ModelLoadError(
+            f"{path}: cannot be read ({e.strerror or e}); check its permissions"
+        ) from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path}: expected a JSON object at the top level")
     return data
@@ -104,22 +118,60 @@ def token_ids(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: raw.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
 
 
+#: The largest value each size may take: far above any released model, low enough that a
+#: corrupt or hostile config fails here instead of building millions of modules or asking the
+#: allocator for terabytes. The weights are checked against the config afterwards as well.
+CEILINGS = {
+    "vocab_size": 1 << 22,
+    "hidden_size": 1 << 16,
+    "num_layers": 1024,
+    "num_heads": 1024,
+    "num_kv_heads": 1024,
+    "head_dim": 4096,
+    "intermediate_size": 1 << 18,
+    "max_position_embeddings": 1 << 24,
+}
+_SPELLING = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+             "num_kv_heads": "num_key_value_heads", "norm_eps": "rms_norm_eps"}  # fmt: skip
+
+
 def validate(cfg: ModelConfig, source: str) -> None:
-    """Checks every family's config must pass (sizes positive, heads divide evenly)."""
-    for name in (
-        "vocab_size",
-        "hidden_size",
-        "num_layers",
-        "num_heads",
-        "num_kv_heads",
-        "head_dim",
-        "intermediate_size",
-        "max_position_embeddings",
-    ):
-        if getattr(cfg, name) <= 0:
-            raise ModelLoadError(f"{source}: {name} must be positive, got {getattr(cfg, name)}")
+    """Checks every family's config must pass (sizes positive and sane, heads divide evenly,
+    finite norm epsilon and rotary base)."""
+    for name, ceiling in CEILINGS.items():
+        value = getattr(cfg, name)
+        if value <= 0:
+            raise ModelLoadError(f"{source}: {name} must be positive, got {value}")
+        if value > ceiling:
+            raise ModelLoadError(
+                f"{source}: {_SPELLING.get(name, name)} {value} is implausibly large (at most "
+                f"{ceiling}); the config is corrupt, re-export it"
+            )
+    if cfg.max_position_embeddings < 2:
+        raise ModelLoadError(
+            f"{source}: max_position_embeddings {cfg.max_position_embeddings} leaves no room to "
+            "generate (at least 2); fix the config"
+        )
     if cfg.num_heads % cfg.num_kv_heads:
         raise ModelLoadError(
             f"{source}: num_attention_heads ({cfg.num_heads}) must be a multiple of "
             f"num_key_value_heads ({cfg.num_kv_heads})"
+        )
+    if not (math.isfinite(cfg.norm_eps) and 0 <= cfg.norm_eps < 1):
+        raise ModelLoadError(
+            f"{source}: the norm epsilon ({cfg.norm_eps}) must be a finite number in [0, 1); "
+            "fix rms_norm_eps / layer_norm_epsilon in the config"
+        )
+    if cfg.arch == "llama" and not (math.isfinite(cfg.rope_theta) and cfg.rope_theta > 0):
+        raise ModelLoadError(
+            f"{source}: rope_theta ({cfg.rope_theta}) must be a finite number > 0; fix the config"
+        )
+    factor: Any = cfg.rope_scaling.get("factor") if cfg.rope_scaling else 1.0
+    try:
+        ok = math.isfinite(float(factor)) and float(factor) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelLoadError(
+            f"{source}: rope_scaling factor ({factor!r}) must be a finite number > 0; fix the config"
         )

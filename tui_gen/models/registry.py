@@ -227,7 +227,7 @@ def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfi
     assert model_type is not None
     try:
         cfg = fam.config_from_hf(raw, model_type)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ModelLoadError(
             f"{source}: missing or invalid field {e} for a {model_type} model; "
             "re-export config.json from the training code"
@@ -239,6 +239,27 @@ def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfi
     cfg.raw = raw
     validate(cfg, source)
     return cfg
+
+
+def min_parameters(cfg: ModelConfig) -> int:
+    """A lower bound of the parameters a config implies: attention and MLP matrices of every
+    layer plus one embedding (what every family has; biases, norms, a separate head excluded)."""
+    h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    mlp = family(cfg.arch).mlp_matrices * h * cfg.intermediate_size
+    return cfg.num_layers * (2 * h * q + 2 * h * kv + mlp) + cfg.vocab_size * h
+
+
+def check_weights(cfg: ModelConfig, elements: int, source: str) -> None:
+    """Refuse a config that implies more parameters than the weight files hold, before the
+    model is built (a hostile config would otherwise allocate for a model that is not there).
+    Only a config far larger than its weights fails here: a few missing tensors are named by
+    the loader's tensor-by-tensor check instead."""
+    need = min_parameters(cfg)
+    if need > 2 * elements:
+        raise ModelLoadError(
+            f"{source}: describes a model of at least {need:,} parameters but the weights hold "
+            f"{elements:,} numbers; the config and the weights do not belong together"
+        )
 
 
 def load_config(model_dir: Path) -> ModelConfig:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tui_gen.errors import ModelLoadError
+from tui_gen.models.config import check_regular
 
 GGUF_MAGIC = b"GGUF"
 
@@ -77,6 +78,8 @@ _SCALARS = {  # GGUF value type -> struct format
 _NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1",
           10: "<u8", 11: "<i8", 12: "<f8"}  # fmt: skip
 _STRING, _ARRAY = 8, 9
+#: arrays of arrays deeper than this are refused (llama.cpp writes at most one level)
+MAX_ARRAY_DEPTH = 8
 
 
 class _HeaderReader:
@@ -99,7 +102,7 @@ class _HeaderReader:
         self.pos += n
         return s
 
-    def value(self, vtype: int) -> Any:
+    def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALARS:
             return self.scalar(_SCALARS[vtype])
         if vtype == _STRING:
@@ -115,7 +118,9 @@ class _HeaderReader:
                 return arr.astype(bool) if itype == 7 else arr
             if itype == _STRING:
                 return self._strings(count)
-            return [self.value(itype) for _ in range(count)]
+            if depth >= MAX_ARRAY_DEPTH:  # recursion would overflow the stack
+                raise ValueError(f"metadata arrays nested more than {MAX_ARRAY_DEPTH} deep")
+            return [self.value(itype, depth + 1) for _ in range(count)]
         raise ValueError(f"unknown metadata value type {vtype}")
 
     def _strings(self, count: int) -> list[str]:
@@ -153,6 +158,7 @@ def read_header(path: Path) -> tuple[dict[str, Any], list[TensorInfo]]:
         raise ModelLoadError(f"{path}: file not found; give the path of a .gguf file")
     if path.is_dir():
         raise ModelLoadError(f"{path}: is a directory; give the path of a .gguf file inside it")
+    check_regular(path)  # a FIFO would block forever
     size = path.stat().st_size
     with path.open("rb") as f:
         magic = f.read(4)
@@ -198,7 +204,9 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> tuple[dict[str, Any], list[
         r.pos += 8 * n_dims
         type_id, offset = r.scalar("<I"), r.scalar("<Q")
         raw.append((name, tuple(reversed(dims)), type_id, offset))
-    align = int(meta.get("general.alignment", 32))
+    align = meta.get("general.alignment", 32)
+    if isinstance(align, bool) or not isinstance(align, int):
+        raise ValueError(f"general.alignment is {type(align).__name__}, not an integer")
     if align <= 0 or align & (align - 1):
         raise ValueError(f"general.alignment {align} is not a power of two")
     data_start = (r.pos + align - 1) // align * align

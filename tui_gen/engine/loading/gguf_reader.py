@@ -25,10 +25,10 @@ import torch
 
 from tui_gen.engine.loading.gguf_file import GGML_TYPES, TensorInfo, read_header
 from tui_gen.engine.loading.gguf_quants import KERNELS, dequantize, gguf_fallback
-from tui_gen.errors import ModelLoadError, UnsupportedModelError
+from tui_gen.errors import ModelLoadError, TuiGenError, UnsupportedModelError
 from tui_gen.models.config import ModelConfig
 from tui_gen.models.family import Family, GGUFFormat
-from tui_gen.models.registry import for_gguf, gguf_architectures, parse_config
+from tui_gen.models.registry import check_weights, for_gguf, gguf_architectures, parse_config
 
 if TYPE_CHECKING:
     import tokenizers
@@ -233,11 +233,30 @@ def _build_config(
 
 def open_gguf(path: str | Path) -> GGUFCheckpoint:
     """Read a GGUF file's metadata, config and tokenizer; weights are read by `.tensors()`."""
-    from tui_gen.engine.loading.gguf_tokenizer import build_tokenizer
-
     path = Path(path).expanduser()
     meta, infos = read_header(path)
-    if int(meta.get("split.count", 1) or 1) > 1:
+    try:
+        return _open(path, meta, infos)
+    except TuiGenError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError) as e:
+        # a metadata value of the wrong type (a string width, an array where a number goes)
+        raise ModelLoadError(
+            f"{path}: metadata value of the wrong type ({e}); the file is corrupt or from an "
+            "unsupported converter"
+        ) from None
+
+
+def _open(path: Path, meta: dict[str, Any], infos: list[TensorInfo]) -> GGUFCheckpoint:
+    from tui_gen.engine.loading.gguf_tokenizer import build_tokenizer
+
+    splits = meta.get("split.count", 1)
+    if isinstance(splits, bool) or not isinstance(splits, int):
+        raise ModelLoadError(
+            f"{path}: metadata split.count is {type(splits).__name__}, not an integer; the file "
+            "is corrupt"
+        )
+    if splits > 1:
         raise UnsupportedModelError(
             f"{path}: is one part of a split GGUF ({meta['split.count']} parts); merge them "
             "first with `llama-gguf-split --merge FIRST-PART.gguf OUT.gguf`"
@@ -245,6 +264,7 @@ def open_gguf(path: str | Path) -> GGUFCheckpoint:
     family = for_gguf(_required(meta, "general.architecture", path), str(path))
     config = _build_config(path, family, meta, infos)
     cfg = parse_config(config, str(path))  # the engine's own checks (heads divide evenly, ...)
+    check_weights(cfg, sum(math.prod(i.shape) for i in infos), str(path))
     assert family.gguf is not None
     file_type = _check_tensors(path, family.gguf, cfg, infos)
     tokenizer, tokenizer_config = build_tokenizer(meta, path)

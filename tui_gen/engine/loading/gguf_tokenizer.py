@@ -16,6 +16,7 @@ tokens, so `<|im_end|>` is one token wherever it appears in the text.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from functools import lru_cache
@@ -25,6 +26,10 @@ from typing import Any
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 
 log = logging.getLogger(__name__)
+
+#: pieces longer than this are kept as tokens but not split into merges (no real SentencePiece
+#: piece comes close; splitting one costs time quadratic in its length)
+MAX_MERGED_PIECE = 1024
 
 # llama.cpp token types
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -152,11 +157,17 @@ def _sentencepiece_merges(
     pieces, best score first (ties: longer left part, then longer right part, then vocab order),
     the order transformers' GGUF converter uses too."""
     found: list[tuple[float, int, int, str, str]] = []
+    # Both parts of a split are shorter pieces, so only split points within the longest piece
+    # below the token's own length can match: linear work per token, not quadratic (a hostile
+    # 400k-character token took a minute). Longer pieces than MAX_MERGED_PIECE yield no merges.
+    lengths = sorted({len(t) for t in tokens})
     for tok, score, kind in zip(tokens, scores, types, strict=True):
-        if kind not in (NORMAL, USER_DEFINED) or len(tok) < 2:
+        n = len(tok)
+        if kind not in (NORMAL, USER_DEFINED) or n < 2 or n > MAX_MERGED_PIECE:
             continue
+        longest = lengths[bisect.bisect_left(lengths, n) - 1]  # longest piece shorter than tok
         local = []
-        for k in range(1, len(tok)):
+        for k in range(max(1, n - longest), min(n - 1, longest) + 1):
             left, right = tok[:k], tok[k:]
             if left in vocab and right in vocab:
                 local.append((vocab[left], vocab[right], left, right))

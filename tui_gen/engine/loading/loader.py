@@ -7,6 +7,9 @@ the weights: peak memory is about one copy plus one tensor.
 
 from __future__ import annotations
 
+import json
+import math
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +27,9 @@ from tui_gen.engine.loading.tokenizer import (
     resolve_specials,
 )
 from tui_gen.errors import ModelLoadError, TuiGenError
-from tui_gen.models.config import ModelConfig, read_json
+from tui_gen.models.config import ModelConfig, check_regular, read_json
 from tui_gen.models.family import CausalLM
-from tui_gen.models.registry import load_config, model_class, parse_config
+from tui_gen.models.registry import check_weights, load_config, model_class, parse_config
 
 DTYPES = {
     "float32": torch.float32,
@@ -116,6 +119,7 @@ def resolve_dtype(spec: str, cfg: ModelConfig, device: torch.device) -> torch.dt
 def _weight_files(model_dir: Path) -> list[Path]:
     single = model_dir / "model.safetensors"
     index = model_dir / "model.safetensors.index.json"
+    check_regular(single)
     if single.exists():
         return [single]
     if index.exists():
@@ -125,6 +129,7 @@ def _weight_files(model_dir: Path) -> list[Path]:
             raise ModelLoadError(f"{index}: no weight_map; re-save the sharded checkpoint")
         files = [model_dir / name for name in dict.fromkeys(weight_map.values())]
         for f in files:
+            check_regular(f)
             if not f.exists():
                 raise ModelLoadError(f"{f}: shard listed in {index.name} is missing")
         return files
@@ -137,6 +142,31 @@ def _weight_files(model_dir: Path) -> list[Path]:
         f"{single}: file not found; a model directory needs model.safetensors "
         "(or model.safetensors.index.json with its shards)"
     )
+
+
+#: a safetensors header larger than this is not a model's tensor table (real ones are < 1 MB)
+MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def _checkpoint_elements(files: list[Path]) -> int:
+    """How many numbers the weight files hold, from their headers alone (nothing is read)."""
+    total = 0
+    for path in files:
+        try:
+            with path.open("rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > min(MAX_SAFETENSORS_HEADER, path.stat().st_size):
+                    raise ValueError(f"header of {n} bytes")
+                header = json.loads(f.read(n))
+            for key, entry in header.items():
+                if key != "__metadata__":
+                    total += math.prod(int(d) for d in entry["shape"])
+        except (struct.error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise ModelLoadError(
+                f"{path}: not a readable safetensors file (bad header); the file is truncated or "
+                "corrupt, download or export it again"
+            ) from None
+    return total
 
 
 def _safetensors_tensors(files: list[Path]) -> Iterator[tuple[str, torch.Tensor, Path]]:
@@ -245,7 +275,12 @@ def load_model(
     from tui_gen.engine.quantize import check_mode
 
     mode = check_mode(quantize)
-    loaded = _load_float(path, device, dtype)
+    try:
+        loaded = _load_float(path, device, dtype)
+    except PermissionError as e:  # an unreadable directory or file, wherever it is met
+        raise ModelLoadError(
+            f"{e.filename or path}: permission denied; make the model files readable"
+        ) from None
     return apply_quantization(loaded, mode) if mode else loaded
 
 
@@ -276,6 +311,8 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
+    if not path.is_dir():
+        check_regular(path)  # a FIFO or device would block or never end
     from tui_gen.engine.loading.bdh_checkpoint import find_checkpoint
 
     ckpt = find_checkpoint(path)  # a BDH train.py .pt/.pth (with config.json beside it)
@@ -296,6 +333,7 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
     tok = load_tokenizer(path, cfg)
     _check_vocab(cfg, tok, path / "tokenizer.json")
     files = _weight_files(path)
+    check_weights(cfg, _checkpoint_elements(files), str(path / "config.json"))
     model = materialize(cfg, _safetensors_tensors(files), dev, dt)
     info_path = path / "generation_info.json"
     return LoadedModel(

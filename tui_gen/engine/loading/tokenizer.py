@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tui_gen.errors import ModelLoadError
-from tui_gen.models.config import ModelConfig, read_json
+from tui_gen.models.config import ModelConfig, check_regular, read_json
 
 
 class StreamDecoder(Protocol):
@@ -215,8 +215,14 @@ def resolve_specials(
 def load_chat_template(model_dir: Path, tokenizer_config: dict[str, Any]) -> str | None:
     """The template may be in tokenizer_config.json (4.x) or chat_template.jinja (5.x)."""
     jinja = model_dir / "chat_template.jinja"
+    check_regular(jinja)
     if jinja.exists():
-        return jinja.read_text(encoding="utf-8")
+        try:
+            return jinja.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ModelLoadError(
+                f"{jinja}: not UTF-8 text (byte {e.start}); save the template as UTF-8"
+            ) from None
     tpl = tokenizer_config.get("chat_template")
     if isinstance(tpl, list):  # [{"name": "default", "template": ...}, ...]
         named = {t.get("name"): t.get("template") for t in tpl if isinstance(t, dict)}
@@ -226,6 +232,7 @@ def load_chat_template(model_dir: Path, tokenizer_config: dict[str, Any]) -> str
 
 def load_tokenizer(model_dir: Path, cfg: ModelConfig) -> Tokenizer:
     path = model_dir / "tokenizer.json"
+    check_regular(path)
     if not path.exists():
         if cfg.vocab_size == 256:
             return ByteTokenizer()

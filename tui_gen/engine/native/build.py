@@ -94,10 +94,31 @@ def _build(cc: str, out: Path) -> None:
         )
         if proc.returncode != 0:
             raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+        _stamp_path(out).write_text(_stamp(Path(tmp)))
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _stamp_path(lib: Path) -> Path:
+    return lib.with_suffix(".sha256")
+
+
+def _stamp(lib: Path) -> str:
+    """Size and checksum of a built library, recorded beside it at build time."""
+    data = lib.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}\n"
+
+
+def _intact(lib: Path) -> bool:
+    """True when the cached library is the one that was built: a truncated or overwritten file
+    would be mapped by dlopen and kill the process with SIGBUS on first use, so it is never
+    loaded unless its size and checksum match the stamp written when it was built."""
+    try:
+        return lib.is_file() and _stamp_path(lib).read_text() == _stamp(lib)
+    except OSError:
+        return False
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -137,7 +158,7 @@ def load() -> ctypes.CDLL | None:
         else:
             path = library_path(cc)
             try:
-                if not path.exists():
+                if not _intact(path):  # missing, truncated, or built before stamps existed
                     _build(cc, path)
                 lib = _bind(ctypes.CDLL(str(path)))
             except (OSError, subprocess.SubprocessError, AttributeError) as e:
