@@ -1,0 +1,103 @@
+"""Hardening (#19), the app's part: no lost input, files that cannot be read or written,
+quitting while the engine is stuck, and the rough edges (ranges, help, export, narrow screens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fake_engine import FakeEngine, isolated_dirs, make_app, ready, wait_until
+from textual import events
+
+pytestmark = pytest.mark.usefixtures("isolated_dirs")
+__all__ = ["isolated_dirs"]
+
+QUESTION = "How do I make pancakes?"
+
+
+def burst(app: Any, *keys: str) -> None:
+    """Queue key events all at once, the way tmux send-keys or a fast typist delivers them."""
+    for key in keys:
+        char = key if len(key) == 1 else ("\r" if key == "enter" else None)
+        name = {" ": "space", "?": "question_mark"}.get(key, key)
+        event = events.Key(name, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+def user_texts(app: Any) -> list[str]:
+    return [t.content for t in app.conversation.turns if t.role == "user"]
+
+
+async def sent(pilot: Any) -> list[str]:
+    """The messages sent, once the reply to them has finished."""
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: (
+            app.conversation.turns
+            and app.conversation.turns[-1].role == "assistant"
+            and not app.generating
+        ),
+        "the reply",
+    )
+    return user_texts(app)
+
+
+async def test_fast_typing_then_enter_sends_everything(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        burst(app, *QUESTION, "enter")
+        assert await sent(pilot) == [QUESTION]
+
+
+async def test_pilot_press_then_enter_sends_everything(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await pilot.press(*QUESTION, "enter")
+        assert await sent(pilot) == [QUESTION]
+
+
+async def test_paste_then_enter_sends_exactly_the_paste(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    pasted = "Cajun Cod Traybake\nServes 4 · Prep 15 min"
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        paste = events.Paste(pasted)
+        paste.set_sender(app)
+        app.prompt.post_message(paste)
+        burst(app, "enter")
+        assert await sent(pilot) == [pasted]
+
+
+async def test_pasted_escape_sequences_are_sanitized(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        app.prompt.focus()
+        app.prompt.post_message(events.Paste("red \x1b[31mhot\x1b[0m\x1b]0;pwned\x07 pan\x07"))
+        await pilot.pause()
+        assert app.prompt.text == "red hot pan\u2407"
+
+
+async def test_text_typed_while_loading_is_sent_once_ready(tmp_path: Any) -> None:
+    import threading
+
+    gate = threading.Event()
+    engine = FakeEngine()
+
+    def slow_factory() -> Any:
+        gate.wait(timeout=20)
+        return engine
+
+    app = make_app(tmp_path, factory=slow_factory)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        burst(app, *QUESTION, "enter")
+        await wait_until(pilot, lambda: user_texts(app), "the queued message")
+        assert user_texts(app) == [QUESTION]
+        gate.set()
+        assert await sent(pilot) == [QUESTION]
+        assert QUESTION in engine.calls[0]["prompt"]
