@@ -101,3 +101,30 @@ async def test_text_typed_while_loading_is_sent_once_ready(tmp_path: Any) -> Non
         gate.set()
         assert await sent(pilot) == [QUESTION]
         assert QUESTION in engine.calls[0]["prompt"]
+
+
+async def test_every_focus_stop_is_visible_and_typing_lands_in_the_prompt(tmp_path: Any) -> None:
+    from textual.widgets import TextArea
+
+    from tui_gen.app.widgets.chat_view import ChatView
+    from tui_gen.app.widgets.slider import Slider
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        chain = app.screen.focus_chain
+        # only widgets that show their focus: the prompt, the sliders, the chat pane
+        assert all(isinstance(w, (TextArea, Slider, ChatView)) for w in chain), chain
+        chat = app.chat_view
+        plain = chat.styles.background_tint
+        chat.focus()
+        await pilot.pause()
+        assert chat.styles.background_tint != plain  # the chat pane shows it has focus
+        for widget in chain:
+            if widget is app.prompt:
+                continue
+            widget.focus()
+            await pilot.pause()
+            await pilot.press("o", "k")
+            assert app.focused is app.prompt
+        assert app.prompt.text == "ok" * (len(chain) - 1)

@@ -188,6 +188,20 @@ class TuiGenApp(GenerationMixin):
             self.notify(note, title="Settings", severity="warning", timeout=10)
         self.run_worker(self._load_engine, thread=True, group="load", exit_on_error=False)
 
+    def on_key(self, event: events.Key) -> None:
+        """A character typed where nothing takes text (the chat pane, a slider) goes to the
+        prompt box instead of being dropped."""
+        if (
+            event.is_printable
+            and event.character
+            and self.screen is self.screen_stack[0]
+            and self.focused is not self.prompt
+        ):
+            event.stop()
+            prompt = self.prompt
+            prompt.focus()
+            prompt.insert(event.character)
+
     def on_resize(self, event: events.Resize) -> None:
         narrow = event.size.width < NARROW_WIDTH
         if narrow != self._narrow:

@@ -219,6 +219,8 @@ class ChatView(VerticalScroll):
         padding: 0 1 1 1;
         background: $background;
         scrollbar-size-vertical: 1;
+        /* a focus stop (arrows and PageUp/PageDown scroll) must look like one */
+        &:focus { background-tint: $primary 8%; scrollbar-color: $primary; }
     }
     """
 
