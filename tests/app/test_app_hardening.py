@@ -128,3 +128,63 @@ async def test_every_focus_stop_is_visible_and_typing_lands_in_the_prompt(tmp_pa
             await pilot.press("o", "k")
             assert app.focused is app.prompt
         assert app.prompt.text == "ok" * (len(chain) - 1)
+
+
+# --- files the app reads and writes -----------------------------------------------------------
+
+ODD_FIELDS = [
+    {"title": 5},
+    {"model": ["x"]},
+    {"created": 7},
+    {"updated": {"a": 1}},
+    {"system": 3},
+    {"turns": [{"role": "assistant", "content": "hi", "stats": 5}]},
+    {"turns": [{"role": "assistant", "content": "hi", "params": "hot"}]},
+    {"turns": [{"role": "assistant", "content": "hi", "model": 9}]},
+    {"turns": [{"role": "user", "content": "hi", "created": 1.5}]},
+    {"turns": [{"role": "assistant", "content": "hi", "finish_reason": 2}]},
+]
+
+
+def write_transcript(folder: Any, conv_id: str, **fields: Any) -> None:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "id": conv_id,
+        "model": "m",
+        "created": "2025-01-01T10:00:00+00:00",
+        "updated": "2025-01-01T10:00:00+00:00",
+        "turns": [{"role": "user", "content": "pancakes?"}],
+        **fields,
+    }
+    (folder / f"{conv_id}.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("fields", ODD_FIELDS, ids=lambda f: next(iter(f)))
+def test_a_transcript_with_odd_field_types_is_rejected_by_name(tmp_path: Any, fields: Any) -> None:
+    from tui_gen.app.transcripts.store import TranscriptError, TranscriptStore
+
+    write_transcript(tmp_path, "2025-01-01T10-00-00-bad", **fields)
+    store = TranscriptStore(tmp_path)
+    with pytest.raises(TranscriptError, match="not a tui-gen transcript"):
+        store.load("2025-01-01T10-00-00-bad")
+    summaries, problems = store.scan()
+    assert summaries == [] and len(problems) == 1
+
+
+async def test_browser_survives_odd_transcripts_with_a_notice(tmp_path: Any) -> None:
+    folder = tmp_path / "transcripts"
+    for i, fields in enumerate(ODD_FIELDS):
+        write_transcript(folder, f"2025-01-01T10-00-00-bad{i}", **fields)
+    write_transcript(folder, "2025-01-02T10-00-00-good", title="Good one")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: getattr(app.screen, "summaries", None), "the listing")
+        assert [s.id for s in app.screen.summaries] == ["2025-01-02T10-00-00-good"]
+        assert any("Skipped 10" in str(n.message) for n in app._notifications)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.conversation.id.endswith("good"), "the reopen")
+        assert app.is_running

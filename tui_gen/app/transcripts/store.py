@@ -122,7 +122,14 @@ class Conversation:
                 if not isinstance(t.get("content"), str):
                     raise TypeError(f"turn {i} has no text")
                 known = {k: t[k] for k in Turn.__dataclass_fields__ if k in t}
+                for key, kinds in _TURN_TYPES.items():
+                    if key in known and not isinstance(known[key], kinds):
+                        raise TypeError(f"turn {i}: {key!r} is a {type(known[key]).__name__}")
                 turns.append(Turn(**known))
+            for key in ("id", "model", "created", "updated", "title", "system"):
+                value = data.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"{key!r} is a {type(value).__name__}, not text")
             conv = cls(
                 id=str(data["id"]),
                 model=str(data.get("model", "")),
@@ -137,6 +144,16 @@ class Conversation:
         if not _ID.match(conv.id):
             raise TranscriptError(f"{source}: invalid id {conv.id!r}")
         return conv
+
+
+#: what each optional field of a saved turn must be (a hand-edited file may say "stats": 5)
+_TURN_TYPES: dict[str, type | tuple[type, ...]] = {
+    "created": str,
+    "finish_reason": (str, type(None)),
+    "params": (dict, type(None)),
+    "stats": (dict, type(None)),
+    "model": (str, type(None)),
+}
 
 
 @dataclass(frozen=True)
