@@ -188,3 +188,90 @@ async def test_browser_survives_odd_transcripts_with_a_notice(tmp_path: Any) -> 
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.conversation.id.endswith("good"), "the reopen")
         assert app.is_running
+
+
+def notices(app: Any) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def assert_plain(lines: list[str]) -> None:
+    """One clear line each: no errno numbers, no temporary file names, no traceback."""
+    for line in lines:
+        assert "Errno" not in line and ".tmp" not in line and "Traceback" not in line, line
+        assert "\n" not in line, line
+
+
+async def test_unwritable_folders_leave_the_app_working_with_notices(tmp_path: Any) -> None:
+    (tmp_path / "config").write_text("a file where the config folder should be")
+    (tmp_path / "transcripts").write_text("a file where the transcripts folder should be")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"hello", "enter")
+        assert await sent(pilot) == ["hello"]
+        app.set_param("temperature", 0.5, explicit=True)
+        app.save_settings()
+        await pilot.press("ctrl+s")
+        await pilot.press(*"again", "enter")
+        assert await sent(pilot) == ["hello", "again"]  # the chat goes on
+        lines = notices(app)
+        assert any("a file is in the way" in n and "settings" in n for n in lines), lines
+        assert any("cannot save" in n and "a file is in the way" in n for n in lines), lines
+        assert any("cannot write" in n and "a file is in the way" in n for n in lines), lines
+        assert_plain(lines)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_read_only_folders_are_reported_in_plain_words(tmp_path: Any, monkeypatch) -> None:
+    import errno
+    import tempfile
+
+    def read_only(*args: Any, dir: Any = None, **kw: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/.x.json.abc.tmp")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"hello", "enter")
+        assert await sent(pilot) == ["hello"]
+        await pilot.press("ctrl+s")
+        app.save_settings()
+        await pilot.pause()
+        lines = notices(app)
+        assert sum("permission denied" in n for n in lines) >= 3, lines
+        assert_plain(lines)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_a_corrupt_settings_file_is_kept_as_bad(tmp_path: Any) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "settings.json").write_bytes(b'{"theme": "\xff\xfe broken')
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        assert any("not valid JSON" in n for n in notices(app))
+        app.save_settings()
+    assert (config / "settings.json.bad").read_bytes() == b'{"theme": "\xff\xfe broken'
+    assert (config / "settings.json").is_file()
+
+
+async def test_save_refuses_a_missing_folder(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    missing = tmp_path / "nonexistent-dir"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"hello", "enter")
+        await sent(pilot)
+        app.prompt.insert(f"/save {missing}/x.md")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not missing.exists()
+        assert any(f"the folder {missing} does not exist" in n for n in notices(app))
+        app.prompt.insert(f"/save {tmp_path}/x.md")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert (tmp_path / "x.md").is_file()

@@ -30,6 +30,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from tui_gen.app import commands, gcpause, slash
+from tui_gen.app.atomic import why
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
@@ -392,6 +393,14 @@ class TuiGenApp(GenerationMixin):
             self.notify("Nothing to export yet.", severity="warning")
             return
         target = Path(path).expanduser() if path else self.store.export_path(self.conversation)
+        if path and not target.parent.is_dir():  # a typo must not create folders
+            self.notify(
+                f"Cannot export to {target}: the folder {target.parent} does not exist "
+                "(create it first, or give another path).",
+                title="Export failed",
+                severity="error",
+            )
+            return
         try:
             written = export_markdown(self.conversation, target)
         except TranscriptError as e:
@@ -550,7 +559,12 @@ class TuiGenApp(GenerationMixin):
         try:
             self.settings.save()
         except OSError as e:
-            self.notify(f"Could not save settings: {e}", severity="error")
+            self.notify(
+                f"Could not save the settings to {self.settings.path}: {why(e)}; "
+                "the app works on without remembering them.",
+                title="Settings",
+                severity="error",
+            )
 
     # --- autosave ------------------------------------------------------------------------------
     def _save(self, partial_reply: str | None = None) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_gen.app.atomic import atomic_write_text
+from tui_gen.app.atomic import atomic_write_text, why
 from tui_gen.app.params import BY_NAME
 from tui_gen.sanitize import sanitize
 
@@ -194,7 +194,7 @@ class TranscriptStore:
         try:
             return atomic_write_text(path, text)
         except OSError as e:
-            raise TranscriptError(f"cannot save {path}: {e}") from None
+            raise TranscriptError(f"cannot save {path}: {why(e)}") from None
 
     def load(self, conv_id: str) -> Conversation:
         return self.load_path(self.path_for(conv_id))
@@ -205,7 +205,9 @@ class TranscriptStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TranscriptError(f"{path}: no such transcript") from None
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except OSError as e:
+            raise TranscriptError(f"{path}: unreadable ({why(e)})") from None
+        except (UnicodeDecodeError, ValueError) as e:
             raise TranscriptError(f"{path}: unreadable ({e})") from None
         conv = Conversation.from_dict(data, str(path))
         if conv.id != path.stem:
@@ -242,14 +244,14 @@ class TranscriptStore:
         """Move the transcript to .trash/ (recoverable); return where it went."""
         src = self.path_for(conv_id)
         trash = self.folder / TRASH
-        trash.mkdir(parents=True, exist_ok=True)
-        dst = trash / src.name
-        if dst.exists():
-            dst = trash / f"{src.stem}-{secrets.token_hex(2)}.json"
         try:
+            trash.mkdir(parents=True, exist_ok=True)
+            dst = trash / src.name
+            if dst.exists():
+                dst = trash / f"{src.stem}-{secrets.token_hex(2)}.json"
             os.replace(src, dst)
         except OSError as e:
-            raise TranscriptError(f"cannot delete {src}: {e}") from None
+            raise TranscriptError(f"cannot delete {src}: {why(e)}") from None
         return dst
 
     def export_path(self, conv: Conversation) -> Path:
@@ -338,4 +340,4 @@ def export_markdown(conv: Conversation, path: str | os.PathLike[str]) -> Path:
     try:
         return atomic_write_text(Path(path).expanduser(), to_markdown(conv))
     except OSError as e:
-        raise TranscriptError(f"cannot write {path}: {e}") from None
+        raise TranscriptError(f"cannot write {path}: {why(e)}") from None
