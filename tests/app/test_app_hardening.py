@@ -275,3 +275,51 @@ async def test_save_refuses_a_missing_folder(tmp_path: Any) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert (tmp_path / "x.md").is_file()
+
+
+# --- quitting while the engine is stuck ---------------------------------------------------------
+
+
+class StuckEngine(FakeEngine):
+    """An engine whose step never returns and ignores the cancel event (a hung template)."""
+
+    def __init__(self) -> None:
+        super().__init__(["Cajun Cod Traybake serves four people"])
+        import threading
+
+        self.unstick = threading.Event()
+
+    def _run(self, ids: Any, p: Any, cancel: Any) -> Any:
+        for i, ev in enumerate(super()._run(ids, p, None)):
+            if i == 2:
+                self.paused.set()
+                self.unstick.wait(timeout=60)
+            yield ev
+
+
+async def test_ctrl_q_quits_promptly_while_the_engine_is_stuck(tmp_path: Any, monkeypatch) -> None:
+    import json
+    import time
+
+    import tui_gen.app.app
+
+    monkeypatch.setattr(tui_gen.app.app, "QUIT_WAIT", 0.3, raising=False)
+    engine = StuckEngine()
+    app = make_app(tmp_path, engine, flush_interval=0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.press(*"hello", "enter")
+            await wait_until(pilot, engine.paused.is_set, "the stuck step")
+            await wait_until(pilot, lambda: "Cajun" in app.chat_view.last_reply().source)
+            start = time.monotonic()
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: not app.is_running, "the app to quit", timeout=10)
+        assert time.monotonic() - start < 8
+        assert app.engine_stuck
+        saved = [json.loads(p.read_text()) for p in (tmp_path / "transcripts").glob("*.json")]
+        assert [t["content"] for t in saved[0]["turns"]][0] == "hello"
+        assert saved[0]["turns"][1]["content"].startswith("Cajun")
+        assert saved[0]["turns"][1]["finish_reason"] == "interrupted"
+    finally:
+        engine.unstick.set()

@@ -14,7 +14,9 @@ keymap), is listed in the help screen (F1), and has a command-palette entry (Ctr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,9 +59,18 @@ from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
 from tui_gen.engine.protocol import ChatBackend, ChatEngine
 from tui_gen.sanitize import sanitize
 
+#: how long quitting waits for a generation to stop before leaving its thread behind
+QUIT_WAIT = 2.0
 #: below this width the sampling panel starts hidden (F2 still shows it)
 NARROW_WIDTH = 100
 PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
+
+
+class _NoWaitExecutor(ThreadPoolExecutor):
+    """A thread pool whose shutdown never blocks (asyncio.run waits for the default one)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
 
 
 class TuiGenApp(GenerationMixin):
@@ -127,6 +138,7 @@ class TuiGenApp(GenerationMixin):
         self._queued: str | None = None  # a prompt sent while the model was still loading
         self.autosaver = AutoSaver(self.store, self._run_save, self._save_failed)
         self._narrow = False
+        self.engine_stuck = False  #: quit left a generation thread that would not stop
         self._settings_timer: Timer | None = None
         self._startup_notes: list[str] = list(self.settings.problems)
         found, problems = load_themes()
@@ -175,6 +187,9 @@ class TuiGenApp(GenerationMixin):
         return self.query_one(SamplingPanel)
 
     def on_mount(self) -> None:
+        # thread workers run on the loop's default executor; this one does not make the loop's
+        # shutdown wait for a thread stuck in the engine (see action_quit)
+        asyncio.get_running_loop().set_default_executor(_NoWaitExecutor())
         if self.settings.keymap:
             unknown = sorted(set(self.settings.keymap) - set(commands.binding_ids(self.BINDINGS)))
             if unknown:
@@ -579,8 +594,15 @@ class TuiGenApp(GenerationMixin):
         self.notify(error, title="Autosave", severity="error", timeout=15)  # thread-safe
 
     async def action_quit(self) -> None:
-        await self._stop_and_wait()
-        error = self.autosaver.save_now(self.conversation)
+        """Quit promptly, saving the conversation, even if the engine thread is stuck."""
+        g = self._generation
+        partial_reply = None
+        if not await self._stop_and_wait(timeout=QUIT_WAIT):
+            # the engine did not stop within a step: keep what it wrote, and let run_app end
+            # the process without waiting for the thread
+            self.engine_stuck = True
+            partial_reply = g.reply.streamed_text if g is not None else None
+        error = self.autosaver.save_now(self.conversation, partial_reply)
         if error:
             self.notify(error, title="Autosave", severity="error")
         if self._settings_timer is not None:

@@ -16,6 +16,7 @@ autosave), kept apart because it is the one part with threads in it. The rules:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
@@ -225,17 +226,26 @@ class GenerationMixin(App[int]):
         title = "Generation failed" if message.user_error else "Engine error (a bug)"
         self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
 
-    async def _stop_and_wait(self) -> None:
-        """Cancel the running generation and wait for its thread (at most one model step)."""
+    async def _stop_and_wait(self, timeout: float | None = None) -> bool:
+        """Cancel the running generation and wait for its thread (at most one model step).
+
+        With a `timeout` (quitting), give up waiting after that long and return False: a thread
+        stuck in the engine (a chat template that never ends) must not keep the app open."""
         g = self._generation
         if g is None:
-            return
+            return True
         g.job.cancel.set()
         self.status.state = "stopping"
+        waiting = asyncio.ensure_future(g.worker.wait())
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+        if not done:
+            waiting.cancel()
+            return False
         with contextlib.suppress(Exception):
-            await g.worker.wait()
+            waiting.result()
         result = g.worker.result
         if isinstance(result, (ReplyFinished, ReplyFailed)):
             await self._wrap_up(result)
         elif self._generation is g:  # the worker died without a final message
             await self._wrap_up(ReplyFailed(g.job.gen_id, "the generation thread ended", False))
+        return True
