@@ -318,8 +318,44 @@ async def test_ctrl_q_quits_promptly_while_the_engine_is_stuck(tmp_path: Any, mo
         assert time.monotonic() - start < 8
         assert app.engine_stuck
         saved = [json.loads(p.read_text()) for p in (tmp_path / "transcripts").glob("*.json")]
-        assert [t["content"] for t in saved[0]["turns"]][0] == "hello"
+        assert saved[0]["turns"][0]["content"] == "hello"
         assert saved[0]["turns"][1]["content"].startswith("Cajun")
         assert saved[0]["turns"][1]["finish_reason"] == "interrupted"
     finally:
         engine.unstick.set()
+
+
+# --- rough edges ----------------------------------------------------------------------------------
+
+
+async def test_max_tokens_reports_what_it_set_and_the_models_range(tmp_path: Any) -> None:
+    from tui_gen.app.screens.help import HelpScreen
+
+    app = make_app(tmp_path, FakeEngine(max_context=384))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        app.prompt.insert("/max_tokens 512")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.sampling["max_new_tokens"] != 512
+        assert not any("= 512" in n for n in notices(app))
+        assert any("between 1 and 384 (this model's context), got 512" in n for n in notices(app))
+        app.prompt.insert("/max_tokens 300")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.sampling["max_new_tokens"] == 300
+        assert any("Max new tokens = 300" in n for n in notices(app))
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert "/max_tokens [1-384]" in app.screen._text
+
+
+def test_help_escapes_the_pipe_in_the_system_row() -> None:
+    from markdown_it import MarkdownIt
+
+    from tui_gen.app.screens.help import help_markdown
+
+    html = MarkdownIt("commonmark").enable("table").render(help_markdown([]))
+    row = next(line for line in html.splitlines() if "/system" in line)
+    assert "<code>/system [TEXT | -]</code>" in row

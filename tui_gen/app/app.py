@@ -424,7 +424,21 @@ class TuiGenApp(GenerationMixin):
         self.notify(f"Saved {written}", title="Markdown export", timeout=6)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.binding_rows(), str(self.settings.path)))
+        self.push_screen(
+            HelpScreen(self.binding_rows(), str(self.settings.path), self.command_synopses())
+        )
+
+    def command_synopses(self) -> dict[str, tuple[str, str]]:
+        """The slash commands, with the ranges this model allows (max tokens: its context)."""
+        out = dict(slash.COMMANDS)
+        for spec in PARAMS:
+            _, description = out[spec.slash]
+            out[spec.slash] = (f"[{self._range(spec.name)}]", description)
+        return out
+
+    def _range(self, name: str) -> str:
+        spec, slider = BY_NAME[name], self.panel.slider(name)
+        return f"{spec.format(slider.minimum)}-{spec.format(slider.maximum)}"
 
     def action_toggle_panel(self) -> None:
         panel = self.panel
@@ -512,8 +526,18 @@ class TuiGenApp(GenerationMixin):
                     timeout=4,
                 )
                 return
-            self.set_param(cmd.param, cmd.value, explicit=True)
-            self.notify(f"{spec.label} = {spec.format(cmd.value)} for the next reply.", timeout=3)
+            slider = self.panel.slider(cmd.param)
+            if not slider.minimum <= cmd.value <= slider.maximum:
+                limit = " (this model's context)" if cmd.param == "max_new_tokens" else ""
+                self.notify(
+                    f"{spec.label} must be between {spec.format(slider.minimum)} and "
+                    f"{spec.format(slider.maximum)}{limit}, got {spec.format(cmd.value)}.",
+                    title="Command",
+                    severity="error",
+                )
+                return
+            value = self.set_param(cmd.param, cmd.value, explicit=True)
+            self.notify(f"{spec.label} = {spec.format(value)} for the next reply.", timeout=3)
         elif cmd.name == "system":
             self._set_system(cmd.arg)
         elif cmd.name == "reset":
