@@ -359,3 +359,20 @@ def test_help_escapes_the_pipe_in_the_system_row() -> None:
     html = MarkdownIt("commonmark").enable("table").render(help_markdown([]))
     row = next(line for line in html.splitlines() if "/system" in line)
     assert "<code>/system [TEXT | -]</code>" in row
+
+
+async def test_f4_opens_the_theme_picker_as_the_readme_says(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from textual.command import CommandPalette
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| F4 |"))
+    assert "pick a theme" in row
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        before = app.theme
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the picker")
+        assert app.theme == before  # it picks, it does not step to the next theme
