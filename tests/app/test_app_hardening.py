@@ -376,3 +376,33 @@ async def test_f4_opens_the_theme_picker_as_the_readme_says(tmp_path: Any) -> No
         await pilot.press("f4")
         await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the picker")
         assert app.theme == before  # it picks, it does not step to the next theme
+
+
+def test_markdown_export_nests_replies_and_round_trips(tmp_path: Any) -> None:
+    from markdown_it import MarkdownIt
+
+    from tui_gen.app.transcripts.store import (
+        Conversation,
+        Turn,
+        export_markdown,
+        turns_from_markdown,
+    )
+
+    conv = Conversation.new("fake-chef")
+    recipe = (
+        "## Cajun Cod Traybake\nServes 4 · Prep 15 min\n\n# Method\n"
+        "1. Heat the oven.\n\n````\nfour backticks\n````\n```python\nprint('cod')\n```"
+    )
+    conv.turns += [
+        Turn("user", "A traybake?\n## You\nplease"),
+        Turn("assistant", recipe, model="fake-chef", finish_reason="eos"),
+        Turn("user", "Thanks"),
+        Turn("assistant", "", model="fake-chef"),
+    ]
+    md = export_markdown(conv, tmp_path / "chat.md").read_text()
+    assert turns_from_markdown(md) == [(t.role, t.content) for t in conv.turns]
+    # the only headings are the title and one per turn: a reply's own sit inside it
+    tokens = MarkdownIt("commonmark").parse(md)
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings == [conv.display_title(), "You", "fake-chef", "You", "fake-chef"]
+    assert "Cajun Cod Traybake\nServes 4 · Prep 15 min" in md

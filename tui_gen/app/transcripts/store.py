@@ -311,9 +311,40 @@ def stats_line(turn: Turn) -> str:
     return " · ".join(parts)
 
 
+#: the info string of a fenced turn says whose it is: a prompt is text, a reply is Markdown
+_FENCE_ROLES = {"text": "user", "markdown": "assistant"}
+_FENCE = re.compile(r"^(`{4,})(text|markdown)$")
+
+
+def _fenced(content: str, info: str) -> list[str]:
+    """A turn's text in a fence longer than any backtick run in it: its headings cannot be
+    taken for turn headings, its line breaks survive, and it reads back exactly."""
+    text = sanitize(content).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(4, longest + 1)
+    return [f"{fence}{info}", *text.split("\n"), fence]
+
+
+def turns_from_markdown(markdown: str) -> list[tuple[str, str]]:
+    """The (role, text) of every turn of a to_markdown() document (the inverse of the export)."""
+    turns: list[tuple[str, str]] = []
+    lines = markdown.split("\n")
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if m is None:
+            i += 1
+            continue
+        end = lines.index(m.group(1), i + 1)
+        turns.append((_FENCE_ROLES[m.group(2)], "\n".join(lines[i + 1 : end])))
+        i = end + 1
+    return turns
+
+
 def to_markdown(conv: Conversation) -> str:
-    """The conversation as a Markdown document: title, model, date, then every turn, each reply
-    followed by the sampling values and statistics it was made with."""
+    """The conversation as a Markdown document: title, model, date, then every turn (fenced:
+    a reply's own headings stay inside it), each reply followed by the sampling values and
+    statistics it was made with."""
     lines = [f"# {conv.display_title()}", ""]
     lines.append(f"- **Model:** {_one_line(conv.model, 200)}")
     lines.append(f"- **Date:** {_date(conv.created)}")
@@ -325,10 +356,10 @@ def to_markdown(conv: Conversation) -> str:
     lines += ["", "---", ""]
     for turn in conv.turns:
         if turn.role == "user":
-            lines += ["## You", "", sanitize(turn.content).rstrip(), ""]
+            lines += ["## You", "", *_fenced(turn.content, "text"), ""]
             continue
         who = _one_line(turn.model or conv.model or "Assistant", 80)
-        lines += [f"## {who}", "", sanitize(turn.content).rstrip() or "*(no text)*", ""]
+        lines += [f"## {who}", "", *_fenced(turn.content, "markdown"), ""]
         meta = [x for x in (params_line(turn.params), stats_line(turn)) if x]
         if meta:
             lines += [f"> {' — '.join(meta)}", ""]
