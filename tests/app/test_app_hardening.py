@@ -406,3 +406,24 @@ def test_markdown_export_nests_replies_and_round_trips(tmp_path: Any) -> None:
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert headings == [conv.display_title(), "You", "fake-chef", "You", "fake-chef"]
     assert "Cajun Cod Traybake\nServes 4 · Prep 15 min" in md
+
+
+async def test_status_bar_is_refreshed_after_ctrl_l(tmp_path: Any) -> None:
+    from fake_engine import reply
+
+    app = make_app(tmp_path, FakeEngine(["one two three", "four five"]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await reply(pilot, "first")
+        first = (app.status.speed, app.status.context_used)
+        await reply(pilot, "second question")
+        assert app.status.context_used != first[1]
+        await pilot.press("escape")  # nothing running: focuses the prompt
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert app.prompt.text == "second question"
+        assert (app.status.speed, app.status.context_used) == first
+        assert app.status.state == "ready"
+        await pilot.press("ctrl+a", "ctrl+k", "ctrl+l")  # and back to no reply at all
+        await pilot.pause()
+        assert (app.status.speed, app.status.context_used) == ("", 0)

@@ -371,7 +371,22 @@ class TuiGenApp(GenerationMixin):
         await self.chat_view.remove_last(removed)
         self.prompt.set_text(text)
         self.prompt.focus()
+        self._status_from_history()
         self._save()
+
+    def _status_from_history(self) -> None:
+        """The status bar as of the conversation's last reply (after a turn was taken back)."""
+        status = self.status
+        last = self.conversation.last("assistant")
+        stats = (last.stats or {}) if last is not None else {}
+        tps = stats.get("decode_tokens_per_second")
+        ttft = stats.get("time_to_first_token")
+        numbers = isinstance(tps, (int, float)) and isinstance(ttft, (int, float))
+        status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s" if numbers else ""
+        used = [stats.get("prompt_tokens"), stats.get("generated_tokens")]
+        status.context_used = sum(used) if all(isinstance(n, int) for n in used) else 0  # type: ignore[arg-type]
+        if self.engine is not None:
+            status.state = "ready"
 
     async def _unsend_last(self) -> None:
         """Put a message that was never answered back into the prompt box."""
