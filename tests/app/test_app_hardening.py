@@ -427,3 +427,35 @@ async def test_status_bar_is_refreshed_after_ctrl_l(tmp_path: Any) -> None:
         await pilot.press("ctrl+a", "ctrl+k", "ctrl+l")  # and back to no reply at all
         await pilot.pause()
         assert (app.status.speed, app.status.context_used) == ("", 0)
+
+
+@pytest.mark.parametrize("name", ["nope", "folder", "notes.txt"])
+def test_a_typod_model_path_fails_before_the_screen_opens(
+    tmp_path: Any, monkeypatch, capsys, name: str
+) -> None:
+    import tui_gen.app
+    from tui_gen.cli.dispatch import main
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("not a model")
+    opened: list[Any] = []
+    monkeypatch.setattr(tui_gen.app, "run_app", lambda config: opened.append(config) or 0)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert main([str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tui-gen: error: ") and name in err
+    assert "no such file" in err or "not a model" in err
+    assert opened == []
+
+
+def test_a_real_model_path_opens_the_app(tiny_llama: Any, monkeypatch) -> None:
+    import tui_gen.app
+    from tui_gen.cli.dispatch import main
+
+    opened: list[Any] = []
+    monkeypatch.setattr(tui_gen.app, "run_app", lambda config: opened.append(config) or 0)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert main([str(tiny_llama)]) == 0
+    assert [c.model for c in opened] == [str(tiny_llama)]
