@@ -459,3 +459,34 @@ def test_a_real_model_path_opens_the_app(tiny_llama: Any, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
     assert main([str(tiny_llama)]) == 0
     assert [c.model for c in opened] == [str(tiny_llama)]
+
+
+async def test_a_60_column_terminal_shortens_and_wraps_instead_of_cutting(tmp_path: Any) -> None:
+    from tui_gen.app.widgets.chat_view import ReplyTurn
+
+    engine = FakeEngine(name="SmolLM2-135M-Instruct")
+    app = make_app(tmp_path, engine)
+    async with app.run_test(size=(60, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"pancakes?", "enter")
+        await sent(pilot)
+        await pilot.pause()
+        bar = app.status.render().plain
+        assert "…" not in bar and "SmolLM2-135M-Instruct" in bar, bar
+        assert f"{app.status.context_used}/{app.status.context_max}" in bar, bar
+        assert len(bar) <= app.status.content_region.width
+        reply: ReplyTurn = app.chat_view.last_reply()
+        meta = "1234 tokens · 41.2 tok/s · first token 0.12 s · hit the token limit"
+        reply.set_meta(meta)
+        await pilot.pause()
+        label = reply.query_one(".reply--meta")
+        lines = ["".join(seg.text for seg in label.render_line(y)).rstrip() for y in range(3)]
+        assert " ".join(line for line in lines if line) == meta, lines
+    # and at full width the status bar says everything
+    app = make_app(tmp_path, FakeEngine(name="SmolLM2-135M-Instruct"))
+    async with app.run_test(size=(140, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"pancakes?", "enter")
+        await sent(pilot)
+        bar = app.status.render().plain
+        assert "first token" in bar and "ctx ▰" in bar and "ready" in bar and "cpu" in bar

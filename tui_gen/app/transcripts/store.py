@@ -316,13 +316,15 @@ _FENCE_ROLES = {"text": "user", "markdown": "assistant"}
 _FENCE = re.compile(r"^(`{4,})(text|markdown)$")
 
 
-def _fenced(content: str, info: str) -> list[str]:
+def _fenced(content: str, info: str, fence: bool = True) -> list[str]:
     """A turn's text in a fence longer than any backtick run in it: its headings cannot be
     taken for turn headings, its line breaks survive, and it reads back exactly."""
     text = sanitize(content).rstrip("\n")
+    if not fence:
+        return [text.rstrip() or "*(no text)*"]
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(4, longest + 1)
-    return [f"{fence}{info}", *text.split("\n"), fence]
+    ticks = "`" * max(4, longest + 1)
+    return [f"{ticks}{info}", *text.split("\n"), ticks]
 
 
 def turns_from_markdown(markdown: str) -> list[tuple[str, str]]:
@@ -341,10 +343,11 @@ def turns_from_markdown(markdown: str) -> list[tuple[str, str]]:
     return turns
 
 
-def to_markdown(conv: Conversation) -> str:
+def to_markdown(conv: Conversation, *, fence: bool = True) -> str:
     """The conversation as a Markdown document: title, model, date, then every turn (fenced:
     a reply's own headings stay inside it), each reply followed by the sampling values and
-    statistics it was made with."""
+    statistics it was made with. `fence=False` (the browser's preview, read on screen and
+    never parsed) shows the turns' Markdown rendered instead."""
     lines = [f"# {conv.display_title()}", ""]
     lines.append(f"- **Model:** {_one_line(conv.model, 200)}")
     lines.append(f"- **Date:** {_date(conv.created)}")
@@ -356,10 +359,10 @@ def to_markdown(conv: Conversation) -> str:
     lines += ["", "---", ""]
     for turn in conv.turns:
         if turn.role == "user":
-            lines += ["## You", "", *_fenced(turn.content, "text"), ""]
+            lines += ["## You", "", *_fenced(turn.content, "text", fence), ""]
             continue
         who = _one_line(turn.model or conv.model or "Assistant", 80)
-        lines += [f"## {who}", "", *_fenced(turn.content, "markdown"), ""]
+        lines += [f"## {who}", "", *_fenced(turn.content, "markdown", fence), ""]
         meta = [x for x in (params_line(turn.params), stats_line(turn)) if x]
         if meta:
             lines += [f"> {' — '.join(meta)}", ""]
