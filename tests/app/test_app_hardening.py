@@ -490,3 +490,29 @@ async def test_a_60_column_terminal_shortens_and_wraps_instead_of_cutting(tmp_pa
         await sent(pilot)
         bar = app.status.render().plain
         assert "first token" in bar and "ctx ▰" in bar and "ready" in bar and "cpu" in bar
+
+
+async def test_actions_do_not_freeze_the_app_while_the_engine_is_stuck(
+    tmp_path: Any, monkeypatch
+) -> None:
+    import tui_gen.app.app
+    import tui_gen.app.generation
+
+    monkeypatch.setattr(tui_gen.app.generation, "STOP_WAIT", 0.3, raising=False)
+    monkeypatch.setattr(tui_gen.app.app, "QUIT_WAIT", 0.3)
+    engine = StuckEngine()
+    app = make_app(tmp_path, engine, flush_interval=0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.press(*"hello", "enter")
+            await wait_until(pilot, engine.paused.is_set, "the stuck step")
+            await pilot.press("ctrl+r")
+            await wait_until(
+                pilot, lambda: any("does not stop" in n for n in notices(app)), "the notice"
+            )
+            assert user_texts(app) == ["hello"]  # nothing was thrown away
+            await pilot.press("ctrl+q")
+            await wait_until(pilot, lambda: not app.is_running, "the app to quit", timeout=10)
+    finally:
+        engine.unstick.set()

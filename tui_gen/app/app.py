@@ -328,7 +328,8 @@ class TuiGenApp(GenerationMixin):
 
     async def action_reset(self) -> None:
         """Start a new conversation: clear the turns and the model's KV cache."""
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         self._queued = None
         if self.chat is not None:
             self.chat.reset()
@@ -349,7 +350,8 @@ class TuiGenApp(GenerationMixin):
         if self.engine is None:
             self.notify("The model is not loaded yet.", severity="warning")
             return
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         turns = self.conversation.turns
         if not turns or turns[-1].role != "assistant":
             self.notify("There is no reply to regenerate yet.", severity="warning")
@@ -358,7 +360,8 @@ class TuiGenApp(GenerationMixin):
 
     async def action_edit_last(self) -> None:
         """Take back the last message (and its reply) into the prompt box to edit and resend."""
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         if self._queued is not None:
             self._queued = None
             await self._unsend_last()
@@ -483,7 +486,8 @@ class TuiGenApp(GenerationMixin):
         except TranscriptError as e:
             self.notify(str(e), severity="error")
             return False
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return False
         self._queued = None
         self._save()
         self.history.replace(conv)

@@ -60,6 +60,10 @@ class _Generation:
     ending: bool = False
 
 
+#: how long an action (reset, regenerate, edit, reopen) waits for a reply to stop
+STOP_WAIT = 5.0
+
+
 class GenerationMixin(App[int]):
     """The reply lifecycle of TuiGenApp, and the parts of the app it uses."""
 
@@ -229,17 +233,25 @@ class GenerationMixin(App[int]):
     async def _stop_and_wait(self, timeout: float | None = None) -> bool:
         """Cancel the running generation and wait for its thread (at most one model step).
 
-        With a `timeout` (quitting), give up waiting after that long and return False: a thread
-        stuck in the engine (a chat template that never ends) must not keep the app open."""
+        Give up waiting after `timeout` and return False: a thread stuck in the engine (a chat
+        template that never ends) must not freeze the app, whose keys (Ctrl+Q) wait while an
+        action waits here. The caller then does nothing, and the user is told how to quit."""
         g = self._generation
         if g is None:
             return True
         g.job.cancel.set()
         self.status.state = "stopping"
         waiting = asyncio.ensure_future(g.worker.wait())
-        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+        done, _ = await asyncio.wait({waiting}, timeout=STOP_WAIT if timeout is None else timeout)
         if not done:
             waiting.cancel()
+            self.notify(
+                "The model does not stop (it may be stuck); Ctrl+Q quits and saves the "
+                "conversation.",
+                title="Model",
+                severity="error",
+                timeout=15,
+            )
             return False
         with contextlib.suppress(Exception):
             waiting.result()
