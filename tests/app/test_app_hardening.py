@@ -103,6 +103,7 @@ async def test_text_typed_while_loading_is_sent_once_ready(tmp_path: Any) -> Non
         assert QUESTION in engine.calls[0]["prompt"]
 
 
+@pytest.mark.slow
 async def test_every_focus_stop_is_visible_and_typing_lands_in_the_prompt(tmp_path: Any) -> None:
     from textual.widgets import TextArea
 
@@ -449,18 +450,24 @@ def test_a_typod_model_path_fails_before_the_screen_opens(
     assert opened == []
 
 
-def test_a_real_model_path_opens_the_app(tiny_llama: Any, monkeypatch) -> None:
+@pytest.mark.parametrize("kind", ["dir", "config", "gguf"])
+def test_a_model_path_opens_the_app(tmp_path: Any, monkeypatch, kind: str) -> None:
     import tui_gen.app
     from tui_gen.cli.dispatch import main
 
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    model = {"dir": "m", "config": "m/config.json", "gguf": "m.gguf"}[kind]
     opened: list[Any] = []
     monkeypatch.setattr(tui_gen.app, "run_app", lambda config: opened.append(config) or 0)
     monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
-    assert main([str(tiny_llama)]) == 0
-    assert [c.model for c in opened] == [str(tiny_llama)]
+    assert main([str(tmp_path / model)]) == 0
+    assert [c.model for c in opened] == [str(tmp_path / model)]
 
 
+@pytest.mark.slow
 async def test_a_60_column_terminal_shortens_and_wraps_instead_of_cutting(tmp_path: Any) -> None:
     from tui_gen.app.widgets.chat_view import ReplyTurn
 
