@@ -392,6 +392,10 @@ async def test_slash_save_writes_markdown_where_asked(tmp_path: Path) -> None:
         await reply(pilot, "pancakes?")
         target = tmp_path / "out" / "chat.md"
         await pilot.press(*f"/save {target}", "enter")
+        await pilot.pause()
+        assert not target.parent.exists()  # a missing folder is refused, never created
+        target.parent.mkdir()
+        await pilot.press(*f"/save {target}", "enter")
         assert target.read_text().startswith("# pancakes?")
 
 
