@@ -173,7 +173,9 @@ async def test_ctrl_s_exports_markdown(tmp_path: Path) -> None:
         path = tmp_path / "transcripts" / "exports" / f"{app.conversation.id}.md"
         md = path.read_text()
         assert md.startswith("# pancakes?\n") and "- **Model:** fake-chef" in md
-        assert "## You\n\npancakes?" in md and "```python\nfor pan in range(4):" in md
+        assert (
+            "## You\n\n````text\npancakes?\n````" in md and "```python\nfor pan in range(4):" in md
+        )
         assert "temperature 0.70 · top-k 40 · top-p 0.90" in md
         assert "43 tokens · 40.0 tok/s · first token 0.12 s · finished" in md
 
@@ -389,6 +391,10 @@ async def test_slash_save_writes_markdown_where_asked(tmp_path: Path) -> None:
         assert any("Nothing to export" in n for n in notes(app))
         await reply(pilot, "pancakes?")
         target = tmp_path / "out" / "chat.md"
+        await pilot.press(*f"/save {target}", "enter")
+        await pilot.pause()
+        assert not target.parent.exists()  # a missing folder is refused, never created
+        target.parent.mkdir()
         await pilot.press(*f"/save {target}", "enter")
         assert target.read_text().startswith("# pancakes?")
 

@@ -112,13 +112,14 @@ def test_markdown_export_has_title_model_params_stats_and_turns(tmp_path: Path) 
     assert "- **Model:** cooking" in md
     assert "- **Date:** 2025-03-01 18:04" in md
     assert "- **System prompt:** You are a chef." in md
-    assert "## You\n\nHow do I make pancakes[/red]?" in md  # escape removed, markup literal
+    # escape removed, markup literal
+    assert "## You\n\n````text\nHow do I make pancakes[/red]?" in md
     assert "```python\nprint('flip')\n```" in md
     assert (
         "> temperature 0.70 · top-k 40 · top-p 0.90 · min-p 0.00 · repetition penalty 1.10 · "
         "max new tokens 256 · seed 3 — 17 tokens · 42.5 tok/s · first token 0.25 s · finished"
     ) in md
-    assert "Thinner batt\n\n> stopped by the user" in md
+    assert "Thinner batt\n````\n\n> stopped by the user" in md
     assert "\x1b" not in md
     assert md == to_markdown(conv)
 

@@ -3,6 +3,7 @@ up, with a loading indicator, while the model loads on a worker thread."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -21,4 +22,12 @@ def run_app(config: AppConfig) -> int:
     code = app.run()
     if app.load_error:
         print(f"tui-gen: error: {app.load_error}", file=sys.stderr)
-    return code if isinstance(code, int) else 0
+    code = code if isinstance(code, int) else 0
+    if app.engine_stuck:
+        # the conversation is saved; a generation thread that ignores its cancel event would
+        # keep the interpreter from exiting (threads are joined at exit), so do not wait for it
+        print("tui-gen: the model was still busy; quit without waiting for it", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

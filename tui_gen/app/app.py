@@ -14,7 +14,9 @@ keymap), is listed in the help screen (F1), and has a command-palette entry (Ctr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +32,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from tui_gen.app import commands, gcpause, slash
+from tui_gen.app.atomic import why
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
 from tui_gen.app.generation import GenerationMixin
@@ -56,9 +59,18 @@ from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
 from tui_gen.engine.protocol import ChatBackend, ChatEngine
 from tui_gen.sanitize import sanitize
 
+#: how long quitting waits for a generation to stop before leaving its thread behind
+QUIT_WAIT = 2.0
 #: below this width the sampling panel starts hidden (F2 still shows it)
 NARROW_WIDTH = 100
 PLACEHOLDER = "Message the model · Enter sends · Ctrl+J newline · /help for commands"
+
+
+class _NoWaitExecutor(ThreadPoolExecutor):
+    """A thread pool whose shutdown never blocks (asyncio.run waits for the default one)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
 
 
 class TuiGenApp(GenerationMixin):
@@ -126,6 +138,7 @@ class TuiGenApp(GenerationMixin):
         self._queued: str | None = None  # a prompt sent while the model was still loading
         self.autosaver = AutoSaver(self.store, self._run_save, self._save_failed)
         self._narrow = False
+        self.engine_stuck = False  #: quit left a generation thread that would not stop
         self._settings_timer: Timer | None = None
         self._startup_notes: list[str] = list(self.settings.problems)
         found, problems = load_themes()
@@ -174,6 +187,9 @@ class TuiGenApp(GenerationMixin):
         return self.query_one(SamplingPanel)
 
     def on_mount(self) -> None:
+        # thread workers run on the loop's default executor; this one does not make the loop's
+        # shutdown wait for a thread stuck in the engine (see action_quit)
+        asyncio.get_running_loop().set_default_executor(_NoWaitExecutor())
         if self.settings.keymap:
             unknown = sorted(set(self.settings.keymap) - set(commands.binding_ids(self.BINDINGS)))
             if unknown:
@@ -187,6 +203,20 @@ class TuiGenApp(GenerationMixin):
         for note in self._startup_notes:
             self.notify(note, title="Settings", severity="warning", timeout=10)
         self.run_worker(self._load_engine, thread=True, group="load", exit_on_error=False)
+
+    def on_key(self, event: events.Key) -> None:
+        """A character typed where nothing takes text (the chat pane, a slider) goes to the
+        prompt box instead of being dropped."""
+        if (
+            event.is_printable
+            and event.character
+            and self.screen is self.screen_stack[0]
+            and self.focused is not self.prompt
+        ):
+            event.stop()
+            prompt = self.prompt
+            prompt.focus()
+            prompt.insert(event.character)
 
     def on_resize(self, event: events.Resize) -> None:
         narrow = event.size.width < NARROW_WIDTH
@@ -301,7 +331,8 @@ class TuiGenApp(GenerationMixin):
 
     async def action_reset(self) -> None:
         """Start a new conversation: clear the turns and the model's KV cache."""
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         self._queued = None
         if self.chat is not None:
             self.chat.reset()
@@ -322,7 +353,8 @@ class TuiGenApp(GenerationMixin):
         if self.engine is None:
             self.notify("The model is not loaded yet.", severity="warning")
             return
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         turns = self.conversation.turns
         if not turns or turns[-1].role != "assistant":
             self.notify("There is no reply to regenerate yet.", severity="warning")
@@ -331,7 +363,8 @@ class TuiGenApp(GenerationMixin):
 
     async def action_edit_last(self) -> None:
         """Take back the last message (and its reply) into the prompt box to edit and resend."""
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return
         if self._queued is not None:
             self._queued = None
             await self._unsend_last()
@@ -344,7 +377,22 @@ class TuiGenApp(GenerationMixin):
         await self.chat_view.remove_last(removed)
         self.prompt.set_text(text)
         self.prompt.focus()
+        self._status_from_history()
         self._save()
+
+    def _status_from_history(self) -> None:
+        """The status bar as of the conversation's last reply (after a turn was taken back)."""
+        status = self.status
+        last = self.conversation.last("assistant")
+        stats = (last.stats or {}) if last is not None else {}
+        tps = stats.get("decode_tokens_per_second")
+        ttft = stats.get("time_to_first_token")
+        numbers = isinstance(tps, (int, float)) and isinstance(ttft, (int, float))
+        status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s" if numbers else ""
+        used = [stats.get("prompt_tokens"), stats.get("generated_tokens")]
+        status.context_used = sum(used) if all(isinstance(n, int) for n in used) else 0  # type: ignore[arg-type]
+        if self.engine is not None:
+            status.state = "ready"
 
     async def _unsend_last(self) -> None:
         """Put a message that was never answered back into the prompt box."""
@@ -381,6 +429,14 @@ class TuiGenApp(GenerationMixin):
             self.notify("Nothing to export yet.", severity="warning")
             return
         target = Path(path).expanduser() if path else self.store.export_path(self.conversation)
+        if path and not target.parent.is_dir():  # a typo must not create folders
+            self.notify(
+                f"Cannot export to {target}: the folder {target.parent} does not exist "
+                "(create it first, or give another path).",
+                title="Export failed",
+                severity="error",
+            )
+            return
         try:
             written = export_markdown(self.conversation, target)
         except TranscriptError as e:
@@ -389,7 +445,21 @@ class TuiGenApp(GenerationMixin):
         self.notify(f"Saved {written}", title="Markdown export", timeout=6)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.binding_rows(), str(self.settings.path)))
+        self.push_screen(
+            HelpScreen(self.binding_rows(), str(self.settings.path), self.command_synopses())
+        )
+
+    def command_synopses(self) -> dict[str, tuple[str, str]]:
+        """The slash commands, with the ranges this model allows (max tokens: its context)."""
+        out = dict(slash.COMMANDS)
+        for spec in PARAMS:
+            _, description = out[spec.slash]
+            out[spec.slash] = (f"[{self._range(spec.name)}]", description)
+        return out
+
+    def _range(self, name: str) -> str:
+        spec, slider = BY_NAME[name], self.panel.slider(name)
+        return f"{spec.format(slider.minimum)}-{spec.format(slider.maximum)}"
 
     def action_toggle_panel(self) -> None:
         panel = self.panel
@@ -419,7 +489,8 @@ class TuiGenApp(GenerationMixin):
         except TranscriptError as e:
             self.notify(str(e), severity="error")
             return False
-        await self._stop_and_wait()
+        if not await self._stop_and_wait():
+            return False
         self._queued = None
         self._save()
         self.history.replace(conv)
@@ -477,8 +548,18 @@ class TuiGenApp(GenerationMixin):
                     timeout=4,
                 )
                 return
-            self.set_param(cmd.param, cmd.value, explicit=True)
-            self.notify(f"{spec.label} = {spec.format(cmd.value)} for the next reply.", timeout=3)
+            slider = self.panel.slider(cmd.param)
+            if not slider.minimum <= cmd.value <= slider.maximum:
+                limit = " (this model's context)" if cmd.param == "max_new_tokens" else ""
+                self.notify(
+                    f"{spec.label} must be between {spec.format(slider.minimum)} and "
+                    f"{spec.format(slider.maximum)}{limit}, got {spec.format(cmd.value)}.",
+                    title="Command",
+                    severity="error",
+                )
+                return
+            value = self.set_param(cmd.param, cmd.value, explicit=True)
+            self.notify(f"{spec.label} = {spec.format(value)} for the next reply.", timeout=3)
         elif cmd.name == "system":
             self._set_system(cmd.arg)
         elif cmd.name == "reset":
@@ -539,7 +620,12 @@ class TuiGenApp(GenerationMixin):
         try:
             self.settings.save()
         except OSError as e:
-            self.notify(f"Could not save settings: {e}", severity="error")
+            self.notify(
+                f"Could not save the settings to {self.settings.path}: {why(e)}; "
+                "the app works on without remembering them.",
+                title="Settings",
+                severity="error",
+            )
 
     # --- autosave ------------------------------------------------------------------------------
     def _save(self, partial_reply: str | None = None) -> None:
@@ -554,8 +640,15 @@ class TuiGenApp(GenerationMixin):
         self.notify(error, title="Autosave", severity="error", timeout=15)  # thread-safe
 
     async def action_quit(self) -> None:
-        await self._stop_and_wait()
-        error = self.autosaver.save_now(self.conversation)
+        """Quit promptly, saving the conversation, even if the engine thread is stuck."""
+        g = self._generation
+        partial_reply = None
+        if not await self._stop_and_wait(timeout=QUIT_WAIT):
+            # the engine did not stop within a step: keep what it wrote, and let run_app end
+            # the process without waiting for the thread
+            self.engine_stuck = True
+            partial_reply = g.reply.streamed_text if g is not None else None
+        error = self.autosaver.save_now(self.conversation, partial_reply)
         if error:
             self.notify(error, title="Autosave", severity="error")
         if self._settings_timer is not None:

@@ -8,6 +8,7 @@ one, never a mix; a failed write leaves the old file untouched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -44,3 +45,24 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_PLAIN = {
+    errno.EACCES: "permission denied (the folder or file is read-only)",
+    errno.EPERM: "permission denied (the folder or file is read-only)",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "the folder does not exist",
+    errno.ENOTDIR: "a file is in the way where a folder should be",
+    errno.EEXIST: "a file is in the way where a folder should be",
+    errno.EISDIR: "a folder is in the way where the file should be",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def why(error: OSError) -> str:
+    """An OSError in plain words, without errno numbers or temporary file names."""
+    if error.errno in _PLAIN:
+        return _PLAIN[error.errno]
+    return (error.strerror or str(error) or type(error).__name__).lower()

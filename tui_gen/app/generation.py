@@ -16,6 +16,7 @@ autosave), kept apart because it is the one part with threads in it. The rules:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,10 @@ class _Generation:
     tokens: int = 0
     last_save: float = field(default_factory=time.monotonic)
     ending: bool = False
+
+
+#: how long an action (reset, regenerate, edit, reopen) waits for a reply to stop
+STOP_WAIT = 5.0
 
 
 class GenerationMixin(App[int]):
@@ -225,17 +230,34 @@ class GenerationMixin(App[int]):
         title = "Generation failed" if message.user_error else "Engine error (a bug)"
         self.notify(sanitize(message.error), title=title, severity="error", timeout=15)
 
-    async def _stop_and_wait(self) -> None:
-        """Cancel the running generation and wait for its thread (at most one model step)."""
+    async def _stop_and_wait(self, timeout: float | None = None) -> bool:
+        """Cancel the running generation and wait for its thread (at most one model step).
+
+        Give up waiting after `timeout` and return False: a thread stuck in the engine (a chat
+        template that never ends) must not freeze the app, whose keys (Ctrl+Q) wait while an
+        action waits here. The caller then does nothing, and the user is told how to quit."""
         g = self._generation
         if g is None:
-            return
+            return True
         g.job.cancel.set()
         self.status.state = "stopping"
+        waiting = asyncio.ensure_future(g.worker.wait())
+        done, _ = await asyncio.wait({waiting}, timeout=STOP_WAIT if timeout is None else timeout)
+        if not done:
+            waiting.cancel()
+            self.notify(
+                "The model does not stop (it may be stuck); Ctrl+Q quits and saves the "
+                "conversation.",
+                title="Model",
+                severity="error",
+                timeout=15,
+            )
+            return False
         with contextlib.suppress(Exception):
-            await g.worker.wait()
+            waiting.result()
         result = g.worker.result
         if isinstance(result, (ReplyFinished, ReplyFailed)):
             await self._wrap_up(result)
         elif self._generation is g:  # the worker died without a final message
             await self._wrap_up(ReplyFailed(g.job.gen_id, "the generation thread ended", False))
+        return True

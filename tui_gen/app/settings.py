@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_gen.app.atomic import atomic_write_text
+from tui_gen.app.atomic import atomic_write_text, why
 from tui_gen.app.params import Number, clean_values
 
 APP_NAME = "tui-gen"
@@ -71,14 +71,14 @@ class Settings:
         path = path or config_dir() / "settings.json"
         s = cls(path)
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return s
         except OSError as e:
-            s.problems.append(f"cannot read {path}: {e.strerror or e}")
+            s.problems.append(f"cannot read {path}: {why(e)}; using defaults")
             return s
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))  # UnicodeDecodeError is a ValueError
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except ValueError as e:

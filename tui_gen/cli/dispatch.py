@@ -92,6 +92,7 @@ def _dispatch(argv: list[str]) -> int:
         from tui_gen.cli.headless import run_headless
 
         return run_headless(args)
+    _check_model_path(str(args.model))  # before the screen opens, as the CLI does
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise TuiGenError(
             "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "
@@ -100,6 +101,27 @@ def _dispatch(argv: list[str]) -> int:
     from tui_gen.app import run_app
 
     return run_app(app_config(args))
+
+
+def _check_model_path(model: str) -> None:
+    """Fail fast (one line, exit 2) on a model path that is not there or is not a model, so a
+    typo never opens the full-screen app just to show an error box. The loader checks again."""
+    from pathlib import Path
+
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise TuiGenError(f"{path}: no such file or directory; give a model directory or .gguf")
+    suffixes = (".gguf", ".pt", ".pth")  # GGUF files and BDH train.py checkpoints
+    looks_like_model = (
+        path.is_file() and (path.suffix.lower() in suffixes or path.name == "config.json")
+    ) or (
+        path.is_dir()
+        and ((path / "config.json").is_file() or any(path.glob("*.pt")) or any(path.glob("*.pth")))
+    )
+    if not looks_like_model:
+        raise TuiGenError(
+            f"{path}: not a model; give a directory with config.json, a .gguf file or a BDH .pt"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def help_markdown(rows: Iterable[tuple[str, str, str]], settings_path: str = "") -> str:
-    """The help text: (binding id, keys, description) rows, then the slash commands."""
+def help_markdown(
+    rows: Iterable[tuple[str, str, str]],
+    settings_path: str = "",
+    commands: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """The help text: (binding id, keys, description) rows, then the slash commands
+    (`commands`: COMMANDS with this model's ranges)."""
     lines = [
         "## Keys",
         "",
@@ -38,8 +43,9 @@ def help_markdown(rows: Iterable[tuple[str, str, str]], settings_path: str = "")
         "| Command | What it does |",
         "| --- | --- |",
     ]
-    for name, (args, description) in COMMANDS.items():
-        lines.append(f"| `/{name}{(' ' + args) if args else ''}` | {_cell(description)} |")
+    for name, (args, description) in (commands or COMMANDS).items():
+        command = _cell(f"/{name} {args}".rstrip())  # "/system [TEXT | -]" has a pipe
+        lines.append(f"| `{command}` | {_cell(description)} |")
     lines += ["", "Start a message with `//` to send a literal `/`."]
     return "\n".join(lines) + "\n"
 
@@ -67,9 +73,14 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
     ]
 
-    def __init__(self, rows: list[tuple[str, str, str]], settings_path: str = "") -> None:
+    def __init__(
+        self,
+        rows: list[tuple[str, str, str]],
+        settings_path: str = "",
+        commands: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__()
-        self._text = help_markdown(rows, settings_path)
+        self._text = help_markdown(rows, settings_path, commands)
 
     def compose(self) -> ComposeResult:
         with Vertical():

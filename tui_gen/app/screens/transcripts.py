@@ -142,7 +142,7 @@ class TranscriptBrowser(ModalScreen[str | None]):
 
     def _preview(self, conv_id: str) -> None:
         try:
-            text = to_markdown(self.store.load(conv_id))
+            text = to_markdown(self.store.load(conv_id), fence=False)
         except TranscriptError as e:
             text = f"*Cannot read this transcript:* `{e}`"
         self.query_one(Markdown).update(text)

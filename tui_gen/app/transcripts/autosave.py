@@ -70,10 +70,10 @@ class AutoSaver:
         self._run_in_thread(write)
         return True
 
-    def save_now(self, conv: Conversation) -> str | None:
+    def save_now(self, conv: Conversation, partial_reply: str | None = None) -> str | None:
         """Write `conv` on this thread (on quit); return an error message, or None."""
         if conv.turns:
-            text, version = self._snapshot(conv, None)
+            text, version = self._snapshot(conv, partial_reply)
             return self._write(conv.id, text, version)
         if self._maybe_on_disk(conv.id):
             return self._write(conv.id, None, self._next_version())

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tui_gen.app.atomic import atomic_write_text
+from tui_gen.app.atomic import atomic_write_text, why
 from tui_gen.app.params import BY_NAME
 from tui_gen.sanitize import sanitize
 
@@ -122,7 +122,14 @@ class Conversation:
                 if not isinstance(t.get("content"), str):
                     raise TypeError(f"turn {i} has no text")
                 known = {k: t[k] for k in Turn.__dataclass_fields__ if k in t}
+                for key, kinds in _TURN_TYPES.items():
+                    if key in known and not isinstance(known[key], kinds):
+                        raise TypeError(f"turn {i}: {key!r} is a {type(known[key]).__name__}")
                 turns.append(Turn(**known))
+            for key in ("id", "model", "created", "updated", "title", "system"):
+                value = data.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"{key!r} is a {type(value).__name__}, not text")
             conv = cls(
                 id=str(data["id"]),
                 model=str(data.get("model", "")),
@@ -137,6 +144,16 @@ class Conversation:
         if not _ID.match(conv.id):
             raise TranscriptError(f"{source}: invalid id {conv.id!r}")
         return conv
+
+
+#: what each optional field of a saved turn must be (a hand-edited file may say "stats": 5)
+_TURN_TYPES: dict[str, type | tuple[type, ...]] = {
+    "created": str,
+    "finish_reason": (str, type(None)),
+    "params": (dict, type(None)),
+    "stats": (dict, type(None)),
+    "model": (str, type(None)),
+}
 
 
 @dataclass(frozen=True)
@@ -177,7 +194,7 @@ class TranscriptStore:
         try:
             return atomic_write_text(path, text)
         except OSError as e:
-            raise TranscriptError(f"cannot save {path}: {e}") from None
+            raise TranscriptError(f"cannot save {path}: {why(e)}") from None
 
     def load(self, conv_id: str) -> Conversation:
         return self.load_path(self.path_for(conv_id))
@@ -188,7 +205,9 @@ class TranscriptStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TranscriptError(f"{path}: no such transcript") from None
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except OSError as e:
+            raise TranscriptError(f"{path}: unreadable ({why(e)})") from None
+        except (UnicodeDecodeError, ValueError) as e:
             raise TranscriptError(f"{path}: unreadable ({e})") from None
         conv = Conversation.from_dict(data, str(path))
         if conv.id != path.stem:
@@ -225,14 +244,14 @@ class TranscriptStore:
         """Move the transcript to .trash/ (recoverable); return where it went."""
         src = self.path_for(conv_id)
         trash = self.folder / TRASH
-        trash.mkdir(parents=True, exist_ok=True)
-        dst = trash / src.name
-        if dst.exists():
-            dst = trash / f"{src.stem}-{secrets.token_hex(2)}.json"
         try:
+            trash.mkdir(parents=True, exist_ok=True)
+            dst = trash / src.name
+            if dst.exists():
+                dst = trash / f"{src.stem}-{secrets.token_hex(2)}.json"
             os.replace(src, dst)
         except OSError as e:
-            raise TranscriptError(f"cannot delete {src}: {e}") from None
+            raise TranscriptError(f"cannot delete {src}: {why(e)}") from None
         return dst
 
     def export_path(self, conv: Conversation) -> Path:
@@ -292,9 +311,43 @@ def stats_line(turn: Turn) -> str:
     return " · ".join(parts)
 
 
-def to_markdown(conv: Conversation) -> str:
-    """The conversation as a Markdown document: title, model, date, then every turn, each reply
-    followed by the sampling values and statistics it was made with."""
+#: the info string of a fenced turn says whose it is: a prompt is text, a reply is Markdown
+_FENCE_ROLES = {"text": "user", "markdown": "assistant"}
+_FENCE = re.compile(r"^(`{4,})(text|markdown)$")
+
+
+def _fenced(content: str, info: str, fence: bool = True) -> list[str]:
+    """A turn's text in a fence longer than any backtick run in it: its headings cannot be
+    taken for turn headings, its line breaks survive, and it reads back exactly."""
+    text = sanitize(content).rstrip("\n")
+    if not fence:
+        return [text.rstrip() or "*(no text)*"]
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(4, longest + 1)
+    return [f"{ticks}{info}", *text.split("\n"), ticks]
+
+
+def turns_from_markdown(markdown: str) -> list[tuple[str, str]]:
+    """The (role, text) of every turn of a to_markdown() document (the inverse of the export)."""
+    turns: list[tuple[str, str]] = []
+    lines = markdown.split("\n")
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if m is None:
+            i += 1
+            continue
+        end = lines.index(m.group(1), i + 1)
+        turns.append((_FENCE_ROLES[m.group(2)], "\n".join(lines[i + 1 : end])))
+        i = end + 1
+    return turns
+
+
+def to_markdown(conv: Conversation, *, fence: bool = True) -> str:
+    """The conversation as a Markdown document: title, model, date, then every turn (fenced:
+    a reply's own headings stay inside it), each reply followed by the sampling values and
+    statistics it was made with. `fence=False` (the browser's preview, read on screen and
+    never parsed) shows the turns' Markdown rendered instead."""
     lines = [f"# {conv.display_title()}", ""]
     lines.append(f"- **Model:** {_one_line(conv.model, 200)}")
     lines.append(f"- **Date:** {_date(conv.created)}")
@@ -306,10 +359,10 @@ def to_markdown(conv: Conversation) -> str:
     lines += ["", "---", ""]
     for turn in conv.turns:
         if turn.role == "user":
-            lines += ["## You", "", sanitize(turn.content).rstrip(), ""]
+            lines += ["## You", "", *_fenced(turn.content, "text", fence), ""]
             continue
         who = _one_line(turn.model or conv.model or "Assistant", 80)
-        lines += [f"## {who}", "", sanitize(turn.content).rstrip() or "*(no text)*", ""]
+        lines += [f"## {who}", "", *_fenced(turn.content, "markdown", fence), ""]
         meta = [x for x in (params_line(turn.params), stats_line(turn)) if x]
         if meta:
             lines += [f"> {' — '.join(meta)}", ""]
@@ -321,4 +374,4 @@ def export_markdown(conv: Conversation, path: str | os.PathLike[str]) -> Path:
     try:
         return atomic_write_text(Path(path).expanduser(), to_markdown(conv))
     except OSError as e:
-        raise TranscriptError(f"cannot write {path}: {e}") from None
+        raise TranscriptError(f"cannot write {path}: {why(e)}") from None

@@ -67,7 +67,8 @@ class ReplyTurn(Vertical):
         border-left: outer $primary;
         & > .reply--who { color: $primary; text-style: bold; }
         & > Markdown { margin: 0; padding: 0; background: transparent; }
-        & > .reply--meta { color: $foreground-muted; }
+        /* the stats line wraps (at its spaces) on a narrow screen rather than being cut */
+        & > .reply--meta { color: $foreground-muted; width: 1fr; height: auto; }
         & > .reply--who.-generating { color: $accent; }
         &.-stopped { border-left: outer $warning; }
         & > .reply--meta.-stopped { color: $warning; }
@@ -219,6 +220,8 @@ class ChatView(VerticalScroll):
         padding: 0 1 1 1;
         background: $background;
         scrollbar-size-vertical: 1;
+        /* a focus stop (arrows and PageUp/PageDown scroll) must look like one */
+        &:focus { background-tint: $primary 8%; scrollbar-color: $primary; }
     }
     """
 

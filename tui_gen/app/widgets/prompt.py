@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
+
+from tui_gen.sanitize import sanitize
 
 HISTORY_LIMIT = 500
 
@@ -39,7 +42,9 @@ class PromptInput(TextArea):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "submit", "Send", priority=True, id="send"),
+        # not a priority binding: those run as the key arrives at the app, before the keys
+        # queued ahead of it reach the box, so a fast typist or tmux send-keys lost text
+        Binding("enter", "submit", "Send", id="send"),
         Binding("ctrl+j,shift+enter", "newline", "Newline", key_display="^j", id="newline"),
         Binding("up", "history_previous", "Previous prompt", show=False, id="history_previous"),
         Binding("down", "history_next", "Next prompt", show=False, id="history_next"),
@@ -76,6 +81,35 @@ class PromptInput(TextArea):
         self.prompt_history: list[str] = list(history or [])[-HISTORY_LIMIT:]
         self._index: int | None = None  # position in history while browsing
         self._draft = ""
+
+    # --- typing ----------------------------------------------------------------------------
+    async def _on_key(self, event: events.Key) -> None:
+        """Keys bound here (Enter: send) run in order with the typed text, before TextArea
+        would insert them; everything else is TextArea's."""
+        bindings = self._bindings.copy()
+        if self.app._keymap:  # the settings file may remap "send" (as Textual's chain does)
+            bindings.apply_keymap(self.app._keymap)
+        for binding in bindings.key_to_bindings.get(event.key, ()):
+            if binding.action in ("submit", "newline"):
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        """Pasted text is made terminal-safe first: an escape sequence in the clipboard must
+        not scramble the box (or reach the model)."""
+        text = sanitize(event.text)
+        event.stop()
+        event.prevent_default()
+        if (
+            text
+            and not self.read_only
+            and (result := self._replace_via_keyboard(text, *self.selection))
+        ):
+            self.move_cursor(result.end_location)
+            self.focus()
 
     # --- sending ---------------------------------------------------------------------------
     def action_submit(self) -> None:

@@ -19,8 +19,9 @@ from tui_gen.app.params import PARAMS, Number, ParamSpec
 from tui_gen.app.widgets.slider import Slider
 
 
-class SamplingPanel(VerticalScroll):
-    """Sliders for the sampling values, with their current values shown."""
+class SamplingPanel(VerticalScroll, can_focus=False):
+    """Sliders for the sampling values, with their current values shown. The panel itself is
+    no focus stop (nothing would show it has focus): Tab goes from slider to slider."""
 
     DEFAULT_CSS = """
     SamplingPanel {

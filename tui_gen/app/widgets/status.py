@@ -68,6 +68,22 @@ class StatusBar(Widget):
     context_note: reactive[str] = reactive("")
 
     def render(self) -> Text:
+        """The first layout that fits the width: full, then shorter labels (speed without the
+        first-token time, a shorter gauge, no device, the state as its icon, no gauge), and
+        only then the model name cut short, so a narrow terminal never shows "· h" or "…"."""
+        width = self.content_region.width
+        for level in range(len(_LEVELS)):
+            left, right = self._parts(level)
+            if left.cell_len + 1 + right.cell_len <= width:
+                break
+        gap = width - left.cell_len - right.cell_len
+        if gap < 1:
+            left.truncate(max(0, width - right.cell_len - 1), overflow="ellipsis")
+            gap = max(1, width - left.cell_len - right.cell_len)
+        return Text.assemble(left, " " * gap, right, no_wrap=True, end="")
+
+    def _parts(self, level: int) -> tuple[Text, Text]:
+        short_speed, bar_width, device, state_label, bar = _LEVELS[level]
         style = self.get_component_rich_style
         icon, label = STATES.get(self.state, ("?", self.state))
         state_class = {
@@ -78,32 +94,46 @@ class StatusBar(Widget):
             "error": "status--error",
         }.get(self.state, "status--state")
         left = Text(no_wrap=True, overflow="ellipsis", end="")
-        left.append(f"{icon} {label}", style(state_class))
+        left.append(f"{icon} {label}" if state_label else icon, style(state_class))
         if self.model:
             left.append("  ")
             left.append(self.model, style("status--model"))
-        if self.device:
+        if self.device and device:
             left.append(f"  {self.device}")
         right = Text(no_wrap=True, end="")
         if self.speed:
-            right.append(f"{self.speed}  ")
+            speed = self.speed.split(" · ")[0] if short_speed else self.speed
+            right.append(f"{speed}  ")
         if self.context_note and not self.context_max:
             right.append(f"ctx {self.context_used} · {self.context_note}", style("status--bar"))
         elif self.context_note:
-            right.append("ctx ")
-            right.append(context_bar(self.context_used, self.context_max), style("status--bar"))
-            right.append(f" {self.context_used}/{self.context_max} trained · {self.context_note}")
+            if bar:
+                right.append("ctx ")
+                right.append(
+                    context_bar(self.context_used, self.context_max, bar_width),
+                    style("status--bar"),
+                )
+                right.append(" ")
+            right.append(f"{self.context_used}/{self.context_max} trained · {self.context_note}")
         elif self.context_max:
             full = self.context_used >= 0.9 * self.context_max
-            right.append("ctx ")
-            right.append(
-                context_bar(self.context_used, self.context_max),
-                style("status--bar-full" if full else "status--bar"),
-            )
-            right.append(f" {self.context_used}/{self.context_max}")
-        width = self.content_region.width
-        gap = width - left.cell_len - right.cell_len
-        if gap < 1:
-            left.truncate(max(0, width - right.cell_len - 1), overflow="ellipsis")
-            gap = max(1, width - left.cell_len - right.cell_len)
-        return Text.assemble(left, " " * gap, right, no_wrap=True, end="")
+            if bar:
+                right.append("ctx ")
+                right.append(
+                    context_bar(self.context_used, self.context_max, bar_width),
+                    style("status--bar-full" if full else "status--bar"),
+                )
+                right.append(" ")
+            right.append(f"{self.context_used}/{self.context_max}")
+        return left, right
+
+
+#: (short speed, gauge width, show device, state label, show gauge), widest first
+_LEVELS: tuple[tuple[bool, int, bool, bool, bool], ...] = (
+    (False, 10, True, True, True),
+    (True, 10, True, True, True),
+    (True, 5, True, True, True),
+    (True, 5, False, True, True),
+    (True, 5, False, False, True),
+    (True, 5, False, False, False),
+)
