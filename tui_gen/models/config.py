@@ -140,6 +140,8 @@ def validate(cfg: ModelConfig, source: str) -> None:
     finite norm epsilon and rotary base)."""
     for name, ceiling in CEILINGS.items():
         value = getattr(cfg, name)
+        if name == "max_position_embeddings" and cfg.recurrent:
+            continue  # BDH: no positional table, the context is unbounded by design
         if value <= 0:
             raise ModelLoadError(f"{source}: {name} must be positive, got {value}")
         if value > ceiling:

@@ -189,3 +189,6 @@ class Family:
     #: a config.json without model_type that is still this family's (nanoGPT): its model_type
     infer_model_type: Callable[[dict[str, Any]], str | None] = lambda raw: None
     gguf: GGUFFormat | None = None
+    #: the parameter count a config implies, for a family whose layers are not the usual
+    #: attention + MLP each (BDH shares one set of weights across layers); None: the default
+    num_parameters: Callable[[ModelConfig], int] | None = None

@@ -93,6 +93,7 @@ FAMILIES: tuple[Family, ...] = (
         describes="BDH (pathwaycom/bdh, byte-level, recurrent state)",
         mlp_matrices=3,  # encoder, encoder_v, decoder (shared by every layer)
         infer_model_type=bdh_config.infer_model_type,
+        num_parameters=bdh_config.num_params,
     ),
     Family(
         name="gpt2",
@@ -243,7 +244,11 @@ def parse_config(raw: dict[str, Any], source: str = "config.json") -> ModelConfi
 
 def min_parameters(cfg: ModelConfig) -> int:
     """A lower bound of the parameters a config implies: attention and MLP matrices of every
-    layer plus one embedding (what every family has; biases, norms, a separate head excluded)."""
+    layer plus one embedding (what every family has; biases, norms, a separate head excluded),
+    or the family's own count."""
+    count = family(cfg.arch).num_parameters
+    if count is not None:
+        return count(cfg)
     h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
     mlp = family(cfg.arch).mlp_matrices * h * cfg.intermediate_size
     return cfg.num_layers * (2 * h * q + 2 * h * kv + mlp) + cfg.vocab_size * h
