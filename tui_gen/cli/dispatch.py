@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tui_gen.cli.headless import silence_stdout
+from tui_gen.cli.headless import print_stdout, silence_stdout
 from tui_gen.cli.parser import (
     build_import_parser,
     build_info_parser,
@@ -76,7 +76,7 @@ def _run_import(argv: Sequence[str]) -> int:
     from tui_gen.engine.loading.gguf_reader import import_gguf
 
     out = import_gguf(args.gguf, args.out_dir)
-    print(out)
+    print_stdout(sanitize(str(out)))
     return 0
 
 
@@ -111,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except SystemExit as e:  # argparse's --help and errors: their output is flushed here too
+        if e.code is not None and not isinstance(e.code, int):
+            raise
+        code = e.code or 0
     try:
         sys.stdout.flush()  # here, not at exit: a full disk is an error line, not a complaint
     except BrokenPipeError:

@@ -495,7 +495,8 @@ def run_headless(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             out.close()
         with contextlib.suppress(OSError):
-            Path(args.output).unlink()
+            if Path(args.output).is_file():  # never a device (/dev/full) or a FIFO
+                Path(args.output).unlink()
         raise TuiGenError(
             f"--output {args.output}: cannot be written ({e.strerror}); nothing was kept; "
             "free some space or choose another path"
@@ -541,6 +542,19 @@ class Output:
             self.f.close()
         except OSError as e:
             raise OutputFailed(e) from e
+
+
+def print_stdout(text: str) -> None:
+    """Print `text` and a newline to stdout; a full disk or /dev/full is one TuiGenError."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        silence_stdout()
+        raise TuiGenError(
+            f"cannot write the output ({e.strerror}); free some space or redirect stdout elsewhere"
+        ) from None
 
 
 def silence_stdout() -> None:

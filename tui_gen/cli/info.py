@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui_gen.cli.headless import json_line
+from tui_gen.cli.headless import json_line, print_stdout
 from tui_gen.errors import ModelLoadError, TuiGenError
 from tui_gen.sanitize import sanitize
 
@@ -286,7 +286,7 @@ def run_info(args: argparse.Namespace) -> int:
     )
     # names and values come from the model's files: nothing in them may drive the terminal
     if args.json:
-        print(json_line(d, indent=2, default=str))
+        print_stdout(json_line(d, indent=2, default=str))
     else:
-        print(sanitize(format_text(d)))
+        print_stdout(sanitize(format_text(d)))
     return 0

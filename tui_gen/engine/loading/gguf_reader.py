@@ -348,7 +348,9 @@ def _write_files(out: Path, ckpt: GGUFCheckpoint, dtype: torch.dtype, written: l
     _write_safetensors(out / "model.safetensors", ckpt, dtype)  # removes its .tmp on failure
     written.append(out / "model.safetensors")
     written.append(out / "tokenizer.json")
-    (out / "tokenizer.json").write_text(ckpt.tokenizer.to_str(pretty=True), "utf-8")  # errors are OSErrors
+    (out / "tokenizer.json").write_text(
+        ckpt.tokenizer.to_str(pretty=True), "utf-8"
+    )  # errors are OSErrors
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
                **ckpt.tokenizer_config}  # fmt: skip
     files = {
