@@ -106,3 +106,13 @@ def test_the_command_line_prints_one_line_for_a_template_bomb(
     assert main([str(model), "--prompt", "hi", "--chat"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "chat template was stopped" in err
+
+
+def test_the_deadline_never_fires_after_a_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat, "RENDER_SECONDS", 0.05, raising=False)
+    for _ in range(3):
+        with pytest.raises(TemplateError, match="took more than"):
+            render_messages(BOMBS["nested range"], MESSAGES)
+        assert render_messages("{{ messages[0].content }}", MESSAGES) == "hi"
+        time.sleep(0.1)  # a watchdog left running would raise here, outside any render
+    assert render_messages("{{ messages[0].content }}", MESSAGES) == "hi"

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -71,18 +69,53 @@ class _Limit(Exception):
     """A template went past one of the render limits."""
 
 
+class _Timeout(_Limit):
+    """Raised in the rendering thread at the deadline (by _Watchdog)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"took more than {RENDER_SECONDS:g} s")
+
+
+class _Watchdog:
+    """Interrupt the calling thread at a deadline by raising _Timeout in it (between two
+    bytecodes, so a loop of template code stops however it is written); costs nothing while
+    the render is on time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.tid = threading.get_ident()
+        self.lock = threading.Lock()
+        self.active, self.fired = True, False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _raise(self, exc: Any) -> None:
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid), exc)
+
+    def _fire(self) -> None:
+        import ctypes
+
+        with self.lock:
+            if self.active:
+                self.fired = True
+                self._raise(ctypes.py_object(_Timeout))
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.active = False
+            if self.fired:
+                self._raise(None)  # a _Timeout not raised yet must not escape later
+
+
 class _State(threading.local):
-    deadline = 0.0
     depth = 0
 
 
 _state = _State()
 _FORMAT_WIDTH = re.compile(r"\d{7,}")  # a printf/format width or precision of a million or more
-
-
-def _check_time() -> None:
-    if time.monotonic() > _state.deadline:
-        raise _Limit(f"took more than {RENDER_SECONDS:g} s")
 
 
 def _size(value: Any) -> int:
@@ -149,7 +182,6 @@ def _binop_size(op: str, left: Any, right: Any) -> None:
 
 def _limited_filter(f: Any) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
-        _check_time()
         _check_arguments(args[1:], kwargs)
         if args and isinstance(args[0], str) and _FORMAT_WIDTH.search(args[0]):
             _check_arguments(args[:1], {})  # the value is the format string of `format`
@@ -168,15 +200,6 @@ def _limited_filter(f: Any) -> Any:
     return call
 
 
-def _tracer(frame: Any, event: str, arg: Any) -> Any:
-    """Trace template code only (line events of a loop that calls nothing and writes nothing
-    still come here), so a render can be stopped at its deadline."""
-    if frame.f_code.co_filename != "<template>":
-        return None
-    _check_time()
-    return _tracer
-
-
 def _environment() -> Any:
     from jinja2.runtime import Macro
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -187,22 +210,15 @@ def _environment() -> Any:
         intercepted_binops = frozenset({"*", "**", "+", "%", "//", "/"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            _check_time()
             _binop_size(operator, left, right)
             return _checked(super().call_binop(context, operator, left, right))
 
         def getattr(self, obj: Any, attribute: str) -> Any:
-            _check_time()
             if isinstance(obj, str) and attribute in ("format", "format_map"):
                 _check_arguments((obj,), {})  # "{:>9999999999}".format(...)
             return super().getattr(obj, attribute)
 
-        def getitem(self, obj: Any, argument: Any) -> Any:
-            _check_time()
-            return super().getitem(obj, argument)
-
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-            _check_time()
             _check_arguments(args, kwargs)
             bound = getattr(__obj, "__self__", None)
             name = getattr(__obj, "__name__", None)
@@ -250,12 +266,10 @@ def _compile(template: str) -> Any:
 
 
 def _render(t: Any, variables: dict[str, Any]) -> str:
-    """Render with the limits: a deadline (checked by the sandbox's hooks and a tracer of the
-    template's own code), the output size, and the macro depth."""
-    _state.deadline = time.monotonic() + RENDER_SECONDS
+    """Render with the limits: a deadline (a watchdog interrupts the render), the output size
+    and the macro depth."""
     _state.depth = 0
-    previous = sys.gettrace()
-    sys.settrace(_tracer)
+    watchdog = _Watchdog(RENDER_SECONDS)
     try:
         out: list[str] = []
         size = 0
@@ -266,7 +280,7 @@ def _render(t: Any, variables: dict[str, Any]) -> str:
             out.append(piece)
         return "".join(out)
     finally:
-        sys.settrace(previous)
+        watchdog.stop()
 
 
 def render_plain(messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
