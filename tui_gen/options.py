@@ -46,7 +46,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "min_p": (lambda v: _number(v) and 0 <= v <= 1, "a number with 0 <= min_p <= 1 (0 = off)"),
     "repetition_penalty": (lambda v: _number(v) and 0 < v < math.inf, "a number > 0 (1 = off)"),
     "repetition_window": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0 = all)"),
-    "max_new_tokens": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    # >= 1 everywhere (command line, prompt files, API, the app's slider), as in Hugging Face:
+    # a reply of no tokens is never what was meant
+    "max_new_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "stop_strings": (_strings, "a string or a list of strings"),
     "seed": (
         lambda v: v is None or (_integer(v) and 0 <= v < SEED_LIMIT),

@@ -153,9 +153,9 @@ def test_several_eos_ids(gen: Generator) -> None:
     assert fin2.token_ids == fin.token_ids[:first]
 
 
-def test_max_new_tokens_zero_and_length(gen: Generator) -> None:
-    _, fin = run(gen, "Hello", max_new_tokens=0)
-    assert (fin.reason, fin.text, fin.token_ids) == ("length", "", [])
+def test_max_new_tokens_zero_is_refused_and_length(gen: Generator) -> None:
+    with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 1"):
+        run(gen, "Hello", max_new_tokens=0)  # one rule (options.py), as the app's minimum of 1
     gen.tokenizer.eos_token_ids, saved = [], gen.tokenizer.eos_token_ids
     try:
         _, fin = run(gen, "Hello", max_new_tokens=7, temperature=1.0, seed=0)

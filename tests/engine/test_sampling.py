@@ -169,7 +169,7 @@ def test_sampling_matches_distribution_after_top_p_and_temperature() -> None:
         ("min_p", -0.1, "0 <= min_p <= 1"),
         ("repetition_penalty", 0.0, "repetition_penalty must be a number > 0 (1 = off); got 0.0"),
         ("repetition_penalty", -1.0, "> 0"),
-        ("max_new_tokens", -1, "max_new_tokens must be an integer >= 0; got -1"),
+        ("max_new_tokens", 0, "max_new_tokens must be an integer >= 1; got 0"),
         ("top_k", -5, "top_k must be an integer >= 0 (0 = off); got -5"),
         ("top_k", 2.5, "got 2.5"),
         ("seed", -1, "seed must be an integer with 0 <= seed < 2**63; got -1"),

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tui_gen.cli.headless import print_stdout, silence_stdout
 from tui_gen.cli.parser import (
     build_import_parser,
     build_info_parser,
@@ -26,6 +27,7 @@ from tui_gen.cli.parser import (
     sampling_overrides,
 )
 from tui_gen.errors import TuiGenError
+from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:
     from tui_gen.app.config import AppConfig
@@ -80,7 +82,7 @@ def _run_import(argv: Sequence[str]) -> int:
     from tui_gen.engine.loading.gguf_reader import import_gguf
 
     out = import_gguf(args.gguf, args.out_dir)
-    print(out)
+    print_stdout(sanitize(str(out)))
     return 0
 
 
@@ -127,11 +129,36 @@ def _check_model_path(model: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
     except TuiGenError as e:
-        print(f"tui-gen: error: {e}", file=sys.stderr)
+        # messages quote file contents and names (a tokenizer.json, a template): one line,
+        # with nothing in it that a terminal would obey
+        print(f"tui-gen: error: {error_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except SystemExit as e:  # argparse's --help and errors: their output is flushed here too
+        if e.code is not None and not isinstance(e.code, int):
+            raise
+        code = e.code or 0
+    try:
+        sys.stdout.flush()  # here, not at exit: a full disk is an error line, not a complaint
+    except BrokenPipeError:
+        silence_stdout()
+    except OSError as e:
+        silence_stdout()
+        print(
+            f"tui-gen: error: cannot write the output ({e.strerror}); free some space or "
+            "redirect stdout elsewhere",
+            file=sys.stderr,
+        )
+        return 2
+    return code
+
+
+def error_line(e: BaseException) -> str:
+    """The message of `e` as one terminal-safe line: control characters made visible, line
+    breaks shown as spaces."""
+    return " ".join(sanitize(str(e)).split("\n")).replace("\t", " ")

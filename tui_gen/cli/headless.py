@@ -2,8 +2,15 @@
 
 Everything the user can get wrong is checked before torch is imported (flags, the prompt
 file, the output path), so mistakes cost milliseconds. Generation itself is the engine's:
-one prompt streams through Generator.stream_events, a prompt file runs through the batched
-decoder (engine/batch.py), and --num-beams through engine/beam.py.
+one prompt streams through Generator.stream_events (the native one-call decode step) whatever
+the output mode, a prompt file runs through the batched decoder (engine/batch.py) when
+--batch-size is above 1 (one prompt at a time through stream_events otherwise), and --num-beams
+through engine/beam.py.
+
+Model output never reaches the terminal raw: text output goes through tui_gen.sanitize (escape
+sequences removed, other controls shown as visible symbols; on a pipe or file too, since a
+control sequence is never useful there either), and JSON output keeps the exact text but writes
+every control character as a \\u escape.
 
 Output formats:
   --prompt, text      the reply as it is generated (--no-stream: at the end); with
@@ -21,21 +28,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tui_gen.cli.prompts_file import PromptSpec, check_utf8, read_prompts, read_stdin
 from tui_gen.errors import TuiGenError
+from tui_gen.sanitize import StreamSanitizer, sanitize
 
 if TYPE_CHECKING:
+    from tui_gen.engine.batch import Request
+    from tui_gen.engine.events import Event
     from tui_gen.engine.generator import Generator
     from tui_gen.options import BeamParams, SamplingParams
 
@@ -210,6 +223,17 @@ def _one_line(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f]")
+
+
+def json_line(rec: Any, **dumps: Any) -> str:
+    """`rec` as JSON with no raw control character: json.dumps escapes C0 itself; DEL and the
+    C1 controls (U+0080-U+009F, which some terminals obey) become \\u escapes too, so the
+    record decodes to the exact text and is still safe to print."""
+    text = json.dumps(rec, ensure_ascii=False, **dumps)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _sampling_record(job: Job, params: SamplingParams) -> dict[str, Any]:
     if job.beam is not None:
         return {
@@ -263,7 +287,7 @@ def _record(
 class _Writer:
     """Writes replies in input order, whatever order the batch finishes them in."""
 
-    def __init__(self, out: IO[str], json_mode: bool, single: bool) -> None:
+    def __init__(self, out: Output, json_mode: bool, single: bool) -> None:
         self.out, self.json, self.single = out, json_mode, single
         self.pending: dict[int, tuple[dict[str, Any], int]] = {}
         self.next = 0
@@ -276,35 +300,37 @@ class _Writer:
 
     def _write(self, rec: dict[str, Any], of: int) -> None:
         if self.json:
-            self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.out.write(json_line(rec) + "\n")
         elif self.single:
             if of > 1:
                 self.out.write(f"[{rec['sequence'] + 1}/{of}]\n")
-            self.out.write(rec["reply"] + "\n")
+            self.out.write(sanitize(rec["reply"]) + "\n")
         else:
-            self.out.write(_one_line(rec["reply"]) + "\n")
+            self.out.write(_one_line(sanitize(rec["reply"])) + "\n")
         self.out.flush()
 
 
 # --- running --------------------------------------------------------------------------------
 
 
-def _stream_single(gen: Generator, job: Job, out: IO[str], cancel: threading.Event) -> None:
+def _stream_single(gen: Generator, job: Job, out: Output, cancel: threading.Event) -> None:
     """One prompt, one reply, printed as it is generated."""
     from tui_gen.engine.events import FinishEvent, TokenEvent
 
     started = not job.strip
+    safe = StreamSanitizer()
     for ev in gen.stream_events(job.ids, job.params, cancel=cancel):
         if isinstance(ev, TokenEvent) and ev.text:
             text = ev.text
             if not started:
                 text = text.lstrip()
                 started = bool(text)
+            text = safe.feed(text)
             if text:
                 out.write(text)
                 out.flush()
         elif isinstance(ev, FinishEvent):
-            out.write("\n")
+            out.write(safe.flush() + "\n")
             out.flush()
 
 
@@ -357,13 +383,26 @@ def _run_jobs(
     order = 0  # position of each reply in the output
     pending: list[tuple[Request, Job, int]] = []  # sampled/greedy replies not yet run
 
+    def events(reqs: list[Request]) -> Iterator[Event]:
+        """The batched decoder for batches of several; one at a time through stream_events
+        (the single-sequence path, with the native decode step) otherwise."""
+        if batch_size > 1 and len(reqs) > 1:
+            yield from gen.stream_batch(reqs, cancel=cancel, batch_size=batch_size)
+            return
+        for r in reqs:
+            if cancel.is_set():
+                return  # as in a batch: what had not started is not reported
+            for ev in gen.stream_events(r.ids, r.params, cancel=cancel):
+                if isinstance(ev, FinishEvent):
+                    yield dataclasses.replace(ev, index=r.index)
+
     def flush_batch() -> None:
         """Run the pending replies batch by batch; records come out in input order."""
         nonlocal done, tokens
         by_index = {r.index: (r, job, seq) for r, job, seq in pending}
         reqs = [r for r, _, _ in pending]
         pending.clear()
-        for ev in gen.stream_batch(reqs, cancel=cancel, batch_size=batch_size):
+        for ev in events(reqs):
             if isinstance(ev, FinishEvent):
                 req, job, seq = by_index[ev.index]
                 rec = _record(job, seq, ev.text, ev.reason, ev.stats, req.params)
@@ -434,18 +473,99 @@ def run_headless(args: argparse.Namespace) -> int:
         )
     out = _open_output(args)
     try:
-        return _generate(args, specs, out)
+        output = Output(out)
+        code = _generate(args, specs, output)
+        output.flush()
+        if out is not sys.stdout:
+            output.close()  # the last buffered bytes can still find the disk full
+        return code
     except BrokenPipeError:
         # the reader went away (`| head`); don't let the exit-time flush complain again
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        silence_stdout()
         return 0
+    except OutputFailed as failed:
+        e = failed.error
+        # a full disk, a read-only file system, /dev/full: one line, and no partial file
+        if out is sys.stdout:
+            silence_stdout()
+            raise TuiGenError(
+                f"cannot write the output ({e.strerror}); free some space or redirect "
+                "stdout elsewhere"
+            ) from None
+        with contextlib.suppress(OSError):
+            out.close()
+        with contextlib.suppress(OSError):
+            if Path(args.output).is_file():  # never a device (/dev/full) or a FIFO
+                Path(args.output).unlink()
+        raise TuiGenError(
+            f"--output {args.output}: cannot be written ({e.strerror}); nothing was kept; "
+            "free some space or choose another path"
+        ) from None
     finally:
         if out is not sys.stdout:
-            out.close()
+            with contextlib.suppress(OSError):
+                out.close()
 
 
-def _generate(args: argparse.Namespace, specs: list[PromptSpec], out: IO[str]) -> int:
+class OutputFailed(Exception):
+    """Writing the output failed (a full disk, a read-only file system, /dev/full)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Output:
+    """The output stream, with write errors told apart from every other OSError."""
+
+    def __init__(self, f: IO[str]) -> None:
+        self.f = f
+
+    def write(self, text: str) -> None:
+        try:
+            self.f.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputFailed(e) from e
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputFailed(e) from e
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except OSError as e:
+            raise OutputFailed(e) from e
+
+
+def print_stdout(text: str) -> None:
+    """Print `text` and a newline to stdout; a full disk or /dev/full is one TuiGenError."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        silence_stdout()
+        raise TuiGenError(
+            f"cannot write the output ({e.strerror}); free some space or redirect stdout elsewhere"
+        ) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout's descriptor at /dev/null so the exit-time flush of what is still buffered
+    does not fail (and print a traceback-like complaint) a second time."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _generate(args: argparse.Namespace, specs: list[PromptSpec], out: Output) -> int:
     from tui_gen.engine.generator import Generator
 
     gen = Generator.load(

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui_gen.cli.headless import json_line, print_stdout
 from tui_gen.errors import ModelLoadError, TuiGenError
+from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:  # (torch loads only once a model is described)
     import torch
@@ -353,8 +355,9 @@ def run_info(args: argparse.Namespace) -> int:
         max_context=args.max_context,
         quantize=getattr(args, "quantize", None),
     )
+    # names and values come from the model's files: nothing in them may drive the terminal
     if args.json:
-        print(json.dumps(d, indent=2, ensure_ascii=False, default=str))
+        print_stdout(json_line(d, indent=2, default=str))
     else:
-        print(format_text(d))
+        print_stdout(sanitize(format_text(d)))
     return 0

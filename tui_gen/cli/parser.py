@@ -112,7 +112,7 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         type=_checked("--repetition-penalty", _float("--repetition-penalty")),
         help="1 = off",
     )
-    g.add_argument("--max-new-tokens", type=_non_negative_int("--max-new-tokens"))
+    g.add_argument("--max-new-tokens", type=_checked("--max-new-tokens", _int("--max-new-tokens")))
     g.add_argument(
         "--stop",
         action="append",

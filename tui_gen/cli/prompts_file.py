@@ -137,10 +137,22 @@ def check_utf8(text: str, where: str) -> str:
 
 def read_stdin() -> str:
     """All of stdin as UTF-8 text."""
+    closed = TuiGenError(
+        "stdin is closed, so '-' has nothing to read; pipe the prompt in "
+        "(echo TEXT | tui-gen MODEL --prompt -) or give it as --prompt TEXT"
+    )
+    if sys.stdin is None or sys.stdin.closed:  # started with stdin closed (`<&-`)
+        raise closed
     try:
         return check_utf8(sys.stdin.read(), "stdin")
     except UnicodeDecodeError as e:
         raise TuiGenError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ValueError:  # "I/O operation on closed file"
+        raise closed from None
+    except OSError as e:  # a descriptor that cannot be read (EBADF, EIO, a directory)
+        raise TuiGenError(
+            f"stdin cannot be read ({e.strerror}); pipe the prompt in or give --prompt TEXT"
+        ) from None
 
 
 def read_prompts(path: str) -> list[PromptSpec]:

@@ -1,6 +1,10 @@
 """Chat sessions: messages rendered with the model's template, KV reuse, context trimming.
 
-Templates come from model files, i.e. from strangers, so they run in Jinja's immutable sandbox.
+Templates come from model files, i.e. from strangers, so they run in Jinja's immutable sandbox
+(no code of theirs can run), with limits on top (:class:`_LimitedSandbox`): a render may take
+RENDER_SECONDS, produce MAX_SIZE characters (strings and lists built on the way too), nest
+macros MAX_DEPTH deep; `range`, `*`, `**`, `+`, `%` and the filters refuse results past those
+limits before building them. Every failure is one TemplateError line naming the template.
 A model without a template gets a plain, documented format:
 
     {system}            (only when a system prompt is set, followed by a blank line)
@@ -15,6 +19,7 @@ with "\\nUser:" as a stop string so the model does not write the user's next tur
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -51,21 +56,231 @@ def _tojson(value: Any, indent: int | None = None, **_: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent)
 
 
+#: limits of one render (a real chat template renders in milliseconds, to a few hundred KB)
+RENDER_SECONDS = 2.0
+MAX_SIZE = 4_000_000  # characters of a string, items of a list
+MAX_RANGE = 100_000
+MAX_DEPTH = 64  # nested macro calls
+MAX_INT_BITS = 4096  # integers a template may compute (a power tower stops here)
+MAX_INT_ARGUMENT = 1_000_000  # widths, counts and sizes passed to functions and filters
+
+
+class _Limit(Exception):
+    """A template went past one of the render limits."""
+
+
+class _Timeout(_Limit):
+    """Raised in the rendering thread at the deadline (by _Watchdog)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"took more than {RENDER_SECONDS:g} s")
+
+
+class _Watchdog:
+    """Interrupt the calling thread at a deadline by raising _Timeout in it (between two
+    bytecodes, so a loop of template code stops however it is written); costs nothing while
+    the render is on time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.tid = threading.get_ident()
+        self.lock = threading.Lock()
+        self.active, self.fired = True, False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _raise(self, exc: Any) -> None:
+        import ctypes
+
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid), exc)
+
+    def _fire(self) -> None:
+        import ctypes
+
+        with self.lock:
+            if self.active:
+                self.fired = True
+                self._raise(ctypes.py_object(_Timeout))
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.active = False
+            if self.fired:
+                self._raise(None)  # a _Timeout not raised yet must not escape later
+
+
+class _State(threading.local):
+    depth = 0
+
+
+_state = _State()
+_FORMAT_WIDTH = re.compile(r"\d{7,}")  # a printf/format width or precision of a million or more
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple, dict)) else 0
+
+
+def _checked(value: Any) -> Any:
+    if _size(value) > MAX_SIZE:
+        raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _Limit(f"computed an integer of more than {MAX_INT_BITS} bits")
+    return value
+
+
+def _check_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARGUMENT:
+            raise _Limit(f"passed {a} to a function (at most {MAX_INT_ARGUMENT:,})")
+        if isinstance(a, str) and _FORMAT_WIDTH.search(a) and ("%" in a or "{" in a):
+            raise _Limit("used a format width of a million or more")
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    """str.replace (the method or the filter) can square a string's length: check first."""
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
+        grow = (len(new) - len(old)) * (text.count(old) if old else len(text) + 1)
+        if len(text) + grow > MAX_SIZE:
+            raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+
+
+def _limited_range(*args: int) -> range:
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise _Limit(f"asked for a range of {len(r):,} numbers (at most {MAX_RANGE:,})")
+    return r
+
+
+def _limited_join(seq: Any) -> str:
+    """Jinja's `~` (str_join/markup_join), with the size checked before the join."""
+    parts = [str(x) for x in seq]
+    if sum(map(len, parts)) > MAX_SIZE:
+        raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+    return "".join(parts)
+
+
+def _binop_size(op: str, left: Any, right: Any) -> None:
+    """Refuse an operation whose result would be past the limits, before computing it."""
+    ints = isinstance(left, int) and isinstance(right, int)
+    if op == "*":
+        if isinstance(right, int) and _size(left) * abs(right) > MAX_SIZE:
+            raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+        if isinstance(left, int) and _size(right) * abs(left) > MAX_SIZE:
+            raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+        if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise _Limit(f"computed an integer of more than {MAX_INT_BITS} bits")
+    elif op == "**" and ints and right > 0 and left not in (0, 1, -1):
+        if left.bit_length() * right > MAX_INT_BITS:
+            raise _Limit(f"computed an integer of more than {MAX_INT_BITS} bits")
+    elif op == "+" and _size(left) + _size(right) > MAX_SIZE:
+        raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+    elif op == "%" and isinstance(left, str) and _FORMAT_WIDTH.search(left):
+        raise _Limit("used a format width of a million or more")
+
+
+def _limited_filter(f: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args[1:], kwargs)
+        if args and isinstance(args[0], str) and _FORMAT_WIDTH.search(args[0]):
+            _check_arguments(args[:1], {})  # the value is the format string of `format`
+        if f.__name__ in ("do_join", "sync_do_join") and args:
+            items = list(args[1]) if len(args) > 1 else []
+            if sum(len(str(x)) for x in items[: MAX_SIZE + 1]) > MAX_SIZE:
+                raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+            args = (args[0], items, *args[2:])
+        if f.__name__ == "do_replace" and len(args) >= 4:
+            _check_replace(*args[1:4])
+        return _checked(f(*args, **kwargs))
+
+    for attr in ("jinja_pass_arg",):  # @pass_context / @pass_environment markers
+        if hasattr(f, attr):
+            setattr(call, attr, getattr(f, attr))
+    return call
+
+
+def _environment() -> Any:
+    from jinja2.runtime import Macro
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class _LimitedSandbox(ImmutableSandboxedEnvironment):
+        """The immutable sandbox with limits on time, size and macro depth."""
+
+        intercepted_binops = frozenset({"*", "**", "+", "%", "//", "/"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            _binop_size(operator, left, right)
+            return _checked(super().call_binop(context, operator, left, right))
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            if isinstance(obj, str) and attribute in ("format", "format_map"):
+                _check_arguments((obj,), {})  # "{:>9999999999}".format(...)
+            return super().getattr(obj, attribute)
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            _check_arguments(args, kwargs)
+            bound = getattr(__obj, "__self__", None)
+            name = getattr(__obj, "__name__", None)
+            if isinstance(bound, str) and name == "replace" and len(args) >= 2:
+                _check_replace(bound, *args[:2])
+            if name == "join" and isinstance(bound, str):
+                items = [str(x) for x in args[0]] if args else []
+                if sum(map(len, items)) > MAX_SIZE:
+                    raise _Limit(f"built a value of more than {MAX_SIZE:,} characters or items")
+                args = (items, *args[1:])
+            if not isinstance(__obj, Macro):
+                return _checked(super().call(__context, __obj, *args, **kwargs))
+            if _state.depth >= MAX_DEPTH:
+                raise _Limit(f"nested macros more than {MAX_DEPTH} deep")
+            _state.depth += 1
+            try:
+                return _checked(super().call(__context, __obj, *args, **kwargs))
+            finally:
+                _state.depth -= 1
+
+    env = _LimitedSandbox(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.filters = {name: _limited_filter(f) for name, f in env.filters.items()}
+    env.filters["tojson"] = _limited_filter(_tojson)
+    env.globals["range"] = _limited_range
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env
+
+
 @lru_cache(maxsize=16)
 def _compile(template: str) -> Any:
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     try:
-        return env.from_string(template)
+        t = _environment().from_string(template)
     except TemplateSyntaxError as e:
         raise TemplateError(f"the model's chat template is not valid Jinja ({e})") from None
+    except RecursionError:
+        raise TemplateError("the model's chat template is nested too deeply to compile") from None
+    # `~` joins through these names of the compiled module: check the size they build
+    t.root_render_func.__globals__.update(str_join=_limited_join, markup_join=_limited_join)
+    return t
+
+
+def _render(t: Any, variables: dict[str, Any]) -> str:
+    """Render with the limits: a deadline (a watchdog interrupts the render), the output size
+    and the macro depth."""
+    _state.depth = 0
+    watchdog = _Watchdog(RENDER_SECONDS)
+    try:
+        out: list[str] = []
+        size = 0
+        for piece in t.generate(**variables):
+            size += len(piece)
+            if size > MAX_SIZE:
+                raise _Limit(f"wrote more than {MAX_SIZE:,} characters")
+            out.append(piece)
+        return "".join(out)
+    finally:
+        watchdog.stop()
 
 
 def render_plain(messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
@@ -92,20 +307,28 @@ def render_messages(
     """Render like transformers' apply_chat_template(tokenize=False); plain format without one."""
     if not template:
         return render_plain(messages, add_generation_prompt)
-    from jinja2.exceptions import SecurityError
-    from jinja2.exceptions import TemplateError as JinjaError
-
+    variables = {
+        "messages": messages,
+        "add_generation_prompt": add_generation_prompt,
+        "bos_token": bos_token or "",
+        "eos_token": eos_token or "",
+    }
     try:
-        return _compile(template).render(
-            messages=messages,
-            add_generation_prompt=add_generation_prompt,
-            bos_token=bos_token or "",
-            eos_token=eos_token or "",
-        )
+        return _render(_compile(template), variables)
     except TemplateError:
         raise
-    except (SecurityError, JinjaError, TypeError, ValueError, KeyError) as e:
-        raise TemplateError(f"the model's chat template failed to render ({e})") from None
+    except _Limit as e:
+        raise TemplateError(f"the model's chat template was stopped: it {e}") from None
+    except RecursionError:
+        raise TemplateError(
+            "the model's chat template failed to render (it recursed too deeply)"
+        ) from None
+    except MemoryError:
+        raise TemplateError("the model's chat template failed to render (out of memory)") from None
+    except Exception as e:  # anything a template can raise: ZeroDivisionError, OverflowError...
+        raise TemplateError(
+            f"the model's chat template failed to render ({type(e).__name__}: {e})"
+        ) from None
 
 
 class ChatSession:

@@ -10,6 +10,7 @@ Face-style model directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -320,13 +321,17 @@ def _write_safetensors(out: Path, ckpt: GGUFCheckpoint, dtype: torch.dtype) -> N
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
     tmp = out.with_suffix(".safetensors.tmp")
-    with tmp.open("wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for name, t in ckpt.tensors(dtype):
-            assert header[name]["shape"] == list(t.shape)
-            f.write(_buffer(t.contiguous().view(torch.uint8)))
-    os.replace(tmp, out)
+    try:
+        with tmp.open("wb") as f:
+            f.write(struct.pack("<Q", len(blob)))
+            f.write(blob)
+            for name, t in ckpt.tensors(dtype):
+                assert header[name]["shape"] == list(t.shape)
+                f.write(_buffer(t.contiguous().view(torch.uint8)))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or Ctrl+C leaves no half-written file
+        raise
 
 
 def import_gguf(path: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -339,12 +344,36 @@ def import_gguf(path: str | Path, out_dir: str | Path, dtype: torch.dtype = torc
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise ModelLoadError(f"{out}: exists and is not a directory; choose another output path")
-    out.mkdir(parents=True, exist_ok=True)
     if dtype not in _ST_DTYPES:
         raise ValueError(f"dtype {dtype} not supported; use float32, float16 or bfloat16")
+    created = not out.exists()
+    written: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_files(out, ckpt, dtype, written)
+    except OSError as e:
+        # a read-only or full disk: one line, and nothing half-written left behind
+        for f in written:
+            f.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise TuiGenError(
+            f"{out}: cannot write the imported model ({e.strerror}); nothing was kept; "
+            "free some space or choose another directory"
+        ) from None
+    return out
+
+
+def _write_files(out: Path, ckpt: GGUFCheckpoint, dtype: torch.dtype, written: list[Path]) -> None:
+    """import_gguf's files, each appended to `written` once it is (being) replaced."""
     config = dict(ckpt.config, torch_dtype=str(dtype).removeprefix("torch."))
-    _write_safetensors(out / "model.safetensors", ckpt, dtype)
-    ckpt.tokenizer.save(str(out / "tokenizer.json"))
+    _write_safetensors(out / "model.safetensors", ckpt, dtype)  # removes its .tmp on failure
+    written.append(out / "model.safetensors")
+    written.append(out / "tokenizer.json")
+    (out / "tokenizer.json").write_text(
+        ckpt.tokenizer.to_str(pretty=True), "utf-8"
+    )  # errors are OSErrors
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
                **ckpt.tokenizer_config}  # fmt: skip
     files = {
@@ -353,5 +382,5 @@ def import_gguf(path: str | Path, out_dir: str | Path, dtype: torch.dtype = torc
         "tokenizer_config.json": tok_cfg,
     }
     for name, data in files.items():
+        written.append(out / name)
         (out / name).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    return out
