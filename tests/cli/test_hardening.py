@@ -176,6 +176,9 @@ class FakeCheckpoint:
     """What import_gguf reads from a GGUF file (the writing path is what is tested)."""
 
     def __init__(self) -> None:
+        from tui_gen.models.llama_gguf import FORMAT
+
+        self.format = FORMAT  # the family's GGUF rules (GPT-2's transposed Conv1D, ...)
         self.config = {"model_type": "llama"}
         self.generation_config: dict[str, Any] = {}
         self.tokenizer_config: dict[str, Any] = {}
