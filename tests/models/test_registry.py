@@ -7,8 +7,10 @@ import pytest
 from tui_gen.errors import UnsupportedModelError
 from tui_gen.models import registry
 from tui_gen.models.family import CausalLM
+from tui_gen.models.gemma import Gemma
 from tui_gen.models.gpt2 import GPT2
 from tui_gen.models.llama import Llama
+from tui_gen.models.qwen3 import Qwen3
 
 LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
          "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
@@ -17,7 +19,8 @@ LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
 @pytest.mark.parametrize(
     ("model_type", "family", "cls"),
     [("gpt2", "gpt2", GPT2), ("nanogpt", "gpt2", GPT2), ("llama", "llama", Llama),
-     ("mistral", "llama", Llama), ("qwen2", "llama", Llama)],
+     ("mistral", "llama", Llama), ("qwen2", "llama", Llama), ("qwen3", "qwen3", Qwen3),
+     ("gemma2", "gemma", Gemma), ("gemma3_text", "gemma", Gemma), ("gemma3", "gemma", Gemma)],
 )  # fmt: skip
 def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalLM]) -> None:
     fam = registry.for_model_type(model_type)
@@ -35,17 +38,17 @@ def test_lookup_by_gguf_architecture(arch: str, model_type: str) -> None:
 
 def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
     with pytest.raises(UnsupportedModelError) as e:
-        registry.for_model_type("gemma2", "m/config.json")
+        registry.for_model_type("falcon", "m/config.json")
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'gemma2'")
-    assert "gpt2, llama, mistral, nanogpt, qwen2" in msg
+    assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'falcon'")
+    assert "gemma2, gemma3, gemma3_text, gpt2, llama, mistral, nanogpt, qwen2, qwen3" in msg
     with pytest.raises(UnsupportedModelError) as e:
-        registry.for_gguf("gemma2", "m.gguf")
+        registry.for_gguf("falcon", "m.gguf")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: llama, qwen2")
-    with pytest.raises(UnsupportedModelError, match="unknown model_type 'gemma2'"):
-        registry.parse_config({**LLAMA, "model_type": "gemma2"})
+    assert msg.startswith("m.gguf: unsupported architecture 'falcon'; supported: llama, qwen2")
+    with pytest.raises(UnsupportedModelError, match="unknown model_type 'falcon'"):
+        registry.parse_config({**LLAMA, "model_type": "falcon"})
 
 
 def test_parse_config_picks_the_family_and_infers_model_types() -> None:

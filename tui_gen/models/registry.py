@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models import gpt2, llama, llama_gguf
+from tui_gen.models import gemma, gpt2, llama, llama_gguf, qwen3
 from tui_gen.models.config import ModelConfig, read_json, validate
 from tui_gen.models.family import CausalLM, Family
 
@@ -48,6 +48,14 @@ def _gpt2_class() -> type[CausalLM]:
 
 def _llama_class() -> type[CausalLM]:
     return llama.Llama
+
+
+def _qwen3_class() -> type[CausalLM]:
+    return qwen3.Qwen3
+
+
+def _gemma_class() -> type[CausalLM]:
+    return gemma.Gemma
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -68,6 +76,22 @@ FAMILIES: tuple[Family, ...] = (
         describes="SmolLM2, TinyLlama, Llama 2/3, Mistral, Qwen2",
         mlp_matrices=3,
         gguf=llama_gguf.FORMAT,
+    ),
+    Family(
+        name="qwen3",
+        hf_model_types=("qwen3",),
+        model_class=_qwen3_class,
+        config_from_hf=qwen3.config_from_hf,
+        describes="Qwen3",
+        mlp_matrices=3,
+    ),
+    Family(
+        name="gemma",
+        hf_model_types=("gemma2", "gemma3_text", "gemma3"),
+        model_class=_gemma_class,
+        config_from_hf=gemma.config_from_hf,
+        describes="Gemma 2, Gemma 3 (text)",
+        mlp_matrices=3,
     ),
 )
 
