@@ -176,6 +176,11 @@ class GGUFFormat:
     expected_shapes: Callable[[ModelConfig], dict[str, tuple[int, ...]]]
     permuted_heads: Callable[[str, ModelConfig], int | None] = lambda name, cfg: None
     skip: frozenset[str] = frozenset()
+    #: a stored tensor (HF name, float32) -> the HF tensor, when the converter changed values
+    #: (Gemma's norms are stored as 1 + w); None: as stored
+    adjust: Callable[[str, torch.Tensor], torch.Tensor] | None = None
+    #: tokens that also end a reply when the vocabulary has them (Gemma's <end_of_turn>)
+    extra_eos: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tui_gen.errors import UnsupportedModelError
+from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
 from tui_gen.models.common import attend_capped, build_window_mask
 from tui_gen.models.config import ModelConfig, dtype_of, first, sliding_from_hf, token_ids
 from tui_gen.models.family import (
     CausalLM,
+    GGUFFormat,
+    GGUFMetadata,
     NativeLayer,
     NativeSpec,
     NativeUnsupported,
@@ -421,3 +423,135 @@ class Gemma(CausalLM):
                             "multi_modal_projector.")):  # fmt: skip
             return None
         return name, tensor
+
+
+# --------------------------------------------------------------------------- GGUF
+
+#: general.architecture -> HF model_type
+_GGUF_TYPES = {"gemma2": "gemma2", "gemma3": "gemma3_text"}
+_GGUF_LAYER = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "post_attention_norm.weight": "post_attention_layernorm.weight",
+    "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+_GGUF_TOP = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+
+
+def gguf_tensor_name(name: str) -> str | None:
+    """llama.cpp's Gemma 2/3 tensor names -> HF names (llama.cpp keeps HF's q/k row order)."""
+    if name in _GGUF_TOP:
+        return _GGUF_TOP[name]
+    parts = name.split(".", 2)
+    if len(parts) == 3 and parts[0] == "blk" and parts[2] in _GGUF_LAYER:
+        return f"model.layers.{parts[1]}.{_GGUF_LAYER[parts[2]]}"
+    return None
+
+
+def gguf_adjust(hf_name: str, t: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's converter stores every Gemma norm weight as 1 + w (ggml's RMSNorm multiplies
+    by the weight); our RMSNorm adds the 1 itself."""
+    return t - 1.0 if hf_name.endswith("norm.weight") else t
+
+
+def gguf_config(meta: GGUFMetadata) -> dict[str, Any]:
+    """A `gemma2` / `gemma3` GGUF's config.json (llama.cpp's metadata and its built-in facts:
+    Gemma 3's local RoPE base 10000 and 5:1 local/global pattern, Gemma 2's 1:1; the 27B
+    models scale attention by hidden / heads instead of head_dim)."""
+    path = meta.path
+    embd = meta.tensor_shape("token_embd.weight")
+    if embd is None:
+        raise ModelLoadError(f"{path}: no token_embd.weight tensor; the file is incomplete")
+    gemma3 = meta.architecture == "gemma3"
+    hidden = int(meta.require("embedding_length"))
+    heads = int(meta.require("attention.head_count"))
+    layers = int(meta.require("block_count"))
+    if heads <= 0 or hidden <= 0 or layers <= 0:
+        raise ModelLoadError(f"{path}: head count {heads} / width {hidden} are invalid")
+    head_dim = int(meta.get("attention.key_length", 0) or hidden // heads)
+    big = layers == (62 if gemma3 else 46)  # the 27B models
+    cfg: dict[str, Any] = {
+        "model_type": _GGUF_TYPES[meta.architecture],
+        "architectures": ["Gemma3ForCausalLM" if gemma3 else "Gemma2ForCausalLM"],
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(meta.get("attention.head_count_kv", heads) or heads),
+        "head_dim": head_dim,
+        "intermediate_size": int(meta.require("feed_forward_length")),
+        "max_position_embeddings": int(meta.get("context_length", 8192)),
+        "rms_norm_eps": float(meta.get("attention.layer_norm_rms_epsilon", 1e-6)),
+        "rope_theta": float(meta.get("rope.freq_base", 1_000_000.0 if gemma3 else 10000.0)),
+        "vocab_size": int(embd[0]),
+        "tie_word_embeddings": meta.tensor_shape("output.weight") is None,
+        "query_pre_attn_scalar": hidden // heads if big else head_dim,
+        "sliding_window": meta.get("attention.sliding_window"),
+        "attn_logit_softcapping": meta.get("attn_logit_softcapping"),
+        "final_logit_softcapping": meta.get("final_logit_softcapping"),
+    }
+    if gemma3:
+        cfg["rope_local_base_freq"] = 10000.0
+        kind = meta.get("rope.scaling.type")
+        factor = float(meta.get("rope.scaling.factor") or 1.0)
+        if kind == "linear" and factor != 1.0:
+            cfg["rope_scaling"] = {"rope_type": "linear", "factor": factor}
+        elif kind not in (None, "none", "linear"):
+            raise UnsupportedModelError(
+                f"{path}: rope scaling {kind!r} is not supported; supported: linear"
+            )
+    pattern = meta.raw(f"{meta.architecture}.attention.sliding_window_pattern")
+    if pattern is not None and not isinstance(pattern, (int, float)):
+        flags = [bool(x) for x in pattern]  # per layer: True = sliding
+        cfg["layer_types"] = ["sliding_attention" if f else "full_attention" for f in flags]
+    elif pattern is not None:
+        cfg["sliding_window_pattern"] = int(pattern)
+    return cfg
+
+
+def gguf_expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    h, inter, v, D = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.head_dim
+    q, kv = cfg.num_heads * D, cfg.num_kv_heads * D
+    out: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, h), "model.norm.weight": (h,)}
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = (v, h)
+    layer: dict[str, tuple[int, ...]] = {
+        "input_layernorm.weight": (h,),
+        "post_attention_layernorm.weight": (h,),
+        "pre_feedforward_layernorm.weight": (h,),
+        "post_feedforward_layernorm.weight": (h,),
+        "self_attn.q_proj.weight": (q, h),
+        "self_attn.k_proj.weight": (kv, h),
+        "self_attn.v_proj.weight": (kv, h),
+        "self_attn.o_proj.weight": (h, q),
+        "mlp.gate_proj.weight": (inter, h),
+        "mlp.up_proj.weight": (inter, h),
+        "mlp.down_proj.weight": (h, inter),
+    }
+    if cfg.qk_norm:
+        layer |= {"self_attn.q_norm.weight": (D,), "self_attn.k_norm.weight": (D,)}
+    for i in range(cfg.num_layers):
+        out |= {f"model.layers.{i}.{k}": s for k, s in layer.items()}
+    return out
+
+
+GGUF = GGUFFormat(
+    model_types=_GGUF_TYPES,
+    config=gguf_config,
+    tensor_name=gguf_tensor_name,
+    expected_shapes=gguf_expected_shapes,
+    adjust=gguf_adjust,
+    extra_eos=("<end_of_turn>",),
+)

@@ -100,7 +100,8 @@ def config_from_gguf(meta: GGUFMetadata) -> dict[str, Any]:
                 scaling = _llama3_rope_scaling(freqs, theta, head_dim)
             except UnsupportedModelError as e:
                 raise UnsupportedModelError(f"{path}: {e}") from None
-    model_type, hf_class = _ARCHITECTURES[meta.architecture]
+    # (another family reusing this reading, e.g. Qwen3, sets its own names afterwards)
+    model_type, hf_class = _ARCHITECTURES.get(meta.architecture, (meta.architecture, ""))
     return {
         "architectures": [hf_class],
         "model_type": model_type,

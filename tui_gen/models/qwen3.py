@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tui_gen.models import llama
+from tui_gen.models import llama, llama_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
+from tui_gen.models.family import GGUFFormat, GGUFMetadata
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -70,3 +71,42 @@ class Qwen3(llama.Llama):
         attn = layer.self_attn
         assert isinstance(attn, Attention)
         return {"q_norm_weight": attn.q_norm.weight, "k_norm_weight": attn.k_norm.weight}
+
+
+# --------------------------------------------------------------------------- GGUF
+
+_QK_NORMS = {"attn_q_norm.weight": "self_attn.q_norm.weight",
+             "attn_k_norm.weight": "self_attn.k_norm.weight"}  # fmt: skip
+
+
+def gguf_tensor_name(name: str) -> str | None:
+    """llama.cpp's Qwen3 names: Llama's plus attn_q_norm/attn_k_norm (no q/k row permutation)."""
+    parts = name.split(".", 2)
+    if len(parts) == 3 and parts[0] == "blk" and parts[2] in _QK_NORMS:
+        return f"model.layers.{parts[1]}.{_QK_NORMS[parts[2]]}"
+    return llama_gguf.tensor_name(name)
+
+
+def gguf_config(meta: GGUFMetadata) -> dict[str, Any]:
+    """A `qwen3` GGUF's config.json: the Llama reading under Qwen3's names."""
+    return llama_gguf.config_from_gguf(meta) | {
+        "model_type": "qwen3",
+        "architectures": ["Qwen3ForCausalLM"],
+        "attention_bias": meta.tensor_shape("blk.0.attn_q.bias") is not None,
+    }
+
+
+def gguf_expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    out = llama_gguf.expected_shapes(cfg)
+    for i in range(cfg.num_layers):
+        for hf in _QK_NORMS.values():
+            out[f"model.layers.{i}.{hf}"] = (cfg.head_dim,)
+    return out
+
+
+GGUF = GGUFFormat(
+    model_types={"qwen3": "qwen3"},
+    config=gguf_config,
+    tensor_name=gguf_tensor_name,
+    expected_shapes=gguf_expected_shapes,
+)

@@ -84,6 +84,7 @@ FAMILIES: tuple[Family, ...] = (
         config_from_hf=qwen3.config_from_hf,
         describes="Qwen3",
         mlp_matrices=3,
+        gguf=qwen3.GGUF,
     ),
     Family(
         name="gemma",
@@ -92,6 +93,7 @@ FAMILIES: tuple[Family, ...] = (
         config_from_hf=gemma.config_from_hf,
         describes="Gemma 2, Gemma 3 (text)",
         mlp_matrices=3,
+        gguf=gemma.GGUF,
     ),
 )
 
