@@ -191,6 +191,12 @@ def describe(
         "architecture": cfg.model_type,
         "architectures": archs,
         "family": cfg.arch,
+        # which layers attend to a sliding window only, and Gemma 2's tanh soft-caps
+        "sliding_window": cfg.sliding_layout(),
+        "soft_caps": {
+            "attention": cfg.attn_logit_softcapping,
+            "logits": cfg.final_logit_softcapping,
+        },
         "parameters": params,
         "layers": cfg.num_layers,
         "hidden_size": cfg.hidden_size,
@@ -220,6 +226,11 @@ def describe(
     }
 
 
+def _caps(caps: dict[str, float | None]) -> str:
+    given = [f"{k} {v:g}" for k, v in caps.items() if v]
+    return ", ".join(given) if given else "none"
+
+
 def format_text(d: dict[str, Any]) -> str:
     """The human-readable report."""
     arch = d["architecture"]
@@ -240,6 +251,9 @@ def format_text(d: dict[str, Any]) -> str:
         f"shape           {d['layers']} layer{'s' * (d['layers'] != 1)}, "
         f"hidden {d['hidden_size']}, {d['heads']} heads ({d['kv_heads']} KV), "
         f"head dim {d['head_dim']}",
+        f"family          {d['family']}",
+        f"sliding window  {d['sliding_window']}",
+        f"soft-caps       {_caps(d['soft_caps'])}",
         f"parameters      {d['parameters']:,} ({_human_count(d['parameters'])})",
         f"context length  {d['context_length']:,} tokens",
         f"vocabulary      {d['vocab_size']:,} tokens",
