@@ -46,7 +46,7 @@ def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
         registry.for_gguf("falcon", "m.gguf")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("m.gguf: unsupported architecture 'falcon'; supported: llama, qwen2")
+    assert msg.startswith("m.gguf: unsupported architecture 'falcon'; supported: gemma2, gemma3, llama, qwen2, qwen3")
     with pytest.raises(UnsupportedModelError, match="unknown model_type 'falcon'"):
         registry.parse_config({**LLAMA, "model_type": "falcon"})
 
