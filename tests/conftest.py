@@ -63,6 +63,8 @@ _UNTOUCHED = pytest.StashKey[list[str]]()
 def pytest_itemcollected(item: pytest.Item) -> None:
     if item.get_closest_marker("smollm2") is not None:  # a real 135M model: always slow
         item.add_marker(pytest.mark.slow)
+    if item.get_closest_marker("gemma3") is not None:  # a real 270M model: always slow
+        item.add_marker(pytest.mark.slow)
 
 
 def _ran_the_whole_tier(config: pytest.Config) -> bool:

@@ -100,7 +100,8 @@ def make_model(
     else:
         cls = {"llama": tf.LlamaConfig, "qwen2": tf.Qwen2Config, "mistral": tf.MistralConfig,
                "olmo2": tf.Olmo2Config, "granite": tf.GraniteConfig,
-               "smollm3": tf.SmolLM3Config, "phi3": tf.Phi3Config}  # fmt: skip
+               "smollm3": tf.SmolLM3Config, "phi3": tf.Phi3Config, "qwen3": tf.Qwen3Config,
+               "gemma3_text": tf.Gemma3TextConfig, "gemma2": tf.Gemma2Config}  # fmt: skip
         kw: dict[str, Any] = dict(
             num_hidden_layers=2,
             num_attention_heads=4,
@@ -111,6 +112,8 @@ def make_model(
             rope_theta=10000.0,
             tie_word_embeddings=False if tie is None else tie,
         )
+        if arch in ("gemma3_text", "gemma2"):
+            kw.update(head_dim=16, query_pre_attn_scalar=16, tie_word_embeddings=tie is not False)
         kw.update(common)
         kw.update(overrides)
         cfg = cls[arch](**kw)
@@ -122,10 +125,18 @@ def make_model(
             "granite": tf.GraniteForCausalLM,
             "smollm3": tf.SmolLM3ForCausalLM,
             "phi3": tf.Phi3ForCausalLM,
+            "qwen3": tf.Qwen3ForCausalLM,
+            "gemma3_text": tf.Gemma3ForCausalLM,
+            "gemma2": tf.Gemma2ForCausalLM,
         }[arch]
     if tie is not None and arch == "gpt2":
         cfg.tie_word_embeddings = tie
     model = model_cls(cfg).eval()
+    if arch in ("qwen3", "gemma3_text", "gemma2"):  # random norms (they start at 1 / 0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "norm" in name:
+                    p.normal_(0.0 if arch != "qwen3" else 1.0, 0.3)
     if arch == "qwen2":  # random biases, so a missing bias would show in the logits
         with torch.no_grad():
             for layer in model.model.layers:

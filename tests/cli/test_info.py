@@ -128,3 +128,21 @@ def test_info_says_what_decodes(tiny_llama: Path, monkeypatch: pytest.MonkeyPatc
         assert d["decode_step"] == "torch (disabled by TUI_GEN_NATIVE=0)"
     finally:
         build.reset()
+
+
+def test_info_shows_family_sliding_windows_and_soft_caps(tmp_path: Path) -> None:
+    from tiny_models import make_model
+
+    path = make_model(tmp_path / "g2", "gemma2", num_hidden_layers=3, sliding_window=6,
+                      attn_logit_softcapping=50.0, final_logit_softcapping=30.0)  # fmt: skip
+    d = describe(str(path), device="cpu")
+    assert d["family"] == "gemma"
+    assert d["sliding_window"] == "2 of 3 layers: window 6, others global"
+    assert d["soft_caps"] == {"attention": 50.0, "logits": 30.0}
+    text = format_text(d)
+    assert "family          gemma" in text
+    assert "soft-caps       attention 50, logits 30" in text
+    plain = describe(str(make_model(tmp_path / "l", "llama")), device="cpu")
+    assert plain["sliding_window"].startswith("none") and "soft-caps       none" in format_text(
+        plain
+    )

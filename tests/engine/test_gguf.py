@@ -516,15 +516,15 @@ def test_truncated_file(tmp_path, f32_gguf, keep):
 
 
 def test_unsupported_architecture(tmp_path):
-    path = tmp_path / "gemma.gguf"
-    w = gguf.GGUFWriter(str(path), "gemma2")
+    path = tmp_path / "falcon.gguf"
+    w = gguf.GGUFWriter(str(path), "falcon")
     w.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    with pytest.raises(UnsupportedModelError, match=r"gemma\.gguf: unsupported architecture "
-                       r"'gemma2'; supported: gpt2, granite, llama, "):  # fmt: skip
+    with pytest.raises(UnsupportedModelError, match=r"falcon\.gguf: unsupported architecture "
+                       r"'falcon'; supported: gemma2, gemma3, gpt2, granite, llama, "):  # fmt: skip
         open_gguf(path)
 
 

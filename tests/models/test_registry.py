@@ -7,12 +7,14 @@ import pytest
 from tui_gen.errors import UnsupportedModelError
 from tui_gen.models import registry
 from tui_gen.models.family import CausalLM
+from tui_gen.models.gemma import Gemma
 from tui_gen.models.gpt2 import GPT2
 from tui_gen.models.granite import Granite
 from tui_gen.models.llama import Llama
 from tui_gen.models.olmo2 import Olmo2
 from tui_gen.models.phi3 import Phi3
 from tui_gen.models.smollm3 import SmolLM3
+from tui_gen.models.qwen3 import Qwen3
 
 LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
          "intermediate_size": 128, "vocab_size": 100}  # fmt: skip
@@ -22,7 +24,9 @@ LLAMA = {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
     ("model_type", "family", "cls"),
     [("gpt2", "gpt2", GPT2), ("nanogpt", "gpt2", GPT2), ("llama", "llama", Llama),
      ("mistral", "llama", Llama), ("qwen2", "llama", Llama), ("olmo2", "olmo2", Olmo2),
-     ("granite", "granite", Granite), ("smollm3", "smollm3", SmolLM3), ("phi3", "phi3", Phi3)],
+     ("granite", "granite", Granite), ("smollm3", "smollm3", SmolLM3), ("phi3", "phi3", Phi3),
+     ("qwen3", "qwen3", Qwen3),
+     ("gemma2", "gemma", Gemma), ("gemma3_text", "gemma", Gemma), ("gemma3", "gemma", Gemma)],
 )  # fmt: skip
 def test_lookup_by_hf_model_type(model_type: str, family: str, cls: type[CausalLM]) -> None:
     fam = registry.for_model_type(model_type)
@@ -45,18 +49,18 @@ def test_lookup_by_gguf_architecture(arch: str, model_type: str, family: str) ->
 
 def test_unknown_architectures_are_one_line_naming_the_supported_ones() -> None:
     with pytest.raises(UnsupportedModelError) as e:
-        registry.for_model_type("gemma2", "m/config.json")
+        registry.for_model_type("falcon", "m/config.json")
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'gemma2'")
-    assert "gpt2, granite, llama, mistral, nanogpt, olmo2, phi3, qwen2, smollm3" in msg
+    assert "\n" not in msg and msg.startswith("m/config.json: unknown model_type 'falcon'")
+    assert "gemma2, gemma3, gemma3_text, gpt2, granite, llama, mistral, nanogpt, olmo2" in msg
     with pytest.raises(UnsupportedModelError) as e:
-        registry.for_gguf("gemma2", "m.gguf")
+        registry.for_gguf("falcon", "m.gguf")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("m.gguf: unsupported architecture 'gemma2'; supported: gpt2, granite, ")
-    assert "olmo2, phi3, qwen2, smollm3 (GPT-2" in msg
-    with pytest.raises(UnsupportedModelError, match="unknown model_type 'gemma2'"):
-        registry.parse_config({**LLAMA, "model_type": "gemma2"})
+    assert msg.startswith("m.gguf: unsupported architecture 'falcon'; supported: gemma2, gemma3, ")
+    assert "olmo2, phi3, qwen2, qwen3, smollm3 (" in msg
+    with pytest.raises(UnsupportedModelError, match="unknown model_type 'falcon'"):
+        registry.parse_config({**LLAMA, "model_type": "falcon"})
 
 
 def test_parse_config_picks_the_family_and_infers_model_types() -> None:

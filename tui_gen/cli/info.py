@@ -235,6 +235,12 @@ def describe(
         "family": cfg.arch,
         # GGUF: [{"type": "Q4_K", "tensors": 120, "groups": ["attn_q", ...]}, ...]
         "tensor_types": types,
+        # which layers attend to a sliding window only, and Gemma 2's tanh soft-caps
+        "sliding_window": cfg.sliding_layout(),
+        "soft_caps": {
+            "attention": cfg.attn_logit_softcapping,
+            "logits": cfg.final_logit_softcapping,
+        },
         "parameters": params,
         "layers": cfg.num_layers,
         "hidden_size": cfg.hidden_size,
@@ -277,6 +283,11 @@ def _recurrent_info(cfg: Any) -> dict[str, Any]:
     }
 
 
+def _caps(caps: dict[str, float | None]) -> str:
+    given = [f"{k} {v:g}" for k, v in caps.items() if v]
+    return ", ".join(given) if given else "none"
+
+
 def format_text(d: dict[str, Any]) -> str:
     """The human-readable report."""
     arch = d["architecture"]
@@ -297,6 +308,9 @@ def format_text(d: dict[str, Any]) -> str:
         f"shape           {d['layers']} layer{'s' * (d['layers'] != 1)}, "
         f"hidden {d['hidden_size']}, {d['heads']} heads ({d['kv_heads']} KV), "
         f"head dim {d['head_dim']}",
+        f"family          {d['family']}",
+        f"sliding window  {d['sliding_window']}",
+        f"soft-caps       {_caps(d['soft_caps'])}",
         f"parameters      {d['parameters']:,} ({_human_count(d['parameters'])})",
         f"context length  {d['context_length']:,} tokens",
         f"vocabulary      {d['vocab_size']:,} tokens",

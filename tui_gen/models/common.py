@@ -32,6 +32,65 @@ def build_attention_mask(
     return mask
 
 
+def build_window_mask(
+    start: int,
+    num_tokens: int,
+    device: torch.device,
+    key_padding: torch.Tensor | None,
+    window: int | None,
+) -> torch.Tensor | None:
+    """build_attention_mask for a sliding layer: a query at q also sees only keys k > q - window.
+
+    Differences of cache positions equal differences of token positions in a left-padded batch
+    row too, so the same mask serves batches and beams. No window, or a context that fits in it,
+    is the plain mask.
+    """
+    total = start + num_tokens
+    if window is None or total <= window:
+        return build_attention_mask(start, num_tokens, device, key_padding)
+    q_pos = torch.arange(start, total, device=device)
+    k_pos = torch.arange(total, device=device)
+    diff = q_pos[:, None] - k_pos[None, :]
+    mask = ((diff >= 0) & (diff < window))[None, None]  # (1, 1, T, S)
+    if key_padding is not None:
+        mask = (mask & key_padding[:, None, None, :total]) | (diff == 0)[None, None]
+    return mask
+
+
+def attend_capped(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    softcap: float | None,
+) -> torch.Tensor:
+    """attend() with an explicit score scale and Gemma 2's tanh soft-cap on the scores.
+
+    SDPA has no soft-cap, so a capped model computes the scores itself (softmax in float32).
+    """
+    if softcap is None:
+        T, S = q.shape[2], k.shape[2]
+        if mask is None and T > 1 and T != S:
+            mask = build_attention_mask(S - T, T, q.device)
+        return attend(q, k, v, mask, causal=mask is None and T > 1, scale=scale)
+    n_rep = q.shape[1] // k.shape[1]
+    if n_rep > 1:
+        k = k.repeat_interleave(n_rep, dim=1)
+        v = v.repeat_interleave(n_rep, dim=1)
+    scores = (q @ k.transpose(-1, -2)) * scale  # (B, H, T, S)
+    scores = torch.tanh(scores / softcap) * softcap
+    T, S = q.shape[2], k.shape[2]
+    if mask is None and T > 1:
+        mask = build_attention_mask(S - T, T, q.device) if T != S else None
+        if mask is None:
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()[None, None]
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    return probs @ v
+
+
 def _sdpa_has_gqa() -> bool:
     import inspect
 

@@ -51,7 +51,36 @@ class ModelConfig:
     # recurrent models (BDH): a state instead of a KV cache, no positional limit
     recurrent: bool = False
     trained_context: int | None = None  # the length it was trained on, if the config says
+    # sliding windows (Mistral, Qwen2/3, Gemma): a sliding layer attends to the last
+    # `sliding_window` positions only; `layer_types` says which layers ("sliding_attention" or
+    # "full_attention"), None = every layer sliding when a window is set
+    sliding_window: int | None = None
+    layer_types: list[str] | None = None
+    # Qwen3 / Gemma
+    qk_norm: bool = False  # RMSNorm over each head of q and k before RoPE
+    query_pre_attn_scalar: float | None = None  # attention scale scalar ** -0.5 (Gemma)
+    attn_logit_softcapping: float | None = None  # tanh cap on attention scores (Gemma 2)
+    final_logit_softcapping: float | None = None  # tanh cap on the logits (Gemma 2)
+    rope_local_theta: float | None = None  # RoPE base of sliding layers (Gemma 3)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def layer_window(self, layer: int) -> int | None:
+        """The sliding window of `layer`, None for a layer attending to every position."""
+        if self.sliding_window is None:
+            return None
+        if self.layer_types is None or self.layer_types[layer] == "sliding_attention":
+            return self.sliding_window
+        return None
+
+    def sliding_layout(self) -> str:
+        """`info`'s one-line description of the sliding-window layout."""
+        windows = [self.layer_window(i) for i in range(self.num_layers)]
+        n = sum(w is not None for w in windows)
+        if not n:
+            return "none (every layer attends to the whole context)"
+        if n == self.num_layers:
+            return f"every layer: window {self.sliding_window}"
+        return f"{n} of {self.num_layers} layers: window {self.sliding_window}, others global"
 
     def kv_cache_bytes(self, seq_len: int, bytes_per_element: int, batch: int = 1) -> int:
         """2 (k and v) x layers x seq x kv_heads x head_dim x bytes."""
@@ -133,6 +162,33 @@ CEILINGS = {
 }
 _SPELLING = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
              "num_kv_heads": "num_key_value_heads", "norm_eps": "rms_norm_eps"}  # fmt: skip
+
+
+def sliding_from_hf(
+    raw: dict[str, Any], num_layers: int, default_types: list[str] | None = None
+) -> dict[str, Any]:
+    """sliding_window/layer_types (ModelConfig keyword arguments) as config.json declares them.
+
+    Qwen2/Qwen3 apply the window only with `use_sliding_window` (to the layers from
+    `max_window_layers` on, unless `layer_types` lists them); Mistral to every layer; Gemma to
+    the layers `layer_types` (or `sliding_window_pattern`, given as `default_types`) names.
+    """
+    window = raw.get("sliding_window")
+    if "use_sliding_window" in raw and not raw["use_sliding_window"]:
+        window = None
+    if window is None:
+        return {"sliding_window": None, "layer_types": None}
+    types = raw.get("layer_types")
+    if types is None and "max_window_layers" in raw:
+        start = int(raw["max_window_layers"])
+        types = ["sliding_attention" if i >= start else "full_attention" for i in range(num_layers)]
+    if types is None:
+        types = default_types
+    if types is not None:
+        types = [str(t) for t in types]
+        if len(types) != num_layers:
+            raise ValueError(f"layer_types ({len(types)} entries for {num_layers} layers)")
+    return {"sliding_window": int(window), "layer_types": types}
 
 
 def validate(cfg: ModelConfig, source: str) -> None:

@@ -24,8 +24,9 @@ from tui_gen.models.config import ModelConfig
 from tui_gen.models.kv_cache import KVCache
 
 Norm = Literal["rms", "layer"]
-#: "silu_gated": silu(gate) * up with gate and up fused in one matrix; the others act on fc
-Activation = Literal["silu_gated", "gelu_tanh", "gelu", "relu", "silu"]
+#: "silu_gated": silu(gate) * up with gate and up fused in one matrix ("gelu_tanh_gated": Gemma's
+#: GeGLU, the same with the tanh GELU); the others act on fc
+Activation = Literal["silu_gated", "gelu_tanh", "gelu", "relu", "silu", "gelu_tanh_gated"]
 
 
 class NativeUnsupported(Exception):
@@ -44,6 +45,14 @@ class NativeLayer:
     o: nn.Module
     up: nn.Module  # gate and up side by side ("silu_gated"), else the fc layer
     down: nn.Module
+    #: RMSNorm weights (head_dim,) applied to every q / k head before RoPE (Qwen3, Gemma 3)
+    q_norm_weight: torch.Tensor | None = None
+    k_norm_weight: torch.Tensor | None = None
+    #: RMSNorm weights (hidden,) of the attention / MLP output before its residual add (Gemma)
+    post_attn_norm_weight: torch.Tensor | None = None
+    post_mlp_norm_weight: torch.Tensor | None = None
+    window: int | None = None  # sliding window: attends to the last `window` positions only
+    local_rope: bool = False  # rotates with NativeSpec.rope_local instead of rope
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,11 @@ class NativeSpec:
     head: nn.Module
     embed: Callable[[torch.Tensor, int], torch.Tensor]
     rope: Callable[[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
+    #: the second rotary table of layers with `local_rope` (Gemma 3's sliding layers)
+    rope_local: Callable[[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
+    attn_scale: float | None = None  # None: head_dim ** -0.5
+    attn_softcap: float | None = None  # tanh cap on attention scores (Gemma 2)
+    final_softcap: float | None = None  # tanh cap on the logits (Gemma 2)
 
 
 class CausalLM(nn.Module):
@@ -173,6 +187,11 @@ class GGUFFormat:
     permuted_heads: Callable[[str, ModelConfig], int | None] = lambda name, cfg: None
     skip: frozenset[str] = frozenset()
     transposed: Callable[[str], bool] = lambda hf_name: False
+    #: a stored tensor (HF name, float32) -> the HF tensor, when the converter changed values
+    #: (Gemma's norms are stored as 1 + w); None: as stored
+    adjust: Callable[[str, torch.Tensor], torch.Tensor] | None = None
+    #: tokens that also end a reply when the vocabulary has them (Gemma's <end_of_turn>)
+    extra_eos: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

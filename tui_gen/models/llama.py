@@ -1,8 +1,8 @@
 """Llama family (Llama, Mistral, Qwen2, SmolLM2, TinyLlama): RMSNorm, RoPE, GQA, SwiGLU.
 
 Parameter names are Hugging Face's LlamaForCausalLM names, so checkpoints load without renaming.
-Qwen2 differs only by a bias on q/k/v (`attention_bias`). Mistral's sliding window is not applied:
-it only matters past 4096 tokens of context.
+Qwen2 differs only by a bias on q/k/v (`attention_bias`). Mistral's (and Qwen2's, with
+`use_sliding_window`) sliding window is applied per layer (`ModelConfig.layer_window`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.errors import UnsupportedModelError
-from tui_gen.models.common import attend, build_attention_mask
-from tui_gen.models.config import ModelConfig, dtype_of, first, token_ids
+from tui_gen.models.common import attend, build_window_mask
+from tui_gen.models.config import ModelConfig, dtype_of, first, sliding_from_hf, token_ids
 from tui_gen.models.family import (
     CausalLM,
     NativeLayer,
@@ -69,6 +69,7 @@ def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
         mlp_bias=bool(raw.get("mlp_bias", False)),
         dtype=dtype_of(raw),
         **token_ids(raw),
+        **sliding_from_hf(raw, int(raw["num_hidden_layers"])),
     )
 
 
@@ -132,6 +133,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer
+        self.window = cfg.layer_window(layer)  # None: attends to every position
         self.n_head, self.n_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         h, qb = cfg.hidden_size, cfg.attention_bias
         self.q_proj = nn.Linear(h, self.n_head * self.head_dim, bias=qb)
@@ -291,9 +293,12 @@ class Llama(CausalLM):
         else:
             cos, sin = self.rope_table(int(positions.max()) + 1, idx.device, x.dtype)
             cos, sin = cos[positions][:, :, None], sin[positions][:, :, None]  # (B, T, 1, D)
-        mask = build_attention_mask(start, T, idx.device, key_padding)
+        masks = {
+            w: build_window_mask(start, T, idx.device, key_padding, w)
+            for w in {layer.self_attn.window for layer in self.model.decoder_layers()}
+        }
         for layer in self.model.decoder_layers():
-            x = layer(x, cos, sin, start, cache, mask)
+            x = layer(x, cos, sin, start, cache, masks[layer.self_attn.window])
         if cache is not None:
             cache.advance(start, T)
         if last_only:
@@ -336,6 +341,8 @@ class Llama(CausalLM):
                     o=attn.o_proj,
                     up=mlp.gate_up_proj,
                     down=mlp.down_proj,
+                    window=attn.window,
+                    **self._native_extras(layer),
                 )
             )
 
@@ -357,6 +364,10 @@ class Llama(CausalLM):
             embed=embed,
             rope=rope,
         )
+
+    def _native_extras(self, layer: DecoderLayer) -> dict[str, Any]:
+        """More NativeLayer fields a subclass's layers need (Qwen3: q/k norms)."""
+        return {}
 
     @staticmethod
     def convert_weight(

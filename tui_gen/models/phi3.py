@@ -93,6 +93,7 @@ class Attention(llama.Attention):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         nn.Module.__init__(self)
         self.layer = layer
+        self.window = cfg.layer_window(layer)  # None: attends to every position
         self.n_head, self.n_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.rot = cfg.family_params["rotary_dim"]
         h, out = cfg.hidden_size, (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim

@@ -39,6 +39,7 @@ from typing import Any
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import (
     bdh_config,
+    gemma,
     gpt2,
     gpt2_gguf,
     granite,
@@ -46,6 +47,7 @@ from tui_gen.models import (
     llama_gguf,
     olmo2,
     phi3,
+    qwen3,
     smollm3,
 )
 from tui_gen.models.config import ModelConfig, read_json, validate
@@ -58,6 +60,14 @@ def _gpt2_class() -> type[CausalLM]:
 
 def _llama_class() -> type[CausalLM]:
     return llama.Llama
+
+
+def _qwen3_class() -> type[CausalLM]:
+    return qwen3.Qwen3
+
+
+def _gemma_class() -> type[CausalLM]:
+    return gemma.Gemma
 
 
 def _olmo2_class() -> type[CausalLM]:
@@ -149,6 +159,24 @@ FAMILIES: tuple[Family, ...] = (
         gguf=phi3.GGUF,
         describes="Phi-3, Phi-4-mini",
         mlp_matrices=3,
+    ),
+    Family(
+        name="qwen3",
+        hf_model_types=("qwen3",),
+        model_class=_qwen3_class,
+        config_from_hf=qwen3.config_from_hf,
+        describes="Qwen3",
+        mlp_matrices=3,
+        gguf=qwen3.GGUF,
+    ),
+    Family(
+        name="gemma",
+        hf_model_types=("gemma2", "gemma3_text", "gemma3"),
+        model_class=_gemma_class,
+        config_from_hf=gemma.config_from_hf,
+        describes="Gemma 2, Gemma 3 (text)",
+        mlp_matrices=3,
+        gguf=gemma.GGUF,
     ),
 )
 

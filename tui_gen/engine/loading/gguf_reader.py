@@ -129,6 +129,8 @@ class GGUFCheckpoint:
                     t = dequantize(raw, info.type_id, info.shape)
                     if self.format.transposed(name):  # GPT-2's Conv1D weights
                         t = t.t().contiguous()
+                    if self.format.adjust is not None:
+                        t = self.format.adjust(name, t)
                     yield name, t if dtype == torch.float32 else t.to(dtype)
         finally:
             torch.set_num_threads(threads)
@@ -279,6 +281,10 @@ def _open(path: Path, meta: dict[str, Any], infos: list[TensorInfo]) -> GGUFChec
         extra = meta.get(key)
         if extra is not None and int(extra) not in eos_ids and int(extra) < config["vocab_size"]:
             eos_ids.append(int(extra))
+    for token in family.gguf.extra_eos:
+        extra = tokenizer.token_to_id(token)
+        if extra is not None and extra not in eos_ids and extra < config["vocab_size"]:
+            eos_ids.append(extra)
     eos_ids = [i for i in eos_ids if i is not None]
     generation_config = {
         "bos_token_id": config["bos_token_id"],

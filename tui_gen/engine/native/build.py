@@ -128,7 +128,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.q_dequantize.argtypes = [p, p, p, i64, i64, i32, i32]  # q sm w N K bits threads
     lib.q_dequantize.restype = i32
     # model, x, pos, cos, sin, scratch, logits, threads
-    lib.decode_step.argtypes = [p, p, i64, p, p, p, p, i32]
+    lib.decode_step.argtypes = [p, p, i64, p, p, p, p, p, p, i32]  # m x pos cos sin cos2 sin2
     lib.decode_step.restype = i32
     lib.kernel_isa.argtypes = []
     lib.kernel_isa.restype = i32

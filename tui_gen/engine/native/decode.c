@@ -52,10 +52,18 @@ typedef struct {
     qmat_t qkv, o, up, down; /* up: gate and up fused (gated MLP) or fc */
     void *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache,
                                 float32 or (kv_bf16) bfloat16 */
+    const float *q_norm_w, *k_norm_w; /* RMSNorm of every q and k head before RoPE, or NULL */
+    const float *post_attn_w, *post_mlp_w; /* RMSNorm of the attention / MLP output before its
+                                              residual add (Gemma's sandwich norms), or NULL */
+    int64_t window;     /* sliding window: attend to the last `window` positions; 0: to all */
+    int32_t local_rope; /* 1: rotate with the second rotary table (Gemma 3's sliding layers) */
 } layer_t;
 
 enum { NORM_RMS = 0, NORM_LAYER = 1 };
-enum { ACT_SILU_GATED = 0, ACT_GELU_TANH = 1, ACT_GELU = 2, ACT_RELU = 3, ACT_SILU = 4 };
+enum { ACT_SILU_GATED = 0, ACT_GELU_TANH = 1, ACT_GELU = 2, ACT_RELU = 3, ACT_SILU = 4,
+       ACT_GELU_TANH_GATED = 5 };
+
+static inline int gated(int act) { return act == ACT_SILU_GATED || act == ACT_GELU_TANH_GATED; }
 
 typedef struct {
     int32_t n_layers, hidden, n_head, n_kv, head_dim, inter, max_seq, norm, act, rope, kv_bf16;
@@ -63,6 +71,7 @@ typedef struct {
     const layer_t *layers;
     const float *normf_w, *normf_b; /* the final norm */
     qmat_t head;                     /* lm_head: hidden -> vocab */
+    float attn_softcap, final_softcap; /* tanh caps of the scores / logits (Gemma 2); 0: none */
 } model_t;
 
 /* Every struct's size and every field's offset, by name: decode.py compares them with its ctypes
@@ -80,12 +89,15 @@ static const layout_entry_t LAYOUT[] = {
     OFF(qmat_t, k), OFF(qmat_t, kind), OFF(qmat_t, bits),
     SIZE(layer_t), OFF(layer_t, norm1_w), OFF(layer_t, norm1_b), OFF(layer_t, norm2_w),
     OFF(layer_t, norm2_b), OFF(layer_t, qkv), OFF(layer_t, o), OFF(layer_t, up),
-    OFF(layer_t, down), OFF(layer_t, k_cache), OFF(layer_t, v_cache),
+    OFF(layer_t, down), OFF(layer_t, k_cache), OFF(layer_t, v_cache), OFF(layer_t, q_norm_w),
+    OFF(layer_t, k_norm_w), OFF(layer_t, post_attn_w), OFF(layer_t, post_mlp_w),
+    OFF(layer_t, window), OFF(layer_t, local_rope),
     SIZE(model_t), OFF(model_t, n_layers), OFF(model_t, hidden), OFF(model_t, n_head),
     OFF(model_t, n_kv), OFF(model_t, head_dim), OFF(model_t, inter), OFF(model_t, max_seq),
     OFF(model_t, norm), OFF(model_t, act), OFF(model_t, rope), OFF(model_t, kv_bf16),
     OFF(model_t, eps), OFF(model_t, attn_scale), OFF(model_t, layers), OFF(model_t, normf_w),
-    OFF(model_t, normf_b), OFF(model_t, head),
+    OFF(model_t, normf_b), OFF(model_t, head), OFF(model_t, attn_softcap),
+    OFF(model_t, final_softcap),
 };
 #undef SIZE
 #undef OFF
@@ -100,6 +112,14 @@ const char *decode_layout_name(int64_t i) {
 
 int64_t decode_layout_value(int64_t i) {
     return i >= 0 && i < decode_layout_count() ? LAYOUT[i].value : -1;
+}
+
+/* RMSNorm of n floats in place: v / rms(v) * w. */
+static void rms_inplace(float *v, int n, const float *w, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
+    const float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) v[i] = w[i] * (v[i] * r);
 }
 
 static void norm(const model_t *m, const float *x, const float *w, const float *b, float *out) {
@@ -221,7 +241,7 @@ static float activate(float u, int act) {
 /* Scratch floats the step needs (the caller allocates them once). */
 int64_t decode_scratch_floats(const model_t *m) {
     const int64_t qkv = (int64_t)(m->n_head + 2 * m->n_kv) * m->head_dim;
-    const int64_t up = (m->act == ACT_SILU_GATED ? 2 : 1) * (int64_t)m->inter;
+    const int64_t up = (gated(m->act) ? 2 : 1) * (int64_t)m->inter;
     const int64_t widest = m->inter > m->hidden ? m->inter : m->hidden;
     return 4 * (int64_t)m->hidden + qkv + (int64_t)m->n_head * m->head_dim + up + m->inter +
            (int64_t)m->n_head * m->max_seq + widest / GS + 64;
@@ -232,13 +252,14 @@ int64_t decode_scratch_floats(const model_t *m) {
  * pos: the cache position written; cos/sin: the rotary rows for pos (ignored without rope).
  * Returns 0, or -1 on bad arguments. */
 int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
-                float *scratch, float *logits, int threads) {
+                const float *cos2, const float *sin2, float *scratch, float *logits,
+                int threads) {
     const int C = m->hidden, H = m->n_head, KV = m->n_kv, D = m->head_dim, S = m->max_seq;
     if (pos < 0 || pos >= S || D > 512 || H % KV || threads < 1) return -1;
     float *h = scratch, *o = h + C, *dn = o + C;
     float *qkv = dn + C, *att = qkv + (int64_t)(H + 2 * KV) * D;
     float *up = att + (int64_t)H * D;
-    float *a = up + (m->act == ACT_SILU_GATED ? 2 : 1) * (int64_t)m->inter;
+    float *a = up + (gated(m->act) ? 2 : 1) * (int64_t)m->inter;
     float *scores = a + m->inter, *xsum = scores + (int64_t)H * S;
     const int rep = H / KV;
     const float scale = m->attn_scale;
@@ -248,8 +269,17 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
         /* attention */
         norm(m, x, L->norm1_w, L->norm1_b, h);
         qmat_apply(&L->qkv, h, qkv, xsum, threads);
-        if (m->rope)
-            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, D, cos_, sin_);
+        if (L->q_norm_w)
+            for (int j = 0; j < H; j++) rms_inplace(qkv + (int64_t)j * D, D, L->q_norm_w, m->eps);
+        if (L->k_norm_w)
+            for (int j = H; j < H + KV; j++)
+                rms_inplace(qkv + (int64_t)j * D, D, L->k_norm_w, m->eps);
+        if (m->rope) {
+            const float *c = L->local_rope ? cos2 : cos_, *sn = L->local_rope ? sin2 : sin_;
+            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, D, c, sn);
+        }
+        const int64_t t0 = L->window > 0 && pos >= L->window ? pos - L->window + 1 : 0;
+        const float cap = m->attn_softcap;
         for (int j = 0; j < KV; j++) {
             const int64_t at = ((int64_t)j * S + pos) * D;
             const float *kn = qkv + (int64_t)(H + j) * D, *vn = qkv + (int64_t)(H + KV + j) * D;
@@ -271,7 +301,7 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
             const bf16_t *Kb = (const bf16_t *)L->k_cache + base;
             const bf16_t *Vb = (const bf16_t *)L->v_cache + base;
             float *s = scores + (int64_t)hd * S, mx = -INFINITY;
-            for (int64_t t = 0; t <= pos; t++) {
+            for (int64_t t = t0; t <= pos; t++) {
                 float d = 0.f;
                 if (m->kv_bf16) {
 #pragma omp simd reduction(+ : d)
@@ -280,14 +310,14 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
 #pragma omp simd reduction(+ : d)
                     for (int i = 0; i < D; i++) d += q[i] * K[t * D + i];
                 }
-                s[t] = d * scale;
+                s[t] = cap > 0.f ? tanhf(d * scale / cap) * cap : d * scale;
                 mx = s[t] > mx ? s[t] : mx;
             }
             float sum = 0.f;
-            for (int64_t t = 0; t <= pos; t++) sum += (s[t] = expf(s[t] - mx));
+            for (int64_t t = t0; t <= pos; t++) sum += (s[t] = expf(s[t] - mx));
             float *out = att + (int64_t)hd * D;
             for (int i = 0; i < D; i++) out[i] = 0.f;
-            for (int64_t t = 0; t <= pos; t++) {
+            for (int64_t t = t0; t <= pos; t++) {
                 const float p = s[t] / sum;
                 if (m->kv_bf16) {
 #pragma omp simd
@@ -299,6 +329,7 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
             }
         }
         qmat_apply(&L->o, att, o, xsum, threads);
+        if (L->post_attn_w) rms_inplace(o, C, L->post_attn_w, m->eps);
         for (int i = 0; i < C; i++) x[i] += o[i];
         /* MLP */
         norm(m, x, L->norm2_w, L->norm2_b, h);
@@ -306,12 +337,19 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
         const int I = m->inter;
         if (m->act == ACT_SILU_GATED)
             for (int i = 0; i < I; i++) a[i] = activate(up[i], ACT_SILU) * up[I + i];
+        else if (m->act == ACT_GELU_TANH_GATED)
+            for (int i = 0; i < I; i++) a[i] = activate(up[i], ACT_GELU_TANH) * up[I + i];
         else
             for (int i = 0; i < I; i++) a[i] = activate(up[i], m->act);
         qmat_apply(&L->down, a, dn, xsum, threads);
+        if (L->post_mlp_w) rms_inplace(dn, C, L->post_mlp_w, m->eps);
         for (int i = 0; i < C; i++) x[i] += dn[i];
     }
     norm(m, x, m->normf_w, m->normf_b, h);
     qmat_apply(&m->head, h, logits, xsum, threads);
+    if (m->final_softcap > 0.f) {
+        const float fc = m->final_softcap;
+        for (int64_t i = 0; i < m->head.n; i++) logits[i] = tanhf(logits[i] / fc) * fc;
+    }
     return 0;
 }

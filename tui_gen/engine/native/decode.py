@@ -38,6 +38,7 @@ ACTIVATIONS: dict[Activation, int] = {
     "gelu": 2,
     "relu": 3,
     "silu": 4,
+    "gelu_tanh_gated": 5,
 }
 MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
 
@@ -66,6 +67,12 @@ class _Layer(ctypes.Structure):
         ("down", _QMat),
         ("k_cache", c_void_p),
         ("v_cache", c_void_p),
+        ("q_norm_w", c_void_p),
+        ("k_norm_w", c_void_p),
+        ("post_attn_w", c_void_p),
+        ("post_mlp_w", c_void_p),
+        ("window", c_int64),
+        ("local_rope", c_int32),
     ]
 
 
@@ -93,6 +100,8 @@ class _Model(ctypes.Structure):
         ("normf_w", c_void_p),
         ("normf_b", c_void_p),
         ("head", _QMat),
+        ("attn_softcap", c_float),
+        ("final_softcap", c_float),
     ]
 
 
@@ -152,13 +161,13 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 
 def _f32(t: torch.Tensor | None, keep: list[torch.Tensor]) -> int | None:
-    """The address of `t` as contiguous float32; a converted copy is kept alive in `keep`
-    (norm weights and biases of a bfloat16 model: a few KB)."""
+    """The address of `t` as contiguous float32, kept alive in `keep` (a converted copy for
+    the norm weights and biases of a bfloat16 model: a few KB)."""
     if t is None:
         return None
     if t.dtype != torch.float32 or not t.is_contiguous():
         t = t.detach().float().contiguous()
-        keep.append(t)
+    keep.append(t)  # a model's own parameter, or a tensor only the spec made (Gemma's 1 + w)
     return t.data_ptr()
 
 
@@ -214,6 +223,7 @@ class NativeDecoder:
         self._signature = _signature(self._tensors)
         self._dtype = dtype
         self._embed, self._rope = described.embed, described.rope
+        self._rope_local = described.rope_local
         spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
         self._layers = (_Layer * len(layers))(*layers)
@@ -289,9 +299,13 @@ class NativeDecoder:
         if self._rope is not None:
             cos, sin = self._rope(start, self._dtype)  # (D,): this position's rows, float32
             cos_p, sin_p = cos.data_ptr(), sin.data_ptr()
+        cos2_p, sin2_p = cos_p, sin_p
+        if self._rope_local is not None:
+            cos2, sin2 = self._rope_local(start, self._dtype)
+            cos2_p, sin2_p = cos2.data_ptr(), sin2.data_ptr()
         self._x.copy_(self._embed(idx, start))
         rc = self._lib.decode_step(
-            ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p,
+            ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
             self._scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
         )  # fmt: skip
         if rc != 0:
@@ -315,6 +329,12 @@ def _describe(
             o=_qmat(layer.o, keep),
             up=_qmat(layer.up, keep),
             down=_qmat(layer.down, keep),
+            q_norm_w=_f32(layer.q_norm_weight, keep),
+            k_norm_w=_f32(layer.k_norm_weight, keep),
+            post_attn_w=_f32(layer.post_attn_norm_weight, keep),
+            post_mlp_w=_f32(layer.post_mlp_norm_weight, keep),
+            window=layer.window or 0,
+            local_rope=int(layer.local_rope and d.rope_local is not None),
         )
         for layer in d.layers
     ]
@@ -329,10 +349,12 @@ def _describe(
         act=ACTIVATIONS[d.activation],
         rope=int(d.rope is not None),
         eps=cfg.norm_eps,
-        attn_scale=1.0 / math.sqrt(cfg.head_dim),
+        attn_scale=d.attn_scale if d.attn_scale is not None else 1.0 / math.sqrt(cfg.head_dim),
         normf_w=_f32(d.final_norm_weight, keep),
         normf_b=_f32(d.final_norm_bias, keep),
         head=_qmat(d.head, keep),
+        attn_softcap=d.attn_softcap or 0.0,
+        final_softcap=d.final_softcap or 0.0,
     )
     return spec, layers
 
