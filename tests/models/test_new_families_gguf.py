@@ -179,4 +179,4 @@ def test_unknown_gguf_architecture_names_the_supported_ones(tmp_path: Path) -> N
         open_gguf(path)
     msg = str(e.value)
     assert "\n" not in msg and "'falcon'" in msg
-    assert "gemma2, gemma3, llama, qwen2, qwen3" in msg
+    assert "gemma2, gemma3, gpt2, granite, llama, olmo2, phi3, qwen2, qwen3, smollm3" in msg
