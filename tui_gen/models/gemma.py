@@ -144,9 +144,9 @@ class RMSNorm(nn.Module):
         return (xf * (1.0 + self.weight.float())).to(x.dtype)
 
 
-class Attention(nn.Module):
+class Attention(llama.Attention):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # its own projections and norms; llama.Attention's forward
         self.layer = layer
         self.window = cfg.layer_window(layer)
         self.n_head, self.n_kv, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
@@ -161,37 +161,19 @@ class Attention(nn.Module):
         self.k_norm: RMSNorm | None = RMSNorm(D, cfg.norm_eps) if cfg.qk_norm else None
         self.qkv_proj: nn.Module | None = None
 
-    def fuse(self, transposed: bool = False) -> None:
-        if self.qkv_proj is None:
-            self.qkv_proj = fuse_linears([self.q_proj, self.k_proj, self.v_proj], transposed)
-            del self.q_proj, self.k_proj, self.v_proj
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        start: int,
-        cache: KVCache | None,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        B, T, _ = x.shape
-        H, KV, D = self.n_head, self.n_kv, self.head_dim
-        if self.qkv_proj is not None:
-            qkv = self.qkv_proj(x)
-        else:
-            qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
-        qkv = qkv.view(B, T, H + 2 * KV, D)
-        q, k = qkv[:, :, :H], qkv[:, :, H : H + KV]
+    def rope_qk(
+        self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gemma 3's per-head q/k RMSNorm (none in Gemma 2), then RoPE."""
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q = llama.apply_rope(q, cos, sin).transpose(1, 2)  # (B, H, T, D)
-        k = llama.apply_rope(k, cos, sin).transpose(1, 2)  # (B, KV, T, D)
-        v = qkv[:, :, H + KV :].transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(self.layer, start, k, v)
-        y = attend_capped(q, k, v, mask, self.scale, self.softcap)  # (B, H, T, D)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+        return super().rope_qk(q, k, cos, sin)
+
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """query_pre_attn_scalar ** -0.5 scale, and Gemma 2's tanh cap on the scores."""
+        return attend_capped(q, k, v, mask, self.scale, self.softcap)
 
 
 class MLP(nn.Module):

@@ -43,29 +43,11 @@ class Attention(llama.Attention):
         super().__init__(cfg, layer)
         self.scale = cfg.family_params["attention_multiplier"]
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        start: int,
-        cache: KVCache | None,
-        mask: torch.Tensor | None,
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
-        B, T, _ = x.shape
-        H, KV, D = self.n_head, self.n_kv, self.head_dim
-        if self.qkv_proj is not None:
-            qkv = self.qkv_proj(x)
-        else:
-            qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
-        qkv = qkv.view(B, T, H + 2 * KV, D)
-        qk = llama.apply_rope(qkv[:, :, : H + KV], cos, sin)
-        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)
-        v = qkv[:, :, H + KV :].transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(self.layer, start, k, v)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1, scale=self.scale)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+        """Scores scaled by the attention multiplier instead of 1/sqrt(head_dim)."""
+        return attend(q, k, v, mask, causal=mask is None and q.shape[2] > 1, scale=self.scale)
 
 
 class DecoderLayer(llama.DecoderLayer):

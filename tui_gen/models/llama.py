@@ -158,6 +158,8 @@ class Attention(nn.Module):
         cache: KVCache | None,
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
+        """The one attention forward of every Llama-like family; a family changes what differs
+        by overriding `rope_qk` (norms on q/k before RoPE) or `mix` (the scores' scale, caps)."""
         B, T, _ = x.shape
         H, KV, D = self.n_head, self.n_kv, self.head_dim
         if self.qkv_proj is not None:
@@ -165,14 +167,25 @@ class Attention(nn.Module):
         else:
             qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
         qkv = qkv.view(B, T, H + 2 * KV, D)
-        qk = apply_rope(qkv[:, :, : H + KV], cos, sin)  # (B, T, H+KV, D); cos: (B|1, T, 1, D)
-        q = qk[:, :, :H].transpose(1, 2)  # (B, H, T, D)
-        k = qk[:, :, H:].transpose(1, 2)  # (B, KV, T, D)
+        q, k = self.rope_qk(qkv[:, :, :H], qkv[:, :, H : H + KV], cos, sin)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, T, D), (B, KV, T, D)
         v = qkv[:, :, H + KV :].transpose(1, 2)  # (B, KV, T, D)
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)  # (B, KV, start+T, D)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1)  # (B, H, T, D)
+        y = self.mix(q, k, v, mask)  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+
+    def rope_qk(
+        self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE on q (B, T, H, D) and k (B, T, KV, D); cos: (B|1, T, 1, D)."""
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Scaled dot-product attention (B, H, T, D) over the cached keys and values."""
+        return attend(q, k, v, mask, causal=mask is None and q.shape[2] > 1)
 
 
 class MLP(nn.Module):

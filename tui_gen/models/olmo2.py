@@ -32,28 +32,14 @@ class Attention(llama.Attention):
         self.q_norm = llama.RMSNorm(cfg.num_heads * cfg.head_dim, cfg.norm_eps)
         self.k_norm = llama.RMSNorm(cfg.num_kv_heads * cfg.head_dim, cfg.norm_eps)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        start: int,
-        cache: KVCache | None,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        B, T, _ = x.shape
-        H, KV, D = self.n_head, self.n_kv, self.head_dim
-        if self.qkv_proj is not None:
-            q, k, v = self.qkv_proj(x).split((H * D, KV * D, KV * D), dim=-1)
-        else:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        q = llama.apply_rope(self.q_norm(q).view(B, T, H, D), cos, sin).transpose(1, 2)
-        k = llama.apply_rope(self.k_norm(k).view(B, T, KV, D), cos, sin).transpose(1, 2)
-        v = v.view(B, T, KV, D).transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(self.layer, start, k, v)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+    def rope_qk(
+        self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RMSNorm over the whole q and k projections (all heads at once), then RoPE."""
+        B, T, H, D = q.shape
+        q = self.q_norm(q.reshape(B, T, H * D)).view(B, T, H, D)
+        k = self.k_norm(k.reshape(B, T, -1)).view(B, T, -1, D)
+        return super().rope_qk(q, k, cos, sin)
 
 
 class DecoderLayer(llama.DecoderLayer):

@@ -34,29 +34,11 @@ class Attention(llama.Attention):
         self.q_norm = llama.RMSNorm(cfg.head_dim, cfg.norm_eps)
         self.k_norm = llama.RMSNorm(cfg.head_dim, cfg.norm_eps)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        start: int,
-        cache: KVCache | None,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        B, T, _ = x.shape
-        H, KV, D = self.n_head, self.n_kv, self.head_dim
-        if self.qkv_proj is not None:
-            qkv = self.qkv_proj(x)  # (B, T, (H+2KV)*D)
-        else:
-            qkv = torch.cat((self.q_proj(x), self.k_proj(x), self.v_proj(x)), dim=-1)
-        qkv = qkv.view(B, T, H + 2 * KV, D)
-        q = llama.apply_rope(self.q_norm(qkv[:, :, :H]), cos, sin).transpose(1, 2)
-        k = llama.apply_rope(self.k_norm(qkv[:, :, H : H + KV]), cos, sin).transpose(1, 2)
-        v = qkv[:, :, H + KV :].transpose(1, 2)  # (B, KV, T, D)
-        if cache is not None:
-            k, v = cache.update(self.layer, start, k, v)  # (B, KV, start+T, D)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1)  # (B, H, T, D)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
+    def rope_qk(
+        self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RMSNorm over each head of q and k, then RoPE."""
+        return super().rope_qk(self.q_norm(q), self.k_norm(k), cos, sin)
 
 
 class Qwen3(llama.Llama):
