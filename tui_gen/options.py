@@ -35,6 +35,9 @@ def _strings(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
 
+#: alternatives a token event may carry (OpenAI's `top_logprobs` allows 20 too)
+MAX_LOGPROBS = 20
+
 #: more beams than this is a typo, not a search (each beam holds its own KV cache)
 MAX_BEAMS = 256
 
@@ -62,6 +65,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "length_penalty": (lambda v: _number(v) and not math.isinf(v), "a finite number"),
     "early_stopping": (lambda v: v in (True, False, "never"), 'true, false or "never"'),
+    "logprobs": (
+        lambda v: _integer(v) and 0 <= v <= MAX_LOGPROBS,
+        f"an integer from 0 to {MAX_LOGPROBS} (0 = off)",
+    ),
 }
 
 
@@ -95,6 +102,9 @@ class SamplingParams:
     stop_strings: list[str] = field(default_factory=list)
     seed: int | None = None
     do_sample: bool = True
+    #: attach the chosen token's log-probability and the N most likely alternatives to every
+    #: TokenEvent (events.TokenLogprobs); 0 = off. Not a sampler: it never changes the ids.
+    logprobs: int = 0
 
     def __post_init__(self) -> None:
         self.validate()

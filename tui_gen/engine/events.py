@@ -14,6 +14,35 @@ FinishReason = Literal["eos", "stop", "length", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
+class TokenAlternative:
+    """One candidate token at a step and its log-probability (natural log)."""
+
+    token_id: int
+    text: str  # the token decoded on its own (may hold U+FFFD for a partial character)
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprobs:
+    """What the model weighed at one step (asked for with SamplingParams.logprobs = N).
+
+    Two distributions, both over the whole vocabulary:
+    * raw (`logprob`, `top`): log_softmax of the model's logits after the repetition penalty
+      (when one is set) and before temperature, top-k, top-p and min-p;
+    * sampled (`sampled_logprob`, `sampled_top`): the distribution the token was drawn from,
+      after every sampler; tokens the samplers removed are absent from `sampled_top`, and
+      under greedy decoding it is all on the chosen token (logprob 0).
+    """
+
+    token_id: int
+    text: str
+    logprob: float
+    top: tuple[TokenAlternative, ...]  # N most likely under raw, most likely first
+    sampled_logprob: float
+    sampled_top: tuple[TokenAlternative, ...]  # up to N most likely under sampled
+
+
+@dataclass(frozen=True, slots=True)
 class TokenEvent:
     """One generated token and the text it adds (may be "" while a character is incomplete,
     or while text is held back because it could be the start of a stop string).
@@ -25,6 +54,8 @@ class TokenEvent:
     token_id: int
     text: str
     index: int = 0  # which sequence of a batch
+    #: set when SamplingParams.logprobs > 0 (None for the held-back-text event, token_id -1)
+    logprobs: TokenLogprobs | None = None
 
 
 @dataclass(frozen=True, slots=True)

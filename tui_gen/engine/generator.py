@@ -42,6 +42,13 @@ DEFAULT_MAX_CONTEXT = 4096
 Prompt = str | Sequence[int]
 
 
+#: (idx (b, 1), start column, cache, positions (b, 1) | None, key_padding (b, S) | None)
+#: -> logits (b, 1, V)
+BatchStep = Callable[
+    [torch.Tensor, int, KVCache, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor
+]
+
+
 class Generator:
     """A loaded model with its KV cache. Not thread-safe: one generation at a time."""
 
@@ -201,6 +208,27 @@ class Generator:
         if decoder is not None and decoder.supports(cache):
             return decoder.step
         return lambda idx, start, cache: self.model(idx, start=start, cache=cache)
+
+    def batch_step(self, cache: KVCache) -> BatchStep:
+        """The one-token forward of several rows at once (engine/batch.py, the server's
+        scheduler): idx (b, 1), the cache column to write, the cache, then per-row positions
+        (b, 1) and the key mask (b, S) (both None when no row is padded); returns (b, 1, V).
+
+        The model's own forward for now: the native step takes one row at a time."""
+        del cache  # a native rows > 1 step will look at its layout
+
+        def step(
+            idx: torch.Tensor,
+            start: int,
+            cache: KVCache,
+            positions: torch.Tensor | None,
+            key_padding: torch.Tensor | None,
+        ) -> torch.Tensor:
+            return self.model(
+                idx, start=start, cache=cache, positions=positions, key_padding=key_padding
+            )
+
+        return step
 
     def _ensure_cache(self) -> KVCache:
         if self._cache is None:
