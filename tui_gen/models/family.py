@@ -35,24 +35,28 @@ class NativeUnsupported(Exception):
 
 @dataclass(frozen=True)
 class NativeLayer:
-    """One block: pre-norm attention with fused q/k/v, then a pre-norm MLP."""
+    """One block: pre-norm attention with fused q/k/v, then a pre-norm MLP (a None pre-norm
+    weight: the block's input goes in as it is, as in OLMo-2's post-norm blocks)."""
 
-    norm1_weight: torch.Tensor
+    norm1_weight: torch.Tensor | None
     norm1_bias: torch.Tensor | None
-    norm2_weight: torch.Tensor
+    norm2_weight: torch.Tensor | None
     norm2_bias: torch.Tensor | None
     qkv: nn.Module  # (H + 2 KV) * D outputs: q, k, v side by side
     o: nn.Module
     up: nn.Module  # gate and up side by side ("silu_gated"), else the fc layer
     down: nn.Module
-    #: RMSNorm weights (head_dim,) applied to every q / k head before RoPE (Qwen3, Gemma 3)
+    #: RMSNorm weights applied to q and k before RoPE: (head_dim,) to every head (Qwen3, Gemma
+    #: 3), or (H * head_dim,) and (KV * head_dim,) over the whole projection (OLMo-2)
     q_norm_weight: torch.Tensor | None = None
     k_norm_weight: torch.Tensor | None = None
-    #: RMSNorm weights (hidden,) of the attention / MLP output before its residual add (Gemma)
+    #: RMSNorm weights (hidden,) of the attention / MLP output before its residual add (Gemma's
+    #: sandwich norms, OLMo-2's post-norms)
     post_attn_norm_weight: torch.Tensor | None = None
     post_mlp_norm_weight: torch.Tensor | None = None
     window: int | None = None  # sliding window: attends to the last `window` positions only
     local_rope: bool = False  # rotates with NativeSpec.rope_local instead of rope
+    rope: bool = True  # False: no rotary embedding in this layer (SmolLM3's NoPE layers)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,12 @@ class NativeSpec:
     attn_scale: float | None = None  # None: head_dim ** -0.5
     attn_softcap: float | None = None  # tanh cap on attention scores (Gemma 2)
     final_softcap: float | None = None  # tanh cap on the logits (Gemma 2)
+    #: multiplies each attention / MLP output before its residual add (Granite)
+    residual_scale: float = 1.0
+    logits_scaling: float = 1.0  # the logits are divided by it (Granite)
+    #: RoPE on the first rotary_dim dims of each head, whose (cos, sin) rows are that long
+    #: (Phi-3's partial rotary); None: the whole head
+    rotary_dim: int | None = None
 
 
 class CausalLM(nn.Module):

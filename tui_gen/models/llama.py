@@ -339,28 +339,10 @@ class Llama(CausalLM):
         self.model.embed_tokens = module
 
     def native_spec(self) -> NativeSpec:
-        layers = []
-        for layer in self.model.decoder_layers():
-            attn, mlp = layer.self_attn, layer.mlp
-            if attn.qkv_proj is None or mlp.gate_up_proj is None:
-                raise NativeUnsupported("q/k/v or gate/up are not fused")
-            layers.append(
-                NativeLayer(
-                    norm1_weight=layer.input_layernorm.weight,
-                    norm1_bias=None,
-                    norm2_weight=layer.post_attention_layernorm.weight,
-                    norm2_bias=None,
-                    qkv=attn.qkv_proj,
-                    o=attn.o_proj,
-                    up=mlp.gate_up_proj,
-                    down=mlp.down_proj,
-                    window=attn.window,
-                    **self._native_extras(layer),
-                )
-            )
+        layers = [NativeLayer(**self._native_layer(layer)) for layer in self.model.decoder_layers()]
 
         def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
-            return self.model.embed_tokens(idx).view(-1)
+            return self.embed(idx).view(-1)
 
         def rope(position: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
             cos, sin = self.rope_table(position + 1, torch.device("cpu"), dtype)  # (n, D)
@@ -377,6 +359,24 @@ class Llama(CausalLM):
             embed=embed,
             rope=rope,
         )
+
+    def _native_layer(self, layer: DecoderLayer) -> dict[str, Any]:
+        """A layer's NativeLayer fields: its fused matrices and window, Llama's pre-norms, then
+        what a subclass adds (`_native_extras`); OLMo-2 replaces the norms."""
+        return self._native_matrices(layer) | self._native_norms(layer) | self._native_extras(layer)
+
+    @staticmethod
+    def _native_matrices(layer: DecoderLayer) -> dict[str, Any]:
+        attn, mlp = layer.self_attn, layer.mlp
+        if attn.qkv_proj is None or mlp.gate_up_proj is None:
+            raise NativeUnsupported("q/k/v or gate/up are not fused")
+        return {"qkv": attn.qkv_proj, "o": attn.o_proj, "up": mlp.gate_up_proj,
+                "down": mlp.down_proj, "window": attn.window}  # fmt: skip
+
+    @staticmethod
+    def _native_norms(layer: DecoderLayer) -> dict[str, Any]:
+        return {"norm1_weight": layer.input_layernorm.weight, "norm1_bias": None,
+                "norm2_weight": layer.post_attention_layernorm.weight, "norm2_bias": None}  # fmt: skip
 
     def _native_extras(self, layer: DecoderLayer) -> dict[str, Any]:
         """More NativeLayer fields a subclass's layers need (Qwen3: q/k norms)."""

@@ -13,9 +13,7 @@ from typing import Any
 import torch
 
 from tui_gen.models import llama, llama_like_gguf
-from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
-from tui_gen.models.family import NativeSpec, NativeUnsupported
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -67,12 +65,17 @@ class DecoderLayer(llama.DecoderLayer):
 class Olmo2(llama.Llama):
     layer_class = DecoderLayer
 
-    @classmethod
-    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
-        return "olmo2: post-norm blocks and q/k norms are not in the native step"
-
-    def native_spec(self) -> NativeSpec:
-        raise NativeUnsupported(self.native_unsupported(self.config))
+    @staticmethod
+    def _native_norms(layer: llama.DecoderLayer) -> dict[str, Any]:
+        """No pre-norms; the post-norms and the whole-projection q/k norms (decode.c tells the
+        two q/k norm kinds apart by their width)."""
+        attn = layer.self_attn
+        assert isinstance(layer, DecoderLayer) and isinstance(attn, Attention)
+        return {"norm1_weight": None, "norm1_bias": None, "norm2_weight": None,
+                "norm2_bias": None, "q_norm_weight": attn.q_norm.weight,
+                "k_norm_weight": attn.k_norm.weight,
+                "post_attn_norm_weight": layer.post_attention_layernorm.weight,
+                "post_mlp_norm_weight": layer.post_feedforward_layernorm.weight}  # fmt: skip
 
 
 def _gguf_shapes(cfg: ModelConfig, out: dict[str, tuple[int, ...]]) -> None:

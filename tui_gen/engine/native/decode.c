@@ -47,16 +47,21 @@ typedef struct {
 } qmat_t;
 
 typedef struct {
-    const float *norm1_w, *norm1_b; /* b NULL for RMSNorm or a LayerNorm without bias */
+    const float *norm1_w, *norm1_b; /* b NULL for RMSNorm or a LayerNorm without bias; w NULL:
+                                       no norm before attention / MLP (OLMo-2's post-norms) */
     const float *norm2_w, *norm2_b;
     qmat_t qkv, o, up, down; /* up: gate and up fused (gated MLP) or fc */
     void *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache,
                                 float32 or (kv_bf16) bfloat16 */
-    const float *q_norm_w, *k_norm_w; /* RMSNorm of every q and k head before RoPE, or NULL */
+    const float *q_norm_w, *k_norm_w; /* RMSNorm of q and k before RoPE, or NULL: per head
+                                         (head_dim weights), or (qk_norm_whole) over the whole
+                                         projection (H * head_dim, KV * head_dim: OLMo-2) */
     const float *post_attn_w, *post_mlp_w; /* RMSNorm of the attention / MLP output before its
                                               residual add (Gemma's sandwich norms), or NULL */
     int64_t window;     /* sliding window: attend to the last `window` positions; 0: to all */
     int32_t local_rope; /* 1: rotate with the second rotary table (Gemma 3's sliding layers) */
+    int32_t no_rope;    /* 1: no rotary embedding in this layer (SmolLM3's NoPE layers) */
+    int32_t qk_norm_whole;
 } layer_t;
 
 enum { NORM_RMS = 0, NORM_LAYER = 1 };
@@ -72,6 +77,11 @@ typedef struct {
     const float *normf_w, *normf_b; /* the final norm */
     qmat_t head;                     /* lm_head: hidden -> vocab */
     float attn_softcap, final_softcap; /* tanh caps of the scores / logits (Gemma 2); 0: none */
+    float residual_scale; /* multiplies each attention / MLP output before its residual add
+                             (Granite's residual multiplier; 1 elsewhere) */
+    float logits_div;     /* the logits are divided by it (Granite's logits scaling; 1) */
+    int32_t rotary_dim;   /* RoPE on the first rotary_dim dims of each head (Phi-3's partial
+                             rotary); the cos/sin rows are that long */
 } model_t;
 
 /* Every struct's size and every field's offset, by name: decode.py compares them with its ctypes
@@ -91,13 +101,15 @@ static const layout_entry_t LAYOUT[] = {
     OFF(layer_t, norm2_b), OFF(layer_t, qkv), OFF(layer_t, o), OFF(layer_t, up),
     OFF(layer_t, down), OFF(layer_t, k_cache), OFF(layer_t, v_cache), OFF(layer_t, q_norm_w),
     OFF(layer_t, k_norm_w), OFF(layer_t, post_attn_w), OFF(layer_t, post_mlp_w),
-    OFF(layer_t, window), OFF(layer_t, local_rope),
+    OFF(layer_t, window), OFF(layer_t, local_rope), OFF(layer_t, no_rope),
+    OFF(layer_t, qk_norm_whole),
     SIZE(model_t), OFF(model_t, n_layers), OFF(model_t, hidden), OFF(model_t, n_head),
     OFF(model_t, n_kv), OFF(model_t, head_dim), OFF(model_t, inter), OFF(model_t, max_seq),
     OFF(model_t, norm), OFF(model_t, act), OFF(model_t, rope), OFF(model_t, kv_bf16),
     OFF(model_t, eps), OFF(model_t, attn_scale), OFF(model_t, layers), OFF(model_t, normf_w),
     OFF(model_t, normf_b), OFF(model_t, head), OFF(model_t, attn_softcap),
-    OFF(model_t, final_softcap),
+    OFF(model_t, final_softcap), OFF(model_t, residual_scale), OFF(model_t, logits_div),
+    OFF(model_t, rotary_dim),
 };
 #undef SIZE
 #undef OFF
@@ -124,7 +136,9 @@ static void rms_inplace(float *v, int n, const float *w, float eps) {
 
 static void norm(const model_t *m, const float *x, const float *w, const float *b, float *out) {
     const int C = m->hidden;
-    if (m->norm == NORM_RMS) {
+    if (!w) {
+        memcpy(out, x, sizeof(float) * C);
+    } else if (m->norm == NORM_RMS) {
         double ss = 0.0;
         for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
         const float r = (float)(1.0 / sqrt(ss / C + m->eps));
@@ -220,12 +234,13 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
         for (int64_t n = 0; n < N; n++) y[n] += w->bias[n];
 }
 
-/* x * cos + rotate_half(x) * sin, rotate_half(x) = (x2, x1), its minus folded into sin. */
-static void rope(float *v, int D, const float *cos_, const float *sin_) {
+/* x * cos + rotate_half(x) * sin over the first R dims of a head (the rest pass through),
+ * rotate_half(x) = (x2, x1), its minus folded into sin. */
+static void rope(float *v, int R, const float *cos_, const float *sin_) {
     float t[512];
-    memcpy(t, v, sizeof(float) * D);
-    const int h = D / 2;
-    for (int i = 0; i < D; i++) v[i] = t[i] * cos_[i] + t[i < h ? i + h : i - h] * sin_[i];
+    memcpy(t, v, sizeof(float) * R);
+    const int h = R / 2;
+    for (int i = 0; i < R; i++) v[i] = t[i] * cos_[i] + t[i < h ? i + h : i - h] * sin_[i];
 }
 
 static float activate(float u, int act) {
@@ -255,7 +270,8 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
                 const float *cos2, const float *sin2, float *scratch, float *logits,
                 int threads) {
     const int C = m->hidden, H = m->n_head, KV = m->n_kv, D = m->head_dim, S = m->max_seq;
-    if (pos < 0 || pos >= S || D > 512 || H % KV || threads < 1) return -1;
+    const int R = m->rotary_dim > 0 ? m->rotary_dim : D;
+    if (pos < 0 || pos >= S || D > 512 || R > D || R % 2 || H % KV || threads < 1) return -1;
     float *h = scratch, *o = h + C, *dn = o + C;
     float *qkv = dn + C, *att = qkv + (int64_t)(H + 2 * KV) * D;
     float *up = att + (int64_t)H * D;
@@ -269,14 +285,20 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
         /* attention */
         norm(m, x, L->norm1_w, L->norm1_b, h);
         qmat_apply(&L->qkv, h, qkv, xsum, threads);
-        if (L->q_norm_w)
-            for (int j = 0; j < H; j++) rms_inplace(qkv + (int64_t)j * D, D, L->q_norm_w, m->eps);
-        if (L->k_norm_w)
-            for (int j = H; j < H + KV; j++)
-                rms_inplace(qkv + (int64_t)j * D, D, L->k_norm_w, m->eps);
-        if (m->rope) {
+        if (L->qk_norm_whole) {
+            if (L->q_norm_w) rms_inplace(qkv, H * D, L->q_norm_w, m->eps);
+            if (L->k_norm_w) rms_inplace(qkv + (int64_t)H * D, KV * D, L->k_norm_w, m->eps);
+        } else {
+            if (L->q_norm_w)
+                for (int j = 0; j < H; j++)
+                    rms_inplace(qkv + (int64_t)j * D, D, L->q_norm_w, m->eps);
+            if (L->k_norm_w)
+                for (int j = H; j < H + KV; j++)
+                    rms_inplace(qkv + (int64_t)j * D, D, L->k_norm_w, m->eps);
+        }
+        if (m->rope && !L->no_rope) {
             const float *c = L->local_rope ? cos2 : cos_, *sn = L->local_rope ? sin2 : sin_;
-            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, D, c, sn);
+            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, R, c, sn);
         }
         const int64_t t0 = L->window > 0 && pos >= L->window ? pos - L->window + 1 : 0;
         const float cap = m->attn_softcap;
@@ -330,7 +352,7 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
         }
         qmat_apply(&L->o, att, o, xsum, threads);
         if (L->post_attn_w) rms_inplace(o, C, L->post_attn_w, m->eps);
-        for (int i = 0; i < C; i++) x[i] += o[i];
+        for (int i = 0; i < C; i++) x[i] += o[i] * m->residual_scale;
         /* MLP */
         norm(m, x, L->norm2_w, L->norm2_b, h);
         qmat_apply(&L->up, h, up, xsum, threads);
@@ -343,10 +365,12 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
             for (int i = 0; i < I; i++) a[i] = activate(up[i], m->act);
         qmat_apply(&L->down, a, dn, xsum, threads);
         if (L->post_mlp_w) rms_inplace(dn, C, L->post_mlp_w, m->eps);
-        for (int i = 0; i < C; i++) x[i] += dn[i];
+        for (int i = 0; i < C; i++) x[i] += dn[i] * m->residual_scale;
     }
     norm(m, x, m->normf_w, m->normf_b, h);
     qmat_apply(&m->head, h, logits, xsum, threads);
+    if (m->logits_div != 1.f)
+        for (int64_t i = 0; i < m->head.n; i++) logits[i] /= m->logits_div;
     if (m->final_softcap > 0.f) {
         const float fc = m->final_softcap;
         for (int64_t i = 0; i < m->head.n; i++) logits[i] = tanhf(logits[i] / fc) * fc;

@@ -26,7 +26,14 @@ from torch import nn
 
 from tui_gen.engine.native import build
 from tui_gen.engine.native.qlinear import NativeQuantLinear
-from tui_gen.models.family import Activation, CausalLM, NativeSpec, NativeUnsupported, Norm
+from tui_gen.models.family import (
+    Activation,
+    CausalLM,
+    NativeLayer,
+    NativeSpec,
+    NativeUnsupported,
+    Norm,
+)
 from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.linear import TransposedLinear
 
@@ -73,6 +80,8 @@ class _Layer(ctypes.Structure):
         ("post_mlp_w", c_void_p),
         ("window", c_int64),
         ("local_rope", c_int32),
+        ("no_rope", c_int32),
+        ("qk_norm_whole", c_int32),
     ]
 
 
@@ -102,6 +111,9 @@ class _Model(ctypes.Structure):
         ("head", _QMat),
         ("attn_softcap", c_float),
         ("final_softcap", c_float),
+        ("residual_scale", c_float),
+        ("logits_div", c_float),
+        ("rotary_dim", c_int32),
     ]
 
 
@@ -335,9 +347,14 @@ def _describe(
             post_mlp_w=_f32(layer.post_mlp_norm_weight, keep),
             window=layer.window or 0,
             local_rope=int(layer.local_rope and d.rope_local is not None),
+            no_rope=int(not layer.rope),
+            qk_norm_whole=_qk_norm_whole(layer, cfg.num_heads, d.num_kv_heads, cfg.head_dim),
         )
         for layer in d.layers
     ]
+    rotary_dim = d.rotary_dim or cfg.head_dim
+    if rotary_dim > cfg.head_dim or rotary_dim % 2:
+        raise _Unsupported(f"rotary_dim {rotary_dim} of head_dim {cfg.head_dim}")
     spec = _Model(
         n_layers=len(layers),
         hidden=cfg.hidden_size,
@@ -355,8 +372,25 @@ def _describe(
         head=_qmat(d.head, keep),
         attn_softcap=d.attn_softcap or 0.0,
         final_softcap=d.final_softcap or 0.0,
+        residual_scale=d.residual_scale,
+        logits_div=d.logits_scaling,
+        rotary_dim=rotary_dim,
     )
     return spec, layers
+
+
+def _qk_norm_whole(layer: NativeLayer, heads: int, kv_heads: int, head_dim: int) -> int:
+    """1 when the q/k norm weights span the whole projection (OLMo-2), 0 when one head."""
+    q, k = layer.q_norm_weight, layer.k_norm_weight
+    if q is None and k is None:
+        return 0
+    if q is None or k is None:
+        raise _Unsupported("a q norm without a k norm (or the reverse)")
+    if q.numel() == head_dim and k.numel() == head_dim:
+        return 0
+    if q.numel() == heads * head_dim and k.numel() == kv_heads * head_dim:
+        return 1
+    raise _Unsupported(f"q/k norm widths {q.numel()} / {k.numel()} (head_dim {head_dim})")
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
