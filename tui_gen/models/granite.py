@@ -16,7 +16,7 @@ import torch
 from tui_gen.models import llama, llama_like_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
-from tui_gen.models.family import GGUFMetadata, NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFMetadata, NativeSpec
 from tui_gen.models.kv_cache import KVCache
 
 #: config.json key -> default
@@ -84,15 +84,16 @@ class Granite(llama.Llama):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return super().logits(x) / self.logits_scaling
 
-    @classmethod
-    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
-        return (
-            "granite: embedding/attention/residual multipliers and logits scaling are not in "
-            "the native step"
-        )
-
     def native_spec(self) -> NativeSpec:
-        raise NativeUnsupported(self.native_unsupported(self.config))
+        """Llama's, with the multipliers: the embedding's in `embed` (torch, as `embed` above),
+        the other three in decode.c."""
+        p = self.config.family_params
+        return dataclasses.replace(
+            super().native_spec(),
+            attn_scale=p["attention_multiplier"],
+            residual_scale=p["residual_multiplier"],
+            logits_scaling=p["logits_scaling"],
+        )
 
 
 def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:
