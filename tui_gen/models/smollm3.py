@@ -14,7 +14,7 @@ import torch
 from tui_gen.models import llama, llama_like_gguf
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig
-from tui_gen.models.family import GGUFMetadata, NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFMetadata
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -75,16 +75,10 @@ class DecoderLayer(llama.DecoderLayer):
 class SmolLM3(llama.Llama):
     layer_class = DecoderLayer
 
-    @classmethod
-    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
-        if all(cfg.family_params["rope_layers"]):
-            return None
-        return "smollm3: layers without rotary embeddings (NoPE) are not in the native step"
-
-    def native_spec(self) -> NativeSpec:
-        if why := self.native_unsupported(self.config):
-            raise NativeUnsupported(why)
-        return super().native_spec()
+    def _native_extras(self, layer: llama.DecoderLayer) -> dict[str, Any]:
+        attn = layer.self_attn
+        assert isinstance(attn, Attention)
+        return {"rope": attn.use_rope}  # NoPE layers skip RoPE in decode.c
 
 
 def _gguf_config(meta: GGUFMetadata, cfg: dict[str, Any]) -> None:
