@@ -29,7 +29,7 @@ from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig, first
-from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec, NativeUnsupported
+from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -188,20 +188,13 @@ class Phi3(llama.Llama):
             table = self._tables[key] = (cos.to(dtype), sin.to(dtype))
         return table
 
-    @classmethod
-    def native_unsupported(cls, cfg: ModelConfig) -> str | None:
-        rot = cfg.family_params["rotary_dim"]
-        if rot < cfg.head_dim:
-            return (
-                f"phi3: partial rotary embeddings ({rot} of {cfg.head_dim} dims) are not in "
-                "the native step"
-            )
-        return None
-
     def native_spec(self) -> NativeSpec:
-        if why := self.native_unsupported(self.config):
-            raise NativeUnsupported(why)
-        return super().native_spec()
+        """Llama's, rotating the first rotary_dim dims. The rotary rows come from rope_table,
+        so LongRoPE's short or long factors (chosen by the position, as in the torch step) and
+        its attention factor are already in them."""
+        return dataclasses.replace(
+            super().native_spec(), rotary_dim=self.config.family_params["rotary_dim"]
+        )
 
 
 # --- llama.cpp's "phi3" GGUF files -------------------------------------------------------
