@@ -1,4 +1,4 @@
-"""`info` on the new families: the family, why the native step declines, GGUF tensor types."""
+"""`info` on the new families: the family, its decode step, GGUF tensor types."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_tensor_types_group_a_q4_k_m_style_file() -> None:
     ]
 
 
-def test_info_names_the_family_and_why_it_decodes_in_torch(tiny_root: Path) -> None:
+def test_info_names_the_family_and_its_native_decode_step(tiny_root: Path) -> None:
     from tui_gen.engine.native import build
 
     path = make_model(tiny_root / "i-olmo2", "olmo2", seed=41)
@@ -35,10 +35,8 @@ def test_info_names_the_family_and_why_it_decodes_in_torch(tiny_root: Path) -> N
     text = format_text(d)
     assert "architecture    olmo2 (Olmo2ForCausalLM), family olmo2" in text
     if build._compiler() is not None:
-        assert d["decode_step"] == (
-            "torch (olmo2: post-norm blocks and q/k norms are not in the native step)"
-        )
-        assert "decode step     torch (olmo2: post-norm" in text
+        assert d["decode_step"] == f"native C kernels ({build.isa()})"
+        assert "decode step     native C kernels" in text
 
 
 def test_info_lists_gguf_tensor_types(tiny_root: Path, tmp_path: Path) -> None:
@@ -55,14 +53,17 @@ def test_info_lists_gguf_tensor_types(tiny_root: Path, tmp_path: Path) -> None:
                     "F32: 5 (attn_norm, ffn_norm, output_norm)")  # fmt: skip
 
 
-@pytest.mark.parametrize("fam", ["granite", "smollm3"])
-def test_bench_reports_the_family_reason(tiny_root: Path, fam: str) -> None:
+@pytest.mark.parametrize("fam", ["granite", "smollm3", "phi3"])
+def test_the_families_decode_natively(tiny_root: Path, fam: str) -> None:
     from tui_gen.engine.generator import Generator
     from tui_gen.engine.native import build
 
     if build._compiler() is None:
         pytest.skip("no C compiler on this machine")
-    kw = {"pad_token_id": None, "num_hidden_layers": 4} if fam == "smollm3" else {}
+    kw: dict[str, object] = {
+        "smollm3": {"pad_token_id": None, "num_hidden_layers": 4},
+        "phi3": {"pad_token_id": None, "partial_rotary_factor": 0.5},
+    }.get(fam, {})
     gen = Generator.load(make_model(tiny_root / f"i-{fam}", fam, seed=43, **kw), device="cpu",
                          dtype="float32")  # fmt: skip
-    assert gen.decode_backend == "torch" and gen.decode_reason.startswith(f"{fam}: ")
+    assert gen.decode_backend == "native" and gen.decode_reason == ""

@@ -10,7 +10,6 @@ from tiny_models import make_model
 
 from tui_gen.engine.generator import Generator
 from tui_gen.models import registry
-from tui_gen.models.family import NativeUnsupported
 from tui_gen.models.kv_cache import KVCache
 
 PROMPTS = ["Hello", "The quick brown fox jumps", "def add(a, b):\n    return"]
@@ -126,16 +125,52 @@ def test_family_parameters_are_read(fams: dict[str, Path]) -> None:
     assert p["attention_factor"] == pytest.approx(1.2649, abs=1e-3)  # sqrt(1 + ln 8 / ln 32)
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [("olmo2", "post-norm"), ("granite", "multipliers"), ("smollm3", "NoPE"),
-     ("phi3", "partial rotary")],
-)  # fmt: skip
-def test_native_step_declines_with_a_reason(fams: dict[str, Path], name: str, reason: str) -> None:
-    gen = Generator.load(fams[name], device="cpu", dtype="float32")
-    with pytest.raises(NativeUnsupported, match=reason) as e:
-        gen.model.native_spec()
-    assert str(e.value).startswith(f"{name}: ") and "\n" not in str(e.value)
+def _decode_natively(path: Path, mode: str | None = None) -> Generator:
+    from tui_gen.engine.native import build
+
+    if build._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    gen = Generator.load(path, device="cpu", dtype="float32", quantize=mode)
+    assert gen.decode_backend == "native", gen._native
+    assert gen.decode_reason == ""
+    return gen
+
+
+@pytest.mark.parametrize("mode", [None, "int8"])
+@pytest.mark.parametrize("name", NAMES)
+def test_native_step_matches_the_torch_forward(
+    fams: dict[str, Path], name: str, mode: str | None
+) -> None:
+    """Post-norms and whole-projection q/k norms (OLMo-2), the four multipliers (Granite), NoPE
+    layers (SmolLM3) and partial rotary (Phi-3, with LongRoPE's long factors) in decode.c."""
+    gen = _decode_natively(fams[name], mode)
+    assert registry.model_class(gen.config).native_unsupported(gen.config) is None
+    decoder = gen._native[0]
+    assert decoder is not None
+    # the LongRoPE model prefills past original_max_position_embeddings (32), so the full
+    # forward and every step use the long factors
+    prefill = 34 if name == "phi3-longrope" else 3
+    ids = [3 + (i * 7) % 90 for i in range(prefill + 24)]
+    cache = gen._ensure_cache()
+    with torch.inference_mode():
+        full = gen.model(torch.tensor([ids]))[0]
+        gen.model(torch.tensor([ids[:prefill]]), start=0, cache=cache)
+        steps = [decoder.step(torch.tensor([[t]]), prefill + i, cache)[0, -1].clone()
+                 for i, t in enumerate(ids[prefill:])]  # fmt: skip
+    got, ref = torch.stack(steps), full[prefill:]
+    assert ((got - ref).abs().max() / ref.abs().max()).item() < 1e-4
+    assert torch.equal(got.argmax(-1), ref.argmax(-1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_native_greedy_ids_equal_the_torch_path(fams: dict[str, Path], name: str) -> None:
+    native = _decode_natively(fams[name])
+    torch_only = Generator.load(fams[name], device="cpu", dtype="float32")
+    torch_only._native = (None, "forced off by the test")
+    prompt = LONG_PROMPT if name == "phi3-longrope" else PROMPTS[1]
+    a = native.generate_result(prompt, do_sample=False, max_new_tokens=30)
+    b = torch_only.generate_result(prompt, do_sample=False, max_new_tokens=30)
+    assert a.token_ids == b.token_ids and len(a.token_ids) > 5
 
 
 def test_bad_family_fields_are_one_line(tmp_path: Path) -> None:
