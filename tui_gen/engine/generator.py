@@ -188,9 +188,9 @@ class Generator:
         assert self._native is not None
         return self._native[1] if self._native[0] is None else ""
 
-    def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
-        """The one-token forward: the native step for a float32, bfloat16 or natively quantized
-        CPU model (see engine/native/decode.py), else the model's own forward."""
+    def _native_decoder(self) -> Any:
+        """The NativeDecoder of this model (built on first use, rebuilt when the model's
+        tensors changed), or None; the reason lands in self._native[1]."""
         decoder = self._native[0] if self._native is not None else None
         if decoder is not None and not decoder.describes(self.model):  # changed since built
             self._native = None
@@ -204,7 +204,12 @@ class Generator:
                 from tui_gen.engine.native.decode import NativeDecoder
 
                 self._native = NativeDecoder.build(self.model)
-        decoder = self._native[0]
+        return self._native[0]
+
+    def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
+        """The one-token forward: the native step for a float32, bfloat16 or natively quantized
+        CPU model (see engine/native/decode.py), else the model's own forward."""
+        decoder = self._native_decoder()
         if decoder is not None and decoder.supports(cache):
             return decoder.step
         return lambda idx, start, cache: self.model(idx, start=start, cache=cache)
@@ -212,10 +217,15 @@ class Generator:
     def batch_step(self, cache: KVCache) -> BatchStep:
         """The one-token forward of several rows at once (engine/batch.py, the server's
         scheduler): idx (b, 1), the cache column to write, the cache, then per-row positions
-        (b, 1) and the key mask (b, S) (both None when no row is padded); returns (b, 1, V).
+        (b, 1) and the key mask (b, S) (both None when no row is padded); returns new logits
+        (b, 1, V).
 
-        The model's own forward for now: the native step takes one row at a time."""
-        del cache  # a native rows > 1 step will look at its layout
+        The native rows step (every weight read once for all rows; NativeDecoder.step_rows)
+        where the model and the cache given to each call allow it, else the model's own
+        forward. The choice is made per call, on that call's cache, so a cache replaced
+        between steps (finished rows dropped, a row spliced in) is fine."""
+        decoder = self._native_decoder()
+        del cache  # the cache of each call decides
 
         def step(
             idx: torch.Tensor,
@@ -224,11 +234,19 @@ class Generator:
             positions: torch.Tensor | None,
             key_padding: torch.Tensor | None,
         ) -> torch.Tensor:
+            if decoder is not None and decoder.supports_rows(cache):
+                return decoder.step_rows(idx, start, cache, positions, key_padding)
             return self.model(
                 idx, start=start, cache=cache, positions=positions, key_padding=key_padding
             )
 
         return step
+
+    def batch_backend(self, cache: Any) -> str:
+        """Which forward batch_step runs on `cache`: "native" (NativeDecoder.step_rows) or
+        "torch"."""
+        decoder = self._native_decoder()
+        return "native" if decoder is not None and decoder.supports_rows(cache) else "torch"
 
     def _ensure_cache(self) -> KVCache:
         if self._cache is None:

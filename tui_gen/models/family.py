@@ -59,13 +59,24 @@ class NativeLayer:
     rope: bool = True  # False: no rotary embedding in this layer (SmolLM3's NoPE layers)
 
 
+#: a decode step's position: one int (one row), or a (b,) int64 tensor, one per batch row
+Position = int | torch.Tensor
+
+
+def upto(position: Position) -> int:
+    """How many positions a rotary table must hold to cover `position`."""
+    return position + 1 if isinstance(position, int) else int(position.max()) + 1
+
+
 @dataclass(frozen=True)
 class NativeSpec:
     """A model as one native decode step computes it (see decode.c for the arithmetic).
 
-    `embed(idx (1, 1), position)` is layer 0's input (hidden,); `rope(position, dtype)` the
-    (cos, sin) rows (head_dim,) of that position in the sign-folded form of models/llama.py, or
-    None for a model without rotary embeddings.
+    `embed(idx (b, 1), position)` is layer 0's input, b * hidden floats (row after row);
+    `rope(position, dtype)` the (cos, sin) rows of that position in the sign-folded form of
+    models/llama.py ((rotary_dim,) for an int position, (b, rotary_dim) for b positions), or
+    None for a model without rotary embeddings. A row's values must be those it gets alone at
+    its position, whatever the other rows' positions (a batch row decodes as it would alone).
     """
 
     norm: Norm
@@ -75,10 +86,10 @@ class NativeSpec:
     final_norm_weight: torch.Tensor
     final_norm_bias: torch.Tensor | None
     head: nn.Module
-    embed: Callable[[torch.Tensor, int], torch.Tensor]
-    rope: Callable[[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
+    embed: Callable[[torch.Tensor, Position], torch.Tensor]
+    rope: Callable[[Position, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
     #: the second rotary table of layers with `local_rope` (Gemma 3's sliding layers)
-    rope_local: Callable[[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
+    rope_local: Callable[[Position, torch.dtype], tuple[torch.Tensor, torch.Tensor]] | None = None
     attn_scale: float | None = None  # None: head_dim ** -0.5
     attn_softcap: float | None = None  # tanh cap on attention scores (Gemma 2)
     final_softcap: float | None = None  # tanh cap on the logits (Gemma 2)

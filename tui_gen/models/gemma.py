@@ -34,7 +34,9 @@ from tui_gen.models.family import (
     NativeLayer,
     NativeSpec,
     NativeUnsupported,
+    Position,
     typed_modules,
+    upto,
 )
 from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.linear import fuse_linears
@@ -361,12 +363,12 @@ class Gemma(CausalLM):
                 )
             )
 
-        def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
+        def embed(idx: torch.Tensor, position: Position) -> torch.Tensor:
             return self.embed(idx).view(-1)
 
         def rope_of(table: RopeTable) -> Any:
-            def rope(position: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-                cos, sin = table.get(position + 1, torch.device("cpu"), dtype)
+            def rope(position: Position, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+                cos, sin = table.get(upto(position), torch.device("cpu"), dtype)
                 return cos[position].float(), sin[position].float()
 
             return rope

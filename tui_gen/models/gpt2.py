@@ -23,6 +23,7 @@ from tui_gen.models.family import (
     NativeLayer,
     NativeSpec,
     NativeUnsupported,
+    Position,
     typed_modules,
 )
 from tui_gen.models.kv_cache import KVCache
@@ -219,8 +220,9 @@ class GPT2(CausalLM):
             for block in typed_modules(t.h, Block)
         ]
 
-        def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
-            return (t.wte(idx).float() + t.wpe.weight[position].float()).view(-1)
+        def embed(idx: torch.Tensor, position: Position) -> torch.Tensor:
+            tokens = t.wte(idx).float().view(idx.shape[0], -1)  # (b, C)
+            return (tokens + t.wpe.weight[position].float()).view(-1)  # + (C,) or (b, C)
 
         return NativeSpec(
             norm="layer",

@@ -22,7 +22,9 @@ from tui_gen.models.family import (
     NativeLayer,
     NativeSpec,
     NativeUnsupported,
+    Position,
     typed_modules,
+    upto,
 )
 from tui_gen.models.kv_cache import KVCache
 from tui_gen.models.linear import fuse_linears
@@ -341,12 +343,12 @@ class Llama(CausalLM):
     def native_spec(self) -> NativeSpec:
         layers = [NativeLayer(**self._native_layer(layer)) for layer in self.model.decoder_layers()]
 
-        def embed(idx: torch.Tensor, position: int) -> torch.Tensor:
+        def embed(idx: torch.Tensor, position: Position) -> torch.Tensor:
             return self.embed(idx).view(-1)
 
-        def rope(position: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-            cos, sin = self.rope_table(position + 1, torch.device("cpu"), dtype)  # (n, D)
-            return cos[position].float(), sin[position].float()  # (D,): this position's row
+        def rope(position: Position, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+            cos, sin = self.rope_table(upto(position), torch.device("cpu"), dtype)  # (n, D)
+            return cos[position].float(), sin[position].float()  # this position's row(s)
 
         return NativeSpec(
             norm="rms",

@@ -29,7 +29,7 @@ from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
 from tui_gen.models.common import attend
 from tui_gen.models.config import ModelConfig, first
-from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec
+from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec, Position
 from tui_gen.models.kv_cache import KVCache
 
 
@@ -191,10 +191,27 @@ class Phi3(llama.Llama):
     def native_spec(self) -> NativeSpec:
         """Llama's, rotating the first rotary_dim dims. The rotary rows come from rope_table,
         so LongRoPE's short or long factors (chosen by the position, as in the torch step) and
-        its attention factor are already in them."""
-        return dataclasses.replace(
-            super().native_spec(), rotary_dim=self.config.family_params["rotary_dim"]
-        )
+        its attention factor are already in them; the rows of a batch each get the factors of
+        their own position, as they would alone."""
+        spec = super().native_spec()
+        p = self.config.family_params
+        base = spec.rope
+        assert base is not None
+        original = p.get("original_max_position_embeddings")
+
+        def rope(position: Position, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+            if original is None or isinstance(position, int):
+                return base(position, dtype)
+            long = position + 1 > original
+            if bool(long.all()) or not bool(long.any()):
+                return base(position, dtype)
+            cos = torch.empty(position.shape[0], p["rotary_dim"])
+            sin = torch.empty_like(cos)
+            for rows in (long, ~long):
+                cos[rows], sin[rows] = base(position[rows], dtype)
+            return cos, sin
+
+        return dataclasses.replace(spec, rotary_dim=p["rotary_dim"], rope=rope)
 
 
 # --- llama.cpp's "phi3" GGUF files -------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SOURCES = [HERE / "qmatmul.c", HERE / "decode.c"]
-HEADERS = [HERE / "qrows.h"]
+HEADERS = [HERE / "qrows.h", HERE / "frows.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
 LIBS = ["-lm"]
 
@@ -130,6 +130,11 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     # model, x, pos, cos, sin, scratch, logits, threads
     lib.decode_step.argtypes = [p, p, i64, p, p, p, p, p, p, i32]  # m x pos cos sin cos2 sin2
     lib.decode_step.restype = i32
+    # model rows x column cos sin cos2 sin2 key_padding kp_stride scratch logits threads
+    lib.decode_rows.argtypes = [p, i64, p, i64, p, p, p, p, p, i64, p, p, i32]
+    lib.decode_rows.restype = i32
+    lib.decode_rows_scratch_floats.argtypes = [p, i64]
+    lib.decode_rows_scratch_floats.restype = i64
     lib.kernel_isa.argtypes = []
     lib.kernel_isa.restype = i32
     lib.decode_scratch_floats.argtypes = [p]

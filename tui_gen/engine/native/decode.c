@@ -8,7 +8,8 @@
  * float32, bfloat16 or quantized weights (the row kernels of qrows.h), on the same KV cache
  * tensors (float32 or bfloat16), ending with the final norm and the lm_head's logits.
  *
- * Only the embedding lookup stays in torch. Batches, prompts and other dtypes use torch.
+ * Only the embedding lookup stays in torch. `decode_rows` steps M rows of a batch at once (each
+ * weight read once for all of them); prompts and other dtypes use torch.
  */
 #include <math.h>
 #include <stddef.h>
@@ -17,24 +18,10 @@
 #include <omp.h>
 #endif
 
+#include "frows.h"
 #include "qrows.h"
 
 enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3 };
-
-/* bfloat16 is the top half of a float32: widening is a shift, narrowing rounds to nearest
- * even (as torch does). */
-typedef uint16_t bf16_t;
-
-static inline float bf2f(bf16_t u) {
-    union { uint32_t i; float f; } c = {(uint32_t)u << 16};
-    return c.f;
-}
-
-static inline bf16_t f2bf(float f) {
-    union { float f; uint32_t i; } c = {f};
-    if (f != f) return 0x7FC0;
-    return (bf16_t)((c.i + 0x7FFF + ((c.i >> 16) & 1)) >> 16);
-}
 
 typedef struct {
     const void *w;      /* MAT_QUANT: q, (N, K) uint8 or (N, K / 2) for 4 bits;
@@ -234,6 +221,76 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
         for (int64_t n = 0; n < N; n++) y[n] += w->bias[n];
 }
 
+/* y (M, N) = x (M, K) W^T + bias for M rows, reading every weight once for all of them (the
+ * rows of a batched step): each weight row (or column block) is loaded from memory once and
+ * reused from the cache for every x row. M = 1 is qmat_apply; a kind without a rows kernel
+ * here runs qmat_apply row by row. */
+static void qmat_apply_rows(const qmat_t *w, const float *x, int64_t M, float *y, float *xsum,
+                            int threads) {
+    if (M == 1) {
+        qmat_apply(w, x, y, xsum, threads);
+        return;
+    }
+    const int64_t N = w->n, K = w->k;
+    if (w->kind == MAT_QUANT) {
+        const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
+        const uint8_t *q = (const uint8_t *)w->w;
+        group_sums(x, M, K, xsum);
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t n = 0; n < N; n++) {
+            const uint8_t *qr = q + n * rowbytes;
+            const half *smr = w->sm + n * G * 2;
+            for (int64_t m0 = 0; m0 < M; m0 += MAX_M) {
+                const int64_t mm = M - m0 < MAX_M ? M - m0 : MAX_M;
+                const float *xm = x + m0 * K, *xs = xsum + m0 * G;
+                float *ym = y + m0 * N;
+#define Q_ROWS(MM)                                                                             \
+    if (w->bits == 8)                                                                          \
+        q_row(xm, qr, smr, xs, ym, n, N, K, MM, 8);                                            \
+    else                                                                                       \
+        q_row(xm, qr, smr, xs, ym, n, N, K, MM, 4);
+                switch (mm) {
+                case 8: Q_ROWS(8) break;
+                case 4: Q_ROWS(4) break;
+                case 2: Q_ROWS(2) break;
+                default: Q_ROWS((int)mm) break;
+                }
+#undef Q_ROWS
+            }
+        }
+    } else if (w->kind == MAT_F32_ROWS || w->kind == MAT_BF16_ROWS) {
+        float_rows_m(x, M, w->w, y, N, K, w->kind == MAT_BF16_ROWS, threads);
+    } else if (w->kind == MAT_F32_COLS) {
+        const float *wt = (const float *)w->w;
+#pragma omp parallel num_threads(threads)
+        {
+            int nt = 1, id = 0;
+#ifdef _OPENMP
+            nt = omp_get_num_threads(), id = omp_get_thread_num();
+#endif
+            int64_t per = ((N + nt - 1) / nt + 15) / 16 * 16;
+            int64_t lo = id * per, hi = lo + per < N ? lo + per : N;
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = lo; n < hi; n++) y[m * N + n] = 0.f;
+            for (int64_t k = 0; k < K && lo < hi; k++) {
+                const float *wr = wt + k * N + lo;
+                for (int64_t m = 0; m < M; m++) {
+                    const float xk = x[m * K + k];
+                    float *ys = y + m * N + lo;
+#pragma omp simd
+                    for (int64_t n = 0; n < hi - lo; n++) ys[n] += xk * wr[n];
+                }
+            }
+        }
+    } else {
+        for (int64_t m = 0; m < M; m++) qmat_apply(w, x + m * K, y + m * N, xsum, threads);
+        return; /* qmat_apply added the bias */
+    }
+    if (w->bias)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) y[m * N + n] += w->bias[n];
+}
+
 /* x * cos + rotate_half(x) * sin over the first R dims of a head (the rest pass through),
  * rotate_half(x) = (x2, x1), its minus folded into sin. */
 static void rope(float *v, int R, const float *cos_, const float *sin_) {
@@ -253,94 +310,117 @@ static float activate(float u, int act) {
     }
 }
 
-/* Scratch floats the step needs (the caller allocates them once). */
-int64_t decode_scratch_floats(const model_t *m) {
+/* Scratch floats a step of M rows needs (the caller allocates them once per M). */
+int64_t decode_rows_scratch_floats(const model_t *m, int64_t M) {
     const int64_t qkv = (int64_t)(m->n_head + 2 * m->n_kv) * m->head_dim;
     const int64_t up = (gated(m->act) ? 2 : 1) * (int64_t)m->inter;
-    const int64_t widest = m->inter > m->hidden ? m->inter : m->hidden;
-    return 4 * (int64_t)m->hidden + qkv + (int64_t)m->n_head * m->head_dim + up + m->inter +
-           (int64_t)m->n_head * m->max_seq + widest / GS + 64;
+    const int64_t hd = (int64_t)m->n_head * m->head_dim;
+    int64_t widest = m->inter > m->hidden ? m->inter : m->hidden;
+    widest = hd > widest ? hd : widest;
+    const int64_t row = 3 * (int64_t)m->hidden + qkv + hd + up + m->inter +
+                        (int64_t)m->n_head * m->max_seq + widest / GS;
+    return M * row + 64;
 }
 
-/* x (hidden): the token's embedding in, the last layer's output out (before the final norm).
- * logits (vocab): the next-token logits out (the final norm and lm_head applied to x).
- * pos: the cache position written; cos/sin: the rotary rows for pos (ignored without rope).
+/* Scratch floats the one-row step needs. */
+int64_t decode_scratch_floats(const model_t *m) { return decode_rows_scratch_floats(m, 1); }
+
+/* One decode step for M rows of a batch: the token of every row at cache column `col`.
+ *
+ * x (M, hidden): the rows' embeddings in, the last layer's outputs out.
+ * logits (M, vocab): the next-token logits out.
+ * The layers' caches are (M, n_kv, max_seq, head_dim): row r's keys and values start at
+ * r * n_kv * max_seq * head_dim, and every row writes column `col`.
+ * cos/sin (M, R) (and cos2/sin2 for local_rope layers): each row's rotary row for its own
+ * position, which may differ from `col` (left-padded rows count from their first real token).
+ * key_padding (M, kp_stride) bytes or NULL: 0 marks a padding column a row does not attend to
+ * (its own new column is always attended, as in models/common.py's masks).
+ * Every weight matrix is read once for all M rows (qmat_apply_rows): the point of batching.
  * Returns 0, or -1 on bad arguments. */
-int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
-                const float *cos2, const float *sin2, float *scratch, float *logits,
+int decode_rows(const model_t *m, int64_t M, float *x, int64_t col, const float *cos_,
+                const float *sin_, const float *cos2, const float *sin2,
+                const uint8_t *key_padding, int64_t kp_stride, float *scratch, float *logits,
                 int threads) {
     const int C = m->hidden, H = m->n_head, KV = m->n_kv, D = m->head_dim, S = m->max_seq;
     const int R = m->rotary_dim > 0 ? m->rotary_dim : D;
-    if (pos < 0 || pos >= S || D > 512 || R > D || R % 2 || H % KV || threads < 1) return -1;
-    float *h = scratch, *o = h + C, *dn = o + C;
-    float *qkv = dn + C, *att = qkv + (int64_t)(H + 2 * KV) * D;
-    float *up = att + (int64_t)H * D;
-    float *a = up + (gated(m->act) ? 2 : 1) * (int64_t)m->inter;
-    float *scores = a + m->inter, *xsum = scores + (int64_t)H * S;
+    if (M < 1 || col < 0 || col >= S || D > 512 || R > D || R % 2 || H % KV || threads < 1)
+        return -1;
+    if (key_padding && kp_stride <= col) return -1;
+    const int64_t QKV = (int64_t)(H + 2 * KV) * D, HD = (int64_t)H * D, I = m->inter;
+    const int64_t UP = (gated(m->act) ? 2 : 1) * I;
+    const int64_t rowcache = (int64_t)KV * S * D; /* one batch row of one layer's cache */
+    float *h = scratch, *o = h + M * C, *dn = o + M * C;
+    float *qkv = dn + M * C, *att = qkv + M * QKV;
+    float *up = att + M * HD, *a = up + M * UP;
+    float *scores = a + M * I, *xsum = scores + M * H * S;
     const int rep = H / KV;
-    const float scale = m->attn_scale;
+    const float scale = m->attn_scale, rs = m->residual_scale, cap = m->attn_softcap;
 
     for (int l = 0; l < m->n_layers; l++) {
         const layer_t *L = &m->layers[l];
         /* attention */
-        norm(m, x, L->norm1_w, L->norm1_b, h);
-        qmat_apply(&L->qkv, h, qkv, xsum, threads);
-        if (L->qk_norm_whole) {
-            if (L->q_norm_w) rms_inplace(qkv, H * D, L->q_norm_w, m->eps);
-            if (L->k_norm_w) rms_inplace(qkv + (int64_t)H * D, KV * D, L->k_norm_w, m->eps);
-        } else {
-            if (L->q_norm_w)
-                for (int j = 0; j < H; j++)
-                    rms_inplace(qkv + (int64_t)j * D, D, L->q_norm_w, m->eps);
-            if (L->k_norm_w)
-                for (int j = H; j < H + KV; j++)
-                    rms_inplace(qkv + (int64_t)j * D, D, L->k_norm_w, m->eps);
-        }
-        if (m->rope && !L->no_rope) {
-            const float *c = L->local_rope ? cos2 : cos_, *sn = L->local_rope ? sin2 : sin_;
-            for (int j = 0; j < H + KV; j++) rope(qkv + (int64_t)j * D, R, c, sn);
-        }
-        const int64_t t0 = L->window > 0 && pos >= L->window ? pos - L->window + 1 : 0;
-        const float cap = m->attn_softcap;
-        for (int j = 0; j < KV; j++) {
-            const int64_t at = ((int64_t)j * S + pos) * D;
-            const float *kn = qkv + (int64_t)(H + j) * D, *vn = qkv + (int64_t)(H + KV + j) * D;
-            if (m->kv_bf16) {
-                for (int i = 0; i < D; i++) {
-                    ((bf16_t *)L->k_cache)[at + i] = f2bf(kn[i]);
-                    ((bf16_t *)L->v_cache)[at + i] = f2bf(vn[i]);
-                }
+        for (int64_t r = 0; r < M; r++) norm(m, x + r * C, L->norm1_w, L->norm1_b, h + r * C);
+        qmat_apply_rows(&L->qkv, h, M, qkv, xsum, threads);
+        for (int64_t r = 0; r < M; r++) {
+            float *qr = qkv + r * QKV;
+            if (L->qk_norm_whole) {
+                if (L->q_norm_w) rms_inplace(qr, H * D, L->q_norm_w, m->eps);
+                if (L->k_norm_w) rms_inplace(qr + HD, KV * D, L->k_norm_w, m->eps);
             } else {
-                memcpy((float *)L->k_cache + at, kn, sizeof(float) * D);
-                memcpy((float *)L->v_cache + at, vn, sizeof(float) * D);
+                if (L->q_norm_w)
+                    for (int j = 0; j < H; j++)
+                        rms_inplace(qr + (int64_t)j * D, D, L->q_norm_w, m->eps);
+                if (L->k_norm_w)
+                    for (int j = H; j < H + KV; j++)
+                        rms_inplace(qr + (int64_t)j * D, D, L->k_norm_w, m->eps);
+            }
+            if (m->rope && !L->no_rope) {
+                const float *c = (L->local_rope ? cos2 : cos_) + r * R;
+                const float *sn = (L->local_rope ? sin2 : sin_) + r * R;
+                for (int j = 0; j < H + KV; j++) rope(qr + (int64_t)j * D, R, c, sn);
+            }
+            for (int j = 0; j < KV; j++) {
+                const int64_t at = r * rowcache + ((int64_t)j * S + col) * D;
+                const float *kn = qr + (int64_t)(H + j) * D, *vn = qr + (int64_t)(H + KV + j) * D;
+                if (m->kv_bf16) {
+                    for (int i = 0; i < D; i++) {
+                        ((bf16_t *)L->k_cache)[at + i] = f2bf(kn[i]);
+                        ((bf16_t *)L->v_cache)[at + i] = f2bf(vn[i]);
+                    }
+                } else {
+                    memcpy((float *)L->k_cache + at, kn, sizeof(float) * D);
+                    memcpy((float *)L->v_cache + at, vn, sizeof(float) * D);
+                }
             }
         }
+        const int64_t t0 = L->window > 0 && col >= L->window ? col - L->window + 1 : 0;
 #pragma omp parallel for schedule(static) num_threads(threads)
-        for (int hd = 0; hd < H; hd++) {
-            const float *q = qkv + (int64_t)hd * D;
-            const int64_t base = (int64_t)(hd / rep) * S * D;
+        for (int64_t rh = 0; rh < M * H; rh++) {
+            const int64_t r = rh / H;
+            const int hd = (int)(rh % H);
+            const float *q = qkv + r * QKV + (int64_t)hd * D;
+            const uint8_t *kp = key_padding ? key_padding + r * kp_stride : NULL;
+            const int64_t base = r * rowcache + (int64_t)(hd / rep) * S * D;
             const float *K = (const float *)L->k_cache + base, *V = (const float *)L->v_cache + base;
             const bf16_t *Kb = (const bf16_t *)L->k_cache + base;
             const bf16_t *Vb = (const bf16_t *)L->v_cache + base;
-            float *s = scores + (int64_t)hd * S, mx = -INFINITY;
-            for (int64_t t = t0; t <= pos; t++) {
-                float d = 0.f;
-                if (m->kv_bf16) {
-#pragma omp simd reduction(+ : d)
-                    for (int i = 0; i < D; i++) d += q[i] * bf2f(Kb[t * D + i]);
-                } else {
-#pragma omp simd reduction(+ : d)
-                    for (int i = 0; i < D; i++) d += q[i] * K[t * D + i];
+            float *s = scores + rh * S, mx = -INFINITY;
+            for (int64_t t = t0; t <= col; t++) {
+                if (kp && !kp[t] && t != col) {
+                    s[t] = -INFINITY; /* a padding column: exp gives 0 */
+                    continue;
                 }
+                const float d = m->kv_bf16 ? vdot(q, Kb + t * D, D, 1) : vdot(q, K + t * D, D, 0);
                 s[t] = cap > 0.f ? tanhf(d * scale / cap) * cap : d * scale;
                 mx = s[t] > mx ? s[t] : mx;
             }
             float sum = 0.f;
-            for (int64_t t = t0; t <= pos; t++) sum += (s[t] = expf(s[t] - mx));
-            float *out = att + (int64_t)hd * D;
+            for (int64_t t = t0; t <= col; t++) sum += (s[t] = expf(s[t] - mx));
+            float *out = att + r * HD + (int64_t)hd * D;
             for (int i = 0; i < D; i++) out[i] = 0.f;
-            for (int64_t t = t0; t <= pos; t++) {
+            for (int64_t t = t0; t <= col; t++) {
                 const float p = s[t] / sum;
+                if (p == 0.f) continue;
                 if (m->kv_bf16) {
 #pragma omp simd
                     for (int i = 0; i < D; i++) out[i] += p * bf2f(Vb[t * D + i]);
@@ -350,30 +430,49 @@ int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, cons
                 }
             }
         }
-        qmat_apply(&L->o, att, o, xsum, threads);
-        if (L->post_attn_w) rms_inplace(o, C, L->post_attn_w, m->eps);
-        for (int i = 0; i < C; i++) x[i] += o[i] * m->residual_scale;
+        qmat_apply_rows(&L->o, att, M, o, xsum, threads);
+        for (int64_t r = 0; r < M; r++) {
+            float *orow = o + r * C, *xr = x + r * C;
+            if (L->post_attn_w) rms_inplace(orow, C, L->post_attn_w, m->eps);
+            for (int i = 0; i < C; i++) xr[i] += orow[i] * rs;
+        }
         /* MLP */
-        norm(m, x, L->norm2_w, L->norm2_b, h);
-        qmat_apply(&L->up, h, up, xsum, threads);
-        const int I = m->inter;
-        if (m->act == ACT_SILU_GATED)
-            for (int i = 0; i < I; i++) a[i] = activate(up[i], ACT_SILU) * up[I + i];
-        else if (m->act == ACT_GELU_TANH_GATED)
-            for (int i = 0; i < I; i++) a[i] = activate(up[i], ACT_GELU_TANH) * up[I + i];
-        else
-            for (int i = 0; i < I; i++) a[i] = activate(up[i], m->act);
-        qmat_apply(&L->down, a, dn, xsum, threads);
-        if (L->post_mlp_w) rms_inplace(dn, C, L->post_mlp_w, m->eps);
-        for (int i = 0; i < C; i++) x[i] += dn[i] * m->residual_scale;
+        for (int64_t r = 0; r < M; r++) norm(m, x + r * C, L->norm2_w, L->norm2_b, h + r * C);
+        qmat_apply_rows(&L->up, h, M, up, xsum, threads);
+        for (int64_t r = 0; r < M; r++) {
+            const float *u = up + r * UP;
+            float *ar = a + r * I;
+            if (m->act == ACT_SILU_GATED)
+                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], ACT_SILU) * u[I + i];
+            else if (m->act == ACT_GELU_TANH_GATED)
+                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], ACT_GELU_TANH) * u[I + i];
+            else
+                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], m->act);
+        }
+        qmat_apply_rows(&L->down, a, M, dn, xsum, threads);
+        for (int64_t r = 0; r < M; r++) {
+            float *d = dn + r * C, *xr = x + r * C;
+            if (L->post_mlp_w) rms_inplace(d, C, L->post_mlp_w, m->eps);
+            for (int i = 0; i < C; i++) xr[i] += d[i] * rs;
+        }
     }
-    norm(m, x, m->normf_w, m->normf_b, h);
-    qmat_apply(&m->head, h, logits, xsum, threads);
+    for (int64_t r = 0; r < M; r++) norm(m, x + r * C, m->normf_w, m->normf_b, h + r * C);
+    qmat_apply_rows(&m->head, h, M, logits, xsum, threads);
+    const int64_t NV = M * m->head.n;
     if (m->logits_div != 1.f)
-        for (int64_t i = 0; i < m->head.n; i++) logits[i] /= m->logits_div;
+        for (int64_t i = 0; i < NV; i++) logits[i] /= m->logits_div;
     if (m->final_softcap > 0.f) {
         const float fc = m->final_softcap;
-        for (int64_t i = 0; i < m->head.n; i++) logits[i] = tanhf(logits[i] / fc) * fc;
+        for (int64_t i = 0; i < NV; i++) logits[i] = tanhf(logits[i] / fc) * fc;
     }
     return 0;
+}
+
+/* The one-row step (batch 1): x (hidden), the cache's row 0 at position pos, cos/sin the
+ * rotary rows of pos (ignored without rope), logits (vocab). Returns 0, or -1 on bad
+ * arguments. */
+int decode_step(const model_t *m, float *x, int64_t pos, const float *cos_, const float *sin_,
+                const float *cos2, const float *sin2, float *scratch, float *logits,
+                int threads) {
+    return decode_rows(m, 1, x, pos, cos_, sin_, cos2, sin2, NULL, 0, scratch, logits, threads);
 }

@@ -6,9 +6,10 @@ it to the C code once (pointers to its weights, norms and biases); `step()` then
 token in torch (the spec's `embed`) and runs every layer, the final norm and the lm_head in C,
 writing the same KV cache tensors the torch path reads. It applies where the C code does what
 the torch modules do: a float32 or bfloat16 CPU model in the decode layout whose matrices are
-float (float32 in either layout, bfloat16 as (out, in) rows) or natively quantized, batch 1,
-one token. The C code computes in float32 whatever the storage. Anything else gets None from
-`build()` (with the reason) and keeps the torch forward.
+float (float32 in either layout, bfloat16 as (out, in) rows) or natively quantized, one token
+per row: batch 1 (`step`) or the b left-padded rows of a batch (`step_rows`, each weight read
+once for all rows). The C code computes in float32 whatever the storage. Anything else gets
+None from `build()` (with the reason) and keeps the torch forward.
 
 The structures below mirror decode.c's `qmat_t`, `layer_t` and `model_t` field for field; the
 library reports the C sizes and offsets (`decode_layout_*`) and a mismatch keeps torch's path.
@@ -216,7 +217,9 @@ class _Unsupported(Exception):
 
 
 class NativeDecoder:
-    """Runs `model(idx (1, 1), start, cache)` for a supported model; see the module docstring."""
+    """Runs `model(idx (1, 1), start, cache)` (`step`) and the batched one-token forward of
+    Generator.batch_step (`step_rows`) for a supported model; see the module docstring.
+    Not thread-safe (one step at a time, as the Generator)."""
 
     def __init__(
         self,
@@ -245,9 +248,11 @@ class NativeDecoder:
         self._lib = lib
         # the cache the layers point at, weakly: a Generator's new cache frees the old one
         self._bound: weakref.ref[KVCache] | None = None
+        self._bound_key: tuple[int, int, int] = (0, 0, 0)
         self._x = torch.empty(spec.hidden)
         self._logits = torch.empty(spec.head.n)
         self._scratch = torch.empty(0)
+        self._scratch_rows = 0  # rows the scratch is sized for at the bound cache's max_seq
 
     @classmethod
     def build(cls, model: nn.Module) -> tuple[NativeDecoder | None, str]:
@@ -277,27 +282,48 @@ class NativeDecoder:
         return model is self.model and _signature(_tensors(model)) == self._signature
 
     def supports(self, cache: KVCache) -> bool:
+        """Whether `step` can run on `cache` (one row)."""
+        return cache.batch_size == 1 and self.supports_rows(cache)
+
+    def supports_rows(self, cache: object) -> bool:
+        """Whether `step_rows` can run on `cache`: a KVCache in the model's dtype on the CPU,
+        with the model's KV heads and head_dim, any number of rows."""
+        if not isinstance(cache, KVCache):
+            return False  # e.g. a recurrent state
         k = cache.k[0]
         return (
-            cache.batch_size == 1
-            and k.dtype == self._dtype
+            k.dtype == self._dtype
             and k.device.type == "cpu"
+            and k.dim() == 4
             and k.shape[1] == self._spec.n_kv
             and k.shape[3] == self._spec.head_dim
         )
 
     def _bind(self, cache: KVCache) -> None:
-        """Point the layers at `cache` (a KVCache allocates its tensors once, so its identity
-        stands for their addresses: nothing is re-read per token)."""
-        if self._bound is not None and self._bound() is cache:
+        """Point the layers at `cache`'s tensors. A KVCache allocates its tensors once, so the
+        cache object plus its first tensor's address and shape stand for every address:
+        nothing is re-read per token while the same cache decodes, and a new cache object (a
+        batch whose finished rows were dropped, a row spliced in) is bound afresh."""
+        k0 = cache.k[0]
+        key = (k0.data_ptr(), cache.batch_size, cache.max_seq_len)
+        if self._bound is not None and self._bound() is cache and self._bound_key == key:
             return
         for i, layer in enumerate(self._layers):
-            layer.k_cache, layer.v_cache = cache.k[i].data_ptr(), cache.v[i].data_ptr()
+            k, v = cache.k[i], cache.v[i]
+            if not (k.is_contiguous() and v.is_contiguous()):
+                raise RuntimeError("the native decode step needs contiguous KV cache tensors")
+            layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
         self._spec.max_seq = cache.max_seq_len
-        n = self._lib.decode_scratch_floats(ctypes.byref(self._spec))
-        if self._scratch.numel() < n:
-            self._scratch = torch.empty(n)
-        self._bound = weakref.ref(cache)
+        self._scratch_rows = 0  # sized for the new max_seq on the next step
+        self._bound, self._bound_key = weakref.ref(cache), key
+
+    def _scratch_for(self, rows: int) -> torch.Tensor:
+        if rows > self._scratch_rows:
+            n = self._lib.decode_rows_scratch_floats(ctypes.byref(self._spec), rows)
+            if self._scratch.numel() < n:
+                self._scratch = torch.empty(n)
+            self._scratch_rows = rows
+        return self._scratch
 
     def step(self, idx: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
         """idx (1, 1) at cache position `start` -> logits (1, 1, vocab).
@@ -307,9 +333,10 @@ class NativeDecoder:
         """
         cache.check(start, 1)
         self._bind(cache)
+        scratch = self._scratch_for(1)
         cos_p = sin_p = None
         if self._rope is not None:
-            cos, sin = self._rope(start, self._dtype)  # (D,): this position's rows, float32
+            cos, sin = self._rope(start, self._dtype)  # (R,): this position's rows, float32
             cos_p, sin_p = cos.data_ptr(), sin.data_ptr()
         cos2_p, sin2_p = cos_p, sin_p
         if self._rope_local is not None:
@@ -318,12 +345,68 @@ class NativeDecoder:
         self._x.copy_(self._embed(idx, start))
         rc = self._lib.decode_step(
             ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
-            self._scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
+            scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
         )  # fmt: skip
         if rc != 0:
             raise RuntimeError("native decode step rejected its arguments")
         cache.advance(start, 1)
         return self._logits.view(1, 1, -1)  # (1, 1, vocab)
+
+    def step_rows(
+        self,
+        idx: torch.Tensor,
+        start: int,
+        cache: KVCache,
+        positions: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Generator.batch_step's contract in one native call: idx (b, 1), every row writing
+        cache column `start`; positions (b, 1) each row's own position (None: `start`);
+        key_padding (b, S) True for the columns a row attends to (None: all) -> new logits
+        (b, 1, vocab). Every weight matrix is read once for all b rows."""
+        b = idx.shape[0]
+        if cache.batch_size != b:
+            raise ValueError(f"{b} tokens for a cache of {cache.batch_size} rows")
+        cache.check(start, 1)
+        self._bind(cache)
+        scratch = self._scratch_for(b)
+        if positions is None:
+            pos = torch.full((b,), start, dtype=torch.long)
+        else:
+            pos = positions.reshape(b).to(device="cpu", dtype=torch.long)
+        held: list[torch.Tensor] = []  # alive until the call returns
+
+        def rows(t: torch.Tensor) -> int:
+            t = t.to(torch.float32).reshape(b, -1).contiguous()
+            held.append(t)
+            return t.data_ptr()
+
+        cos_p = sin_p = None
+        if self._rope is not None:
+            cos, sin = self._rope(pos, self._dtype)  # (b, R): each row's own position
+            cos_p, sin_p = rows(cos), rows(sin)
+        cos2_p, sin2_p = cos_p, sin_p
+        if self._rope_local is not None:
+            cos2, sin2 = self._rope_local(pos, self._dtype)
+            cos2_p, sin2_p = rows(cos2), rows(sin2)
+        kp_p, kp_stride = None, 0
+        if key_padding is not None:
+            kp = key_padding.to(device="cpu", dtype=torch.bool).contiguous()
+            if kp.dim() != 2 or kp.shape[0] != b or kp.shape[1] <= start:
+                raise ValueError(f"key_padding {tuple(kp.shape)} for {b} rows at column {start}")
+            held.append(kp)
+            kp_p, kp_stride = kp.data_ptr(), kp.shape[1]
+        x = torch.empty(b, self._spec.hidden)
+        x.copy_(self._embed(idx, pos).reshape(b, -1))
+        logits = torch.empty(b, self._spec.head.n)
+        rc = self._lib.decode_rows(
+            ctypes.byref(self._spec), b, x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
+            kp_p, kp_stride, scratch.data_ptr(), logits.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
+        if rc != 0:
+            raise RuntimeError("native decode step rejected its arguments")
+        cache.advance(start, 1)
+        return logits.view(b, 1, -1)
 
 
 def _describe(
