@@ -270,3 +270,19 @@ def test_batch_step_falls_back_to_torch(tiny_bdh: Path, tiny_llama: Path) -> Non
                                      torch.float32, "cpu")) == "native"  # fmt: skip
     wrong = KVCache(c.num_layers, 2, c.num_kv_heads, 16, c.head_dim, torch.bfloat16, "cpu")
     assert gen.batch_backend(wrong) == "torch"  # a cache in another dtype than the model's
+
+
+def test_bad_rows_arguments_are_refused(tiny_llama: Path) -> None:
+    gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
+    decoder = gen._native_decoder()
+    assert decoder is not None
+    cache, kp, pads, P = _padded_batch(gen, [[3, 4, 5], [6, 7]], 16)
+    tok = torch.tensor([[8], [9]])
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="3 tokens for a cache of 2 rows"):
+            decoder.step_rows(torch.tensor([[8], [9], [10]]), P, cache, None, None)
+        with pytest.raises(ValueError, match="key_padding"):
+            decoder.step_rows(tok, P, cache, (P - pads)[:, None], kp[:, :P])
+        assert cache.length == P  # nothing was written
+        out = decoder.step_rows(tok, P, cache, (P - pads)[:, None], kp)
+    assert out.shape == (2, 1, gen.config.vocab_size) and cache.length == P + 1

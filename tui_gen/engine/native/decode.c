@@ -38,13 +38,14 @@ typedef struct {
                                        no norm before attention / MLP (OLMo-2's post-norms) */
     const float *norm2_w, *norm2_b;
     qmat_t qkv, o, up, down; /* up: gate and up fused (gated MLP) or fc */
-    void *k_cache, *v_cache; /* (n_kv, max_seq, head_dim): batch row 0 of the layer's cache,
-                                float32 or (kv_bf16) bfloat16 */
+    void *k_cache, *v_cache; /* the layer's cache (rows, n_kv, max_seq, head_dim), float32 or
+                                (kv_bf16) bfloat16: row r at r * n_kv * max_seq * head_dim */
     const float *q_norm_w, *k_norm_w; /* RMSNorm of q and k before RoPE, or NULL: per head
                                          (head_dim weights), or (qk_norm_whole) over the whole
                                          projection (H * head_dim, KV * head_dim: OLMo-2) */
     const float *post_attn_w, *post_mlp_w; /* RMSNorm of the attention / MLP output before its
-                                              residual add (Gemma's sandwich norms), or NULL */
+                                              residual add (Gemma's sandwich norms, OLMo-2's
+                                              post-norms), or NULL */
     int64_t window;     /* sliding window: attend to the last `window` positions; 0: to all */
     int32_t local_rope; /* 1: rotate with the second rotary table (Gemma 3's sliding layers) */
     int32_t no_rope;    /* 1: no rotary embedding in this layer (SmolLM3's NoPE layers) */

@@ -295,6 +295,7 @@ class NativeDecoder:
             k.dtype == self._dtype
             and k.device.type == "cpu"
             and k.dim() == 4
+            and k.is_contiguous()
             and k.shape[1] == self._spec.n_kv
             and k.shape[3] == self._spec.head_dim
         )
