@@ -90,6 +90,26 @@ def test_greedy_batch_on_the_native_rows_equals_one_at_a_time(
     _check_batch_equals_alone(gen, monkeypatch, PROMPTS, LENGTHS)
 
 
+def test_rows_without_padding(tiny_qwen2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prompts of one length: batch_step gets no positions and no mask."""
+    gen = Generator.load(tiny_qwen2, device="cpu", dtype="float32")
+    prompts = [[3, 4, 5, 6, 7], [8, 9, 10, 11, 12], [20, 21, 22, 23, 24]]
+    alone = [gen.generate_result(p, do_sample=False, max_new_tokens=12).token_ids for p in prompts]
+    seen: list[tuple[bool, bool]] = []
+    real = NativeDecoder.step_rows
+
+    def rows(decoder: NativeDecoder, idx, start, cache, positions=None, key_padding=None):
+        seen.append((positions is None, key_padding is None))
+        return real(decoder, idx, start, cache, positions, key_padding)
+
+    monkeypatch.setattr(NativeDecoder, "step_rows", rows)
+    reqs = [Request(p, gen.params(do_sample=False, max_new_tokens=12), i) for i, p in
+            enumerate(prompts)]  # fmt: skip
+    got = {ev.index: ev.token_ids for ev in gen.stream_batch(reqs) if isinstance(ev, FinishEvent)}
+    assert [got[i] for i in range(3)] == alone
+    assert seen and all(s == (True, True) for s in seen)
+
+
 def test_more_rows_than_a_kernel_block(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """11 rows: the float and quantized kernels take 8 rows at a time."""
     for mode in (None, "int4"):
