@@ -116,13 +116,16 @@ class _Run:
     async def events(self, request: Request | None = None) -> AsyncIterator[Event]:
         """Every event until each job has finished; with `request`, cancel when it leaves."""
         left = len(self.jobs)
+        checked = time.monotonic()
         while left:
+            if request is not None and time.monotonic() - checked >= DISCONNECT_POLL:
+                checked = time.monotonic()
+                if await request.is_disconnected():
+                    self.cancel()
+                    request = None  # the FinishEvents still come; wait for them
             try:
                 ev = await asyncio.wait_for(self.queue.get(), DISCONNECT_POLL)
             except asyncio.TimeoutError:
-                if request is not None and await request.is_disconnected():
-                    self.cancel()
-                    request = None  # the FinishEvents still come; wait for them
                 continue
             if isinstance(ev, FinishEvent):
                 left -= 1
