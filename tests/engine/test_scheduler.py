@@ -216,3 +216,35 @@ def test_logprobs_reach_the_token_events(gen: Generator) -> None:
     assert [t.token_id for t in toks] == fin.token_ids
     assert all(t.logprobs is not None and len(t.logprobs.top) == 3 for t in toks)
     assert all(t.logprobs.top[0].token_id == t.token_id for t in toks)  # greedy: the argmax
+
+
+def test_a_failing_step_fails_the_running_jobs_and_the_scheduler_goes_on(
+    gen: Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = gen.batch_step
+    broken = threading.Event()
+    broken.set()
+
+    def batch_step(cache):
+        step = real(cache)
+
+        def maybe_broken(*args):
+            if broken.is_set():
+                raise RuntimeError("kernel exploded")
+            return step(*args)
+
+        return maybe_broken
+
+    monkeypatch.setattr(gen, "batch_step", batch_step)
+    sched = Scheduler(gen).start()
+    try:
+        job, c = _job([5, 6, 7], GREEDY)
+        sched.submit(job)
+        fin = c.finish()
+        assert fin.reason == "cancelled" and isinstance(job.error, RuntimeError)
+        broken.clear()
+        again, c2 = _job([5, 6, 7], GREEDY)
+        sched.submit(again)
+        assert c2.finish().token_ids == _solo(gen, [5, 6, 7], GREEDY)
+    finally:
+        sched.close()

@@ -169,3 +169,30 @@ def test_requests_past_max_batch_wait_in_the_queue(slow_server: Server) -> None:
         t.join(BOUND)
     assert len(results) == 3 and len(set(results)) == 1
     assert max(slow_server.state.scheduler.step_rows) == 1
+
+
+def test_a_broken_model_is_a_server_error_not_a_hang(
+    tiny_gen: Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(cache: Any):
+        def step(*args: Any) -> Any:
+            raise RuntimeError("kernel exploded")
+
+        return step
+
+    monkeypatch.setattr(tiny_gen, "batch_step", broken)
+    s = start(tiny_gen)
+    try:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], **LONG}
+        r = httpx.post(f"{s.url}/chat/completions", json=body, timeout=BOUND)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+        assert "kernel exploded" in r.json()["error"]["message"]
+        with (
+            httpx.Client(timeout=BOUND) as c,
+            c.stream("POST", f"{s.url}/chat/completions", json={**body, "stream": True}) as resp,
+        ):
+            payloads = [ln[6:] for ln in resp.iter_lines() if ln.startswith("data: ")]
+        assert payloads[-1] == "[DONE]"
+        assert any('"server_error"' in p for p in payloads)
+    finally:
+        s.stop()

@@ -113,8 +113,9 @@ class _Run:
         for job in self.jobs:
             job.cancel.set()
 
-    async def events(self, request: Request | None = None) -> AsyncIterator[Event]:
-        """Every event until each job has finished; with `request`, cancel when it leaves."""
+    async def batches(self, request: Request | None = None) -> AsyncIterator[list[Event]]:
+        """Every event until each job has finished, in lists of what has arrived (a stream
+        writes them in one go); with `request`, cancel the jobs when the client leaves."""
         left = len(self.jobs)
         checked = time.monotonic()
         while left:
@@ -123,13 +124,23 @@ class _Run:
                 if await request.is_disconnected():
                     self.cancel()
                     request = None  # the FinishEvents still come; wait for them
-            try:
-                ev = await asyncio.wait_for(self.queue.get(), DISCONNECT_POLL)
-            except asyncio.TimeoutError:
-                continue
-            if isinstance(ev, FinishEvent):
-                left -= 1
-            yield ev
+            if self.queue.empty():
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), DISCONNECT_POLL)
+                except asyncio.TimeoutError:
+                    continue
+                got = [first]
+            else:
+                got = []
+            while not self.queue.empty():
+                got.append(self.queue.get_nowait())
+            left -= sum(isinstance(ev, FinishEvent) for ev in got)
+            yield got
+
+    async def events(self, request: Request | None = None) -> AsyncIterator[Event]:
+        async for got in self.batches(request):
+            for ev in got:
+                yield ev
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
@@ -383,19 +394,23 @@ async def _stream(
         if chat:
             for i in range(len(run.jobs)):
                 yield chunk(i, None, [], None, role=True)
-        async for ev in run.events():
-            if isinstance(ev, TokenEvent):
-                lps = [ev.logprobs] if ev.logprobs is not None else []
-                if ev.text or lps:
-                    yield chunk(ev.index, ev.text, lps, None)
-            elif isinstance(ev, FinishEvent):
-                err = _error_of(run, ev.index)
-                if err is not None:
-                    yield _sse(error_body(err.message, err.type, err.param, err.code))
-                    continue
-                completion += len(ev.token_ids)
-                request.state.tokens = completion
-                yield chunk(ev.index, None, [], finish_reason(ev.reason))
+        async for got in run.batches():
+            out: list[str] = []
+            for ev in got:
+                if isinstance(ev, TokenEvent):
+                    lps = [ev.logprobs] if ev.logprobs is not None else []
+                    if ev.text or lps:
+                        out.append(chunk(ev.index, ev.text, lps, None))
+                elif isinstance(ev, FinishEvent):
+                    err = _error_of(run, ev.index)
+                    if err is not None:
+                        out.append(_sse(error_body(err.message, err.type, err.param, err.code)))
+                        continue
+                    completion += len(ev.token_ids)
+                    request.state.tokens = completion
+                    out.append(chunk(ev.index, None, [], finish_reason(ev.reason)))
+            if out:
+                yield "".join(out)
         if include_usage:
             yield _sse(
                 {
