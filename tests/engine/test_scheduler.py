@@ -248,3 +248,20 @@ def test_a_failing_step_fails_the_running_jobs_and_the_scheduler_goes_on(
         assert c2.finish().token_ids == _solo(gen, [5, 6, 7], GREEDY)
     finally:
         sched.close()
+
+
+def test_a_recurrent_model_runs_one_request_at_a_time(tiny_bdh: Path) -> None:
+    """BDH's state cannot be spliced: requests queue, each decoded alone, as solo runs."""
+    bdh = Generator.load(tiny_bdh, device="cpu")
+    prompts = [bdh.encode("ab"), bdh.encode("hello")]
+    expected = [_solo(bdh, ids, GREEDY) for ids in prompts]
+    sched = Scheduler(bdh).start()
+    try:
+        jobs = [_job(ids, GREEDY) for ids in prompts]
+        for job, _ in jobs:
+            sched.submit(job)
+        got = [c.finish().token_ids for _, c in jobs]
+    finally:
+        sched.close()
+    assert got == expected
+    assert set(sched.step_rows) == {1}

@@ -117,6 +117,8 @@ class Scheduler:
         self._cur = 0  # next cache column to write
         self._step: Any = None
         self._eos = set(gen.tokenizer.eos_token_ids)
+        # a model with a cache of its own (a recurrent state) cannot splice rows: one at a time
+        self._rows = 1 if getattr(gen.model, "new_cache", None) is not None else max_batch
         self._thread = threading.Thread(target=self._run, name="tui-gen-scheduler", daemon=True)
         #: how many rows each step ran (tests and the bench read it)
         self.step_rows: list[int] = []
@@ -159,9 +161,7 @@ class Scheduler:
                         self._wake.wait()
                     if self._closed:
                         break
-                    room = self.max_batch - len(self._slots)
-                    if not isinstance(self._cache, KVCache) and self._slots:
-                        room = 0  # a recurrent state runs one request at a time
+                    room = self._rows - len(self._slots)
                     newcomers = [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
                 for job in newcomers:
                     try:
