@@ -342,3 +342,21 @@ def test_one_log_line_per_request(client: openai.OpenAI, caplog) -> None:
     assert len(lines) == 1
     assert lines[0].startswith("POST /v1/chat/completions 200 3 tokens ")
     assert " tok/s " in lines[0]
+
+
+def test_the_model_field_may_be_left_out(server: Server) -> None:
+    r = httpx.post(f"{server.url}/chat/completions", json={"messages": HELLO, "max_tokens": 2})
+    assert r.status_code == 200 and r.json()["model"] == MODEL
+
+
+def test_the_log_line_never_carries_a_control_sequence(server: Server, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="tui_gen.server")
+    httpx.get(server.url.removesuffix("/v1") + "/%1b[2Jx")
+    lines: list[str] = []
+    for _ in range(200):  # at most 2 s
+        lines = [r.getMessage() for r in caplog.records if r.name == "tui_gen.server"]
+        if lines:
+            break
+        time.sleep(0.01)
+    assert lines and "\x1b" not in lines[0] and lines[0].startswith("GET /")
+    assert " 404 " in lines[0]

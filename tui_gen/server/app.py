@@ -70,10 +70,10 @@ class ServerState:
         if self.scheduler is not None:
             self.scheduler.close()
 
-    def require(self, model: str) -> tuple[Any, Scheduler]:
+    def require(self, model: str | None) -> tuple[Any, Scheduler]:
         if self.gen is None or self.scheduler is None:
             raise ApiError(503, "the model is still loading; retry shortly", "unavailable_error")
-        if model != self.model_name:
+        if model is not None and model != self.model_name:
             raise ApiError(
                 404,
                 f"the model {model!r} does not exist; this server serves {self.model_name!r} "
@@ -264,7 +264,9 @@ async def _respond(
     if req.stream:
         usage = req.stream_options is not None and req.stream_options.include_usage
         gen = _stream(request, run, rid, created, model, chat, top, usage, prompt_tokens)
-        return StreamingResponse(gen, media_type="text/event-stream")
+        # no-cache and no proxy buffering: every chunk reaches the client when it is written
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(gen, media_type="text/event-stream", headers=headers)
     return await _collect(request, run, rid, created, model, chat, top, prompt_tokens)
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from tui_gen.sanitize import sanitize
 from tui_gen.server.schemas import error_body
 
 log = logging.getLogger("tui_gen.server")
@@ -49,7 +50,8 @@ class AuthAndLog:
         finally:
             seconds = time.perf_counter() - t0
             tokens = scope.get("state", {}).get("tokens")
-            line = f"{scope['method']} {scope['path']} {status[0] or '-'}"
+            # the path is the client's (percent-decoded): nothing in it may drive a terminal
+            line = f"{sanitize(scope['method'])} {sanitize(scope['path'])} {status[0] or '-'}"
             if tokens is not None:
                 rate = tokens / seconds if seconds > 0 else 0.0
                 line += f" {tokens} tokens {rate:.1f} tok/s"

@@ -143,8 +143,13 @@ def run_serve(args: Any) -> int:
     check_extra()
     from tui_gen.server.app import ServerState
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("tui_gen.server").setLevel(logging.INFO)
+    log = logging.getLogger("tui_gen.server")  # the request lines, on stderr, nothing else
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     name = args.model_name or served_name(args.model)
     state = ServerState(name, api_key=args.api_key, max_batch=args.max_batch)
     server = Server(state, args.host, args.port)

@@ -38,7 +38,8 @@ class StreamOptions(_Request):
 class _Sampling(_Request):
     """The fields both endpoints share."""
 
-    model: str
+    #: None (left out) means the served model, as vLLM and llama.cpp allow
+    model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
