@@ -265,3 +265,21 @@ def test_a_recurrent_model_runs_one_request_at_a_time(tiny_bdh: Path) -> None:
         sched.close()
     assert got == expected
     assert set(sched.step_rows) == {1}
+
+
+def test_learned_positions_join_the_batch_too(tiny_gpt2: Path) -> None:
+    """GPT-2 reads each row's own positions from its embedding table: late joiners of every
+    length still decode as they do alone."""
+    g2 = Generator.load(tiny_gpt2, device="cpu")
+    expected = [_solo(g2, ids, GREEDY) for ids in PROMPTS]
+    sched = Scheduler(g2).start()
+    try:
+        jobs = [_job(ids, GREEDY) for ids in PROMPTS]
+        sched.submit(jobs[2][0])  # the shortest first: every later one shifts the batch
+        assert jobs[2][1].first.wait(TIMEOUT)
+        for i in (0, 1, 3):
+            sched.submit(jobs[i][0])
+        got = [c.finish().token_ids for _, c in jobs]
+    finally:
+        sched.close()
+    assert got == expected
