@@ -124,6 +124,8 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
     [
         ("tui_gen.engine", ("tui_gen.app", "tui_gen.cli", "tui_gen.server", "textual")),
         ("tui_gen.models", ("tui_gen.engine", "tui_gen.app", "tui_gen.cli", "textual")),
+        # the server talks to the engine (its Scheduler), never to the app or the CLI
+        ("tui_gen.server", ("tui_gen.app", "tui_gen.cli", "textual")),
         ("tui_gen.app", ("torch", "tui_gen.cli", "tui_gen.models", "tui_gen.engine.native")),
         ("tui_gen.options", ("torch", "textual", "tui_gen.engine", "tui_gen.app")),
         # what the app (and a remote backend) may import of the engine: torch-free

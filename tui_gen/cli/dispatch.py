@@ -5,6 +5,8 @@
     tui-gen MODEL --prompts FILE       every prompt of a file
     tui-gen info MODEL                 what the model is
     tui-gen bench MODEL                speed, side by side with other engines
+    tui-gen serve MODEL                an OpenAI-compatible HTTP server (the serve extra)
+    tui-gen bench-serve URL            load-test any OpenAI-compatible server
     tui-gen import FILE.gguf OUT_DIR   write a GGUF as a Hugging Face-style directory
     tui-gen import CKPT.pt OUT_DIR     the same for a BDH train.py checkpoint (--n-layer N)
 
@@ -21,9 +23,11 @@ from typing import TYPE_CHECKING
 
 from tui_gen.cli.headless import print_stdout, silence_stdout
 from tui_gen.cli.parser import (
+    build_bench_serve_parser,
     build_import_parser,
     build_info_parser,
     build_main_parser,
+    build_serve_parser,
     sampling_overrides,
 )
 from tui_gen.errors import TuiGenError
@@ -32,7 +36,7 @@ from tui_gen.sanitize import sanitize
 if TYPE_CHECKING:
     from tui_gen.app.config import AppConfig
 
-SUBCOMMANDS = ("info", "bench", "import")
+SUBCOMMANDS = ("info", "bench", "serve", "bench-serve", "import")
 
 
 def app_config(args: argparse.Namespace) -> AppConfig:
@@ -72,6 +76,22 @@ def _run_bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+def _run_serve(argv: Sequence[str]) -> int:
+    args = build_serve_parser().parse_args(argv)
+    from tui_gen.server.run import check_extra, run_serve
+
+    check_extra()  # before the model path: the install line is the first thing to fix
+    _check_model_path(str(args.model))
+    return run_serve(args)
+
+
+def _run_bench_serve(argv: Sequence[str]) -> int:
+    args = build_bench_serve_parser().parse_args(argv)
+    from tui_gen.cli.bench_serve import run_bench_serve
+
+    return run_bench_serve(args)
+
+
 def _run_import(argv: Sequence[str]) -> int:
     args = build_import_parser().parse_args(argv)
     if args.gguf.lower().endswith((".pt", ".pth")):  # a BDH train.py checkpoint
@@ -88,7 +108,14 @@ def _run_import(argv: Sequence[str]) -> int:
 
 def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
-        return {"info": _run_info, "bench": _run_bench, "import": _run_import}[argv[0]](argv[1:])
+        run = {
+            "info": _run_info,
+            "bench": _run_bench,
+            "serve": _run_serve,
+            "bench-serve": _run_bench_serve,
+            "import": _run_import,
+        }[argv[0]]
+        return run(argv[1:])
     args = build_main_parser().parse_args(argv)
     if args.prompt is not None or args.prompts is not None:
         from tui_gen.cli.headless import run_headless

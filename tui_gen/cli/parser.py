@@ -154,7 +154,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         description="Chat with a local language model in the terminal. "
         "Without --prompt/--prompts it opens the full-screen app.",
         epilog="subcommands: tui-gen info MODEL | tui-gen bench MODEL | "
-        "tui-gen import FILE.gguf OUT_DIR",
+        "tui-gen serve MODEL | tui-gen bench-serve URL | tui-gen import FILE.gguf OUT_DIR",
     )
     p.add_argument(
         "model",
@@ -240,6 +240,80 @@ def build_info_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_model_options(p)
+    return p
+
+
+def _clients(s: str) -> list[int]:
+    try:
+        levels = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--clients must be integers separated by commas (1,4,8), got {s!r}"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"--clients must be integers >= 1, got {s!r}")
+    return levels
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="tui-gen serve",
+        description="Serve a model over the OpenAI HTTP API (/v1/chat/completions, "
+        "/v1/completions, /v1/models, /health) with continuous batching. Needs the serve "
+        "extra: pip install 'tui-gen[serve]'.",
+    )
+    p.add_argument("model", help="model directory or .gguf file")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    p.add_argument("--port", type=_int("--port", 0), default=8000, help="default 8000")
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every /v1 request",
+    )
+    p.add_argument(
+        "--model-name", metavar="NAME", help="the id /v1/models lists (default: the model's name)"
+    )
+    p.add_argument(
+        "--max-batch",
+        type=positive_int("--max-batch"),
+        default=8,
+        metavar="B",
+        help="requests decoded together (default 8); more wait in a queue",
+    )
+    add_model_options(p)
+    return p
+
+
+def build_bench_serve_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="tui-gen bench-serve",
+        description="Load-test any OpenAI-compatible server: aggregate tok/s and time to first "
+        "token (p50/p99) at each number of concurrent streaming clients.",
+    )
+    p.add_argument("url", help="the API base, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument(
+        "--clients", type=_clients, default=[1, 4, 8], help="concurrency levels (default 1,4,8)"
+    )
+    p.add_argument(
+        "--requests",
+        type=positive_int("--requests"),
+        default=3,
+        metavar="N",
+        help="requests each client sends one after another per level (default 3)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=positive_int("--max-tokens"),
+        default=64,
+        metavar="N",
+        help="tokens per reply (greedy, ignore_eos; default 64)",
+    )
+    p.add_argument("--prompt", default="How do I make a simple tomato soup?")
+    p.add_argument("--model", help="model id (default: the first of GET /v1/models)")
+    p.add_argument("--api-key", metavar="KEY", help="sent as 'Authorization: Bearer KEY'")
+    p.add_argument("--json", action="store_true", help="one JSON object per level")
     return p
 
 

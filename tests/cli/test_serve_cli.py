@@ -1,0 +1,145 @@
+"""`tui-gen serve` and `tui-gen bench-serve` on the command line: bad input is one line and
+exit 2 before anything loads; the real command serves the cooking model in a subprocess."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tui_gen.cli import main
+from tui_gen.cli.bench_serve import percentile
+
+ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_serve_without_the_extra_names_the_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
+    )
+    assert main(["serve", str(tmp_path)]) == 2  # the missing extra is named first
+    line = one_error_line(capsys)
+    assert "uvicorn" in line and "pip install 'tui-gen[serve]'" in line
+
+
+def test_serve_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    assert "no such file" in one_error_line(capsys)
+    assert main(["serve", str(tmp_path), "--max-batch", "0"]) == 2
+    assert "--max-batch must be at least 1" in one_error_line(capsys)
+
+
+def test_serve_on_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config.json").write_text("{}")  # never loaded: the bind fails first
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["serve", str(tmp_path), "--port", str(port)]) == 2
+    line = one_error_line(capsys)
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line
+
+
+def test_a_model_that_fails_to_load_stops_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    assert main(["serve", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "tui-gen: error:" in err.splitlines()[-1]
+
+
+def test_bench_serve_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench-serve", "http://127.0.0.1:9/v1", "--clients", "1,x"]) == 2
+    assert "--clients must be integers" in one_error_line(capsys)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["bench-serve", f"http://127.0.0.1:{port}/v1", "--clients", "1"]) == 2
+    assert "cannot reach" in one_error_line(capsys)
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 50) == 0.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+    assert percentile([5.0], 99) == 5.0
+
+
+def test_bench_serve_against_our_server(
+    tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("uvicorn")
+    from tui_gen.engine.generator import Generator
+    from tui_gen.server.app import ServerState
+    from tui_gen.server.run import Server
+
+    state = ServerState("tiny")
+    state.ready(Generator.load(tiny_llama, device="cpu"))
+    server = Server(state).start()
+    try:
+        args = ["bench-serve", server.url, "--clients", "1,3", "--requests", "2"]
+        assert main([*args, "--max-tokens", "4", "--json"]) == 0
+    finally:
+        server.stop()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["clients"] for r in rows] == [1, 3]
+    assert [r["completion_tokens"] for r in rows] == [8, 24]  # ignore_eos: every reply 4
+    assert all(r["model"] == "tiny" and r["errors"] == 0 for r in rows)
+    assert all(0 < r["ttft_p50"] <= r["ttft_p99"] for r in rows)
+
+
+@pytest.mark.slow
+def test_the_serve_command_end_to_end(cooking_dir: Path) -> None:
+    """The console script: it says where it listens, /health turns 200, a chat completion
+    works, and it stops on SIGINT."""
+    httpx = pytest.importorskip("httpx")
+    cmd = [sys.executable, "-m", "tui_gen", "serve", str(cooking_dir), "--port", "0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/v1)", first)
+        assert m, first
+        url = m.group(1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if httpx.get(url.removesuffix("/v1") + "/health").status_code == 200:
+                break
+            time.sleep(0.2)
+        r = httpx.post(
+            f"{url}/chat/completions",
+            json={
+                "model": "cooking",
+                "messages": [{"role": "user", "content": "Soup?"}],
+                "max_tokens": 5,
+            },
+            timeout=60,
+        )
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
+        proc.send_signal(2)
+        assert proc.wait(30) in (0, 130)
+        log = proc.stderr.read()
+        assert "POST /v1/chat/completions 200" in log
+        assert "Traceback" not in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

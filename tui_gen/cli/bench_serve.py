@@ -1,0 +1,178 @@
+"""`tui-gen bench-serve URL --clients 1,4,8`: load-test any OpenAI-compatible server.
+
+At each level C, C clients (threads, one httpx connection each) send `--requests` streaming
+chat completions one after another: greedy, `ignore_eos`, `max_tokens` fixed, so every reply
+has the same length on every server that honours ignore_eos (vLLM, llama.cpp, ours). Reported
+per level: aggregate tok/s (completion tokens of every reply / the level's wall time) and the
+time to first token (first content chunk) at p50 and p99. Tokens are counted from the usage
+chunk (`stream_options.include_usage`), else one per content chunk.
+
+Torch-free: it only talks HTTP (httpx, which the openai package brings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_gen.errors import TuiGenError
+from tui_gen.sanitize import sanitize
+
+TIMEOUT = 600.0  # seconds one request may take
+
+
+@dataclass
+class LevelResult:
+    clients: int
+    requests: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    ttft: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "requests": self.requests,
+            "completion_tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_second": round(self.tokens_per_second, 2),
+            "ttft_p50": round(percentile(self.ttft, 50), 4),
+            "ttft_p99": round(percentile(self.ttft, 99), 4),
+            "errors": len(self.errors),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile, nearest rank (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def first_model(client: Any, url: str) -> str:
+    r = client.get(f"{url}/models")
+    if r.status_code != 200:
+        raise TuiGenError(f"{url}/models answered {r.status_code}; check the URL and --api-key")
+    data = r.json().get("data") or []
+    if not data:
+        raise TuiGenError(f"{url}/models lists no model; pass --model NAME")
+    return str(data[0]["id"])
+
+
+def one_request(client: Any, url: str, body: dict[str, Any]) -> tuple[int, float]:
+    """(completion tokens, seconds to the first content) of one streamed chat completion."""
+    t0 = time.perf_counter()
+    ttft = -1.0
+    chunks = 0
+    usage = None
+    with client.stream("POST", f"{url}/chat/completions", json=body) as r:
+        if r.status_code != 200:
+            r.read()
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        for line in r.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            obj = json.loads(data)
+            if "error" in obj:
+                raise RuntimeError(str(obj["error"].get("message")))
+            if obj.get("usage"):
+                usage = obj["usage"]
+            for ch in obj.get("choices") or []:
+                if (ch.get("delta") or {}).get("content"):
+                    chunks += 1
+                    if ttft < 0:
+                        ttft = time.perf_counter() - t0
+    tokens = int(usage["completion_tokens"]) if usage else chunks
+    return tokens, max(ttft, 0.0)
+
+
+def run_level(
+    url: str, model: str, clients: int, requests: int, body: dict[str, Any], api_key: str | None
+) -> LevelResult:
+    import httpx
+
+    res = LevelResult(clients)
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def client_loop() -> None:
+        with httpx.Client(timeout=TIMEOUT, headers=_headers(api_key)) as client:
+            start.wait()
+            for _ in range(requests):
+                try:
+                    tokens, ttft = one_request(client, url, {**body, "model": model})
+                except Exception as e:  # keep measuring; count it
+                    with lock:
+                        res.errors.append(str(e))
+                    continue
+                with lock:
+                    res.requests += 1
+                    res.tokens += tokens
+                    res.ttft.append(ttft)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def run_bench_serve(args: Any) -> int:
+    import httpx
+
+    url = args.url.rstrip("/")
+    try:
+        with httpx.Client(timeout=30.0, headers=_headers(args.api_key)) as c:
+            model = args.model or first_model(c, url)
+    except httpx.HTTPError as e:
+        raise TuiGenError(f"cannot reach {url} ({e}); is the server running?") from None
+    body = {
+        "messages": [{"role": "user", "content": args.prompt}],
+        "max_tokens": args.max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    results = []
+    base = None
+    for level in args.clients:
+        r = run_level(url, model, level, args.requests, body, args.api_key)
+        results.append(r)
+        if args.json:
+            print(json.dumps({"url": url, "model": model, **r.to_dict()}))
+            continue
+        base = base or r.tokens_per_second
+        speedup = r.tokens_per_second / base if base else 0.0
+        d = r.to_dict()
+        print(
+            f"clients {level:>3}: {d['tokens_per_second']:>8.1f} tok/s aggregate "
+            f"({speedup:.2f}x of the first level), TTFT p50 {d['ttft_p50'] * 1000:.0f} ms "
+            f"p99 {d['ttft_p99'] * 1000:.0f} ms, {r.requests} requests, {r.tokens} tokens"
+            + (f", {len(r.errors)} errors" if r.errors else "")
+        )
+        for msg in r.errors[:3]:
+            print(f"  error: {sanitize(msg)}", file=sys.stderr)
+    return 1 if any(r.errors for r in results) else 0
