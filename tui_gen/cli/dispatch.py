@@ -1,6 +1,7 @@
 """The `tui-gen` command: the TUI by default, headless with --prompt/--prompts, plus subcommands.
 
     tui-gen MODEL                      full-screen chat
+    tui-gen http://HOST:PORT/v1        the same on an OpenAI-compatible server (--model NAME)
     tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
     tui-gen MODEL --prompts FILE       every prompt of a file
     tui-gen info MODEL                 what the model is
@@ -26,7 +27,9 @@ from tui_gen.cli.parser import (
     build_main_parser,
     sampling_overrides,
 )
+from tui_gen.cli.remote_run import check_local_flags, check_remote_flags
 from tui_gen.errors import TuiGenError
+from tui_gen.remote import api_key, is_endpoint
 from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -44,8 +47,11 @@ def app_config(args: argparse.Namespace) -> AppConfig:
     sampling = clean_values({k: v for k, v in overrides.items() if k in BY_NAME})
     if overrides.get("do_sample") is False:
         sampling["temperature"] = 0.0  # --greedy: the slider shows it, and can undo it
+    remote = is_endpoint(str(args.model))
     return AppConfig(
         model=str(args.model),
+        remote_model=args.remote_model if remote else None,
+        api_key=api_key(args.api_key) if remote else None,
         device=args.device or "auto",
         dtype=args.dtype or "auto",
         max_context=args.max_context,
@@ -90,11 +96,21 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return {"info": _run_info, "bench": _run_bench, "import": _run_import}[argv[0]](argv[1:])
     args = build_main_parser().parse_args(argv)
+    remote = is_endpoint(str(args.model))  # the one place that decides local or remote
+    if remote:
+        check_remote_flags(args)
+    else:
+        check_local_flags(args)
     if args.prompt is not None or args.prompts is not None:
         from tui_gen.cli.headless import run_headless
 
+        if remote:
+            from tui_gen.cli.remote_run import generate
+
+            return run_headless(args, generate)
         return run_headless(args)
-    _check_model_path(str(args.model))  # before the screen opens, as the CLI does
+    if not remote:
+        _check_model_path(str(args.model))  # before the screen opens, as the CLI does
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise TuiGenError(
             "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "
