@@ -14,8 +14,9 @@ word per chunk, as vLLM and llama.cpp do, and can misbehave on purpose: `mode` i
     "reject"    400 with an OpenAI-style error message
     "fail"      500
 
-`api_key` set: every request needs `Authorization: Bearer <key>` (401 otherwise). A model not
-in `models` gets 404. Every request (path, headers, JSON body) is kept in `requests`.
+`tokenize=True` serves vLLM's POST /tokenize. `api_key` set: every request needs
+`Authorization: Bearer <key>` (401 otherwise). A model not in `models` gets 404.
+Every request (path, headers, JSON body) is kept in `requests`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 HANG_SECONDS = 20.0
 
@@ -43,6 +47,7 @@ class FakeOpenAI:
         max_model_len: int | None = None,
         props_n_ctx: int | None = None,
         chunk_delay: float = 0.0,
+        tokenize: bool = False,
     ) -> None:
         self.reply = reply
         self.models = models
@@ -53,6 +58,7 @@ class FakeOpenAI:
         self.max_model_len = max_model_len
         self.props_n_ctx = props_n_ctx
         self.chunk_delay = chunk_delay
+        self.tokenize = tokenize  #: serve vLLM's POST /tokenize (messages in, count out)
         self.requests: list[dict[str, Any]] = []
         self.disconnected = threading.Event()
         self.hanging = threading.Event()  # set once a "hang" stream is waiting
@@ -68,7 +74,9 @@ class FakeOpenAI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -167,6 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         fake = self.server_state
+        if self.path == "/tokenize" and fake.tokenize:
+            words = sum(len(m["content"].split()) for m in body["messages"])
+            self._send_json(200, {"count": words + 3, "max_model_len": 1024, "tokens": []})
+            return
         if self.path != "/v1/chat/completions":
             self._error(404, f"no route {self.path}")
             return
@@ -253,3 +265,18 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
     }
+
+
+@pytest.fixture
+def openai_server() -> Iterator[Callable[..., FakeOpenAI]]:
+    """Start fake servers with `openai_server(**options)`; each is stopped after the test."""
+    servers: list[FakeOpenAI] = []
+
+    def start(**options: Any) -> FakeOpenAI:
+        server = FakeOpenAI(**options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
