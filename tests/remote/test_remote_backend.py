@@ -91,8 +91,11 @@ def test_greedy_is_temperature_zero() -> None:
 
 def test_without_usage_the_tokens_are_counted_here(openai_server: Server) -> None:
     server = openai_server(usage=False)
-    fin = run(RemoteChat.connect(server.url))[-1]
+    chat = RemoteChat.connect(server.url)
+    fin = run(chat)[-1]
     assert fin.stats.generated_tokens == len(server.pieces()) and fin.stats.prompt_tokens == 0
+    # the context bar still moves: the prompt estimated, the reply counted
+    assert chat.cached_tokens == chat.count_tokens(HI) + len(server.pieces())
 
 
 def test_logprobs_fill_token_events_with_unknown_ids(openai_server: Server) -> None:
@@ -184,6 +187,8 @@ def test_connect_picks_the_first_model_and_finds_the_context(openai_server: Serv
     assert chat.model == "first" and chat.served == ["first", "second"]
     assert chat.max_context == 8192 and "max_model_len" in chat.context_source
     assert chat.name == f"first @ {server.url}"
+    path_id = openai_server(models=("/models/SmolLM2.Q4_1.gguf",))  # llama-cpp-python's ids
+    assert RemoteChat.connect(path_id.url).name == f"SmolLM2.Q4_1.gguf @ {path_id.url}"
     assert RemoteChat.connect(server.url, model="second").model == "second"
     assert RemoteChat.connect(server.url, max_context=512).max_context == 512
     llama = openai_server(props_n_ctx=2048)  # llama.cpp's server: /props

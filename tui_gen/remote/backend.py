@@ -191,8 +191,12 @@ class RemoteChat:
     # --- what the app reads (ChatBackend) --------------------------------------------------
     @property
     def name(self) -> str:
-        """The model and where it runs, as the status bar and transcripts record it."""
-        return f"{_one_line(self.model, 120)} @ {self.endpoint.display}"
+        """The model and where it runs, as the status bar and transcripts record it. A model
+        id that is a file path (llama-cpp-python's) is shown by its file name."""
+        model = self.model
+        if model.startswith("/") or "\\" in model:
+            model = model.replace("\\", "/").rsplit("/", 1)[-1] or model
+        return f"{_one_line(model, 120)} @ {self.endpoint.display}"
 
     @property
     def max_context(self) -> int:
@@ -312,5 +316,7 @@ class RemoteChat:
             prefill_seconds=(first - t0) if first else 0.0,
             decode_seconds=(last - first) if first else 0.0,
         )
-        self._cached = stats.prompt_tokens + stats.generated_tokens
+        # the context bar: the server's prompt count, else our estimate of it
+        used = stats.prompt_tokens or self.count_tokens(messages, system)
+        self._cached = used + stats.generated_tokens
         yield FinishEvent(reason or "eos", "".join(parts), [], stats)
