@@ -14,8 +14,8 @@ word per chunk, as vLLM and llama.cpp do, and can misbehave on purpose: `mode` i
     "reject"    400 with an OpenAI-style error message
     "fail"      500
 
-`tokenize=True` serves vLLM's POST /tokenize. `api_key` set: every request needs
-`Authorization: Bearer <key>` (401 otherwise). A model not in `models` gets 404.
+`tokenize="vllm"` or "llama.cpp" serves that server's token counting. `api_key` set: every
+request needs `Authorization: Bearer <key>` (401 otherwise). A model not in `models` gets 404.
 Every request (path, headers, JSON body) is kept in `requests`.
 """
 
@@ -47,7 +47,7 @@ class FakeOpenAI:
         max_model_len: int | None = None,
         props_n_ctx: int | None = None,
         chunk_delay: float = 0.0,
-        tokenize: bool = False,
+        tokenize: str | None = None,
     ) -> None:
         self.reply = reply
         self.models = models
@@ -58,7 +58,8 @@ class FakeOpenAI:
         self.max_model_len = max_model_len
         self.props_n_ctx = props_n_ctx
         self.chunk_delay = chunk_delay
-        self.tokenize = tokenize  #: serve vLLM's POST /tokenize (messages in, count out)
+        #: "vllm": POST /tokenize takes messages; "llama.cpp": /apply-template, then /tokenize
+        self.tokenize = tokenize
         self.requests: list[dict[str, Any]] = []
         self.disconnected = threading.Event()
         self.hanging = threading.Event()  # set once a "hang" stream is waiting
@@ -175,9 +176,19 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         fake = self.server_state
-        if self.path == "/tokenize" and fake.tokenize:
+        if self.path == "/tokenize" and fake.tokenize == "vllm":
             words = sum(len(m["content"].split()) for m in body["messages"])
             self._send_json(200, {"count": words + 3, "max_model_len": 1024, "tokens": []})
+            return
+        if self.path == "/apply-template" and fake.tokenize == "llama.cpp":
+            text = "".join(f"<{m['role']}>{m['content']}\n" for m in body["messages"])
+            self._send_json(200, {"prompt": text + "<assistant>"})
+            return
+        if self.path == "/tokenize" and fake.tokenize == "llama.cpp":
+            if "content" not in body:
+                self._error(400, "content is required")
+                return
+            self._send_json(200, {"tokens": list(range(len(body["content"].split())))})
             return
         if self.path != "/v1/chat/completions":
             self._error(404, f"no route {self.path}")

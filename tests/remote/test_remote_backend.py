@@ -200,8 +200,12 @@ def test_connect_picks_the_first_model_and_finds_the_context(openai_server: Serv
 
 
 def test_count_tokens_asks_the_server_or_estimates(openai_server: Server) -> None:
-    vllm = RemoteChat.connect(openai_server(tokenize=True).url)
+    vllm = RemoteChat.connect(openai_server(tokenize="vllm").url)
     assert vllm.count_tokens(HI, system="Be brief.") == 5 + 2 + 3
+    llama = RemoteChat.connect(openai_server(tokenize="llama.cpp").url)
+    # the fake renders "<system>Be brief.\n<user>How ... pancakes?\n<assistant>" and counts
+    # whitespace-separated pieces (the estimate would say 17)
+    assert llama.count_tokens(HI, system="Be brief.") == 2 + 5 + 1
     guess = RemoteChat.connect(openai_server().url)
     short, long = (
         guess.count_tokens(HI),
@@ -248,3 +252,28 @@ def test_endpoint_rule_and_key_source(monkeypatch: pytest.MonkeyPatch) -> None:
     assert api_key(None) is None
     monkeypatch.setenv(API_KEY_ENV, "from-env")
     assert api_key(None) == "from-env" and api_key("from-flag") == "from-flag"
+
+
+def test_the_oldest_exchanges_are_dropped_when_the_context_is_known(
+    openai_server: Server,
+) -> None:
+    from tui_gen.engine.events import NoticeEvent
+
+    server = openai_server(tokenize="vllm", max_model_len=40)
+    chat = RemoteChat.connect(server.url)
+    turn = "one two three four five six seven eight"  # 8 words
+    history = [
+        {"role": "user", "content": turn},
+        {"role": "assistant", "content": turn},
+        {"role": "user", "content": turn},
+        {"role": "assistant", "content": turn},
+        {"role": "user", "content": "last question"},
+    ]
+    events = list(chat.stream_reply(history, chat.params(max_new_tokens=10)))
+    [notice] = [e for e in events if isinstance(e, NoticeEvent)]
+    # budget 40 - 10 = 30 tokens: 8 * 4 + 2 + 3 = 37 does not fit, 8 * 2 + 2 + 3 = 21 does
+    assert notice.kind == "context_trimmed" and notice.dropped == 2
+    assert server.chat_requests[-1]["body"]["messages"] == history[2:]
+    # an assumed context size never drops turns
+    bare = RemoteChat.connect(openai_server(tokenize="vllm").url)
+    assert not bare.context_known and bare.fit(history * 200, 10) == (history * 200, 0)

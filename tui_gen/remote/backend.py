@@ -22,8 +22,10 @@ carries it in both its raw and its sampled fields.
 
 The context size and token counts are best effort, since servers differ: `max_model_len` in
 /v1/models (vLLM, ours), llama.cpp's /props n_ctx, else --max-context, else ASSUMED_CONTEXT.
-Counting uses vLLM's /tokenize (messages in, count out) when the server has it, else an
-estimate of a token per CHARS_PER_TOKEN characters.
+Counting uses vLLM's /tokenize (messages in, count out) or llama-server's /apply-template and
+/tokenize when the server has them, else an estimate of a token per CHARS_PER_TOKEN characters.
+When the context size is known, the oldest exchanges are dropped as a ChatSession drops them
+(a NoticeEvent "context_trimmed" says how many).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tui_gen.engine.events import (
     FinishEvent,
     FinishReason,
     GenerationStats,
+    NoticeEvent,
     TokenAlternative,
     TokenEvent,
     TokenLogprobs,
@@ -136,8 +139,10 @@ class RemoteChat:
         self.served = list(served)  #: the model ids /v1/models listed
         self.context_source = "--max-context" if max_context else ""
         self._max_context = max_context or 0
+        #: the server said its context size, or --max-context did (not ASSUMED_CONTEXT)
+        self.context_known = bool(max_context)
         self._cached = 0
-        self._counter: str | None = None  # "vllm" | "estimate", found on first use
+        self._counter: str | None = None  # "vllm" | "llama.cpp" | "estimate", found on first use
 
     @classmethod
     def connect(
@@ -167,6 +172,7 @@ class RemoteChat:
         chat = cls(ep, model, max_context=max_context, served=ids)
         if not max_context:
             chat._max_context, chat.context_source = chat._probe_context(entries)
+            chat.context_known = not chat.context_source.startswith("assumed")
         return chat
 
     def _probe_context(self, entries: list[Any]) -> tuple[int, str]:
@@ -232,25 +238,65 @@ class RemoteChat:
         return head + [{"role": m["role"], "content": m["content"]} for m in messages]
 
     def count_tokens(self, messages: Sequence[ChatMessage], system: str | None = None) -> int:
-        """Best effort: the server's count where it has one (vLLM's /tokenize), else an
-        estimate of one token per CHARS_PER_TOKEN characters (and a few per message)."""
+        """Best effort: the server's count where it has one (vLLM's /tokenize with messages,
+        or llama-server's /apply-template then /tokenize), else an estimate of one token per
+        CHARS_PER_TOKEN characters and a few per message. The way is found on first use."""
         msgs = self.full_messages(messages, system)
-        if self._counter in (None, "vllm"):
-            try:
-                answer = self.endpoint.post_json(
-                    "/tokenize",
-                    {"model": self.model, "messages": msgs, "add_generation_prompt": True},
-                    root=True,
-                    timeout=PROBE_TIMEOUT,
-                )
-                count = answer.get("count") if isinstance(answer, dict) else None
-                if isinstance(count, int):
-                    self._counter = "vllm"
+        if self._counter is None:
+            for way in ("vllm", "llama.cpp"):
+                count = self._server_count(way, msgs)
+                if count is not None:
+                    self._counter = way
                     return count
-            except RemoteError:
-                pass
             self._counter = "estimate"
+        elif self._counter != "estimate":
+            count = self._server_count(self._counter, msgs)
+            if count is not None:
+                return count
         return sum(len(m["content"]) // CHARS_PER_TOKEN + 4 for m in msgs) + 2
+
+    def _server_count(self, way: str, msgs: list[dict[str, str]]) -> int | None:
+        ep = self.endpoint
+        try:
+            if way == "vllm":
+                body = {"model": self.model, "messages": msgs, "add_generation_prompt": True}
+                answer = ep.post_json("/tokenize", body, root=True, timeout=PROBE_TIMEOUT)
+                count = answer.get("count") if isinstance(answer, dict) else None
+                return count if isinstance(count, int) else None
+            rendered = ep.post_json(
+                "/apply-template", {"messages": msgs}, root=True, timeout=PROBE_TIMEOUT
+            )
+            prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+            if not isinstance(prompt, str):
+                return None
+            body = {"content": prompt, "add_special": False}
+            answer = ep.post_json("/tokenize", body, root=True, timeout=PROBE_TIMEOUT)
+            tokens = answer.get("tokens") if isinstance(answer, dict) else None
+            return len(tokens) if isinstance(tokens, list) else None
+        except RemoteError:
+            return None
+
+    def fit(
+        self, messages: Sequence[ChatMessage], max_new_tokens: int, system: str | None = None
+    ) -> tuple[list[ChatMessage], int]:
+        """The messages that fit the context with room for the reply, dropping the oldest
+        exchanges (as ChatSession.fit); (messages, how many were dropped). Only when the
+        context size is known (the server said, or --max-context): an assumed size must not
+        drop turns a larger server would have kept, and the server's own error says when a
+        prompt is too long."""
+        msgs = list(messages)
+        if not self.context_known:
+            return msgs, 0
+        ctx = self._max_context
+        budget = max(ctx - max_new_tokens, ctx // 2)
+        dropped = 0
+        while len(msgs) > 1 and self.count_tokens(msgs, system) > budget:
+            cut = 1  # the oldest exchange: a user message and the replies up to the next one
+            while cut < len(msgs) - 1 and msgs[cut]["role"] != "user":
+                cut += 1
+            msgs = msgs[cut:]
+            dropped += cut
+        return msgs, dropped
 
     # --- the reply -------------------------------------------------------------------------
     def stream_reply(
@@ -264,7 +310,15 @@ class RemoteChat:
         """TokenEvents as chunks arrive, then one FinishEvent (reason "cancelled" when `cancel`
         closed the stream). A failure raises RemoteError with the text so far in `partial`."""
         p = params if params is not None else self._defaults
-        body = request_body(self.model, self.full_messages(messages, system), p)
+        kept, dropped = self.fit(messages, p.max_new_tokens, system)
+        body = request_body(self.model, self.full_messages(kept, system), p)
+        if dropped:
+            yield NoticeEvent(
+                f"the conversation no longer fits in {self._max_context} tokens; "
+                f"dropped the {dropped} oldest message(s)",
+                kind="context_trimmed",
+                dropped=dropped,
+            )
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         first = last = 0.0
@@ -317,6 +371,6 @@ class RemoteChat:
             decode_seconds=(last - first) if first else 0.0,
         )
         # the context bar: the server's prompt count, else our estimate of it
-        used = stats.prompt_tokens or self.count_tokens(messages, system)
+        used = stats.prompt_tokens or self.count_tokens(kept, system)
         self._cached = used + stats.generated_tokens
         yield FinishEvent(reason or "eos", "".join(parts), [], stats)
