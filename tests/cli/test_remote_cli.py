@@ -185,3 +185,15 @@ def test_a_remote_prompt_never_imports_torch(openai_server: Server) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert out.stdout.splitlines()[-1] == "False False 0", out.stderr
+
+
+def test_the_app_command_checks_the_endpoint_before_the_screen_opens(
+    openai_server: Server, capsys: pytest.CaptureFixture
+) -> None:
+    server = openai_server(api_key="sk-app")
+    assert main([server.url]) == 2  # refused key: said before any screen
+    err = capsys.readouterr().err
+    assert "401" in err and err.count("\n") == 1
+    # a good endpoint passes the check; under pytest there is no terminal, so the app says so
+    assert main([server.url, "--api-key", "sk-app"]) == 2
+    assert "needs a terminal" in capsys.readouterr().err

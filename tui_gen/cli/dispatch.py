@@ -109,8 +109,13 @@ def _dispatch(argv: list[str]) -> int:
 
             return run_headless(args, generate)
         return run_headless(args)
-    if not remote:
-        _check_model_path(str(args.model))  # before the screen opens, as the CLI does
+    # before the screen opens, as the CLI does: a typo never opens the app to show an error
+    if remote:
+        from tui_gen.cli.remote_run import check_endpoint
+
+        check_endpoint(args)
+    else:
+        _check_model_path(str(args.model))
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise TuiGenError(
             "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "

@@ -81,6 +81,12 @@ def connect(args: argparse.Namespace) -> RemoteChat:
     )
 
 
+def check_endpoint(args: argparse.Namespace) -> None:
+    """Fail fast (one line, exit 2) on an endpoint that is unreachable, refuses the key or is
+    not an OpenAI-compatible API, before the full-screen app opens (it connects again)."""
+    connect(args).close()
+
+
 def _jobs(chat: RemoteChat, args: argparse.Namespace, specs: list[PromptSpec]) -> list[Job]:
     from tui_gen.options import InvalidParameterError
 
