@@ -185,6 +185,17 @@ def test_a_remote_prompt_never_imports_torch(openai_server: Server) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert out.stdout.splitlines()[-1] == "False False 0", out.stderr
+    # the app's way in: the backend it opens for an endpoint does not import torch either
+    code = (
+        "import sys; from tui_gen.app.config import AppConfig; "
+        "from tui_gen.app.worker import open_backend; "
+        f"engine, info, chat = open_backend(AppConfig(model={server.url!r})); "
+        "print('torch' in sys.modules, engine, info.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert out.stdout.splitlines()[-1] == f"False None fake-chef @ {server.url}", out.stderr
 
 
 def test_the_app_command_checks_the_endpoint_before_the_screen_opens(
