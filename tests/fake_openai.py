@@ -190,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send_json(200, {"tokens": list(range(len(body["content"].split())))})
             return
-        if self.path != "/v1/chat/completions":
+        if self.path not in ("/v1/chat/completions", "/v1/completions"):
             self._error(404, f"no route {self.path}")
             return
         if body.get("model") not in fake.models:
@@ -214,18 +214,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        chat = "messages" in body  # else /v1/completions: "text" instead of "delta"
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body["model"]}
-        self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+        if chat:
+            self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
         limit = fake.cut_after if fake.mode in ("cut", "nodone", "hang") else len(pieces)
         for piece in pieces[:limit]:
             if fake.chunk_delay:
                 time.sleep(fake.chunk_delay)
-            choice: dict[str, Any] = {"index": 0, "delta": {"content": piece}}
-            if body.get("logprobs"):
+            choice: dict[str, Any] = {"index": 0}
+            choice.update({"delta": {"content": piece}} if chat else {"text": piece})
+            if body.get("logprobs") and chat:
                 n = int(body.get("top_logprobs") or 0)
                 top = [{"token": piece, "logprob": -0.25}, {"token": "<alt>", "logprob": -2.5}]
                 choice["logprobs"] = {
                     "content": [{"token": piece, "logprob": -0.25, "top_logprobs": top[:n]}]
+                }
+            elif body.get("logprobs"):  # the legacy completions format
+                top = dict(list({piece: -0.25, "<alt>": -2.5}.items())[: int(body["logprobs"])])
+                choice["logprobs"] = {
+                    "tokens": [piece],
+                    "token_logprobs": [-0.25],
+                    "top_logprobs": [top],
                 }
             self._event({**base, "choices": [choice]})
         if fake.mode == "cut":
@@ -240,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._hang()
             return
         reason = "length" if len(pieces) < len(fake.pieces()) else "stop"
-        self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+        end = {"delta": {}} if chat else {"text": ""}
+        self._event({**base, "choices": [{"index": 0, **end, "finish_reason": reason}]})
         if fake.usage and (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 11, "completion_tokens": len(pieces)}
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

@@ -144,7 +144,6 @@ def test_an_unknown_model_and_an_unreachable_server(
         ["--num-beams", "2"],
         ["--length-penalty", "2"],
         ["--early-stopping", "true"],
-        ["--raw"],
     ],
 )
 def test_flags_that_make_no_sense_remotely_are_one_line(
@@ -208,3 +207,16 @@ def test_the_app_command_checks_the_endpoint_before_the_screen_opens(
     # a good endpoint passes the check; under pytest there is no terminal, so the app says so
     assert main([server.url, "--api-key", "sk-app"]) == 2
     assert "needs a terminal" in capsys.readouterr().err
+
+
+def test_raw_sends_plain_text_to_completions(
+    openai_server: Server, capsys: pytest.CaptureFixture
+) -> None:
+    server = openai_server()
+    assert main([server.url, "--prompt", "Once upon a time", "--raw", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["reply"] == server.reply and rec["chat"] is False
+    [req] = server.requests[-1:]
+    assert req["path"] == "/v1/completions" and req["body"]["prompt"] == "Once upon a time"
+    assert main([server.url, "--prompt", "x", "--raw", "--system", "s"]) == 2
+    assert "--system needs the chat format" in capsys.readouterr().err

@@ -15,8 +15,9 @@ from tui_gen.engine.events import FinishEvent, TokenEvent
 from tui_gen.engine.protocol import ChatBackend
 from tui_gen.options import SamplingParams
 from tui_gen.remote import API_KEY_ENV, api_key, is_endpoint
-from tui_gen.remote.backend import ASSUMED_CONTEXT, REMOTE_DEFAULTS, RemoteChat, request_body
+from tui_gen.remote.backend import ASSUMED_CONTEXT, REMOTE_DEFAULTS, RemoteChat
 from tui_gen.remote.client import Endpoint, RemoteError, StreamCut, server_message, sse_data
+from tui_gen.remote.wire import request_body
 
 __all__ = ["openai_server"]
 Server = Callable[..., FakeOpenAI]
@@ -277,3 +278,16 @@ def test_the_oldest_exchanges_are_dropped_when_the_context_is_known(
     # an assumed context size never drops turns
     bare = RemoteChat.connect(openai_server(tokenize="vllm").url)
     assert not bare.context_known and bare.fit(history * 200, 10) == (history * 200, 0)
+
+
+def test_plain_text_goes_through_completions(openai_server: Server) -> None:
+    server = openai_server()
+    chat = RemoteChat.connect(server.url)
+    events = list(chat.stream_completion("Once upon a time", chat.params(logprobs=1)))
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    assert "".join(t.text for t in tokens) == server.reply == events[-1].text
+    [req] = [r for r in server.requests if r["path"] == "/v1/completions"]
+    assert req["body"]["prompt"] == "Once upon a time" and "messages" not in req["body"]
+    assert req["body"]["logprobs"] == 1  # the legacy API takes an int
+    lp = tokens[0].logprobs
+    assert lp is not None and lp.logprob == -0.25 and [a.text for a in lp.top] == [lp.text]

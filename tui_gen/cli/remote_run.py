@@ -8,6 +8,7 @@ mean nothing remotely (the server owns the device, the weights and the decoding 
     --prompts FILE    --batch-size requests in flight at once (the server batches them), the
                       records written in input order
     --json            headless.py's records, plus "model" and "endpoint"
+    --raw             the prompt as plain text through /v1/completions (no chat template)
 
 A failure (the server goes away, rejects a value, cuts the stream) is one error line and exit
 code 2; what had streamed is already printed. Ctrl+C closes the open streams (the server
@@ -32,7 +33,9 @@ from tui_gen.remote import api_key
 from tui_gen.sanitize import StreamSanitizer
 
 if TYPE_CHECKING:
-    from tui_gen.engine.events import FinishEvent
+    from collections.abc import Iterator
+
+    from tui_gen.engine.events import Event, FinishEvent
     from tui_gen.options import SamplingParams
     from tui_gen.remote.backend import RemoteChat
 
@@ -53,11 +56,6 @@ def check_remote_flags(args: argparse.Namespace) -> None:
                 f"{flag} does not apply to a remote model (the server decides how it runs the "
                 "model); drop it"
             )
-    if getattr(args, "chat", None) is False:
-        raise TuiGenError(
-            "--raw does not apply to a remote model (the server applies the model's chat "
-            "template); drop it"
-        )
 
 
 def check_local_flags(args: argparse.Namespace) -> None:
@@ -106,7 +104,7 @@ def _jobs(chat: RemoteChat, args: argparse.Namespace, specs: list[PromptSpec]) -
                 f"{where}--num-return-sequences {n} with greedy decoding gives {n} identical "
                 "replies; sample (--temperature > 0)"
             )
-        jobs.append(Job(spec, i, [], p, n, None, True))
+        jobs.append(Job(spec, i, [], p, n, None, args.chat is not False))
     return jobs
 
 
@@ -114,8 +112,18 @@ def _system(args: argparse.Namespace, job: Job) -> str | None:
     return job.spec.system if job.spec.system is not None else args.system
 
 
-def _messages(job: Job) -> list[dict[str, str]]:
-    return [{"role": "user", "content": job.spec.prompt}]
+def _events(
+    chat: RemoteChat,
+    args: argparse.Namespace,
+    job: Job,
+    p: SamplingParams,
+    cancel: threading.Event,
+) -> Iterator[Event]:
+    """The reply to one prompt: a chat message, or with --raw the text's continuation."""
+    if not job.chat:
+        return chat.stream_completion(job.spec.prompt, p, cancel=cancel)
+    messages = [{"role": "user", "content": job.spec.prompt}]
+    return chat.stream_reply(messages, p, system=_system(args, job), cancel=cancel)
 
 
 def _stream_one(
@@ -127,9 +135,7 @@ def _stream_one(
 
     safe = StreamSanitizer()
     try:
-        for ev in chat.stream_reply(
-            _messages(job), job.params, system=_system(args, job), cancel=cancel
-        ):
+        for ev in _events(chat, args, job, job.params, cancel):
             if isinstance(ev, TokenEvent) and ev.text:
                 text = safe.feed(ev.text)
                 if text:
@@ -152,7 +158,7 @@ def _finish(
     p = job.params
     if p.seed is not None and seq:
         p = p.replace(seed=p.seed + seq)  # reply j reproduces alone with seed + j
-    for ev in chat.stream_reply(_messages(job), p, system=_system(args, job), cancel=cancel):
+    for ev in _events(chat, args, job, p, cancel):
         if isinstance(ev, FinishEvent):
             return ev, p
     raise TuiGenError("the remote reply ended without finishing")  # stream_reply never does

@@ -1,24 +1,13 @@
 """RemoteChat: the ChatBackend protocol over an OpenAI-compatible /v1/chat/completions stream.
 
 The server applies the model's chat template and samples; this side maps SamplingParams onto
-request fields, turns chunks into the engine's events and measures the stats itself (time to
-first token from the request, tok/s from the first token to the last, with the server's
-`usage` counts when it sends them and the number of streamed tokens otherwise).
+request fields (wire.py), turns chunks into the engine's events and measures the stats itself
+(time to first token from the request, tok/s from the first token to the last, with the
+server's `usage` counts when it sends them and the number of streamed tokens otherwise).
+`stream_completion` is the same over /v1/completions, for plain text without a template.
 
-Request fields (the names vLLM, llama.cpp, Ollama and `tui-gen serve` accept):
-
-    max_new_tokens      max_tokens
-    temperature         temperature (0 when greedy)
-    top_p, seed, stop   top_p, seed, stop
-    top_k, min_p        top_k, min_p (extensions; always sent, so "off" means off and not the
-                        server's own default, e.g. llama-cpp-python's min_p 0.05)
-    repetition_penalty  repetition_penalty, and repeat_penalty (llama.cpp's name)
-    logprobs = N > 0    logprobs: true, top_logprobs: N
-
-A server reports text, not token ids: every TokenEvent carries token_id -1, the FinishEvent
-no ids, and logprobs alternatives token_id -1 too. A server reports one distribution per
-token (the one it sampled from, or the raw one, depending on the server), so a TokenLogprobs
-carries it in both its raw and its sampled fields.
+A server reports text, not token ids: every TokenEvent carries token_id -1 and the FinishEvent
+no ids.
 
 The context size and token counts are best effort, since servers differ: `max_model_len` in
 /v1/models (vLLM, ours), llama.cpp's /props n_ctx, else --max-context, else ASSUMED_CONTEXT.
@@ -41,13 +30,20 @@ from tui_gen.engine.events import (
     FinishReason,
     GenerationStats,
     NoticeEvent,
-    TokenAlternative,
     TokenEvent,
-    TokenLogprobs,
 )
 from tui_gen.engine.protocol import ChatMessage
 from tui_gen.options import SamplingParams
 from tui_gen.remote.client import PROBE_TIMEOUT, Endpoint, RemoteError, StreamCut, _one_line
+from tui_gen.remote.wire import (
+    UNKNOWN_ID,
+    choice_logprobs,
+    choice_text,
+    completion_body,
+    finish_reason,
+    first_choice,
+    request_body,
+)
 
 #: what a remote model starts with (the server's own defaults are not published by the API);
 #: the extension samplers are off, so a plain OpenAI-style request is what is asked for
@@ -58,67 +54,6 @@ REMOTE_DEFAULTS = SamplingParams(
 ASSUMED_CONTEXT = 4096
 #: the estimate when the server cannot count tokens
 CHARS_PER_TOKEN = 4
-_UNKNOWN_ID = -1
-
-
-def request_body(
-    model: str, messages: Sequence[ChatMessage], p: SamplingParams, *, stream: bool = True
-) -> dict[str, Any]:
-    """The /v1/chat/completions request for `messages` with the values of `p`."""
-    if p.repetition_window:
-        raise RemoteError(
-            "repetition_window has no field in the OpenAI API; set it to 0 for a remote model"
-        )
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-        "max_tokens": p.max_new_tokens,
-        "temperature": 0.0 if p.greedy else p.temperature,
-        "top_p": p.top_p,
-        "top_k": p.top_k,
-        "min_p": p.min_p,
-        "repetition_penalty": p.repetition_penalty,
-        "repeat_penalty": p.repetition_penalty,
-    }
-    if p.seed is not None:
-        body["seed"] = p.seed
-    if p.stop_strings:
-        body["stop"] = list(p.stop_strings)
-    if p.logprobs:
-        body["logprobs"] = True
-        body["top_logprobs"] = p.logprobs
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def _logprobs(entry: Any) -> TokenLogprobs | None:
-    """One entry of a chunk's choices[0].logprobs.content, as the engine's TokenLogprobs."""
-    if not isinstance(entry, dict):
-        return None
-    try:
-        top = tuple(
-            TokenAlternative(_UNKNOWN_ID, str(t.get("token", "")), float(t["logprob"]))
-            for t in entry.get("top_logprobs") or []
-            if isinstance(t, dict) and "logprob" in t
-        )
-        logprob = float(entry["logprob"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    text = str(entry.get("token", ""))
-    return TokenLogprobs(_UNKNOWN_ID, text, logprob, top, logprob, top)
-
-
-def _entries(choice: dict[str, Any]) -> list[Any]:
-    """The logprobs entries of a chunk's choice (one per token it carries)."""
-    lp = choice.get("logprobs")
-    content = lp.get("content") if isinstance(lp, dict) else None
-    return content if isinstance(content, list) else []
-
-
-def _finish_reason(reason: Any) -> FinishReason:
-    return "length" if reason == "length" else "eos"
 
 
 class RemoteChat:
@@ -319,6 +254,31 @@ class RemoteChat:
                 kind="context_trimmed",
                 dropped=dropped,
             )
+        yield from self._stream("/chat/completions", body, p, cancel, kept, system)
+
+    def stream_completion(
+        self,
+        prompt: str,
+        params: SamplingParams | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """The continuation of plain text (/v1/completions: no chat template), as events."""
+        p = params if params is not None else self._defaults
+        body = completion_body(self.model, prompt, p)
+        yield from self._stream("/completions", body, p, cancel, [], None, prompt)
+
+    def _stream(
+        self,
+        path: str,
+        body: dict[str, Any],
+        p: SamplingParams,
+        cancel: threading.Event | None,
+        messages: Sequence[ChatMessage],
+        system: str | None,
+        prompt: str = "",
+    ) -> Iterator[Event]:
+        """The chunks of one request as TokenEvents, then one FinishEvent with the stats."""
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         first = last = 0.0
@@ -327,32 +287,22 @@ class RemoteChat:
         usage: dict[str, Any] = {}
         reason: FinishReason | None = None
         try:
-            for chunk in self.endpoint.stream("/chat/completions", body, cancel):
+            for chunk in self.endpoint.stream(path, body, cancel):
                 if isinstance(chunk.get("usage"), dict):
                     usage = chunk["usage"]
-                choices = chunk.get("choices")
-                choice = choices[0] if isinstance(choices, list) and choices else {}
-                if not isinstance(choice, dict):
-                    continue
-                delta = choice.get("delta") or {}
-                text = delta.get("content") if isinstance(delta, dict) else None
-                text = text if isinstance(text, str) else ""
-                entries = _entries(choice) if p.logprobs else []
+                choice = first_choice(chunk)
+                text = choice_text(choice)
+                entries = choice_logprobs(choice) if p.logprobs else []
                 if text or entries:
                     now = time.perf_counter()
                     first = first or now
                     last = now
                     parts.append(text)
-                    if entries:
-                        for i, entry in enumerate(entries):
-                            tokens += 1
-                            piece = text if i == 0 else ""
-                            yield TokenEvent(_UNKNOWN_ID, piece, 0, _logprobs(entry))
-                    else:
-                        tokens += 1
-                        yield TokenEvent(_UNKNOWN_ID, text)
+                    for i, entry in enumerate(entries or [None]):
+                        tokens += 1  # a chunk per token, unless its logprobs list several
+                        yield TokenEvent(UNKNOWN_ID, text if i == 0 else "", 0, entry)
                 if choice.get("finish_reason"):
-                    reason = _finish_reason(choice["finish_reason"])
+                    reason = finish_reason(choice["finish_reason"])
         except StreamCut as e:
             if reason is None:
                 raise StreamCut(f"{e}; the partial reply is kept", "".join(parts)) from None
@@ -360,17 +310,20 @@ class RemoteChat:
             raise RemoteError(str(e), "".join(parts)) from None
         if cancel.is_set() and reason is None:
             reason = "cancelled"
-        prompt = usage.get("prompt_tokens")
+        n_prompt = usage.get("prompt_tokens")
         generated = usage.get("completion_tokens")
         stats = GenerationStats(
-            prompt_tokens=prompt if isinstance(prompt, int) else 0,
-            prefill_tokens=prompt if isinstance(prompt, int) else 0,
+            prompt_tokens=n_prompt if isinstance(n_prompt, int) else 0,
+            prefill_tokens=n_prompt if isinstance(n_prompt, int) else 0,
             generated_tokens=generated if isinstance(generated, int) else tokens,
             time_to_first_token=(first - t0) if first else 0.0,
             prefill_seconds=(first - t0) if first else 0.0,
             decode_seconds=(last - first) if first else 0.0,
         )
         # the context bar: the server's prompt count, else our estimate of it
-        used = stats.prompt_tokens or self.count_tokens(kept, system)
+        used = stats.prompt_tokens
+        if not used:
+            estimate = len(prompt) // CHARS_PER_TOKEN + 1
+            used = self.count_tokens(messages, system) if messages else estimate
         self._cached = used + stats.generated_tokens
         yield FinishEvent(reason or "eos", "".join(parts), [], stats)
