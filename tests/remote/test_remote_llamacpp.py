@@ -77,37 +77,38 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
             proc.wait(timeout=20)
 
 
-def _llama_cpp_answers(gguf: Path, prompts: list[str]) -> list[str]:
+def _llama_cpp_answers(gguf: Path, prompts: list[str], raw: str) -> tuple[list[str], str]:
+    """What llama.cpp answers in this process: each prompt as a chat message, and `raw`'s
+    plain-text continuation."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(gguf), verbose=False, **LLAMA_ARGS)
+    greedy = {"temperature": 0.0, "max_tokens": MAX_TOKENS, "repeat_penalty": 1.0}  # as sent
     out = []
     for prompt in prompts:
-        answer = llm.create_chat_completion(
-            [{"role": "user", "content": prompt}],
-            temperature=0.0,
-            max_tokens=MAX_TOKENS,
-            repeat_penalty=1.0,  # what tui-gen sends for "off"
-        )
+        answer = llm.create_chat_completion([{"role": "user", "content": prompt}], **greedy)
         out.append(answer["choices"][0]["message"]["content"])
-    return out
+    text = llm.create_completion(raw, **greedy)["choices"][0]["text"]
+    return out, text
+
+
+def _tui_gen(url: str, *flags: str) -> str:
+    cmd = [sys.executable, "-m", "tui_gen", url, *flags, "--max-new-tokens", str(MAX_TOKENS)]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
 def test_the_remote_backend_prints_what_llama_cpp_answers(llama_server) -> None:
     url, gguf = llama_server
-    expected = _llama_cpp_answers(gguf, PROMPTS)
+    raw = "The best way to store fresh basil is"
+    expected, continuation = _llama_cpp_answers(gguf, PROMPTS, raw)
     for prompt, reference in zip(PROMPTS, expected):
-        cmd = [sys.executable, "-m", "tui_gen", url, "--prompt", prompt, "--greedy"]
-        run = subprocess.run(
-            [*cmd, "--max-new-tokens", str(MAX_TOKENS)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-        )
-        assert run.returncode == 0, run.stderr
-        assert run.stdout == sanitize(reference) + "\n"
         assert reference.strip()  # a real answer, not an empty one
+        assert _tui_gen(url, "--prompt", prompt, "--greedy") == sanitize(reference) + "\n"
+    # --raw: plain text through /v1/completions
+    assert continuation.strip()
+    assert _tui_gen(url, "--prompt", raw, "--raw", "--greedy") == sanitize(continuation) + "\n"
 
 
 def test_json_mode_on_the_real_server_counts_and_times(llama_server) -> None:
