@@ -220,3 +220,16 @@ def test_raw_sends_plain_text_to_completions(
     assert req["path"] == "/v1/completions" and req["body"]["prompt"] == "Once upon a time"
     assert main([server.url, "--prompt", "x", "--raw", "--system", "s"]) == 2
     assert "--system needs the chat format" in capsys.readouterr().err
+
+
+def test_info_describes_an_endpoint(openai_server: Server, capsys: pytest.CaptureFixture) -> None:
+    server = openai_server(models=("a", "b"), max_model_len=2048, tokenize="vllm")
+    assert main(["info", server.url, "--model", "b"]) == 0
+    out = capsys.readouterr().out
+    assert f"endpoint      {server.url}" in out and "model         b" in out
+    assert "2048 tokens (/v1/models max_model_len)" in out and "from the server (vllm)" in out
+    assert main(["info", server.url, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["models"] == ["a", "b"] and d["model"] == "a" and d["token_counting"] == "vllm"
+    assert main(["info", server.url, "--quantize", "int8"]) == 2
+    assert "--quantize does not apply to a remote model" in capsys.readouterr().err

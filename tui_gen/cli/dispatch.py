@@ -67,6 +67,12 @@ def app_config(args: argparse.Namespace) -> AppConfig:
 
 def _run_info(argv: Sequence[str]) -> int:
     args = build_info_parser().parse_args(argv)
+    if is_endpoint(str(args.model)):
+        check_remote_flags(args)
+        from tui_gen.cli.remote_run import run_remote_info
+
+        return run_remote_info(args)
+    check_local_flags(args)
     from tui_gen.cli.info import run_info
 
     return run_info(args)

@@ -256,9 +256,10 @@ def build_main_parser() -> argparse.ArgumentParser:
 
 def build_info_parser() -> argparse.ArgumentParser:
     p = Parser(prog="tui-gen info", description="Describe a model without generating.")
-    p.add_argument("model")
+    p.add_argument("model", help="a model directory, a .gguf file or an endpoint URL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_model_options(p)
+    add_remote_options(p)
     return p
 
 

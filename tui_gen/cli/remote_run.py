@@ -30,7 +30,7 @@ from tui_gen.cli.parser import sampling_overrides
 from tui_gen.cli.prompts_file import PromptSpec
 from tui_gen.errors import TuiGenError
 from tui_gen.remote import api_key
-from tui_gen.sanitize import StreamSanitizer
+from tui_gen.sanitize import StreamSanitizer, sanitize
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -83,6 +83,45 @@ def check_endpoint(args: argparse.Namespace) -> None:
     """Fail fast (one line, exit 2) on an endpoint that is unreachable, refuses the key or is
     not an OpenAI-compatible API, before the full-screen app opens (it connects again)."""
     connect(args).close()
+
+
+def run_remote_info(args: argparse.Namespace) -> int:
+    """`tui-gen info URL`: what the endpoint serves and what tui-gen found out about it."""
+    from tui_gen.cli.headless import json_line, print_stdout
+
+    chat = connect(args)
+    try:
+        counting = chat.count_tokens([{"role": "user", "content": "Hello"}])
+        d = {
+            "endpoint": chat.endpoint.display,
+            "model": chat.model,
+            "models": chat.served,
+            "max_context": chat.max_context,
+            "context_source": chat.context_source,
+            "token_counting": chat.token_counting,
+            "hello_tokens": counting,
+            "defaults": chat.defaults.to_dict(),
+        }
+    finally:
+        chat.close()
+    if args.json:
+        print_stdout(json_line(d, indent=2))
+        return 0
+    rows = [
+        ("endpoint", d["endpoint"]),
+        ("model", d["model"]),
+        ("served", ", ".join(chat.served) or "(none listed)"),
+        ("context", f"{chat.max_context} tokens ({chat.context_source})"),
+        ("token counts", _counting(chat.token_counting)),
+    ]
+    print_stdout(sanitize("\n".join(f"{k:<14}{v}" for k, v in rows)))
+    return 0
+
+
+def _counting(way: str | None) -> str:
+    if way in (None, "estimate"):
+        return "estimated (the server has no token counting tui-gen knows)"
+    return f"from the server ({way})"
 
 
 def _jobs(chat: RemoteChat, args: argparse.Namespace, specs: list[PromptSpec]) -> list[Job]:

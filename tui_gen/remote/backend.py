@@ -172,6 +172,12 @@ class RemoteChat:
         head = [{"role": "system", "content": system}] if system else []
         return head + [{"role": m["role"], "content": m["content"]} for m in messages]
 
+    @property
+    def token_counting(self) -> str | None:
+        """How count_tokens counts: "vllm" or "llama.cpp" (the server), "estimate", or None
+        before the first count."""
+        return self._counter
+
     def count_tokens(self, messages: Sequence[ChatMessage], system: str | None = None) -> int:
         """Best effort: the server's count where it has one (vLLM's /tokenize with messages,
         or llama-server's /apply-template then /tokenize), else an estimate of one token per
