@@ -65,6 +65,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.slow)
     if item.get_closest_marker("gemma3") is not None:  # a real 270M model: always slow
         item.add_marker(pytest.mark.slow)
+    if item.get_closest_marker("llamacpp") is not None:  # starts llama.cpp's server: slow
+        item.add_marker(pytest.mark.slow)
 
 
 def _ran_the_whole_tier(config: pytest.Config) -> bool:

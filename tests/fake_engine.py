@@ -198,9 +198,9 @@ def model_prompt(app: Any) -> str:
 
 
 async def ready(pilot: Any) -> None:
-    """Wait until the model is loaded."""
+    """Wait until the model is loaded (a remote model has a backend but no local engine)."""
     app = pilot.app
-    await wait_until(pilot, lambda: app.engine is not None or app.load_error, "the model")
+    await wait_until(pilot, lambda: app.chat is not None or app.load_error, "the model")
 
 
 async def send(pilot: Any, text: str) -> None:

@@ -2,6 +2,7 @@
 
     cli  ->  app  ->  (engine through a Protocol, loaded on a worker thread)
     cli  ->  engine  ->  models  ->  options, errors
+    cli, app  ->  remote  ->  (engine's protocol and events only; torch-free)
 
 Every import counts, function-local ones included; imports under `if TYPE_CHECKING:` do not,
 since they never run (they exist for the type checker, which handles cycles itself).
@@ -130,6 +131,21 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("tui_gen.options", ("torch", "textual", "tui_gen.engine", "tui_gen.app")),
         # what the app (and a remote backend) may import of the engine: torch-free
         ("tui_gen.engine.protocol", ("torch", "tui_gen.models", "tui_gen.engine.generator")),
+        # the remote backend: torch-free, below the app and the CLI, beside the local engine
+        (
+            "tui_gen.remote",
+            (
+                "torch",
+                "textual",
+                "tui_gen.app",
+                "tui_gen.cli",
+                "tui_gen.models",
+                "tui_gen.server",
+                "tui_gen.engine.generator",
+                "tui_gen.engine.native",
+                "tui_gen.engine.loading",
+            ),
+        ),
         ("tui_gen.errors", ("torch", "textual", "tui_gen")),
         ("tui_gen", ("dev", "tests")),
     ],
@@ -151,6 +167,7 @@ def test_the_checks_can_fail() -> None:
         ("tui_gen.app.app", ("torch",)),  # the app paints before torch loads
         ("tui_gen.options", ("torch", "textual")),
         ("tui_gen.engine.protocol", ("torch", "textual")),
+        ("tui_gen.remote.backend", ("torch", "textual")),  # a remote model needs no torch
     ],
 )
 def test_importing_does_not_pull_in(module: str, absent: tuple[str, ...]) -> None:

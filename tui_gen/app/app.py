@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,8 +54,9 @@ from tui_gen.app.widgets.chat_view import ChatView
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
-from tui_gen.app.worker import load_generator, model_info, warm_up_highlighting
+from tui_gen.app.worker import model_info, open_backend, warm_up_highlighting
 from tui_gen.engine.protocol import ChatBackend, ChatEngine
+from tui_gen.remote import is_endpoint
 from tui_gen.sanitize import sanitize
 
 #: how long quitting waits for a generation to stop before leaving its thread behind
@@ -117,14 +117,8 @@ class TuiGenApp(GenerationMixin):
         self.store = store or TranscriptStore(
             Path(config.transcripts) if config.transcripts else data_dir() / "transcripts"
         )
-        self._engine_factory: Callable[[], ChatEngine] = engine_factory or partial(
-            load_generator,
-            config.model,
-            config.device,
-            config.dtype,
-            config.max_context,
-            config.quantize,
-        )
+        #: tests give a stand-in engine; otherwise worker.open_backend decides local or remote
+        self._engine_factory = engine_factory
         self._flush_interval = flush_interval
         self.engine: ChatEngine | None = None
         self.chat: ChatBackend | None = None
@@ -227,19 +221,30 @@ class TuiGenApp(GenerationMixin):
     def _model_label(self) -> str:
         if self.info is not None:
             return self.info.name
+        return self._placeholder()
+
+    def _placeholder(self) -> str:
+        """What the model is called until it is loaded: a path's last part, or the URL."""
+        if is_endpoint(self.config.model):
+            return self.config.model
         return Path(self.config.model).name or self.config.model
 
     # --- loading the model ---------------------------------------------------------------------
     def _load_engine(self) -> None:
         """Worker thread: load the model (torch is imported here, not before first paint)."""
         try:
-            engine = self._engine_factory()
-            from tui_gen.engine.chat import ChatSession
+            engine: ChatEngine | None
+            chat: ChatBackend
+            if self._engine_factory is not None:
+                engine = self._engine_factory()
+                from tui_gen.engine.chat import ChatSession
 
-            chat = ChatSession(engine)
+                chat, info = ChatSession(engine), model_info(engine)
+            else:
+                engine, info, chat = open_backend(self.config)
             warm_up_highlighting()
             gcpause.freeze_startup_objects()  # torch and the model: see gcpause.py
-            self.post_message(EngineLoaded(engine, model_info(engine), chat))
+            self.post_message(EngineLoaded(engine, info, chat))
         except Exception as e:  # a TuiGenError has a one-line message; anything else too
             message = str(e) if e.__class__.__module__.startswith("tui_gen") else repr(e)
             self.post_message(EngineFailed(message))
@@ -247,14 +252,11 @@ class TuiGenApp(GenerationMixin):
     async def on_engine_loaded(self, message: EngineLoaded) -> None:
         self.engine, self.info, self.chat = message.engine, message.info, message.chat
         info = message.info
-        placeholder = Path(self.config.model).name or self.config.model
-        if self.conversation.model in ("", placeholder):  # not a reopened conversation
+        if self.conversation.model in ("", self._placeholder()):  # not a reopened conversation
             self.history.set_model(info.name)
         status = self.status
         status.model = info.name
-        status.device = f"{info.device} · {info.dtype}" + (
-            f" · {info.quantization}" if info.quantization else ""
-        )
+        status.device = " · ".join(p for p in (info.device, info.dtype, info.quantization) if p)
         status.context_max = info.max_context
         status.context_note = info.context_note
         if info.context_note:  # recurrent (BDH): no limit; a bar only against a trained length
@@ -306,7 +308,7 @@ class TuiGenApp(GenerationMixin):
         self.prompt.accept()
         self.history.add_user(text)
         await self.chat_view.add_user(text)
-        if self.engine is None:
+        if self.chat is None:
             self._queued = text
             self.notify("The model is still loading; your message goes as soon as it is ready.")
             return True
@@ -342,7 +344,7 @@ class TuiGenApp(GenerationMixin):
         await self.chat_view.clear_turns()
         self.status.context_used = 0
         self.status.speed = ""
-        if self.engine is not None:
+        if self.chat is not None:
             self.status.state = "ready"
         self.prompt.focus()
         saved = f" (the previous one is saved in {self.store.folder})" if had_turns else ""
@@ -350,7 +352,7 @@ class TuiGenApp(GenerationMixin):
 
     async def action_regenerate(self) -> None:
         """Generate the last reply again (with the current slider values)."""
-        if self.engine is None:
+        if self.chat is None:
             self.notify("The model is not loaded yet.", severity="warning")
             return
         if not await self._stop_and_wait():
@@ -391,7 +393,7 @@ class TuiGenApp(GenerationMixin):
         status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s" if numbers else ""
         used = [stats.get("prompt_tokens"), stats.get("generated_tokens")]
         status.context_used = sum(used) if all(isinstance(n, int) for n in used) else 0  # type: ignore[arg-type]
-        if self.engine is not None:
+        if self.chat is not None:
             status.state = "ready"
 
     async def _unsend_last(self) -> None:
@@ -499,7 +501,7 @@ class TuiGenApp(GenerationMixin):
         await self._render_conversation()
         self.status.context_used = 0
         self.status.speed = ""
-        if self.engine is not None:
+        if self.chat is not None:
             self.status.state = "ready"
         note = ""
         if self.info is not None and conv.model and conv.model != self.info.name:

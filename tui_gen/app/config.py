@@ -22,3 +22,8 @@ class AppConfig:
     sampling: dict[str, Number] = field(default_factory=dict)  #: slider values from flags
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    #: MODEL is an endpoint URL (tui_gen.remote.is_endpoint): the served model (--model), None
+    #: for the first the server lists
+    remote_model: str | None = None
+    #: the endpoint's key (--api-key or TUI_GEN_API_KEY); kept out of repr, never saved
+    api_key: str | None = field(default=None, repr=False)

@@ -11,7 +11,9 @@ autosave), kept apart because it is the one part with threads in it. The rules:
   final message the worker returned, so reset/regenerate/quit never race the thread;
 * the worker gets an immutable snapshot of the conversation (GenerationJob) and changes
   nothing the app owns; the reply goes into the History when its final message arrives;
-* an engine error rolls the conversation back to before the request and says why.
+* an engine error rolls the conversation back to before the request and says why; when part
+  of the reply had already arrived (a remote stream cut mid-way), that part is kept as the
+  reply, marked "error".
 """
 
 from __future__ import annotations
@@ -184,7 +186,9 @@ class GenerationMixin(App[int]):
             return
         g.ending = True
         try:
-            if isinstance(message, ReplyFailed):
+            if isinstance(message, ReplyFailed) and message.partial:
+                await self._keep_partial(g, message)
+            elif isinstance(message, ReplyFailed):
                 await self._roll_back(g, message)
             else:
                 await self._record_reply(g, message)
@@ -217,6 +221,26 @@ class GenerationMixin(App[int]):
         self.status.speed = f"{tps:.1f} tok/s · first token {ttft:.2f} s"
         self.status.context_used = message.context_used
         self.status.state = "stopped" if stopped else "ready"
+
+    async def _keep_partial(self, g: _Generation, message: ReplyFailed) -> None:
+        """The backend failed part-way (a remote stream was cut): keep what arrived as the
+        reply, marked "error", and say why."""
+        turn = Turn(
+            "assistant",
+            message.partial,
+            now_iso(),
+            finish_reason="error",
+            params=None,
+            stats=None,
+            model=self._model_label(),
+        )
+        self.history.add_reply(turn, 0)
+        await g.reply.finish(message.partial, stats_line(turn), stopped=True)
+        self.status.state = "ready"
+        self.status.speed = ""
+        self.notify(
+            sanitize(message.error), title="Generation failed", severity="error", timeout=15
+        )
 
     async def _roll_back(self, g: _Generation, message: ReplyFailed) -> None:
         """An engine error: the conversation goes back to before the request; nothing is lost

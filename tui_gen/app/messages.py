@@ -38,9 +38,10 @@ class ModelInfo:
 class EngineLoaded(Message):
     """The model is ready: `engine` is the Generator (or a stand-in with the same surface) and
     `chat` the ChatBackend the app talks to, a ChatSession on it (made on the worker thread,
-    where importing it costs nothing)."""
+    where importing it costs nothing). A remote model has no local engine (None): `chat` is
+    a RemoteChat (tui_gen/remote)."""
 
-    engine: ChatEngine
+    engine: ChatEngine | None
     info: ModelInfo
     chat: ChatBackend
 
@@ -89,8 +90,11 @@ class ReplyFinished(Message):
 
 @dataclass(eq=False)
 class ReplyFailed(Message):
-    """The engine raised; the app rolls the conversation back to before the request."""
+    """The engine raised; the app rolls the conversation back to before the request, unless
+    part of the reply had already streamed in (`partial`, e.g. a remote stream that was cut):
+    then that part is kept as the reply, marked as failed."""
 
     gen_id: int
     error: str
     user_error: bool = True
+    partial: str = ""

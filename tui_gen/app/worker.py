@@ -31,9 +31,11 @@ from tui_gen.app.messages import (
 )
 from tui_gen.engine.protocol import ChatBackend, ChatEngine, ChatMessage
 from tui_gen.errors import TuiGenError
+from tui_gen.remote import is_endpoint
 from tui_gen.sanitize import StreamSanitizer
 
 if TYPE_CHECKING:
+    from tui_gen.app.config import AppConfig
     from tui_gen.engine.generator import Generator
 
 FLUSH_INTERVAL = 0.03  # seconds
@@ -59,6 +61,38 @@ def load_generator(
 
     return Generator.load(
         model, device=device, dtype=dtype, max_context=max_context, quantize=quantize
+    )
+
+
+def open_backend(config: AppConfig) -> tuple[ChatEngine | None, ModelInfo, ChatBackend]:
+    """What the app chats with (on the worker thread): a ChatSession on the local engine, or a
+    RemoteChat when MODEL is an endpoint URL (tui_gen.remote.is_endpoint decides; torch is
+    then never imported). Returns (local engine or None, its description, the backend)."""
+    if is_endpoint(config.model):
+        from tui_gen.remote.backend import RemoteChat
+
+        remote = RemoteChat.connect(
+            config.model, config.remote_model, config.api_key, max_context=config.max_context
+        )
+        return None, remote_info(remote), remote
+    engine = load_generator(
+        config.model, config.device, config.dtype, config.max_context, config.quantize
+    )
+    from tui_gen.engine.chat import ChatSession
+
+    return engine, model_info(engine), ChatSession(engine)
+
+
+def remote_info(chat: ChatBackend) -> ModelInfo:
+    """Describe a remote model: its name says the model and the endpoint (so do transcripts)."""
+    return ModelInfo(
+        name=str(chat.name),
+        device="remote",
+        dtype="",
+        max_context=int(chat.max_context),
+        source_format="openai-api",
+        chat_template=chat.has_template,
+        defaults=chat.defaults.to_dict(),
     )
 
 
@@ -177,6 +211,7 @@ def run_generation(
     batcher = Batcher(interval, max_tokens)
     clean = StreamSanitizer()
     dropped = 0
+    streamed: list[str] = []  # the reply so far, kept if the backend fails part-way
 
     def flush() -> None:
         text, tokens = batcher.take()
@@ -191,6 +226,7 @@ def run_generation(
         events = chat.stream_reply(job.messages, params, system=job.system, cancel=job.cancel)
         for ev in events:
             if isinstance(ev, TokenEvent):
+                streamed.append(ev.text)
                 batcher.add(clean.feed(ev.text))
                 if batcher.due():
                     flush()
@@ -212,7 +248,9 @@ def run_generation(
                     dropped,
                 )
     except TuiGenError as e:
-        final = ReplyFailed(job.gen_id, str(e), user_error=True)
+        batcher.add(clean.flush(), 0)
+        flush()
+        final = ReplyFailed(job.gen_id, str(e), user_error=True, partial="".join(streamed))
     except Exception as e:  # a bug in the engine must not take the app down
         final = ReplyFailed(job.gen_id, f"{type(e).__name__}: {e}", user_error=False)
     post(final)

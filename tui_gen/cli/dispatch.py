@@ -1,6 +1,7 @@
 """The `tui-gen` command: the TUI by default, headless with --prompt/--prompts, plus subcommands.
 
     tui-gen MODEL                      full-screen chat
+    tui-gen http://HOST:PORT/v1        the same on an OpenAI-compatible server (--model NAME)
     tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
     tui-gen MODEL --prompts FILE       every prompt of a file
     tui-gen info MODEL                 what the model is
@@ -30,7 +31,9 @@ from tui_gen.cli.parser import (
     build_serve_parser,
     sampling_overrides,
 )
+from tui_gen.cli.remote_run import check_local_flags, check_remote_flags
 from tui_gen.errors import TuiGenError
+from tui_gen.remote import api_key, is_endpoint
 from tui_gen.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -48,8 +51,11 @@ def app_config(args: argparse.Namespace) -> AppConfig:
     sampling = clean_values({k: v for k, v in overrides.items() if k in BY_NAME})
     if overrides.get("do_sample") is False:
         sampling["temperature"] = 0.0  # --greedy: the slider shows it, and can undo it
+    remote = is_endpoint(str(args.model))
     return AppConfig(
         model=str(args.model),
+        remote_model=args.remote_model if remote else None,
+        api_key=api_key(args.api_key) if remote else None,
         device=args.device or "auto",
         dtype=args.dtype or "auto",
         max_context=args.max_context,
@@ -65,6 +71,12 @@ def app_config(args: argparse.Namespace) -> AppConfig:
 
 def _run_info(argv: Sequence[str]) -> int:
     args = build_info_parser().parse_args(argv)
+    if is_endpoint(str(args.model)):
+        check_remote_flags(args)
+        from tui_gen.cli.remote_run import run_remote_info
+
+        return run_remote_info(args)
+    check_local_flags(args)
     from tui_gen.cli.info import run_info
 
     return run_info(args)
@@ -117,11 +129,26 @@ def _dispatch(argv: list[str]) -> int:
         }[argv[0]]
         return run(argv[1:])
     args = build_main_parser().parse_args(argv)
+    remote = is_endpoint(str(args.model))  # the one place that decides local or remote
+    if remote:
+        check_remote_flags(args)
+    else:
+        check_local_flags(args)
     if args.prompt is not None or args.prompts is not None:
         from tui_gen.cli.headless import run_headless
 
+        if remote:
+            from tui_gen.cli.remote_run import generate
+
+            return run_headless(args, generate)
         return run_headless(args)
-    _check_model_path(str(args.model))  # before the screen opens, as the CLI does
+    # before the screen opens, as the CLI does: a typo never opens the app to show an error
+    if remote:
+        from tui_gen.cli.remote_run import check_endpoint
+
+        check_endpoint(args)
+    else:
+        _check_model_path(str(args.model))
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise TuiGenError(
             "the full-screen app needs a terminal; use --prompt TEXT (or --prompt -) for "

@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from tui_gen.engine.events import Event
     from tui_gen.engine.generator import Generator
     from tui_gen.options import BeamParams, SamplingParams
+
+#: a generation step: (flags, prompts, output) -> exit code
+Generate = Callable[[argparse.Namespace, list[PromptSpec], "Output"], int]
 
 #: flags that only make sense when sampling (beam search is a deterministic search)
 SAMPLING_ONLY = ("temperature", "top_k", "top_p", "min_p")
@@ -463,18 +466,24 @@ def _print_summary(replies: int, tokens: int, seconds: float, batch: int) -> Non
     )
 
 
-def run_headless(args: argparse.Namespace) -> int:
-    """Entry point for --prompt/--prompts; returns the exit code (130 after Ctrl+C)."""
+def run_headless(args: argparse.Namespace, generate: Generate | None = None) -> int:
+    """Entry point for --prompt/--prompts; returns the exit code (130 after Ctrl+C).
+
+    `generate` is the generation step: the local engine's (`_generate`) unless the caller
+    gives another (cli/remote_run.py's for an endpoint URL); the frame around it, prompts,
+    output and write errors, is the same."""
     specs = _read_specs(args)
     _precheck(args, specs)
-    if not Path(args.model).expanduser().exists():
-        raise TuiGenError(
-            f"{args.model}: no such file or directory; give a model directory or .gguf"
-        )
+    if generate is None:
+        generate = _generate
+        if not Path(args.model).expanduser().exists():
+            raise TuiGenError(
+                f"{args.model}: no such file or directory; give a model directory or .gguf"
+            )
     out = _open_output(args)
     try:
         output = Output(out)
-        code = _generate(args, specs, output)
+        code = generate(args, specs, output)
         output.flush()
         if out is not sys.stdout:
             output.close()  # the last buffered bytes can still find the disk full

@@ -88,7 +88,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--max-context",
         type=positive_int("--max-context"),
         default=None,
-        help="KV cache size in tokens (default: the model's context, at most 4096)",
+        help="KV cache size in tokens (default: the model's context, at most 4096; for an "
+        "endpoint: its context when the server does not say)",
     )
     g.add_argument(
         "--quantize",
@@ -126,6 +127,22 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
 
 
+def add_remote_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("remote model (MODEL is an http:// or https:// endpoint URL)")
+    g.add_argument(
+        "--model",
+        dest="remote_model",
+        metavar="NAME",
+        help="the served model to use (default: the first that GET /v1/models lists)",
+    )
+    g.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="sent as 'Authorization: Bearer KEY' (default: the TUI_GEN_API_KEY variable); "
+        "never saved",
+    )
+
+
 def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The sampling flags the user actually gave, with Hugging Face names."""
     out: dict[str, Any] = {}
@@ -158,7 +175,8 @@ def build_main_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "model",
-        help="model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file",
+        help="model directory (config.json, model.safetensors, tokenizer.json), a .gguf file, "
+        "or an OpenAI-compatible endpoint URL (http://HOST:PORT/v1)",
     )
     p.add_argument("--version", action="version", version=f"tui-gen {__version__}")
     h = p.add_argument_group("headless generation")
@@ -229,6 +247,7 @@ def build_main_parser() -> argparse.ArgumentParser:
     p.add_argument("--system", help="system prompt")
     add_sampling_options(p)
     add_model_options(p)
+    add_remote_options(p)
     a = p.add_argument_group("app")
     a.add_argument("--theme", help="colour theme (see the command palette for the list)")
     a.add_argument("--transcripts", metavar="DIR", help="folder for saved conversations")
@@ -237,9 +256,10 @@ def build_main_parser() -> argparse.ArgumentParser:
 
 def build_info_parser() -> argparse.ArgumentParser:
     p = Parser(prog="tui-gen info", description="Describe a model without generating.")
-    p.add_argument("model")
+    p.add_argument("model", help="a model directory, a .gguf file or an endpoint URL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_model_options(p)
+    add_remote_options(p)
     return p
 
 

@@ -53,7 +53,7 @@ class Turn:
     role: str  # "user" | "assistant"
     content: str
     created: str = ""
-    finish_reason: str | None = None  # eos | stop | length | cancelled
+    finish_reason: str | None = None  # eos | stop | length | cancelled | error
     params: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     model: str | None = None
@@ -293,6 +293,7 @@ _REASONS = {
     "stop": "stop string",
     "length": "hit the token limit",
     "cancelled": "stopped by the user",
+    "error": "cut off by an error",
 }
 
 
