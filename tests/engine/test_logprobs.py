@@ -207,7 +207,7 @@ def test_read_logprobs_properties(logits: torch.Tensor, p: SamplingParams, seed:
     step = process_logits(logits, p, seen)
     g = torch.Generator().manual_seed(seed)
     tok, col = choose(step, g)
-    [lp] = read_logprobs(step, tok, col, [p.logprobs], TokenTexts(_Tok()))
+    [lp] = read_logprobs(step, tok.tolist(), col.tolist(), [p.logprobs], TokenTexts(_Tok()))
     assert lp is not None and lp.token_id == int(tok) and lp.text == f"<{int(tok)}>"
     raw = apply_repetition_penalty(logits, seen, p.repetition_penalty).log_softmax(-1)[0]
     assert abs(lp.logprob - float(raw[int(tok)])) <= 1e-5
@@ -241,11 +241,12 @@ def test_a_row_without_logprobs_is_none_and_n_is_per_row() -> None:
     p = SamplingParams(do_sample=False)
     step = process_logits(logits, p)
     tok, col = choose(step)
-    out = read_logprobs(step, tok, col, [0, 3, 7], TokenTexts(_Tok()))
+    out = read_logprobs(step, tok.tolist(), col.tolist(), [0, 3, 7], TokenTexts(_Tok()))
     assert out[0] is None
     assert out[1] is not None and len(out[1].top) == 3
     assert out[2] is not None and len(out[2].top) == 7
-    assert read_logprobs(step, tok, col, [0, 0, 0], TokenTexts(_Tok())) == [None, None, None]
+    none = read_logprobs(step, tok.tolist(), col.tolist(), [0, 0, 0], TokenTexts(_Tok()))
+    assert none == [None, None, None]
 
 
 def test_a_temperature_that_overflows_reports_greedy() -> None:
@@ -253,7 +254,7 @@ def test_a_temperature_that_overflows_reports_greedy() -> None:
     p = SamplingParams(temperature=1e-40, top_k=0, top_p=1.0, logprobs=3)
     step = process_logits(logits, p)
     tok, col = choose(step, torch.Generator().manual_seed(0))
-    [lp] = read_logprobs(step, tok, col, [3], TokenTexts(_Tok()))
+    [lp] = read_logprobs(step, tok.tolist(), col.tolist(), [3], TokenTexts(_Tok()))
     assert int(tok) == 1 and lp is not None
     assert lp.sampled_logprob == 0.0 and [a.token_id for a in lp.sampled_top] == [1]
 

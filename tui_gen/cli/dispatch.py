@@ -3,6 +3,7 @@
     tui-gen MODEL                      full-screen chat
     tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
     tui-gen MODEL --prompts FILE       every prompt of a file
+    tui-gen MODEL --score FILE         per-token surprisal and the perplexity of a text
     tui-gen info MODEL                 what the model is
     tui-gen bench MODEL                speed, side by side with other engines
     tui-gen import FILE.gguf OUT_DIR   write a GGUF as a Hugging Face-style directory
@@ -90,6 +91,10 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return {"info": _run_info, "bench": _run_bench, "import": _run_import}[argv[0]](argv[1:])
     args = build_main_parser().parse_args(argv)
+    if args.score is not None:
+        from tui_gen.cli.score import run_score
+
+        return run_score(args)
     if args.prompt is not None or args.prompts is not None:
         from tui_gen.cli.headless import run_headless
 

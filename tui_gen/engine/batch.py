@@ -97,7 +97,8 @@ def _sample(
         step = process_logits(logits, p, seen)
         tok, col = choose(step)
         none: list[TokenLogprobs | None] = [None] * len(rows)
-        return tok.tolist(), read_logprobs(step, tok, col, ns, texts) if any(ns) else none
+        toks = tok.tolist()
+        return toks, read_logprobs(step, toks, col.tolist(), ns, texts) if any(ns) else none
     out: list[torch.Tensor] = []
     lps: list[TokenLogprobs | None] = []
     for i, r in enumerate(rows):
@@ -106,7 +107,11 @@ def _sample(
         step = process_logits(logits[i : i + 1], p, seen)
         tok, col = choose(step, r.rng)  # (1,)
         out.append(tok)
-        lps.append(read_logprobs(step, tok, col, (p.logprobs,), texts)[0] if p.logprobs else None)
+        lps.append(
+            read_logprobs(step, [int(tok)], [int(col)], (p.logprobs,), texts)[0]
+            if p.logprobs
+            else None
+        )
     return torch.cat(out).tolist(), lps
 
 

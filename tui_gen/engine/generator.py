@@ -329,7 +329,9 @@ class Generator:
                 check_logit(logits, tok_id, index=len(generated))
                 lp = None
                 if texts is not None:
-                    lp = read_logprobs(processed, tok, column, (p.logprobs,), texts)[0]
+                    lp = read_logprobs(processed, (tok_id,), (int(column),), (p.logprobs,), texts)[
+                        0
+                    ]
                 now = time.perf_counter()
                 busy += now - t_prev
                 if not generated:

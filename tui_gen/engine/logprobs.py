@@ -45,46 +45,71 @@ def _alternatives(
     )
 
 
+def _value(token_id: int, ids: list[int], values: list[float]) -> float | None:
+    """The token's value when it is among the top ids (it nearly always is: the chosen token is
+    the argmax under greedy and usually near the top when sampling), saving a tensor read."""
+    try:
+        return values[ids.index(token_id)]
+    except ValueError:
+        return None
+
+
 def read_logprobs(
     step: StepLogits,
-    tokens: torch.Tensor,
-    columns: torch.Tensor,
+    tokens: Sequence[int],
+    columns: Sequence[int],
     ns: Sequence[int],
     text: TokenTexts,
 ) -> list[TokenLogprobs | None]:
     """TokenLogprobs of every row (None where its N is 0).
 
-    `tokens` (B,) are the chosen ids and `columns` (B,) their columns in `step.final`
-    (sampling.choose returns both); `ns` is each row's N.
+    `tokens` are the chosen ids and `columns` their columns in `step.final` (sampling.choose
+    returns both); `ns` is each row's N. Each tensor operation costs microseconds of dispatch
+    on a small model's step, so there are few: after top-k the columns are already sorted
+    (torch.topk's order, StepLogits), so both top-N lists are the first N columns and no
+    second top-N runs.
     """
     n = max(ns)
     if n <= 0:
         return [None] * len(ns)
     raw = step.raw.float().log_softmax(dim=-1)  # (B, V)
-    top_v, top_i = raw.topk(min(n, raw.shape[-1]), dim=-1)  # (B, n)
-    chosen = raw.gather(-1, tokens[:, None])[:, 0].tolist()
-    top_values, top_ids, token_ids = top_v.tolist(), top_i.tolist(), tokens.tolist()
-    sampled: list[float] | None = None
-    if step.final is not None:
-        final = step.final.log_softmax(dim=-1)  # (B, K), -inf where a sampler removed
-        s_v, s_c = final.topk(min(n, final.shape[-1]), dim=-1)
-        s_i = s_c if step.ids is None else step.ids.gather(-1, s_c)
-        sampled = final.gather(-1, columns[:, None])[:, 0].tolist()
-        s_values, s_ids = s_v.tolist(), s_i.tolist()
+    final = None
+    if step.final is not None and step.ids is not None and n <= step.ids.shape[-1]:
+        head = step.ids[:, :n]  # the n most likely ids, raw and sampled alike
+        final = step.final.log_softmax(dim=-1)  # (B, k), -inf where a sampler removed
+        values = torch.cat((raw.gather(-1, head), final[:, :n])).tolist()  # (2B, n)
+        top_ids = s_ids = head.tolist()
+        top_values, s_values = values[: len(ns)], values[len(ns) :]
+    else:
+        top_v, top_i = raw.topk(min(n, raw.shape[-1]), dim=-1)  # (B, n)
+        top_values, top_ids = top_v.tolist(), top_i.tolist()
+        if step.final is not None:
+            final = step.final.log_softmax(dim=-1)  # (B, K)
+            s_v, s_c = final.topk(min(n, final.shape[-1]), dim=-1)
+            s_values, s_ids = s_v.tolist(), s_c.tolist()
+            if step.ids is not None:  # columns of the top-k survivors -> vocabulary ids
+                s_ids = [[vocab[c] for c in cs] for vocab, cs in zip(step.ids.tolist(), s_ids)]
     out: list[TokenLogprobs | None] = []
     for row, k in enumerate(ns):
         if k <= 0:
             out.append(None)
             continue
-        tok = token_ids[row]
+        tok = tokens[row]
+        lp = _value(tok, top_ids[row], top_values[row])
+        if lp is None:
+            lp = float(raw[row, tok])
         top = _alternatives(top_ids[row], top_values[row], k, text)
-        s_top: tuple[TokenAlternative, ...]
-        if sampled is None or not math.isfinite(sampled[row]):
+        s_lp: float | None = None
+        s_top: tuple[TokenAlternative, ...] = ()
+        if final is not None:
+            s_lp = _value(tok, s_ids[row], s_values[row])
+            if s_lp is None:
+                s_lp = float(final[row, columns[row]])
+            s_top = _alternatives(s_ids[row], s_values[row], k, text)
+        if s_lp is None or not math.isfinite(s_lp):
             # greedy (or a temperature so small it became greedy): all mass on the token
             s_lp, s_top = 0.0, (TokenAlternative(tok, text(tok), 0.0),)
-        else:
-            s_lp, s_top = sampled[row], _alternatives(s_ids[row], s_values[row], k, text)
-        out.append(TokenLogprobs(tok, text(tok), chosen[row], top, s_lp, s_top))
+        out.append(TokenLogprobs(tok, text(tok), lp, top, s_lp, s_top))
     return out
 
 
