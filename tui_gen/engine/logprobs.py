@@ -72,7 +72,8 @@ def read_logprobs(
     n = max(ns)
     if n <= 0:
         return [None] * len(ns)
-    raw = step.raw.float().log_softmax(dim=-1)  # (B, V)
+    raw = step.raw if step.raw.dtype == torch.float32 else step.raw.float()
+    raw = raw.log_softmax(dim=-1)  # (B, V)
     final = None
     if step.final is not None and step.ids is not None and n <= step.ids.shape[-1]:
         head = step.ids[:, :n]  # the n most likely ids, raw and sampled alike
