@@ -329,9 +329,8 @@ class Generator:
                 check_logit(logits, tok_id, index=len(generated))
                 lp = None
                 if texts is not None:
-                    lp = read_logprobs(processed, (tok_id,), (int(column),), (p.logprobs,), texts)[
-                        0
-                    ]
+                    col = tok_id if processed.final is None else int(column)
+                    lp = read_logprobs(processed, (tok_id,), (col,), (p.logprobs,), texts)[0]
                 now = time.perf_counter()
                 busy += now - t_prev
                 if not generated:
