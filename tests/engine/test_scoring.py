@@ -75,6 +75,8 @@ def test_limits_are_one_clear_error(tiny_llama: Path) -> None:
         gen.score([])
     with pytest.raises(TuiGenError, match="outside the vocabulary"):
         gen.score([10**9])
+    with pytest.raises(ValueError, match="logprobs must be an integer from 0 to 20"):
+        gen.score([5, 6], top=21)
     one = gen.score([5])
     assert one.perplexity is None and one.mean_logprob is None and one.predicted == 0
 
@@ -87,3 +89,13 @@ def test_perplexity_is_exp_of_the_mean_negative_logprob() -> None:
     assert ScoreResult([ScoredToken(1, "a", None), ScoredToken(2, "b", -1e6)]).perplexity == (
         math.inf
     )
+
+
+def test_a_recurrent_model_scores_in_chunks_too(tiny_bdh: Path) -> None:
+    gen = Generator.load(tiny_bdh, device="cpu")
+    ids = gen.encode("hello world, this is a test of scoring")
+    whole = gen.score(ids, top=2)
+    chunked = score_ids(gen.model, gen._ensure_cache(), ids, 0, gen.token_texts, gen.max_context, 4)
+    assert whole.perplexity is not None and chunked.perplexity is not None
+    assert abs(math.log(whole.perplexity) - math.log(chunked.perplexity)) <= 1e-5
+    assert all(len(t.top) == 2 for t in whole.tokens[1:])

@@ -31,10 +31,11 @@ from tui_gen.engine.events import (
 from tui_gen.engine.loading.loader import LoadedModel, load_model
 from tui_gen.engine.logprobs import TokenTexts, read_logprobs
 from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
+from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
-from tui_gen.options import BeamParams, SamplingParams
+from tui_gen.options import BeamParams, SamplingParams, check_value
 
 #: default ceiling on the KV cache when --max-context is not given (the model's own context can
 #: be far larger, and the cache is preallocated: 8K positions of SmolLM2 are 377 MB in float32)
@@ -461,14 +462,15 @@ class Generator:
         finally:
             self._busy.release()
 
-    def score(self, text_or_ids: Prompt, *, top: int = 0, add_special_tokens: bool = True) -> Any:
+    def score(
+        self, text_or_ids: Prompt, *, top: int = 0, add_special_tokens: bool = True
+    ) -> ScoreResult:
         """The log-probability the model gives every token of a text (or of token ids), and
         the text's perplexity, in one prefill: a ScoreResult (engine/scoring.py). `top=N` also
         keeps the N most likely alternatives at each position. Text is encoded with the
         tokenizer's special tokens (a BOS), so its first word is predicted too; a first token
         nothing precedes has no prediction (logprob None, left out of the perplexity)."""
-        from tui_gen.engine.scoring import score_ids
-
+        check_value("logprobs", top)  # the same 0..20 as SamplingParams.logprobs
         ids = self._prompt_ids(text_or_ids, add_special_tokens)
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
