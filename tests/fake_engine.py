@@ -104,7 +104,9 @@ class FakeEngine:
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
-            yield from self._run(list(prompt), params, cancel, list(prefix_ids))
+            # subclasses that override _run(ids, p, cancel) keep working without a branch
+            branch = (list(prefix_ids),) if prefix_ids else ()
+            yield from self._run(list(prompt), params, cancel, *branch)
         finally:
             self._busy.release()
 
