@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -91,29 +91,49 @@ class FakeEngine:
         return reply
 
     def stream_events(
-        self, prompt: list[int], params: SamplingParams, *, cancel: threading.Event | None = None
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
     ) -> Iterator[Event]:
+        """`prefix_ids` (a branch) stand for the first len(prefix_ids) pieces of the next
+        scripted reply: the stream continues with the pieces after them, and the FinishEvent
+        covers the whole reply (as the real engine's does)."""
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
-            yield from self._run(list(prompt), params, cancel)
+            # subclasses that override _run(ids, p, cancel) keep working without a branch
+            branch = (list(prefix_ids),) if prefix_ids else ()
+            yield from self._run(list(prompt), params, cancel, *branch)
         finally:
             self._busy.release()
 
     def _run(
-        self, ids: list[int], p: SamplingParams, cancel: threading.Event | None
+        self,
+        ids: list[int],
+        p: SamplingParams,
+        cancel: threading.Event | None,
+        prefix: list[int] | None = None,
     ) -> Iterator[Event]:
+        prefix = prefix or []
         self.calls.append(
-            {"params": p.to_dict(), "prompt_tokens": len(ids), "prompt": self._last_text}
+            {
+                "params": p.to_dict(),
+                "prompt_tokens": len(ids),
+                "prompt": self._last_text,
+                "prefix_ids": prefix,
+            }
         )
         if self.error is not None:
             raise self.error
         pieces = re.findall(r"\S+\s*|\s+", self.next_reply())
-        self._cached = len(ids)
-        text, generated = "", []
+        self._cached = len(ids) + len(prefix)
+        text, generated = "".join(pieces[: len(prefix)]), list(prefix)
         reason: FinishReason = "eos"
-        for i, piece in enumerate(pieces):
-            if i >= p.max_new_tokens:
+        for i, piece in enumerate(pieces[len(prefix) :], len(prefix)):
+            if i - len(prefix) >= p.max_new_tokens:
                 reason = "length"
                 break
             if i and cancel is not None and cancel.is_set():
@@ -127,7 +147,7 @@ class FakeEngine:
             self._cached += 1
             self.yielded += 1
             yield TokenEvent(i, piece)
-        n = len(generated)
+        n = len(generated) - len(prefix)
         stats = GenerationStats(
             prompt_tokens=len(ids),
             prefill_tokens=len(ids),

@@ -68,15 +68,52 @@ def prompt_ids(gen: Any, text: str, chat: bool) -> list[int]:
     return gen.encode(text)
 
 
-def greedy_run(gen: Any, ids: list[int], n: int):
-    """Exactly n greedy tokens (eos ignored), from an empty cache."""
+def greedy_run(gen: Any, ids: list[int], n: int, **params: Any):
+    """Exactly n greedy tokens (eos ignored), from an empty cache; `params` override (e.g.
+    do_sample=True, logprobs=5)."""
     gen.reset()
     saved = gen.tokenizer.eos_token_ids
     gen.tokenizer.eos_token_ids = []
     try:
-        return gen.generate_result(ids, do_sample=False, max_new_tokens=n)
+        return gen.generate_result(ids, **{"do_sample": False, "max_new_tokens": n, **params})
     finally:
         gen.tokenizer.eos_token_ids = saved
+
+
+def logprobs_overhead(
+    gen: Any, ids: list[int], n: int, top: int, repeats: int
+) -> dict[str, dict[str, Any]]:
+    """Decode tok/s without and with logprobs=top, greedy and sampled (the model's defaults,
+    seeded: both runs draw the same tokens). Runs alternate off/on/on/off so that a machine
+    getting busier or quieter weighs on both sides alike; medians, and each run's numbers."""
+    out: dict[str, dict[str, Any]] = {}
+    modes: list[tuple[str, dict[str, Any]]] = [("greedy", {}), ("sampled", {"do_sample": True})]
+    for mode, kw in modes:
+        kw = {**kw, "seed": 0}
+        if mode == "sampled" and gen.defaults.greedy:
+            kw["temperature"] = 0.8  # a model whose defaults are greedy: sample anyway
+        rates: dict[int, list[float]] = {0: [], top: []}
+        cpu: dict[int, list[float]] = {0: [], top: []}  # CPU seconds of this thread per run
+        greedy_run(gen, ids, 8, logprobs=top, **kw)  # warm-up of this path
+        for r in range(repeats):
+            for k in (0, top) if r % 2 == 0 else (top, 0):
+                c0 = time.thread_time()
+                stats = greedy_run(gen, ids, n, logprobs=k, **kw).stats
+                cpu[k].append(time.thread_time() - c0)
+                rates[k].append(stats.decode_tokens_per_second)
+        off, on = statistics.median(rates[0]), statistics.median(rates[top])
+        c_off, c_on = statistics.median(cpu[0]), statistics.median(cpu[top])
+        out[mode] = {
+            "off_tok_s": off,
+            "on_tok_s": on,
+            "overhead": off / on - 1 if on else None,
+            # the same runs in CPU time (prefill included, the same on both sides): on a
+            # shared, busy machine this moves far less than the wall clock
+            "cpu_overhead": c_on / c_off - 1 if c_off else None,
+            "runs_off": rates[0],
+            "runs_on": rates[top],
+        }
+    return out
 
 
 def recompute_seconds(gen: Any, ids: list[int], n: int, samples: int = 8) -> float:
@@ -261,6 +298,22 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
         rep.add(
             f"kv_speedup_{k}", f"KV cache speed-up vs recompute @{k}", full_s / cached_s, "{:.1f}x"
         )
+    if args.logprobs:
+        k = args.logprobs
+        for mode, r in logprobs_overhead(gen, ids, n, k, max(args.repeats, 5)).items():
+            rep.data[f"logprobs_{mode}"] = r
+            spread = (
+                f"runs {min(r['runs_off']):.0f}-{max(r['runs_off']):.0f} / "
+                f"{min(r['runs_on']):.0f}-{max(r['runs_on']):.0f}"
+            )
+            rep.rows.append(
+                (
+                    f"decode tok/s {mode}, logprobs 0 / {k}",
+                    f"{r['off_tok_s']:.1f} / {r['on_tok_s']:.1f}  "
+                    f"({r['overhead']:+.1%} per step, CPU time {r['cpu_overhead']:+.1%}; "
+                    f"{spread})",
+                )
+            )
     if args.chat_turns:
         n_turns = args.chat_turns
         for reuse in (True, False):
@@ -310,8 +363,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also time the first token at each turn of a scripted chat (e.g. 10)",
     )
+    p.add_argument(
+        "--logprobs",
+        type=_logprobs_flag,
+        default=0,
+        metavar="N",
+        help="also time decoding with per-token logprobs (N alternatives) against without, "
+        "greedy and sampled, in alternating runs",
+    )
     p.add_argument("--json", action="store_true")
     return p
+
+
+def _logprobs_flag(s: str) -> int:
+    from tui_gen.options import MAX_LOGPROBS
+
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--logprobs must be an integer, got {s!r}") from None
+    if not 1 <= v <= MAX_LOGPROBS:
+        raise argparse.ArgumentTypeError(f"--logprobs must be from 1 to {MAX_LOGPROBS}, got {v}")
+    return v
 
 
 def main(argv: list[str] | None = None) -> int:

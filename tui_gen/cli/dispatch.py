@@ -4,6 +4,7 @@
     tui-gen http://HOST:PORT/v1        the same on an OpenAI-compatible server (--model NAME)
     tui-gen MODEL --prompt TEXT        one reply to stdout (streamed)
     tui-gen MODEL --prompts FILE       every prompt of a file
+    tui-gen MODEL --score FILE         per-token surprisal and the perplexity of a text
     tui-gen info MODEL                 what the model is
     tui-gen bench MODEL                speed, side by side with other engines
     tui-gen serve MODEL                an OpenAI-compatible HTTP server (the serve extra)
@@ -134,6 +135,10 @@ def _dispatch(argv: list[str]) -> int:
         check_remote_flags(args)
     else:
         check_local_flags(args)
+    if args.score is not None:
+        from tui_gen.cli.score import run_score
+
+        return run_score(args)
     if args.prompt is not None or args.prompts is not None:
         from tui_gen.cli.headless import run_headless
 

@@ -17,7 +17,8 @@ Output formats:
                       --num-return-sequences N each reply follows a "[i/N]" line
   --prompts, text     one line per reply, in input order, newlines escaped as \\n (and
                       backslashes as \\\\), so replies line up with a one-per-line prompt file
-  --json              one JSON object per reply (see `_record`)
+  --json              one JSON object per reply (see `_record`); with --logprobs N, also
+                      the per-token "logprobs" and "sampled_logprobs" (cli/logprobs_json.py)
 
 Ctrl+C sets a cancel event that the decode loop checks every step: what was generated so far
 is printed/written (finish_reason "cancelled") and the exit code is 130. A second Ctrl+C
@@ -85,6 +86,8 @@ def _cli_sampling(args: argparse.Namespace) -> dict[str, Any]:
 def _precheck(args: argparse.Namespace, specs: list[PromptSpec]) -> None:
     """Flag combinations that are wrong whatever the model is."""
     cli = _cli_sampling(args)
+    if cli.get("logprobs") and not args.json:
+        raise TuiGenError("--logprobs goes into the JSON records; add --json")
     if args.system is not None:
         check_utf8(args.system, "--system")
     if args.system is not None and args.chat is False:
@@ -93,6 +96,8 @@ def _precheck(args: argparse.Namespace, specs: list[PromptSpec]) -> None:
         where = f"{args.prompts}:{spec.line}: " if spec.line else ""
         if spec.system is not None and args.chat is False:
             raise TuiGenError(f'{where}"system" needs the chat format; drop --raw')
+        if spec.sampling.get("logprobs") and not args.json:
+            raise TuiGenError(f'{where}"logprobs" goes into the JSON records; add --json')
         beams = spec.num_beams or args.num_beams or 1
         n = spec.num_return_sequences or args.num_return_sequences or 1
         sampling = {**cli, **spec.sampling}
@@ -376,8 +381,9 @@ def _run_jobs(
     cancel: threading.Event,
 ) -> tuple[int, int]:
     """Run every job (batched, beams one prompt at a time); return (replies, tokens)."""
+    from tui_gen.cli.logprobs_json import logprobs_fields
     from tui_gen.engine.batch import Request
-    from tui_gen.engine.events import FinishEvent
+    from tui_gen.engine.events import FinishEvent, TokenEvent, TokenLogprobs
 
     total = sum(j.n for j in jobs)
     progress = _Progress(total)
@@ -385,6 +391,7 @@ def _run_jobs(
     done = tokens = 0
     order = 0  # position of each reply in the output
     pending: list[tuple[Request, Job, int]] = []  # sampled/greedy replies not yet run
+    token_lps: dict[int, list[TokenLogprobs]] = {}  # per reply, with --logprobs
 
     def events(reqs: list[Request]) -> Iterator[Event]:
         """The batched decoder for batches of several; one at a time through stream_events
@@ -396,7 +403,7 @@ def _run_jobs(
             if cancel.is_set():
                 return  # as in a batch: what had not started is not reported
             for ev in gen.stream_events(r.ids, r.params, cancel=cancel):
-                if isinstance(ev, FinishEvent):
+                if isinstance(ev, FinishEvent) or (isinstance(ev, TokenEvent) and ev.logprobs):
                     yield dataclasses.replace(ev, index=r.index)
 
     def flush_batch() -> None:
@@ -406,9 +413,13 @@ def _run_jobs(
         reqs = [r for r, _, _ in pending]
         pending.clear()
         for ev in events(reqs):
-            if isinstance(ev, FinishEvent):
+            if isinstance(ev, TokenEvent) and ev.logprobs is not None:
+                token_lps.setdefault(ev.index, []).append(ev.logprobs)
+            elif isinstance(ev, FinishEvent):
                 req, job, seq = by_index[ev.index]
                 rec = _record(job, seq, ev.text, ev.reason, ev.stats, req.params)
+                if req.params.logprobs:
+                    rec.update(logprobs_fields(token_lps.pop(ev.index, [])))
                 writer.add(req.index, rec, job.n)
                 done += 1
                 tokens += ev.stats.generated_tokens
@@ -432,6 +443,7 @@ def _run_jobs(
                     max_new_tokens=job.params.max_new_tokens,
                     repetition_penalty=job.params.repetition_penalty,
                     stop_strings=job.params.stop_strings,
+                    logprobs=job.params.logprobs,
                 )
                 for seq, h in enumerate(res.hypotheses):
                     stats = res.stats
@@ -439,6 +451,8 @@ def _run_jobs(
                     rec = _record(
                         job, seq, h.text, h.finish_reason, stats, job.params, score=h.score
                     )
+                    if h.logprobs is not None:
+                        rec.update(logprobs_fields(h.logprobs))
                     writer.add(order, rec, job.n)
                     order += 1
                     done += 1

@@ -154,6 +154,7 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("repetition_penalty", "repetition_penalty"),
         ("max_new_tokens", "max_new_tokens"),
         ("seed", "seed"),
+        ("logprobs", "logprobs"),
     ):
         v = getattr(args, flag, None)
         if v is not None:
@@ -200,6 +201,20 @@ def build_main_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one JSON object per reply: prompt, reply, finish_reason, prompt/generated token "
         "counts, time_to_first_token, tokens_per_second, the sampling values used",
+    )
+    h.add_argument(
+        "--logprobs",
+        type=_checked("--logprobs", _int("--logprobs")),
+        metavar="N",
+        help="with --json: each generated token's log-probability and the N (<= 20) most "
+        "likely alternatives, under the raw and the sampled distribution; with --score: the "
+        "N tokens the model expected at each position",
+    )
+    h.add_argument(
+        "--score",
+        metavar="FILE",
+        help="print how surprising each token of FILE is to the model (bits) and the "
+        "text's perplexity ('-' reads stdin; --json for one JSON object)",
     )
     h.add_argument(
         "--num-return-sequences",

@@ -33,6 +33,7 @@ SAMPLING_FIELDS = {
     "stop": "stop_strings",
     "stop_strings": "stop_strings",
     "do_sample": "do_sample",
+    "logprobs": "logprobs",
 }
 OTHER_FIELDS = (
     "prompt",

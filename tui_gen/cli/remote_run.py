@@ -49,6 +49,8 @@ def check_remote_flags(args: argparse.Namespace) -> None:
         ("--num-beams", (getattr(args, "num_beams", None) or 1) > 1),
         ("--length-penalty", getattr(args, "length_penalty", None) is not None),
         ("--early-stopping", getattr(args, "early_stopping", None) is not None),
+        # scoring reads the logits of every prompt token, which chat endpoints do not return
+        ("--score", getattr(args, "score", None) is not None),
     ]
     for flag, used in given:
         if used:

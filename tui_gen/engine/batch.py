@@ -36,8 +36,10 @@ from tui_gen.engine.events import (
     GenerationStats,
     NoticeEvent,
     TokenEvent,
+    TokenLogprobs,
 )
-from tui_gen.engine.sampling import check_logit, make_generator, next_token
+from tui_gen.engine.logprobs import TokenTexts, read_logprobs
+from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
@@ -83,18 +85,34 @@ def _same_greedy(rows: Sequence[_Row]) -> bool:
     )
 
 
-def _sample(logits: torch.Tensor, rows: Sequence[_Row], seq: torch.Tensor) -> list[int]:
-    """Next token per row. logits (b, V); seq (b, cur) all tokens so far (padding = a real one)."""
+def _sample(
+    logits: torch.Tensor, rows: Sequence[_Row], seq: torch.Tensor, texts: TokenTexts
+) -> tuple[list[int], list[TokenLogprobs | None]]:
+    """Next token per row, and its TokenLogprobs when the row asked for them (else None).
+    logits (b, V); seq (b, cur) all tokens so far (padding = a real one)."""
+    ns = [r.req.params.logprobs for r in rows]
     if _same_greedy(rows):
         p = rows[0].req.params
         seen = seq if p.repetition_penalty != 1.0 else None
-        return next_token(logits, p, seen, None).tolist()
-    out = []
+        step = process_logits(logits, p, seen)
+        tok, col = choose(step)
+        none: list[TokenLogprobs | None] = [None] * len(rows)
+        toks = tok.tolist()
+        return toks, read_logprobs(step, toks, col.tolist(), ns, texts) if any(ns) else none
+    out: list[torch.Tensor] = []
+    lps: list[TokenLogprobs | None] = []
     for i, r in enumerate(rows):
         p = r.req.params
         seen = seq[i : i + 1] if p.repetition_penalty != 1.0 else None
-        out.append(next_token(logits[i : i + 1], p, seen, r.rng))  # (1,)
-    return torch.cat(out).tolist()
+        step = process_logits(logits[i : i + 1], p, seen)
+        tok, col = choose(step, r.rng)  # (1,)
+        out.append(tok)
+        lps.append(
+            read_logprobs(step, [int(tok)], [int(col)], (p.logprobs,), texts)[0]
+            if p.logprobs
+            else None
+        )
+    return torch.cat(out).tolist(), lps
 
 
 def _alloc_cache(gen: Any, batch: int, columns: int) -> KVCache:
@@ -168,6 +186,7 @@ def decode_batch(
     padded = any(r.pad for r in rows)
 
     batch_step = gen.batch_step(cache)
+    texts = gen.token_texts
     busy = 0.0  # seconds spent in here, not in the consumer between yields
     with torch.inference_mode():
         t0 = time.perf_counter()
@@ -183,7 +202,7 @@ def decode_batch(
         t_prev = t0
         first = True
         while True:
-            toks = _sample(logits, rows, seq[:, :cur])
+            toks, lps = _sample(logits, rows, seq[:, :cur], texts)
             now = time.perf_counter()
             busy += now - t_prev
             if first:
@@ -194,7 +213,7 @@ def decode_batch(
             stop_all = cancel is not None and cancel.is_set()
             keep: list[int] = []
             finished: list[tuple[_Row, FinishReason]] = []
-            for i, (r, tok) in enumerate(zip(rows, toks)):
+            for i, (r, tok, lp) in enumerate(zip(rows, toks, lps)):
                 check_logit(logits, tok, i, len(r.generated))
                 if tok in eos:
                     finished.append((r, "eos"))
@@ -203,7 +222,7 @@ def decode_batch(
                 delta, hit = r.stops.feed(r.decoder.step(tok))
                 r.stats.generated_tokens = len(r.generated)
                 r.stats.decode_seconds = busy  # every row's first token came in the same step
-                yield TokenEvent(tok, delta, r.req.index)
+                yield TokenEvent(tok, delta, r.req.index, logprobs=lp)
                 if hit:
                     finished.append((r, "stop"))
                 elif len(r.generated) >= r.req.params.max_new_tokens or r.length >= ctx:

@@ -18,6 +18,12 @@ beam, scored at its current length, cannot beat the worst finished one; "never" 
 the maximum length instead (when length_penalty > 0), the canonical rule.
 
 Beam search is a deterministic search: temperature, top-k/p and min-p do not apply.
+
+With `logprobs=N` every returned hypothesis carries one TokenLogprobs per token: `logprob` and
+`top` are the values the search scored the token with (the log-softmax of the logits, then the
+repetition penalty, applied to log-probabilities as above, so without a penalty it is exactly
+the raw distribution), read from the step's own log-probabilities with one top-N per step; the
+sampled distribution is all on the chosen token, as under greedy.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from typing import Any
 import torch
 
 from tui_gen.engine.context import truncate_prompt
-from tui_gen.engine.events import FinishReason, GenerationStats
+from tui_gen.engine.events import FinishReason, GenerationStats, TokenLogprobs
+from tui_gen.engine.logprobs import deterministic
 from tui_gen.engine.sampling import apply_repetition_penalty
 from tui_gen.models.kv_cache import new_cache
 from tui_gen.options import BeamParams
@@ -47,6 +54,8 @@ class Hypothesis:
     text: str
     score: float
     finish_reason: FinishReason
+    #: one per token of token_ids when beam_search got logprobs > 0, else None
+    logprobs: list[TokenLogprobs] | None = None
 
 
 @dataclass
@@ -55,11 +64,17 @@ class BeamOutput:
     stats: GenerationStats = field(default_factory=GenerationStats)
 
 
+#: what a step knew of a token: (id, logprob, top ids, top logprobs); TokenLogprobs are built
+#: only for the hypotheses returned
+_Seen = tuple[int, float, list[int], list[float]]
+
+
 @dataclass
 class _Done:
     tokens: list[int]  # generated tokens, including the EOS that ended it
     score: float
     reason: FinishReason
+    seen: list[_Seen] = field(default_factory=list)  # per token, when logprobs are asked for
 
 
 def _stop_hit(decode: Any, tokens: list[int], stops: Sequence[str]) -> bool:
@@ -77,11 +92,13 @@ def beam_search(
     stop_strings: Sequence[str] = (),
     eos_token_ids: Sequence[int] | None = None,
     cancel: threading.Event | None = None,
+    logprobs: int = 0,
 ) -> BeamOutput:
     """Search the best continuations of `ids` (non-empty) with `gen`'s model.
 
     `gen` is a Generator. `eos_token_ids` defaults to the tokenizer's. A cancelled search
     returns the best hypotheses so far (finished or running) with reason "cancelled".
+    `logprobs=N` attaches each returned hypothesis' TokenLogprobs (see the module's text).
     """
     t_call = time.perf_counter()
     stats = GenerationStats()
@@ -102,6 +119,7 @@ def beam_search(
 
     done: list[_Done] = []  # at most nb, best first
     running: list[list[int]] = [[] for _ in range(nb)]  # generated tokens per beam
+    lp_hist: list[list[_Seen]] = [[] for _ in range(nb)]  # their logprobs (when asked for)
     scores = torch.full((nb,), _NEG, dtype=torch.float32, device=dev)  # (nb,)
     scores[0] = 0.0  # only beam 0 is real at the start (the others are copies)
     improvable = True
@@ -131,6 +149,11 @@ def beam_search(
             src = (top_idx // V).tolist()
             tok = (top_idx % V).tolist()
             cand_scores = top_scores.tolist()
+            if logprobs:  # one top-N of the step's log-probabilities, read for the candidates
+                top_v, top_i = logp.topk(min(logprobs, V), dim=-1)
+                cand_lp = logp.view(-1)[top_idx].tolist()
+                tv, ti = top_v.tolist(), top_i.tolist()
+                step_seen = [(t, lp, ti[b], tv[b]) for b, t, lp in zip(src, tok, cand_lp)]
             ends: list[FinishReason | None] = []
             for b, t in zip(src, tok):
                 if t in eos:
@@ -148,7 +171,8 @@ def beam_search(
                     reason = ends[rank]
                     if reason is not None:
                         final = cand_scores[rank] / ((step + 1) ** beam.length_penalty)
-                        done.append(_Done(running[src[rank]] + [tok[rank]], final, reason))
+                        hist = lp_hist[src[rank]] + [step_seen[rank]] if logprobs else []
+                        done.append(_Done(running[src[rank]] + [tok[rank]], final, reason, hist))
                 done.sort(key=lambda d: -d.score)  # stable: earlier ones win ties
                 del done[nb:]
             # next running beams: the best nb candidates that did not end
@@ -158,6 +182,8 @@ def beam_search(
             new_scores = [cand_scores[i] + (_NEG if ends[i] else 0.0) for i in chosen]
             scores = torch.tensor(new_scores, dtype=torch.float32, device=dev)  # (nb,) best first
             running = [running[src[i]] + [tok[i]] for i in chosen]
+            if logprobs:
+                lp_hist = [lp_hist[src[i]] + [step_seen[i]] for i in chosen]
             step += 1
             # can a running beam still beat the worst finished one?
             if len(done) == nb:
@@ -181,9 +207,9 @@ def beam_search(
         stats.decode_seconds = time.perf_counter() - t_decode
 
     if cancelled:  # running beams compete with the finished ones at their current length
-        for r, s in zip(running, scores.tolist()):
+        for r, h, s in zip(running, lp_hist, scores.tolist()):
             if s > _NEG / 2:
-                done.append(_Done(r, s / (step**beam.length_penalty), "cancelled"))
+                done.append(_Done(r, s / (step**beam.length_penalty), "cancelled", h))
         done.sort(key=lambda d: -d.score)
     hyps = []
     for d in done[: beam.num_return_sequences]:
@@ -191,6 +217,10 @@ def beam_search(
         text = decode(tokens)
         if d.reason == "stop":
             text = text[: min(text.find(s) for s in stops if s in text)]
-        hyps.append(Hypothesis(tokens, text, d.score, d.reason))
+        lps = None
+        if logprobs:
+            texts = gen.token_texts
+            lps = [deterministic(*x, texts) for x in d.seen[: len(tokens)]]
+        hyps.append(Hypothesis(tokens, text, d.score, d.reason, lps))
     stats.generated_tokens = len(hyps[0].token_ids) if hyps else 0
     return BeamOutput(hyps, stats)

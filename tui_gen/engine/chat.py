@@ -463,6 +463,7 @@ class ChatSession:
         *,
         system: str | None = None,
         cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
         **overrides: Any,
     ) -> Iterator[Event]:
         """Stream the reply to `messages` (with `system`, not this session's own prompt).
@@ -470,9 +471,14 @@ class ChatSession:
         Reads `messages` once, before the first event, and never changes it or this session's
         conversation. When the oldest turns do not fit, a NoticeEvent of kind
         "context_trimmed" says how many were `dropped`. The FinishEvent's text is the reply as
-        it belongs in the conversation (stripped in the plain format)."""
+        it belongs in the conversation (stripped in the plain format).
+
+        `prefix_ids` branch the reply: the prompt is the rendered conversation plus these
+        assistant ids, so the engine's KV cache reuses everything up to the branch point; the
+        TokenEvents are the new tokens, the FinishEvent the whole reply (protocol.py)."""
         p = self._params(params, overrides)
-        ids, dropped = self.fit(messages, p.max_new_tokens, system)
+        prefix = [int(t) for t in prefix_ids]
+        ids, dropped = self.fit(messages, p.max_new_tokens + len(prefix), system)
         if dropped:
             yield NoticeEvent(
                 f"the conversation no longer fits in {self.generator.max_context} tokens; "
@@ -480,7 +486,9 @@ class ChatSession:
                 kind="context_trimmed",
                 dropped=dropped,
             )
-        for ev in self.generator.stream_events(ids, p, cancel=cancel):
+        # engines without branching (test doubles, benchmarks' fakes) never see the keyword
+        branch = {"prefix_ids": prefix} if prefix else {}
+        for ev in self.generator.stream_events(ids, p, cancel=cancel, **branch):
             if isinstance(ev, FinishEvent) and not self.has_template:
                 ev = replace(ev, text=ev.text.strip())
             yield ev

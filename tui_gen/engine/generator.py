@@ -29,11 +29,13 @@ from tui_gen.engine.events import (
     TokenEvent,
 )
 from tui_gen.engine.loading.loader import LoadedModel, load_model
-from tui_gen.engine.sampling import check_logit, make_generator, next_token
+from tui_gen.engine.logprobs import TokenTexts, read_logprobs
+from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
+from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
-from tui_gen.options import BeamParams, SamplingParams
+from tui_gen.options import BeamParams, SamplingParams, check_value
 
 #: default ceiling on the KV cache when --max-context is not given (the model's own context can
 #: be far larger, and the cache is preallocated: 8K positions of SmolLM2 are 377 MB in float32)
@@ -83,6 +85,7 @@ class Generator:
         self._cached_ids: list[int] = []
         self._native: tuple[Any, str] | None = None  # (NativeDecoder | None, why not)
         self._busy = threading.Lock()
+        self._token_texts: TokenTexts | None = None
 
     @classmethod
     def load(
@@ -134,6 +137,13 @@ class Generator:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
+    @property
+    def token_texts(self) -> TokenTexts:
+        """Each token's text on its own (for per-token probabilities), remembered per id."""
+        if self._token_texts is None:
+            self._token_texts = TokenTexts(self.tokenizer)
+        return self._token_texts
+
     def _start_ids(self) -> list[int]:
         """What an empty prompt starts from: BOS, or a newline for byte-level models."""
         tok = self.tokenizer
@@ -158,19 +168,29 @@ class Generator:
         *,
         cancel: threading.Event | None = None,
         add_special_tokens: bool = True,
+        prefix_ids: Sequence[int] = (),
         **overrides: Any,
     ) -> Iterator[Event]:
         """Yield TokenEvents (and NoticeEvents), then exactly one FinishEvent.
 
         `prompt` is text (encoded with the tokenizer's special tokens, e.g. a BOS) or token ids.
         Setting `cancel` stops before the next model step; the partial text is kept.
+        `logprobs=N` (an override or in `params`) attaches TokenLogprobs to every TokenEvent.
+
+        `prefix_ids` branch a reply: they already belong to it (kept tokens of an earlier reply
+        and a chosen alternative), the model continues after prompt + prefix (the KV cache
+        reuses everything it holds up to there), TokenEvents cover the new tokens only,
+        max_new_tokens counts new tokens, and the FinishEvent's text and token_ids are the
+        whole reply, prefix included. A prefix ending in an end-of-sequence id (or completing
+        a stop string) is a finished reply: no model step runs.
         """
         p = self.params(params, **overrides)
         ids = self._prompt_ids(prompt, add_special_tokens)
+        prefix = self._prompt_ids(prefix_ids)
         if not self._busy.acquire(blocking=False):
             raise TuiGenError("a generation is already running on this model; stop it first")
         try:
-            yield from self._run(ids, p, cancel)
+            yield from self._run(ids, p, cancel, prefix)
         finally:
             self._busy.release()
 
@@ -256,20 +276,35 @@ class Generator:
         return self._cache
 
     def _run(
-        self, ids: list[int], p: SamplingParams, cancel: threading.Event | None
+        self,
+        ids: list[int],
+        p: SamplingParams,
+        cancel: threading.Event | None,
+        prefix: list[int] | None = None,
     ) -> Iterator[Event]:
         t_call = time.perf_counter()
         stats = GenerationStats()
+        prefix = prefix or []
         if not ids:
             ids = self._start_ids()
+        ids = ids + prefix
         ctx = self.max_context
         ids, notice = truncate_prompt(ids, p.max_new_tokens, ctx)
         if notice:
             stats.prompt_truncated = True
             yield NoticeEvent(notice, kind="prompt_truncated")
         stats.prompt_tokens = len(ids)
-        if p.max_new_tokens == 0:
-            yield FinishEvent("length", "", [], stats)
+        decoder = self.tokenizer.stream_decoder()
+        # the reply so far: the prefix's text is part of it (a stop string may span it) but
+        # was shown already, so it is never released as a delta
+        head = "".join(decoder.step(t) for t in prefix)
+        stops = StopStringMatcher(p.stop_strings, prefix=head)
+        eos = set(self.tokenizer.eos_token_ids)
+        if prefix and prefix[-1] in eos:
+            yield FinishEvent("eos", stops.text, prefix[:-1], stats)
+            return
+        if stops.hit is not None or p.max_new_tokens == 0:
+            yield FinishEvent("stop" if stops.hit else "length", stops.text, prefix, stats)
             return
 
         cache = self._ensure_cache()
@@ -290,17 +325,15 @@ class Generator:
         seq[0, : len(ids)] = torch.tensor(ids, dtype=torch.long, device=dev)
         n = len(ids)
         rng = None if p.greedy else make_generator(p.seed, dev)
-        eos = set(self.tokenizer.eos_token_ids)
-        decoder = self.tokenizer.stream_decoder()
-        stops = StopStringMatcher(p.stop_strings)
         generated: list[int] = []
+        texts = self.token_texts if p.logprobs else None
         penalty = p.repetition_penalty != 1.0
         reason: FinishReason = "length"
 
         step = self._decode_step(cache)
         with torch.inference_mode():
             if cancel is not None and cancel.is_set():
-                yield FinishEvent("cancelled", "", [], stats)
+                yield FinishEvent("cancelled", stops.text, prefix, stats)
                 return
             t0 = time.perf_counter()
             logits = self.model(seq[:, reuse:n], start=reuse, cache=cache, last_only=True)[:, -1]
@@ -309,9 +342,14 @@ class Generator:
             busy = 0.0  # time spent in this generator, not in the consumer between yields
             t_prev = t0
             while True:
-                tok = next_token(logits, p, seq[:, :n] if penalty else None, rng)  # (1,)
+                processed = process_logits(logits, p, seq[:, :n] if penalty else None)
+                tok, column = choose(processed, rng)  # (1,), (1,)
                 tok_id = int(tok)
                 check_logit(logits, tok_id, index=len(generated))
+                lp = None
+                if texts is not None:
+                    col = tok_id if processed.final is None else int(column)
+                    lp = read_logprobs(processed, (tok_id,), (col,), (p.logprobs,), texts)[0]
                 now = time.perf_counter()
                 busy += now - t_prev
                 if not generated:
@@ -327,7 +365,7 @@ class Generator:
                 delta, hit = stops.feed(decoder.step(tok_id))
                 stats.generated_tokens = len(generated)
                 stats.decode_seconds = busy
-                yield TokenEvent(tok_id, delta)
+                yield TokenEvent(tok_id, delta, logprobs=lp)
                 t_prev = time.perf_counter()
                 if hit:
                     reason = "stop"
@@ -345,7 +383,7 @@ class Generator:
             yield TokenEvent(-1, tail)  # text released at the end, not a new token
         stats.generated_tokens = len(generated)
         stats.decode_seconds = busy
-        yield FinishEvent(reason, stops.text, generated, stats)
+        yield FinishEvent(reason, stops.text, prefix + generated, stats)
 
     # --- convenience API -------------------------------------------------------------------
     def generate_stream(self, prompt: Prompt, **params: Any) -> Iterator[str]:
@@ -437,7 +475,29 @@ class Generator:
                 repetition_penalty=p.repetition_penalty,
                 stop_strings=p.stop_strings,
                 cancel=cancel,
+                logprobs=p.logprobs,
             )
+        finally:
+            self._busy.release()
+
+    def score(
+        self, text_or_ids: Prompt, *, top: int = 0, add_special_tokens: bool = True
+    ) -> ScoreResult:
+        """The log-probability the model gives every token of a text (or of token ids), and
+        the text's perplexity, in one prefill: a ScoreResult (engine/scoring.py). `top=N` also
+        keeps the N most likely alternatives at each position. Text is encoded with the
+        tokenizer's special tokens (a BOS), so its first word is predicted too; a first token
+        nothing precedes has no prediction (logprob None, left out of the perplexity)."""
+        check_value("logprobs", top)  # the same 0..20 as SamplingParams.logprobs
+        ids = self._prompt_ids(text_or_ids, add_special_tokens)
+        if not self._busy.acquire(blocking=False):
+            raise TuiGenError("a generation is already running on this model; stop it first")
+        try:
+            cache = self._ensure_cache()
+            self._cached_ids = []
+            result = score_ids(self.model, cache, ids, top, self.token_texts, self.max_context)
+            self._cached_ids = ids[:-1]  # a prompt that starts with the text reuses it
+            return result
         finally:
             self._busy.release()
 

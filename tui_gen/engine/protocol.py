@@ -12,6 +12,10 @@ Two levels:
   tests' FakeEngine.
 
 Nothing here mentions tensors; tokens are plain ints.
+
+Branching ("regenerate from this alternative"): `stream_reply(..., prefix_ids=[...])` continues
+a reply after some of its tokens (those kept and a chosen alternative, ids from the TokenEvents
+of an earlier reply). Only a local model can: a backend that cannot raises BranchingUnavailable.
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from tui_gen.engine.events import Event
+from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
 #: one chat message: {"role": "system" | "user" | "assistant", "content": text}. Read-only: a
 #: backend copies what it needs and never changes the caller's messages.
 ChatMessage = Mapping[str, str]
+
+
+class BranchingUnavailable(TuiGenError):
+    """stream_reply got prefix_ids but the backend cannot continue a reply from token ids."""
+
+    def __init__(self, message: str = "branching needs a local model") -> None:
+        super().__init__(message)
 
 
 class TokenizerInfo(Protocol):
@@ -78,9 +90,11 @@ class ChatEngine(Protocol):
         params: SamplingParams,
         *,
         cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
     ) -> Iterator[Event]:
         """TokenEvents (and NoticeEvents), then exactly one FinishEvent; `cancel` stops it
-        before the next model step."""
+        before the next model step. `prefix_ids` already belong to the reply (see
+        Generator.stream_events): the FinishEvent covers them, the TokenEvents do not."""
         ...
 
 
@@ -124,12 +138,18 @@ class ChatBackend(Protocol):
         *,
         system: str | None = None,
         cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
     ) -> Iterator[Event]:
         """The assistant's next reply to `messages` (the last is usually the user's).
 
         Yields TokenEvents, NoticeEvents (one of kind "context_trimmed", with `dropped` set,
         when the oldest messages did not fit) and exactly one FinishEvent, whose text is the
-        reply as it belongs in the conversation. Never changes `messages`."""
+        reply as it belongs in the conversation. Never changes `messages`.
+
+        With `prefix_ids` the reply continues after these assistant token ids (a branch: the
+        kept tokens of an earlier reply plus a chosen alternative); the TokenEvents cover only
+        the new tokens, the FinishEvent's text and token_ids the whole reply. A backend that
+        cannot branch raises BranchingUnavailable ("branching needs a local model")."""
         ...
 
     def reset(self) -> None:

@@ -8,6 +8,7 @@ removed tokens set to -inf, so each can be tested alone and they compose by plai
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -106,13 +107,31 @@ def make_generator(seed: int | None, device: torch.device | str) -> torch.Genera
     return g
 
 
-def next_token(
-    logits: torch.Tensor,
-    params: SamplingParams,
-    seen: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Pick the next token id per row (B,) from last-position logits (B, V), on the device.
+@dataclass(frozen=True, slots=True)
+class StepLogits:
+    """One step's logits at the two points per-token probabilities are reported from; the
+    sampler draws from these very tensors, so what is reported is what was used.
+
+    * `raw` (B, V): after the repetition penalty, before anything else (greedy takes its
+      argmax);
+    * `final` (B, K): what the draw takes the softmax of, after top-k, top-p, min-p and the
+      temperature, removed tokens at -inf; None under greedy. With top-k set only the k
+      survivors are kept (K = k) and `ids` (B, K) holds their vocabulary ids; otherwise
+      K = V in vocabulary order and `ids` is None;
+    * `kept`: `final` before the temperature (its argmax is the fallback when the temperature
+      overflows the softmax, see `choose`).
+    """
+
+    raw: torch.Tensor
+    final: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
+    kept: torch.Tensor | None = None
+
+
+def process_logits(
+    logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None = None
+) -> StepLogits:
+    """Run every logits step of `params` on last-position logits (B, V), in the fixed order.
 
     With top_k set, the later steps run on the k survivors only (same result, far less work
     than sorting the whole vocabulary each step).
@@ -122,29 +141,46 @@ def next_token(
             seen = seen[:, -params.repetition_window :]
         logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
     if params.greedy:
-        return logits.argmax(dim=-1)
+        return StepLogits(logits)
     logits = logits.float()
+    ids = None
+    kept = logits
     if 0 < params.top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, params.top_k, dim=-1)  # (B, k), sorted
-        values = apply_top_p(values, params.top_p)
-        values = apply_min_p(values, params.min_p)
-        choice = _draw_safely(values, params.temperature, generator)  # (B,) among the k
-        return indices.gather(-1, choice[:, None]).squeeze(-1)
-    logits = apply_top_p(logits, params.top_p)
-    logits = apply_min_p(logits, params.min_p)
-    return _draw_safely(logits, params.temperature, generator)
+        kept, ids = torch.topk(logits, params.top_k, dim=-1)  # (B, k), sorted
+    kept = apply_min_p(apply_top_p(kept, params.top_p), params.min_p)
+    return StepLogits(logits, apply_temperature(kept, params.temperature), ids, kept)
 
 
-def _draw_safely(logits: torch.Tensor, temperature: float, generator: torch.Generator | None):
-    """Temperature, then draw; when the probabilities are not finite, the most likely token.
+def choose(
+    step: StepLogits, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next token per row (B,) and its column in `step.final` (B,) (= the id when there
+    is no `final` or it spans the whole vocabulary).
 
-    A temperature (or repetition penalty) so small that logits/temperature overflows makes
-    softmax NaN and torch.multinomial raise; the limit of sampling at such a temperature is
-    greedy, so that is what it becomes. NaN logits from the model itself also end here: their
-    argmax is a NaN entry, which the decode loop reports (generator.check_logit). Nothing is
-    checked on the normal path.
+    When the probabilities are not finite, the most likely token: a temperature (or
+    repetition penalty) so small that logits/temperature overflows makes softmax NaN and
+    torch.multinomial raise; the limit of sampling at such a temperature is greedy, so that is
+    what it becomes. NaN logits from the model itself also end here: their argmax is a NaN
+    entry, which the decode loop reports (check_logit). Nothing is checked on the normal path.
     """
+    if step.final is None:
+        tok = step.raw.argmax(dim=-1)
+        return tok, tok
     try:
-        return draw(apply_temperature(logits, temperature), generator)
+        col = draw(step.final, generator)
     except RuntimeError:
-        return logits.argmax(dim=-1)
+        assert step.kept is not None
+        col = step.kept.argmax(dim=-1)
+    if step.ids is None:
+        return col, col
+    return step.ids.gather(-1, col[:, None]).squeeze(-1), col
+
+
+def next_token(
+    logits: torch.Tensor,
+    params: SamplingParams,
+    seen: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick the next token id per row (B,) from last-position logits (B, V), on the device."""
+    return choose(process_logits(logits, params, seen), generator)[0]
