@@ -3,18 +3,16 @@ request's greedy or seeded output is the same alone or in any batch."""
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from tui_gen.engine.events import Event, FinishEvent, TokenEvent
 from tui_gen.engine.generator import Generator
-from tui_gen.engine.scheduler import Job, Scheduler, token_logprobs
+from tui_gen.engine.scheduler import Job, Scheduler
 from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
@@ -187,21 +185,6 @@ def test_ignore_eos_keeps_going_past_the_eos_token(gen: Generator) -> None:
         sched.close()
     assert fstop.reason == "eos" and fstop.token_ids == []
     assert fgo.reason == "length" and len(fgo.token_ids) == GREEDY.max_new_tokens
-
-
-def test_token_logprobs_raw_and_sampled(gen: Generator) -> None:
-    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
-    seen = torch.tensor([0])
-    g = token_logprobs(gen.tokenizer, logits, 0, SamplingParams(do_sample=False, logprobs=2), seen)
-    raw = torch.log_softmax(logits, -1)[0]
-    assert math.isclose(g.logprob, float(raw[0]), rel_tol=1e-6)
-    assert [a.token_id for a in g.top] == [0, 1]
-    assert g.sampled_logprob == 0.0 and [a.token_id for a in g.sampled_top] == [0]
-    s = token_logprobs(
-        gen.tokenizer, logits, 1, SamplingParams(temperature=1.0, top_k=2, logprobs=3), seen
-    )
-    assert [a.token_id for a in s.sampled_top] == [0, 1]  # top_k removed the rest
-    assert math.isclose(s.sampled_logprob, math.log(1 / (1 + math.e)), rel_tol=1e-5)
 
 
 def test_logprobs_reach_the_token_events(gen: Generator) -> None:

@@ -45,16 +45,10 @@ from tui_gen.engine.events import (
     FinishEvent,
     FinishReason,
     GenerationStats,
-    TokenAlternative,
     TokenEvent,
     TokenLogprobs,
 )
 from tui_gen.engine.sampling import (
-    apply_min_p,
-    apply_repetition_penalty,
-    apply_temperature,
-    apply_top_k,
-    apply_top_p,
     check_logit,
     make_generator,
 )
@@ -220,11 +214,12 @@ class Scheduler:
         ids_t = torch.tensor([job.ids], dtype=torch.long, device=gen.device)
         logits = gen.model(ids_t, start=0, cache=own, last_only=True)[:, -1]  # (1, V)
         seq = ids_t
-        tok = _sample(logits, [row], seq)[0]
+        toks, lps = _sample(logits, [row], seq, self.gen.token_texts)
+        tok = toks[0]
         now = time.perf_counter()
         stats.time_to_first_token = now - job.submitted
         stats.prefill_seconds = now - t0
-        reason = self._accept(slot, logits, 0, tok, seq)
+        reason = self._accept(slot, logits, 0, tok, lps[0])
         if reason is not None:
             self._leave(slot, reason)
             return
@@ -329,13 +324,13 @@ class Scheduler:
         logits = self._step(step, cur, cache, pos, kp)[:, -1]  # (b, V)
         self._cur = cur + 1
         seq = self._seq[:, : self._cur]
-        toks = _sample(logits, [s.row for s in slots], seq)
+        toks, lps = _sample(logits, [s.row for s in slots], seq, self.gen.token_texts)
         busy = time.perf_counter() - t0
         self.step_rows.append(len(slots))
         keep: list[int] = []
-        for i, (s, tok) in enumerate(zip(slots, toks)):
+        for i, (s, tok, lp) in enumerate(zip(slots, toks, lps)):
             s.row.stats.decode_seconds += busy
-            reason = self._accept(s, logits, i, tok, seq)
+            reason = self._accept(s, logits, i, tok, lp)
             if reason is None:
                 s.last = tok
                 keep.append(i)
@@ -355,16 +350,14 @@ class Scheduler:
         self._step = self.gen.batch_step(self._cache)
 
     def _accept(
-        self, s: _Slot, logits: torch.Tensor, i: int, tok: int, seq: torch.Tensor
+        self, s: _Slot, logits: torch.Tensor, i: int, tok: int, lp: TokenLogprobs | None
     ) -> FinishReason | None:
-        """Take row i's sampled token: emit it, or say why the row ends."""
+        """Take row i's sampled token (and its logprobs, when asked for): emit it, or say why
+        the row ends."""
         r = s.row
         check_logit(logits, tok, i, len(r.generated))
         if tok in self._eos and not s.job.ignore_eos:
             return "eos"
-        lp = None
-        if r.req.params.logprobs:
-            lp = token_logprobs(self.gen.tokenizer, logits[i : i + 1], tok, r.req.params, seq[i])
         r.generated.append(tok)
         delta, hit = r.stops.feed(r.decoder.step(tok))
         r.stats.generated_tokens = len(r.generated)
@@ -378,39 +371,3 @@ class Scheduler:
     def _leave(self, s: _Slot, reason: FinishReason) -> None:
         for ev in _finish(s.row, reason, s.row.stats.decode_seconds):
             s.emit(ev)
-
-
-def token_logprobs(
-    tokenizer: Any, logits: torch.Tensor, tok: int, p: SamplingParams, seen: torch.Tensor
-) -> TokenLogprobs:
-    """The chosen token's log-probability and the p.logprobs most likely alternatives, under
-    the raw distribution (after the repetition penalty) and the sampled one (events.py)."""
-    x = logits.float()
-    if p.repetition_penalty != 1.0:
-        window = seen[None, -p.repetition_window :] if p.repetition_window else seen[None]
-        x = apply_repetition_penalty(x, window, p.repetition_penalty)
-    raw = torch.log_softmax(x, dim=-1)[0]
-    if p.greedy:
-        sampled = torch.full_like(raw, -math.inf)
-        sampled[tok] = 0.0
-    else:
-        y = apply_top_k(x, p.top_k)
-        y = apply_min_p(apply_top_p(y, p.top_p), p.min_p)
-        sampled = torch.log_softmax(apply_temperature(y, p.temperature), dim=-1)[0]
-
-    def top(dist: torch.Tensor) -> tuple[TokenAlternative, ...]:
-        values, ids = torch.topk(dist, min(p.logprobs, dist.shape[-1]))
-        return tuple(
-            TokenAlternative(int(t), tokenizer.decode([int(t)]), float(v))
-            for v, t in zip(values.tolist(), ids.tolist())
-            if v > -math.inf
-        )
-
-    return TokenLogprobs(
-        tok,
-        tokenizer.decode([tok]),
-        float(raw[tok]),
-        top(raw),
-        float(sampled[tok]),
-        top(sampled),
-    )

@@ -33,6 +33,7 @@ from tui_gen.engine.events import (
     TokenEvent,
 )
 from tui_gen.engine.protocol import ChatMessage
+from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 from tui_gen.remote.client import PROBE_TIMEOUT, Endpoint, RemoteError, StreamCut, _one_line
 from tui_gen.remote.wire import (
@@ -247,9 +248,18 @@ class RemoteChat:
         *,
         system: str | None = None,
         cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
     ) -> Iterator[Event]:
         """TokenEvents as chunks arrive, then one FinishEvent (reason "cancelled" when `cancel`
-        closed the stream). A failure raises RemoteError with the text so far in `partial`."""
+        closed the stream). A failure raises RemoteError with the text so far in `partial`.
+
+        `prefix_ids` (continuing a reply from a chosen token) needs token ids the server
+        neither takes nor returns, so it is refused."""
+        if prefix_ids:
+            raise TuiGenError(
+                "branching needs a local model (an OpenAI endpoint takes no token ids); "
+                "open the model with tui-gen itself to branch from a token"
+            )
         p = params if params is not None else self._defaults
         kept, dropped = self.fit(messages, p.max_new_tokens, system)
         body = request_body(self.model, self.full_messages(kept, system), p)
