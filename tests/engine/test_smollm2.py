@@ -52,3 +52,28 @@ def test_kv_reuse_across_turns_gives_same_reply(smol: Generator) -> None:
     )
     assert fresh.token_ids == second.token_ids
     assert first.text
+
+
+def test_batched_replies_on_the_native_rows_equal_transformers_ids(smol: Generator) -> None:
+    """The fixture's prompts decoded together (left-padded, rows finishing apart) through the
+    native rows step: each reply is transformers' greedy reply."""
+    from tui_gen.engine.batch import Request
+    from tui_gen.engine.events import FinishEvent
+
+    n = FIXTURE["max_new_tokens"]
+    cases = FIXTURE["cases"]
+    reqs = [Request(c["input_ids"], smol.params(do_sample=False, max_new_tokens=n), i)
+            for i, c in enumerate(cases)]  # fmt: skip
+    from tui_gen.models.kv_cache import KVCache
+
+    assert smol.decode_backend == "native"
+    c = smol.config
+    probe = KVCache(c.num_layers, 2, c.num_kv_heads, 4, c.head_dim, smol.dtype, "cpu")
+    assert smol.batch_backend(probe) == "native"
+    got = {ev.index: ev for ev in smol.stream_batch(reqs) if isinstance(ev, FinishEvent)}
+    assert len({len(c["input_ids"]) for c in cases}) > 1  # the rows were padded
+    for i, case in enumerate(cases):
+        expected = case["greedy_ids"]
+        if expected and expected[-1] in smol.eos_token_ids:
+            expected = expected[:-1]
+        assert got[i].token_ids == expected, f"case {i}"
