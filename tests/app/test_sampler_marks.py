@@ -3,6 +3,7 @@ own samplers (torch, in the test only) and with properties of its own."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -36,7 +37,7 @@ def _engine_kept(logprobs: list[float], top_k: int, top_p: float, min_p: float) 
 
 def _distinct(logprobs: list[float]) -> bool:
     """Ties at a cut are ordered differently by torch.topk and by rank; leave them out."""
-    return all(a - b > 1e-6 for a, b in zip(logprobs, logprobs[1:]))
+    return all(a - b > 1e-6 for a, b in itertools.pairwise(logprobs))
 
 
 @settings(max_examples=300, deadline=None)

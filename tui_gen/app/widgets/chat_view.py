@@ -12,6 +12,7 @@ replies are Markdown (which does not interpret console markup either).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 from rich.text import Text
@@ -21,6 +22,8 @@ from textual.timer import Timer
 from textual.widgets import Label, LoadingIndicator, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from tui_gen.app.tokens import ReplyToken, has_data
+from tui_gen.app.widgets.heatmap import TokenHeatmap
 from tui_gen.app.widgets.reply_markdown import ReplyMarkdown
 from tui_gen.sanitize import sanitize
 
@@ -57,7 +60,8 @@ class UserTurn(Static):
 
 
 class ReplyTurn(Vertical):
-    """One reply: who wrote it, the Markdown body (streamed), and how it ended."""
+    """One reply: who wrote it, the Markdown body (streamed), and how it ended; with the
+    heat map on (and token data to show) the body is its TokenHeatmap instead."""
 
     DEFAULT_CSS = """
     ReplyTurn {
@@ -72,13 +76,23 @@ class ReplyTurn(Vertical):
         & > .reply--who.-generating { color: $accent; }
         &.-stopped { border-left: outer $warning; }
         & > .reply--meta.-stopped { color: $warning; }
+        &.-heatmap > Markdown { display: none; }
+        &.-heatmap > TokenHeatmap { display: block; }
     }
     """
 
     def __init__(
-        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+        self,
+        model: str,
+        content: str = "",
+        meta: str = "",
+        stopped: bool = False,
+        tokens: Sequence[ReplyToken] = (),
+        heatmap: bool = False,
     ) -> None:
         super().__init__()
+        self._tokens = tokens
+        self._heatmap_wanted = heatmap
         self.model = model
         self._initial = sanitize(content)
         self._meta = meta
@@ -93,13 +107,40 @@ class ReplyTurn(Vertical):
     def compose(self) -> ComposeResult:
         yield Label(Text(sanitize(self.model) or "Assistant"), classes="reply--who")
         yield ReplyMarkdown(self._initial, parser_factory=markdown_parser, open_links=False)
+        yield TokenHeatmap(self._tokens)
         yield Label(
             Text(self._meta), classes="reply--meta -stopped" if self._stopped else "reply--meta"
         )
 
+    def on_mount(self) -> None:
+        self._sync_heatmap()
+
     @property
     def body(self) -> Markdown:
         return self.query_one(Markdown)
+
+    @property
+    def heatmap(self) -> TokenHeatmap:
+        return self.query_one(TokenHeatmap)
+
+    def show_heatmap(self, on: bool) -> None:
+        """Draw the reply as its heat map (when it has token data) or as Markdown."""
+        self._heatmap_wanted = on
+        self._sync_heatmap()
+
+    def _sync_heatmap(self) -> None:
+        self.set_class(self._heatmap_wanted and has_data(self.heatmap.tokens), "-heatmap")
+
+    def add_tokens(self, tokens: Sequence[ReplyToken]) -> None:
+        """Token data of a streaming reply (the heat map draws it when it is shown)."""
+        had = has_data(self.heatmap.tokens)
+        self.heatmap.extend(tokens)
+        if not had and self._heatmap_wanted:
+            self._sync_heatmap()
+
+    def set_tokens(self, tokens: Sequence[ReplyToken]) -> None:
+        self.heatmap.set_tokens(tokens)
+        self._sync_heatmap()
 
     @property
     def source(self) -> str:
@@ -253,10 +294,23 @@ class ChatView(VerticalScroll):
         self.anchor()
         return turn
 
+    #: replies are drawn as heat maps (the app's toggle; new replies follow it)
+    heatmap_on = False
+
+    def show_heatmap(self, on: bool) -> None:
+        self.heatmap_on = on
+        for turn in self.query(ReplyTurn):
+            turn.show_heatmap(on)
+
     async def add_reply(
-        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+        self,
+        model: str,
+        content: str = "",
+        meta: str = "",
+        stopped: bool = False,
+        tokens: Sequence[ReplyToken] = (),
     ) -> ReplyTurn:
-        turn = ReplyTurn(model, content, meta, stopped)
+        turn = ReplyTurn(model, content, meta, stopped, tokens, self.heatmap_on)
         await self.mount(turn)
         self._sync_welcome()
         self.anchor()

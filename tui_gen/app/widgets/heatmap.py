@@ -1,0 +1,150 @@
+"""A reply drawn token by token, each shaded by how likely the model thought it was.
+
+Shading blends the theme's `error` colour into its background, more for less likely tokens, in
+five steps (so a reply has at most five background styles, and the legend can name them); the
+text on a shade is the theme's contrast text for that shade, so it reads in every theme. For
+monochrome terminals (and colour-blind readers) the least likely tokens are also underlined
+(p < LOW) and bold-underlined (p < VERY_LOW); the inspector's cursor is drawn reversed.
+
+Each token's text is sanitized on its own (no control sequence can reach the terminal, even one
+split across tokens: its pieces are shown as visible control pictures or removed), and a line
+break shows as "⏎" before it, so a newline token has something to shade. A click on a token
+posts `TokenHeatmap.Clicked` with its index (the token index rides in the style's meta).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.color import Color
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from tui_gen.app.tokens import ReplyToken
+from tui_gen.sanitize import sanitize
+
+#: probability below which a token is underlined, and below which it is also bold
+LOW = 0.1
+VERY_LOW = 0.01
+#: the shade steps: (probability at least, how much of the heat colour is blended in)
+STEPS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.6, 0.18), (0.3, 0.34), (0.1, 0.5))
+STRONGEST = 0.68
+
+
+def shade(probability: float | None) -> float:
+    """How much heat colour a token of this probability gets (0 = none)."""
+    if probability is None:
+        return 0.0
+    for at_least, amount in STEPS:
+        if probability >= at_least:
+            return amount
+    return STRONGEST
+
+
+def token_display(text: str) -> str:
+    """A token's text as the heat map shows it: sanitized, line breaks marked."""
+    return sanitize(text).replace("\n", "⏎\n")
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The theme's colours the heat map needs (strings Textual can parse)."""
+
+    background: str
+    heat: str
+    foreground: str
+
+
+class TokenHeatmap(Widget):
+    """The tokens of one reply, shaded by probability, with an optional cursor."""
+
+    DEFAULT_CSS = """
+    TokenHeatmap {
+        height: auto;
+        width: 1fr;
+        display: none;
+    }
+    """
+
+    cursor: reactive[int | None] = reactive(None, layout=False)
+
+    @dataclass
+    class Clicked(Message):
+        heatmap: TokenHeatmap
+        index: int
+
+        @property
+        def control(self) -> TokenHeatmap:
+            return self.heatmap
+
+    def __init__(self, tokens: Sequence[ReplyToken] = ()) -> None:
+        super().__init__()
+        self._tokens: list[ReplyToken] = list(tokens)
+        self._pieces: list[str] = [token_display(t.text) for t in self._tokens]
+        self._styles_for: tuple[str, dict[float, Style]] | None = None  # (theme, its styles)
+
+    @property
+    def tokens(self) -> Sequence[ReplyToken]:
+        return self._tokens
+
+    def set_tokens(self, tokens: Sequence[ReplyToken]) -> None:
+        self._tokens = list(tokens)
+        self._pieces = [token_display(t.text) for t in self._tokens]
+        self.refresh(layout=True)
+
+    def extend(self, tokens: Sequence[ReplyToken]) -> None:
+        """More tokens of a streaming reply (drawn with the next frame)."""
+        if tokens:
+            self._tokens.extend(tokens)
+            self._pieces.extend(token_display(t.text) for t in tokens)
+            if self.display:
+                self.refresh(layout=True)
+
+    def _palette(self) -> Palette:
+        v = self.app.get_css_variables()
+        return Palette(
+            v.get("background", "#000000"), v.get("error", "#ff0000"), v.get("foreground", "#fff")
+        )
+
+    def _styles(self, palette: Palette) -> dict[float, Style]:
+        base = Color.parse(palette.background)
+        heat = Color.parse(palette.heat)
+        out = {}
+        for amount in {a for _, a in STEPS} | {STRONGEST}:
+            if amount == 0:
+                out[amount] = Style()
+                continue
+            bg = base.blend(heat, amount)
+            fg = bg.get_contrast_text(1.0)
+            out[amount] = Style(bgcolor=bg.rich_color, color=fg.rich_color)
+        return out
+
+    def render(self) -> Text:
+        theme = self.app.theme
+        if self._styles_for is None or self._styles_for[0] != theme:
+            self._styles_for = (theme, self._styles(self._palette()))
+        styles = self._styles_for[1]
+        text = Text(end="")
+        cursor = self.cursor
+        for i, (token, piece) in enumerate(zip(self._tokens, self._pieces)):
+            p = token.probability
+            style = styles[shade(p)]
+            if p is not None and p < LOW:
+                style += Style(underline=True, bold=p < VERY_LOW)
+            if i == cursor:
+                style += Style(reverse=True, bold=True)
+            if not piece:  # the first bytes of a character: nothing to show, keep it clickable
+                piece = "·" if i == cursor else ""
+            text.append(piece, style + Style(meta={"token": i}))
+        return text
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.style.meta.get("token") if event.style else None
+        if isinstance(index, int):
+            event.stop()
+            self.post_message(self.Clicked(self, index))
