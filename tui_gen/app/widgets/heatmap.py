@@ -14,6 +14,7 @@ posts `TokenHeatmap.Clicked` with its index (the token index rides in the style'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ VERY_LOW = 0.01
 #: the shade steps: (probability at least, how much of the heat colour is blended in)
 STEPS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.6, 0.18), (0.3, 0.34), (0.1, 0.5))
 STRONGEST = 0.68
+_FAINT = Style(dim=True)
 
 
 def shade(probability: float | None) -> float:
@@ -140,7 +142,12 @@ class TokenHeatmap(Widget):
                 style += Style(reverse=True, bold=True)
             if not piece:  # the first bytes of a character: nothing to show, keep it clickable
                 piece = "·" if i == cursor else ""
-            text.append(piece, style + Style(meta={"token": i}))
+            style += Style(meta={"token": i})
+            if "⏎" in piece:  # the line-break marker is drawn faint
+                for part in re.split("(⏎)", piece):
+                    text.append(part, style + _FAINT if part == "⏎" else style)
+            else:
+                text.append(piece, style)
         return text
 
     def on_click(self, event: events.Click) -> None:

@@ -79,7 +79,7 @@ class InspectorPanel(Widget, can_focus=True):
         Binding("end", "move_to(-1)", "Last token", show=False, id="inspector.last"),
         Binding("up", "choose(-1)", "Previous alternative", show=False, id="inspector.up"),
         Binding("down", "choose(1)", "Next alternative", show=False, id="inspector.down"),
-        Binding("enter", "branch", "Branch from this alternative", id="inspector.branch"),
+        Binding("enter", "branch", "Branch here", id="inspector.branch"),
     ]
 
     index: reactive[int] = reactive(0)
@@ -208,8 +208,8 @@ class InspectorPanel(Widget, can_focus=True):
         out.append(f"   {'rest of the vocabulary':<{LABEL_WIDTH + BAR_WIDTH + 1}} ", "dim")
         out.append(f"{percent(max(0.0, rest))}\n", "dim")
         out.append(
-            "←/→ token · ↑/↓ alternative · Enter regenerates from it · ● drawn · "
-            "✗ the sliders now would remove it · → its chance now",
+            "←/→ token · ↑/↓ pick · Enter regenerates from it · ● drawn · "
+            "✗ cut by the sliders now · → chance now",
             "dim",
         )
         return out
