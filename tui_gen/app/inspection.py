@@ -97,22 +97,23 @@ class InspectionMixin(GenerationMixin):
         if self.focused is None or self.focused is panel:
             self.prompt.focus()
 
-    def _draw_cursor(self) -> None:
-        reply = self.chat_view.last_reply()
+    def _draw_cursor(self, reply: ReplyTurn | None = None) -> None:
+        reply = reply or self.chat_view.last_reply()
         if reply is not None and self.inspector_on:
             reply.heatmap.cursor = self.inspector.index if reply.heatmap.tokens else None
 
     # --- what the inspector follows ------------------------------------------------------------
     def _reply_tokens_arrived(self, reply: ReplyTurn) -> None:
-        if not self.inspector_on or reply is not self.chat_view.last_reply():
+        """(`reply` is the one being generated: always the last.)"""
+        if not self.inspector_on:
             return
         panel = self.inspector
         tokens = reply.heatmap.tokens
         if panel.tokens is not tokens:
             panel.set_tokens(tokens, panel.index)
         else:
-            panel.refresh(layout=True)  # the same, growing list: "token i/n" changes
-        self._draw_cursor()
+            panel.refresh()  # the same, growing list: "token i/n" changes, not the height
+        self._draw_cursor(reply)
 
     def _sampling_changed(self) -> None:
         """A slider moved: the removed-by-sampler marks follow at once."""

@@ -19,7 +19,9 @@ Log-probabilities are rounded to 4 decimals (a probability to ~0.01% of itself).
 
 from __future__ import annotations
 
+import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +102,39 @@ def _lp(value: float) -> float | None:
     return round(value, DIGITS) if math.isfinite(value) else None
 
 
+#: the JSON of recent replies' tokens, by the identity of their (immutable) tuple: autosave
+#: writes the whole conversation on the UI thread after every reply, and converting thousands
+#: of tokens again each time was a visible stall
+_CACHE: OrderedDict[int, tuple[Sequence[ReplyToken], list[dict[str, Any]], str]] = OrderedDict()
+CACHE_SIZE = 256
+
+
+def _cached(tokens: Sequence[ReplyToken]) -> tuple[list[dict[str, Any]], str]:
+    key = id(tokens)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is tokens:
+        _CACHE.move_to_end(key)
+        return hit[1], hit[2]
+    data = _to_json(tokens)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(tokens, tuple):  # a list may still change: never cached
+        _CACHE[key] = (tokens, data, text)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return data, text
+
+
 def to_json(tokens: Sequence[ReplyToken]) -> list[dict[str, Any]]:
+    """The transcript's JSON for `tokens` (shared between calls: do not change it)."""
+    return _cached(tokens)[0]
+
+
+def to_json_text(tokens: Sequence[ReplyToken]) -> str:
+    """to_json(tokens) as compact JSON text."""
+    return _cached(tokens)[1]
+
+
+def _to_json(tokens: Sequence[ReplyToken]) -> list[dict[str, Any]]:
     out = []
     for t in tokens:
         d: dict[str, Any] = {"id": t.token_id, "text": t.text}

@@ -257,18 +257,20 @@ class TranscriptStore:
         d = conv.to_dict()
         compact: dict[str, str] = {}
         nonce = secrets.token_hex(8)
-        for i, turn in enumerate(d["turns"]):
-            node, depth = turn, 0
-            while isinstance(node, dict):  # the reply, then the originals it branched from
+        for i, (turn, node) in enumerate(zip(conv.turns, d["turns"])):
+            depth = 0
+            current: Turn | None = turn
+            while current is not None:  # the reply, then the originals it branched from
                 if not self.save_tokens:
                     node.pop("tokens", None)
-                elif "tokens" in node:
+                elif current.tokens is not None:
                     key = f"@tokens-{nonce}-{i}-{depth}@"
-                    compact[json.dumps(key)] = json.dumps(
-                        node["tokens"], ensure_ascii=False, separators=(",", ":")
-                    )
+                    compact[json.dumps(key)] = token_data.to_json_text(current.tokens)
                     node["tokens"] = key
-                node, depth = (node.get("branch") or {}).get("original"), depth + 1
+                if current.branch is None:
+                    break
+                current, node = current.branch.original, node["branch"]["original"]
+                depth += 1
         text = json.dumps(d, ensure_ascii=False, indent=2)
         for key, value in compact.items():
             text = text.replace(key, value, 1)

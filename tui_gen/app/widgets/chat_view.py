@@ -129,7 +129,11 @@ class ReplyTurn(Vertical):
         self._sync_heatmap()
 
     def _sync_heatmap(self) -> None:
-        self.set_class(self._heatmap_wanted and has_data(self.heatmap.tokens), "-heatmap")
+        on = self._heatmap_wanted and has_data(self.heatmap.tokens)
+        self.set_class(on, "-heatmap")
+        if not on and self._pending and self._flush_timer is None:  # text held while hidden
+            self._flush_due = time.monotonic() + self._interval
+            self._flush_timer = self.set_timer(self._interval, self._flush)
 
     def add_tokens(self, tokens: Sequence[ReplyToken]) -> None:
         """Token data of a streaming reply (the heat map draws it when it is shown)."""
@@ -162,6 +166,8 @@ class ReplyTurn(Vertical):
         if not text:
             return
         self._pending.append(text)
+        if self.has_class("-heatmap"):
+            return  # the Markdown is hidden: it gets the text when shown again, or at the end
         if self._flush_timer is None:
             self._flush_due = time.monotonic() + self._interval
             self._flush_timer = self.set_timer(self._interval, self._flush)
@@ -281,8 +287,10 @@ class ChatView(VerticalScroll):
         return [w for w in self.children if isinstance(w, (UserTurn, ReplyTurn))]
 
     def last_reply(self) -> ReplyTurn | None:
-        replies = self.query(ReplyTurn)
-        return replies.last() if replies else None
+        for w in reversed(self.children):  # not a query: that walks every Markdown block
+            if isinstance(w, ReplyTurn):
+                return w
+        return None
 
     def _sync_welcome(self) -> None:
         self.welcome.display = not self.turns

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.app import ComposeResult
 from textual.color import Color
+from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -62,7 +64,33 @@ class Palette:
     foreground: str
 
 
-class TokenHeatmap(Widget):
+class HeatBlock(Widget):
+    """Tokens start..end of a heat map (a run of lines): a streaming reply redraws only its
+    last block, so a long reply costs no more per frame than a short one."""
+
+    DEFAULT_CSS = """
+    HeatBlock { height: auto; width: 1fr; }
+    """
+
+    def __init__(self, owner: TokenHeatmap, start: int, end: int) -> None:
+        super().__init__()
+        self.owner, self.start, self.end = owner, start, end
+
+    def render(self) -> Text:
+        return self.owner.render_range(self.start, self.end)
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.style.meta.get("token") if event.style else None
+        if isinstance(index, int):
+            event.stop()
+            self.owner.post_message(TokenHeatmap.Clicked(self.owner, index))
+
+
+#: a block ends after a line break once it holds this many tokens (blocks never split a line)
+BLOCK_TOKENS = 48
+
+
+class TokenHeatmap(Vertical):
     """The tokens of one reply, shaded by probability, with an optional cursor."""
 
     DEFAULT_CSS = """
@@ -86,26 +114,58 @@ class TokenHeatmap(Widget):
 
     def __init__(self, tokens: Sequence[ReplyToken] = ()) -> None:
         super().__init__()
-        self._tokens: list[ReplyToken] = list(tokens)
-        self._pieces: list[str] = [token_display(t.text) for t in self._tokens]
+        self._tokens: list[ReplyToken] = []
+        self._pieces: list[str] = []
+        self._starts: list[int] = [0]  #: where each block starts (the last one is open)
         self._styles_for: tuple[str, dict[float, Style]] | None = None  # (theme, its styles)
+        self._add(tokens)
+
+    def compose(self) -> ComposeResult:
+        yield from self._make_blocks(0)
+
+    def _make_blocks(self, first: int) -> list[HeatBlock]:
+        ends = [*self._starts[1:], len(self._tokens)]
+        return [HeatBlock(self, s, e) for s, e in zip(self._starts[first:], ends[first:])]
+
+    def _add(self, tokens: Sequence[ReplyToken]) -> None:
+        for t in tokens:
+            piece = token_display(t.text)
+            self._tokens.append(t)
+            self._pieces.append(piece)
+            if "\n" in piece and len(self._tokens) - self._starts[-1] >= BLOCK_TOKENS:
+                self._starts.append(len(self._tokens))
 
     @property
     def tokens(self) -> Sequence[ReplyToken]:
         return self._tokens
 
     def set_tokens(self, tokens: Sequence[ReplyToken]) -> None:
-        self._tokens = list(tokens)
-        self._pieces = [token_display(t.text) for t in self._tokens]
-        self.refresh(layout=True)
+        self._tokens, self._pieces, self._starts = [], [], [0]
+        self._add(tokens)
+        if self.is_mounted:
+            self.remove_children()
+            self.mount_all(self._make_blocks(0))
 
     def extend(self, tokens: Sequence[ReplyToken]) -> None:
-        """More tokens of a streaming reply (drawn with the next frame)."""
-        if tokens:
-            self._tokens.extend(tokens)
-            self._pieces.extend(token_display(t.text) for t in tokens)
-            if self.display:
-                self.refresh(layout=True)
+        """More tokens of a streaming reply: the open block grows, new blocks are mounted."""
+        if not tokens:
+            return
+        blocks = len(self._starts)
+        self._add(tokens)
+        if not self.is_mounted:
+            return
+        children = list(self.query_children(HeatBlock))
+        if children:  # the open block grows (to where a new one starts, if one does)
+            last = children[-1]
+            last.end = self._starts[blocks] if len(self._starts) > blocks else len(self._tokens)
+            last.refresh(layout=True)
+        if len(self._starts) > blocks or not children:
+            self.mount_all(self._make_blocks(blocks if children else 0))
+
+    def watch_cursor(self, old: int | None, new: int | None) -> None:
+        for block in self.query_children(HeatBlock):
+            if any(i is not None and block.start <= i < block.end for i in (old, new)):
+                block.refresh()
 
     def _palette(self) -> Palette:
         v = self.app.get_css_variables()
@@ -126,14 +186,17 @@ class TokenHeatmap(Widget):
             out[amount] = Style(bgcolor=bg.rich_color, color=fg.rich_color)
         return out
 
-    def render(self) -> Text:
+    def render_range(self, start: int, end: int) -> Text:
+        """Tokens start..end as shaded text (one trailing line break left out: the next block
+        starts on its own line anyway)."""
         theme = self.app.theme
         if self._styles_for is None or self._styles_for[0] != theme:
             self._styles_for = (theme, self._styles(self._palette()))
         styles = self._styles_for[1]
         text = Text(end="")
         cursor = self.cursor
-        for i, (token, piece) in enumerate(zip(self._tokens, self._pieces)):
+        for i in range(start, min(end, len(self._tokens))):
+            token, piece = self._tokens[i], self._pieces[i]
             p = token.probability
             style = styles[shade(p)]
             if p is not None and p < LOW:
@@ -142,6 +205,8 @@ class TokenHeatmap(Widget):
                 style += Style(reverse=True, bold=True)
             if not piece:  # the first bytes of a character: nothing to show, keep it clickable
                 piece = "·" if i == cursor else ""
+            if i == end - 1 and piece.endswith("\n"):
+                piece = piece[:-1]
             style += Style(meta={"token": i})
             if "⏎" in piece:  # the line-break marker is drawn faint
                 for part in re.split("(⏎)", piece):
@@ -149,9 +214,3 @@ class TokenHeatmap(Widget):
             else:
                 text.append(piece, style)
         return text
-
-    def on_click(self, event: events.Click) -> None:
-        index = event.style.meta.get("token") if event.style else None
-        if isinstance(index, int):
-            event.stop()
-            self.post_message(self.Clicked(self, index))
