@@ -28,6 +28,7 @@ from tui_gen.app.transcripts.store import Conversation, TranscriptStore, Turn, t
 from tui_gen.app.widgets.chat_view import ReplyTurn
 from tui_gen.app.widgets.heatmap import LOW, TokenHeatmap, shade, token_display
 from tui_gen.app.widgets.inspector import InspectorPanel, bar, quoted
+from tui_gen.errors import TuiGenError
 
 pytestmark = pytest.mark.usefixtures("isolated_dirs")
 __all__ = ["isolated_dirs"]
@@ -143,19 +144,29 @@ async def test_branch_regenerates_from_the_chosen_token_and_ctrl_z_goes_back(
         assert app.conversation.turns[-1] is original
 
 
+class NoBranching(BranchingChat):
+    """A backend that cannot branch (a remote one): it says so, as the contract asks."""
+
+    def stream_reply(self, messages: Any, params: Any = None, **kwargs: Any) -> Any:
+        if kwargs.get("prefix_ids"):
+            raise TuiGenError("branching needs a local model")
+        return self._chat.stream_reply(messages, params, **kwargs)
+
+
 @pytest.mark.slow
 async def test_branch_on_a_backend_without_branching_rolls_back(tmp_path: Path) -> None:
-    """Today's ChatSession (and a remote backend) cannot branch: the error is shown and the
-    original reply stays."""
+    """A backend that cannot branch: the error is shown and the original reply stays."""
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
+        app.chat = NoBranching(app.chat)
         await reply(pilot, "Pancakes?")
         original = app.conversation.turns[-1]
         await app.branch_from(2, original.tokens[2].top[1])  # type: ignore[index]
         await wait_until(pilot, lambda: not app.generating)
         assert app.conversation.turns[-1] is original
         assert last(app).source == RECIPE
+        assert "branching needs a local model" in [n.message for n in app._notifications]
 
 
 def _r(lp: float | None) -> float | None:
