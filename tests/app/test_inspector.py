@@ -3,6 +3,7 @@ token probabilities: tests/fake_engine.py's fake_logprobs and BranchingChat)."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
@@ -256,3 +257,157 @@ async def test_settings_turn_token_data_off(tmp_path: Path) -> None:
         await reply(pilot, "More?")
         assert fake.calls[-1]["params"]["logprobs"] == 10  # the heat map is on: asked
         assert isinstance(app.query(InspectorPanel).first(), InspectorPanel)
+
+
+def _session_branches() -> bool:
+    from tui_gen.engine.chat import ChatSession
+
+    return "prefix_ids" in inspect.signature(ChatSession.stream_reply).parameters
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _session_branches(), reason="ChatSession has no prefix_ids yet")
+async def test_branch_through_the_real_chat_session(tmp_path: Path) -> None:
+    """The same branch, with no stand-in backend: ChatSession passes prefix_ids on to the
+    (fake) engine, which continues the scripted reply after them."""
+    fake = FakeEngine()
+    app = make_app(tmp_path, fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await reply(pilot, "Pancakes?")
+        original = app.conversation.turns[-1]
+        assert original.tokens is not None
+        alternative = original.tokens[2].top[1]
+        assert await app.branch_from(2, alternative)
+        await wait_until(pilot, lambda: not app.generating, "the branch")
+        assert fake.calls[-1]["prefix_ids"] == [0, 1, alternative.token_id]
+        turn = app.conversation.turns[-1]
+        assert turn.branch is not None and turn.branch.original is original
+        assert last(app).source == turn.content
+        assert [t.token_id for t in turn.tokens or ()][:3] == [0, 1, alternative.token_id]
+
+
+def _luminance(c: Any) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+
+def _contrast(a: Any, b: Any) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+async def test_heatmap_reads_in_every_theme_and_in_monochrome(tmp_path: Path) -> None:
+    """Each shade's text has WCAG-AA contrast (4.5:1) in every theme, shades get stronger as
+    the probability falls, and the least likely tokens are underlined (no colour needed)."""
+    from textual.color import Color
+
+    app = make_app(tmp_path)
+    tokens = [
+        ReplyToken(i, f"t{i} ", math.log(p), ()) for i, p in enumerate((0.95, 0.7, 0.4, 0.2, 0.05))
+    ]
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        heat = TokenHeatmap(tokens)
+        await app.chat_view.mount(heat)
+        for theme in sorted(app.available_themes):
+            app.theme = theme
+            await pilot.pause()
+            text = heat.render_range(0, len(tokens))
+            at = [text.plain.index(f"t{i}") for i in range(5)]
+            spans = [text.get_style_at_offset(app.console, offset) for offset in at]
+            assert spans[0].bgcolor is None  # a near-certain token is not shaded
+            assert [bool(s.underline) for s in spans] == [False, False, False, False, True]
+            background = Color.parse(app.get_css_variables()["background"])
+            if background.ansi is not None:
+                continue  # textual-ansi: the terminal's own colours (the underline remains)
+            distances = []
+            for style in spans[1:]:
+                assert style.bgcolor is not None and style.color is not None
+                bg, fg = Color.from_rich_color(style.bgcolor), Color.from_rich_color(style.color)
+                assert _contrast(bg, fg) >= 4.5, theme
+                distances.append(sum(abs(x - y) for x, y in zip(bg.rgb, background.rgb)))
+            assert distances == sorted(distances), theme
+
+
+async def test_heatmap_blocks_stream_and_click(tmp_path: Path) -> None:
+    """A long reply is drawn in blocks split at line breaks; streaming grows the last block
+    and mounts new ones; a click in a later block still names the right token."""
+    from tui_gen.app.widgets.heatmap import BLOCK_TOKENS, HeatBlock
+
+    app = make_app(tmp_path)
+    line = [ReplyToken(0, "w ", math.log(0.5), ())] * (BLOCK_TOKENS - 1)
+    para = [*line, ReplyToken(0, "end\n", math.log(0.5), ())]
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        heat = TokenHeatmap(para)
+        heat.display = True
+        await app.chat_view.mount(heat)
+        await pilot.pause()
+        # a line break after BLOCK_TOKENS tokens closes a block; the next (empty) one is open
+        assert [(b.start, b.end) for b in heat.query(HeatBlock)] == [(0, 48), (48, 48)]
+        heat.extend(para[:10])
+        heat.extend(para[10:])
+        await pilot.pause()
+        n = 2 * BLOCK_TOKENS
+        assert [(b.start, b.end) for b in heat.query(HeatBlock)][-2:] == [(48, n), (n, n)]
+        heat.extend(para[:3])
+        await pilot.pause()
+        blocks = list(heat.query(HeatBlock))
+        assert [(b.start, b.end) for b in blocks] == [(0, 48), (48, 96), (96, 99)]
+        assert "".join(b.render().plain for b in blocks[:1]) == "w " * 47 + "end⏎"
+        clicked: list[int] = []
+        post = heat.post_message
+
+        def spy(message: Any) -> bool:
+            if isinstance(message, TokenHeatmap.Clicked):
+                clicked.append(message.index)
+            return post(message)
+
+        heat.post_message = spy  # type: ignore[method-assign]
+        await pilot.click(HeatBlock, offset=(0, 0))
+        app.chat_view.scroll_end(animate=False)
+        await pilot.pause()
+        last_block = heat.query(HeatBlock).last()
+        await pilot.click(last_block, offset=(2, 0))
+        await pilot.pause()
+        assert clicked[-1] == 97
+
+
+def test_settings_for_token_data(tmp_path: Path) -> None:
+    from tui_gen.app.settings import Settings
+
+    path = tmp_path / "settings.json"
+    path.write_text('{"logprobs": 99, "save_tokens": "yes", "export_tokens": true}')
+    s = Settings.load(path)
+    assert s.logprobs == 20 and s.save_tokens is True and s.export_tokens is True
+    assert any("save_tokens" in p for p in s.problems)
+    path.write_text('{"logprobs": "many"}')
+    assert any("logprobs" in p for p in Settings.load(path).problems)
+    s.save()
+    assert Settings.load(path).to_dict()["logprobs"] == 20
+
+
+@pytest.mark.slow
+async def test_heatmap_mid_stream_then_markdown_again(tmp_path: Path) -> None:
+    """With the heat map on, the streaming reply's Markdown waits (hidden); turned off mid-reply
+    it catches up, and the final text is the reply's either way."""
+    fake = FakeEngine(pause_after=12)
+    app = make_app(tmp_path, fake, flush_interval=0.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        app.prompt.insert("Pancakes?")
+        await pilot.press("enter")
+        await wait_until(pilot, fake.paused.is_set)
+        await wait_until(pilot, lambda: len(last(app).heatmap.tokens) == 12, "12 tokens")
+        assert last(app).has_class("-heatmap") and last(app).source == ""
+        await pilot.press("f3")
+        shown = "".join(PIECES[:12])
+        await wait_until(pilot, lambda: last(app).source == shown, "the Markdown to catch up")
+        fake.resume.set()
+        await wait_until(pilot, lambda: not app.generating)
+        assert last(app).source == RECIPE

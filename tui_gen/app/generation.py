@@ -184,10 +184,10 @@ class GenerationMixin(App[int]):
         if g is None:
             return  # from a generation that was stopped and already wrapped up
         g.tokens += message.tokens
-        await g.reply.append(message.text)
-        if message.token_data:
+        if message.token_data:  # first: with the heat map on, the Markdown then waits
             g.reply.add_tokens(message.token_data)
             self._reply_tokens_arrived(g.reply)
+        await g.reply.append(message.text)
         self.status.context_used = message.context_used
         self.status.speed = f"{g.tokens} tokens…"
         now = time.monotonic()

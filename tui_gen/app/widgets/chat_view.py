@@ -179,8 +179,8 @@ class ReplyTurn(Vertical):
             self._interval = min(MAX_STREAM_INTERVAL, self._interval * 1.5 + late)
         else:
             self._interval = max(STREAM_INTERVAL, self._interval * 0.8)
-        if not self._pending:
-            return
+        if not self._pending or self.has_class("-heatmap"):
+            return  # (hidden under the heat map: _sync_heatmap flushes when it is shown)
         text = "".join(self._pending)
         self._pending.clear()
         if self._stream is None:

@@ -1,8 +1,8 @@
 """A reply drawn token by token, each shaded by how likely the model thought it was.
 
 Shading blends the theme's `error` colour into its background, more for less likely tokens, in
-five steps (so a reply has at most five background styles, and the legend can name them); the
-text on a shade is the theme's contrast text for that shade, so it reads in every theme. For
+five steps (so a reply has at most five background styles); the text on a shade keeps a WCAG-AA
+contrast (4.5:1) with it (see AA), so it reads in every theme. For
 monochrome terminals (and colour-blind readers) the least likely tokens are also underlined
 (p < LOW) and bold-underlined (p < VERY_LOW); the inspector's cursor is drawn reversed.
 
@@ -38,6 +38,26 @@ VERY_LOW = 0.01
 STEPS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.6, 0.18), (0.3, 0.34), (0.1, 0.5))
 STRONGEST = 0.68
 _FAINT = Style(dim=True)
+
+
+WHITE, BLACK = Color(255, 255, 255), Color(0, 0, 0)
+#: the contrast a shade's text keeps (WCAG AA for normal text): the theme's own text colour if
+#: it reaches it, else whichever of white and black contrasts more (one of them always does)
+AA = 4.5
+
+
+def _luminance(c: Color) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+
+def contrast(a: Color, b: Color) -> float:
+    """The WCAG contrast ratio of two colours (1 to 21)."""
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 def shade(probability: float | None) -> float:
@@ -166,6 +186,8 @@ class TokenHeatmap(Vertical):
         for block in self.query_children(HeatBlock):
             if any(i is not None and block.start <= i < block.end for i in (old, new)):
                 block.refresh()
+            if new is not None and block.start <= new < block.end and self.display:
+                block.scroll_visible(animate=False)  # the cursor's lines come into view
 
     def _palette(self) -> Palette:
         v = self.app.get_css_variables()
@@ -176,13 +198,14 @@ class TokenHeatmap(Vertical):
     def _styles(self, palette: Palette) -> dict[float, Style]:
         base = Color.parse(palette.background)
         heat = Color.parse(palette.heat)
+        text = Color.parse(palette.foreground)
         out = {}
         for amount in {a for _, a in STEPS} | {STRONGEST}:
             if amount == 0:
                 out[amount] = Style()
                 continue
             bg = base.blend(heat, amount)
-            fg = bg.get_contrast_text(1.0)
+            fg = max((text, WHITE, BLACK), key=lambda c: (contrast(bg, c) >= AA, contrast(bg, c)))
             out[amount] = Style(bgcolor=bg.rich_color, color=fg.rich_color)
         return out
 
