@@ -411,3 +411,24 @@ async def test_heatmap_mid_stream_then_markdown_again(tmp_path: Path) -> None:
         fake.resume.set()
         await wait_until(pilot, lambda: not app.generating)
         assert last(app).source == RECIPE
+
+
+@pytest.mark.slow
+async def test_inspector_follows_the_conversation(tmp_path: Path) -> None:
+    """A new chat empties the inspector; the next reply fills it; regenerate re-points it."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await reply(pilot, "Pancakes?")
+        await pilot.press("f9")
+        first = app.inspector.tokens
+        assert len(first) == len(PIECES)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not app.inspector.tokens, "the inspector to empty")
+        assert "No token data" in panel_text(app)
+        await reply(pilot, "Pancakes again?")
+        assert app.inspector.tokens is last(app).heatmap.tokens and app.inspector.tokens
+        before = app.inspector.tokens
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: not app.generating and app.inspector.tokens is not before)
+        assert app.inspector.tokens is last(app).heatmap.tokens

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from tui_gen.app.generation import GenerationMixin
 from tui_gen.app.tokens import Alternative, chosen, has_data
 from tui_gen.app.transcripts.store import Branch, stats_line
-from tui_gen.app.widgets.chat_view import ReplyTurn
+from tui_gen.app.widgets.chat_view import ChatView, ReplyTurn
 from tui_gen.app.widgets.heatmap import TokenHeatmap
 from tui_gen.app.widgets.inspector import InspectorPanel
 
@@ -114,6 +114,17 @@ class InspectionMixin(GenerationMixin):
         else:
             panel.refresh()  # the same, growing list: "token i/n" changes, not the height
         self._draw_cursor(reply)
+
+    def on_chat_view_turns_changed(self, message: ChatView.TurnsChanged) -> None:
+        """A new chat, a reopened one, a reply taken back or started: follow the last reply
+        (a branch and going back point the inspector themselves, at the branch point)."""
+        if not self.inspector_on:
+            return
+        reply = self.chat_view.last_reply()
+        tokens = reply.heatmap.tokens if reply is not None else ()
+        if self.inspector.tokens is not tokens:
+            self.inspector.set_tokens(tokens, len(tokens) - 1)
+            self._draw_cursor(reply)
 
     def _sampling_changed(self) -> None:
         """A slider moved: the removed-by-sampler marks follow at once."""

@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Label, LoadingIndicator, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
@@ -259,7 +260,11 @@ class Welcome(Vertical):
 
 
 class ChatView(VerticalScroll):
-    """The turns of the conversation, newest at the bottom."""
+    """The turns of the conversation, newest at the bottom. Posts TurnsChanged when turns come
+    or go (the inspector follows the last reply)."""
+
+    class TurnsChanged(Message):
+        """A turn was added or removed."""
 
     DEFAULT_CSS = """
     ChatView {
@@ -294,6 +299,7 @@ class ChatView(VerticalScroll):
 
     def _sync_welcome(self) -> None:
         self.welcome.display = not self.turns
+        self.post_message(self.TurnsChanged())
 
     async def add_user(self, content: str) -> UserTurn:
         turn = UserTurn(content)
