@@ -52,7 +52,7 @@ def quoted(text: str, width: int = LABEL_WIDTH) -> str:
 def percent(p: float | None) -> str:
     if p is None:
         return "  —  "
-    return f"{100 * p:5.1f}%" if p >= 0.001 or p == 0 else "<0.1%"
+    return f"{100 * p:5.1f}%" if p >= 0.001 or p == 0 else " <0.1%"
 
 
 class InspectorPanel(Widget, can_focus=True):
