@@ -4,6 +4,7 @@ event loop gets (the lag a user would feel as sluggish typing), and check no tok
     python -m dev.lag_bench                      # the demo model, models/cooking
     python -m dev.lag_bench MODEL --tokens 2000
     python -m dev.lag_bench --synthetic          # no model: 1000 tokens a second
+    python -m dev.lag_bench --synthetic --inspector   # with the heat map and inspector open
 
 A probe task sleeps PROBE seconds in a loop on the app's event loop; how much later than asked
 it wakes up is the loop's lag. The app runs headless (Textual's test driver) at a fixed size,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
@@ -85,9 +87,19 @@ class SyntheticEngine:
         self.cached_tokens = 0
 
     def stream_events(self, ids: list[int], params: Any, *, cancel: Any = None) -> Iterator[Any]:
-        from tui_gen.engine.events import FinishEvent, GenerationStats, TokenEvent
+        from tui_gen.engine.events import (
+            FinishEvent,
+            GenerationStats,
+            TokenAlternative,
+            TokenEvent,
+            TokenLogprobs,
+        )
 
         words = ["Stir", "the", "**sauce**", "gently,", "then", "`simmer`", "for", "ten"]
+        n_top = params.logprobs
+        top = tuple(
+            TokenAlternative(100 + k, f" alt{k}", math.log(0.5 ** (k + 1))) for k in range(n_top)
+        )
         text, n, t0 = "", 0, time.perf_counter()
         for i in range(params.max_new_tokens):
             if cancel is not None and cancel.is_set():
@@ -98,7 +110,11 @@ class SyntheticEngine:
             text += piece
             n += 1
             self.cached_tokens = len(ids) + n
-            yield TokenEvent(i, piece)
+            lp = None
+            if n_top:  # what a model's step would attach (the numbers do not matter here)
+                p = math.log((1 + i % 9) / 10)
+                lp = TokenLogprobs(i, piece, p, top, p, top)
+            yield TokenEvent(i, piece, logprobs=lp)
             time.sleep(self.step)
         dt = time.perf_counter() - t0
         yield FinishEvent(
@@ -114,9 +130,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def run_bench(
-    model: str | None, tokens: int, size: tuple[int, int], device: str = "auto"
+    model: str | None,
+    tokens: int,
+    size: tuple[int, int],
+    device: str = "auto",
+    inspector: bool = False,
 ) -> dict[str, Any]:
-    """Run the app headless, stream about `tokens` tokens, return the measurements."""
+    """Run the app headless, stream about `tokens` tokens, return the measurements;
+    `inspector`: with the token inspector (and so the heat map) open on the streaming reply."""
     from tui_gen.app.app import AppConfig, TuiGenApp
     from tui_gen.app.messages import ReplyChunk
     from tui_gen.app.settings import Settings
@@ -168,6 +189,8 @@ async def run_bench(
         counter = _Counter(app.engine)
         app.set_param("max_new_tokens", min(tokens, app.info.max_context // 2), explicit=False)
         app.set_param("temperature", 0.7, explicit=False)
+        if inspector:
+            app.open_inspector()
         task = asyncio.create_task(probe())
         t_start = time.perf_counter()
         shown: list[str] = []
@@ -176,6 +199,7 @@ async def run_bench(
             if replies and replies % 4 == 0:
                 await app.action_reset()  # keep the conversation inside the context
             streaming = True
+            app.prompt.focus()  # the inspector, when open, keeps following the last reply
             app.prompt.insert(PROMPTS[replies % len(PROMPTS)])
             await pilot.press("enter")
             while app.generating:
@@ -185,6 +209,7 @@ async def run_bench(
             last = app.chat_view.last_reply()
             shown.append(last.source if last is not None else "")
         elapsed = time.perf_counter() - t_start
+        inspected = len(app.inspector.tokens)
         task.cancel()
         await app.action_reset()
     finals = [sanitize(t) for t in counter.finals]
@@ -204,6 +229,8 @@ async def run_bench(
         "lag_max_ms": 1000 * max(lags, default=0.0),
         "lag_mean_ms": 1000 * (statistics.fmean(lags) if lags else 0.0),
         "probes": len(lags),
+        "inspector": inspector,
+        "inspected_tokens": inspected,
     }
 
 
@@ -214,13 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=1500, help="tokens to stream in total")
     p.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--inspector", action="store_true", help="with the heat map and token inspector open"
+    )
     args = p.parse_args(argv)
     model = None if args.synthetic else (args.model or str(DEFAULT_MODEL))
     if model is not None and not Path(model).exists():
         print(f"lag_bench: {model} does not exist (try --synthetic)", file=sys.stderr)
         return 2
     cols, rows = (int(x) for x in args.size.lower().split("x"))
-    r = asyncio.run(run_bench(model, args.tokens, (cols, rows), args.device))
+    r = asyncio.run(run_bench(model, args.tokens, (cols, rows), args.device, args.inspector))
     print(
         f"model {r['model']} on {r['device'] or 'n/a'}: {r['tokens']} tokens in {r['replies']} "
         f"replies, {r['tokens_per_second']:.0f} tok/s, {r['messages']} UI messages\n"
@@ -230,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         f"tokens lost: {r['tokens_lost']} (received {r['tokens_received']}), "
         f"replies whose screen text differs from the engine's: {r['text_mismatches']}"
     )
+    if r["inspector"]:
+        print(f"inspector open: it showed the last reply's {r['inspected_tokens']} tokens")
     return 0 if r["tokens_lost"] == 0 and r["text_mismatches"] == 0 else 1
 
 

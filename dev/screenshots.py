@@ -9,7 +9,10 @@ transcripts go to a temporary folder: your own are not touched.
 
 Files written: chat-streaming.svg (a reply mid-stream), chat-dark.svg and chat-light.svg (the
 same conversation in a dark and a light theme), sliders.svg (the sampling panel in use),
-transcripts.svg (the transcript browser), help.svg (keys and commands).
+transcripts.svg (the transcript browser), help.svg (keys and commands), heatmap.svg (the last
+reply shaded by token probability) and inspector.svg (the token inspector on that reply's least
+likely token, with top-k and min-p cutting some alternatives). The last two need an engine that
+sends token probabilities (SamplingParams.logprobs); without them they are skipped, with a note.
 """
 
 from __future__ import annotations
@@ -170,6 +173,38 @@ async def make_screenshots(model: str, out: Path, device: str = "cpu") -> list[P
         await pilot.press("f1")
         await pilot.pause(0.5)
         written.append(_save(app, out, "help.svg"))
+        await pilot.press("escape")
+        written += await _token_views(pilot, out)
+    return written
+
+
+async def _token_views(pilot: Any, out: Path) -> list[Path]:
+    """heatmap.svg and inspector.svg, of the last reply (skipped without token data)."""
+    app = pilot.app
+    turn = app.conversation.last("assistant")
+    tokens = turn.tokens if turn is not None else None
+    if not tokens or all(t.logprob is None for t in tokens):
+        print("screenshots: the engine sent no token probabilities; heatmap.svg and "
+              "inspector.svg skipped")  # fmt: skip
+        return []
+    app.prompt.focus()
+    await pilot.press("f3")
+    await pilot.pause(0.5)
+    app.chat_view.scroll_end(animate=False)
+    await pilot.pause(0.3)
+    app.clear_notifications()
+    written = [_save(app, out, "heatmap.svg")]
+    await pilot.press("f3")
+    app.set_param("temperature", 0.8, explicit=False)
+    app.set_param("top_k", 5, explicit=False)
+    app.set_param("min_p", 0.05, explicit=False)
+    least = min(range(len(tokens)), key=lambda i: tokens[i].logprob or 0.0)
+    await pilot.press("f9")
+    app.inspector.index = least
+    await pilot.press("down")
+    await pilot.pause(0.5)
+    app.clear_notifications()
+    written.append(_save(app, out, "inspector.svg"))
     return written
 
 

@@ -8,6 +8,7 @@ The real SamplingParams and ChatSession are used with it.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -16,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from tui_gen.engine.events import Event, FinishEvent, FinishReason, GenerationStats, TokenEvent
+from tui_gen.engine.events import (
+    Event,
+    FinishEvent,
+    FinishReason,
+    GenerationStats,
+    TokenAlternative,
+    TokenEvent,
+    TokenLogprobs,
+)
 from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
@@ -28,6 +37,28 @@ RECIPE = (
     "```python\nfor pan in range(4):\n    print('flip', pan)\n```\n\n"
     "Serve warm with lemon."
 )
+
+
+#: the chosen token's probability at step i is CHOSEN_P[i % 4] (a spread the heat map shades)
+CHOSEN_P = (0.92, 0.55, 0.3, 0.04)
+ALT_BASE = 10000  #: alternative k is the token ALT_BASE + k, text f" alt{k}"
+
+
+def alt_text(k: int) -> str:
+    return f" alt{k}"
+
+
+def fake_logprobs(token_id: int, text: str, step: int, n: int) -> TokenLogprobs:
+    """A deterministic distribution for step `step`: the token itself with CHOSEN_P, the rest
+    spread over " alt1", " alt2", ... halving each time (90% of what is left; 10% is the tail
+    nobody sees); the top n, most likely first."""
+    p0 = CHOSEN_P[step % len(CHOSEN_P)]
+    rest = (1 - p0) * 0.9
+    weights = [0.5**k for k in range(1, 21)]
+    alts = [(ALT_BASE + k, alt_text(k), rest * w / sum(weights)) for k, w in enumerate(weights, 1)]
+    ranked = sorted([(token_id, text, p0), *alts], key=lambda a: -a[2])[:n]
+    top = tuple(TokenAlternative(i, t, math.log(p)) for i, t, p in ranked)
+    return TokenLogprobs(token_id, text, math.log(p0), top, math.log(p0), top)
 
 
 class FakeTokenizer:
@@ -68,6 +99,8 @@ class FakeEngine:
         self._cached = 0
         self._busy = threading.Lock()
         self._reply_index = 0
+        #: token id -> text of every token it produced (alternatives: ALT_BASE + k)
+        self.vocab: dict[int, str] = {ALT_BASE + k: alt_text(k) for k in range(1, 21)}
 
     @property
     def cached_tokens(self) -> int:
@@ -146,7 +179,9 @@ class FakeEngine:
             text += piece
             self._cached += 1
             self.yielded += 1
-            yield TokenEvent(i, piece)
+            self.vocab[i] = piece
+            lp = fake_logprobs(i, piece, i, p.logprobs) if p.logprobs else None
+            yield TokenEvent(i, piece, logprobs=lp)
         n = len(generated) - len(prefix)
         stats = GenerationStats(
             prompt_tokens=len(ids),
@@ -165,6 +200,61 @@ class FakeEngine:
         while not self.resume.wait(timeout=0.01):
             if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
                 return
+
+
+class BranchingChat:
+    """A ChatBackend with the branching contract the engine is getting: stream_reply(...,
+    prefix_ids) continues the reply after those assistant token ids; its TokenEvents cover only
+    the new tokens; the FinishEvent has the whole reply's text and ids. Over a ChatSession on a
+    FakeEngine (everything else is the session's); the continuation is `continuation`, word by
+    word, with token ids from CONTINUATION_BASE."""
+
+    CONTINUATION_BASE = 20000
+
+    def __init__(self, chat: Any, continuation: str = "and then serve it warm.") -> None:
+        self._chat = chat
+        self.continuation = continuation
+        #: (messages, prefix_ids) of every branched request
+        self.branches: list[tuple[list[dict[str, str]], tuple[int, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chat, name)
+
+    def stream_reply(
+        self,
+        messages: Sequence[Any],
+        params: SamplingParams | None = None,
+        *,
+        system: str | None = None,
+        cancel: threading.Event | None = None,
+        prefix_ids: Sequence[int] = (),
+    ) -> Iterator[Event]:
+        if not prefix_ids:
+            yield from self._chat.stream_reply(messages, params, system=system, cancel=cancel)
+            return
+        engine = self._chat.generator
+        self.branches.append(([dict(m) for m in messages], tuple(prefix_ids)))
+        p = params or engine.defaults
+        text = "".join(engine.vocab[i] for i in prefix_ids)
+        ids = list(prefix_ids)
+        for j, piece in enumerate(" " + word for word in self.continuation.split()):
+            if j and cancel is not None and cancel.is_set():
+                break
+            token_id = self.CONTINUATION_BASE + j
+            engine.vocab[token_id] = piece
+            ids.append(token_id)
+            text += piece
+            lp = fake_logprobs(token_id, piece, j, p.logprobs) if p.logprobs else None
+            yield TokenEvent(token_id, piece, logprobs=lp)
+        stats = GenerationStats(generated_tokens=len(ids) - len(prefix_ids), decode_seconds=0.1)
+        yield FinishEvent("eos", text, ids, stats)
+
+
+def branching(app: Any, continuation: str = "and then serve it warm.") -> BranchingChat:
+    """Put a BranchingChat in front of the loaded app's chat session (call after ready())."""
+    chat = BranchingChat(app.chat, continuation)
+    app.chat = chat
+    return chat
 
 
 # --- helpers for pilot tests ---------------------------------------------------------------------

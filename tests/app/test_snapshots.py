@@ -161,3 +161,17 @@ def test_model_failed_to_load(snap_compare: Any, base: Path) -> None:
 
     app = make_app(base, factory=boom)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_token_inspector(snap_compare: Any, base: Path) -> None:
+    """The heat map with the inspector's cursor on a token, its alternatives as bars, and the
+    ones the current top-k would remove marked."""
+
+    async def run_before(pilot: Any) -> None:
+        await ready(pilot)
+        await reply(pilot, "How do I make pancakes?")
+        pilot.app.set_param("top_k", 3, explicit=False)
+        await pilot.press("f9", "home", "right", "right", "right", "down")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(base), terminal_size=SIZE, run_before=run_before)

@@ -34,8 +34,8 @@ from tui_gen.app import commands, gcpause, slash
 from tui_gen.app.atomic import why
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.config import AppConfig
-from tui_gen.app.generation import GenerationMixin
 from tui_gen.app.history import History
+from tui_gen.app.inspection import InspectionMixin
 from tui_gen.app.messages import EngineFailed, EngineLoaded, ModelInfo
 from tui_gen.app.params import BY_NAME, PARAMS, Number, clean_values
 from tui_gen.app.screens.help import HelpScreen
@@ -51,6 +51,7 @@ from tui_gen.app.transcripts.store import (
     stats_line,
 )
 from tui_gen.app.widgets.chat_view import ChatView
+from tui_gen.app.widgets.inspector import InspectorPanel
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.side_panel import SamplingPanel
 from tui_gen.app.widgets.status import StatusBar
@@ -73,7 +74,7 @@ class _NoWaitExecutor(ThreadPoolExecutor):
         super().shutdown(wait=False, cancel_futures=cancel_futures)
 
 
-class TuiGenApp(GenerationMixin):
+class TuiGenApp(InspectionMixin):
     """Chat with a local language model."""
 
     TITLE = "tui-gen"
@@ -91,6 +92,9 @@ class TuiGenApp(GenerationMixin):
         Binding("f2", "toggle_panel", "Sliders", id="toggle_panel"),
         Binding("f4", "change_theme", "Theme", id="theme", show=False),
         Binding("f5", "copy_reply", "Copy reply", id="copy_reply", show=False),
+        Binding("f3", "toggle_heatmap", "Heat map", id="heatmap", show=False),
+        Binding("f9", "toggle_inspector", "Token inspector", id="inspector", show=False),
+        Binding("ctrl+z", "unbranch", "Back to the original reply", id="unbranch", show=False),
         Binding("f8", "copy_code", "Copy code", id="copy_code", show=False),
         Binding(
             "ctrl+p",
@@ -115,7 +119,8 @@ class TuiGenApp(GenerationMixin):
         self.config = config
         self.settings = settings or Settings.load()
         self.store = store or TranscriptStore(
-            Path(config.transcripts) if config.transcripts else data_dir() / "transcripts"
+            Path(config.transcripts) if config.transcripts else data_dir() / "transcripts",
+            save_tokens=self.settings.save_tokens,
         )
         #: tests give a stand-in engine; otherwise worker.open_backend decides local or remote
         self._engine_factory = engine_factory
@@ -171,6 +176,7 @@ class TuiGenApp(GenerationMixin):
         with Horizontal(id="main"):
             with Vertical(id="chat-column"):
                 yield ChatView(id="chat")
+                yield InspectorPanel(id="inspector")
                 yield PromptInput(placeholder=PLACEHOLDER, id="prompt")
             yield SamplingPanel(self.sampling, id="side-panel")
         yield StatusBar(id="status")
@@ -425,8 +431,9 @@ class TuiGenApp(GenerationMixin):
         self.copy_to_clipboard(block.code)
         self.notify(f"Copied a code block ({block.describe()}).", timeout=3)
 
-    def action_export(self, path: str = "") -> None:
-        """Write the conversation as Markdown (default: <transcripts>/exports/<id>.md)."""
+    def action_export(self, path: str = "", tokens: bool | None = None) -> None:
+        """Write the conversation as Markdown (default: <transcripts>/exports/<id>.md), with a
+        per-token probability table after each reply when `tokens` (default: the setting)."""
         if not self.conversation.turns:
             self.notify("Nothing to export yet.", severity="warning")
             return
@@ -440,7 +447,8 @@ class TuiGenApp(GenerationMixin):
             )
             return
         try:
-            written = export_markdown(self.conversation, target)
+            with_tokens = self.settings.export_tokens if tokens is None else tokens
+            written = export_markdown(self.conversation, target, tokens=with_tokens)
         except TranscriptError as e:
             self.notify(str(e), title="Export failed", severity="error")
             return
@@ -530,6 +538,7 @@ class TuiGenApp(GenerationMixin):
                     turn.content,
                     stats_line(turn),
                     stopped=turn.stopped or turn.finish_reason == "interrupted",
+                    tokens=turn.tokens or (),
                 )
         view.scroll_end(animate=False)
 
@@ -602,6 +611,7 @@ class TuiGenApp(GenerationMixin):
             self.settings.sampling[name] = value
             self._save_settings_later()
         self.panel.set_value(name, value)  # its Changed message then matches and is ignored
+        self._sampling_changed()
         return value
 
     def on_sampling_panel_changed(self, message: SamplingPanel.Changed) -> None:

@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 
 from tui_gen.app.codeblocks import code_blocks
 from tui_gen.app.screens.transcripts import TranscriptBrowser
+from tui_gen.app.widgets.inspector import InspectorPanel
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.slider import Slider
 from tui_gen.sanitize import sanitize
@@ -30,6 +31,7 @@ def binding_sources(app_bindings: list[BindingType]) -> list[tuple[str, list[Bin
         ("app", app_bindings),
         ("prompt", PromptInput.BINDINGS),
         ("slider", Slider.BINDINGS),
+        ("inspector", InspectorPanel.BINDINGS),
         ("transcripts", TranscriptBrowser.BINDINGS),
     ]
 
@@ -89,6 +91,23 @@ def chat_commands(app: TuiGenApp) -> Iterable[SystemCommand]:
     yield cmd(
         "Export to Markdown", "Save the conversation as a .md file", "export", app.action_export
     )
+    yield SystemCommand(
+        "Export to Markdown with token probabilities",
+        "The conversation as a .md file, a table of every reply's tokens after it",
+        partial(app.action_export, "", True),
+    )
+    yield cmd(
+        "Toggle heat map", "Shade each reply's tokens by their probability", "heatmap",
+        app.action_toggle_heatmap,
+    )  # fmt: skip
+    yield cmd(
+        "Token inspector", "Step through the last reply's tokens and their alternatives",
+        "inspector", app.action_toggle_inspector,
+    )  # fmt: skip
+    yield cmd(
+        "Back to the original reply", "Undo the last branch from a token", "unbranch",
+        app.action_unbranch,
+    )  # fmt: skip
     yield cmd(
         "Transcripts", "Browse, reopen or delete saved conversations", "transcripts",
         app.action_transcripts,

@@ -34,7 +34,8 @@ from tui_gen.app.config import AppConfig
 from tui_gen.app.history import Checkpoint, History
 from tui_gen.app.messages import ReplyChunk, ReplyFailed, ReplyFinished, ReplyNotice
 from tui_gen.app.params import Number, to_overrides
-from tui_gen.app.transcripts.store import Conversation, Turn, now_iso, stats_line
+from tui_gen.app.tokens import ReplyToken, has_data
+from tui_gen.app.transcripts.store import Branch, Conversation, Turn, now_iso, stats_line
 from tui_gen.app.widgets.chat_view import ChatView, ReplyTurn
 from tui_gen.app.widgets.prompt import PromptInput
 from tui_gen.app.widgets.status import StatusBar
@@ -60,6 +61,9 @@ class _Generation:
     tokens: int = 0
     last_save: float = field(default_factory=time.monotonic)
     ending: bool = False
+    #: kind "branch": the kept tokens (the chosen alternative last) and the branch point
+    prefix: tuple[ReplyToken, ...] = ()
+    branch: Branch | None = None
 
 
 #: how long an action (reset, regenerate, edit, reopen) waits for a reply to stop
@@ -108,23 +112,42 @@ class GenerationMixin(App[int]):
         """True from the request until the reply's final text is on screen."""
         return self._generation is not None
 
+    def _logprobs_wanted(self) -> int:
+        """How many alternatives per token to ask the engine for (0: none)."""
+        return 0
+
+    def _reply_tokens_arrived(self, reply: ReplyTurn) -> None:
+        """More token data for the reply being generated (the inspector follows it)."""
+
     def _overrides(self) -> dict[str, Any]:
         o: dict[str, Any] = to_overrides(self.sampling)
+        logprobs = self._logprobs_wanted()
+        if logprobs:
+            o["logprobs"] = logprobs
         if self.config.stop:
             o["stop_strings"] = list(self.config.stop)
         if self.config.seed is not None:
             o["seed"] = self.config.seed + self._gen_counter  # reproducible, yet regenerate varies
         return o
 
-    async def _start(self, kind: str, text: str = "") -> None:
+    async def _start(
+        self,
+        kind: str,
+        text: str = "",
+        *,
+        prefix: tuple[ReplyToken, ...] = (),
+        branch: Branch | None = None,
+    ) -> None:
         """Ask for a reply to the history as it is (kind "send": its last turn is the message
-        just sent) or for a new version of the last reply (kind "regenerate")."""
+        just sent), for a new version of the last reply (kind "regenerate"), or for the last
+        reply continued after `prefix`, its kept tokens with the chosen alternative last (kind
+        "branch"; `branch` says where, and keeps the original)."""
         assert self.chat is not None
         self._gen_counter += 1
         # what the history goes back to if the engine fails: without the new message, or
         # with the reply that was being regenerated
         before = self.history.checkpoint(drop_last=kind == "send")
-        if kind == "regenerate":
+        if kind in ("regenerate", "branch"):
             self.history.take_reply()
             await self.chat_view.remove_last(1)
         job = GenerationJob(
@@ -134,8 +157,10 @@ class GenerationMixin(App[int]):
             self.history.system,
             text,
             MappingProxyType(self._overrides()),
+            prefix_ids=tuple(t.token_id for t in prefix),
         )
-        reply = await self.chat_view.add_reply(self._model_label())
+        kept = "".join(t.text for t in prefix)
+        reply = await self.chat_view.add_reply(self._model_label(), kept, tokens=prefix)
         reply.start()
         interval = FLUSH_INTERVAL if self._flush_interval is None else self._flush_interval
         worker = self.run_worker(
@@ -145,7 +170,7 @@ class GenerationMixin(App[int]):
             name=f"generate-{job.gen_id}",
             exit_on_error=False,
         )
-        self._generation = _Generation(job, worker, reply, before)
+        self._generation = _Generation(job, worker, reply, before, prefix=prefix, branch=branch)
         gcpause.defer_full_collections()
         self.status.state = "generating"
         self.status.speed = "waiting for the first token…"
@@ -161,6 +186,9 @@ class GenerationMixin(App[int]):
         if g is None:
             return  # from a generation that was stopped and already wrapped up
         g.tokens += message.tokens
+        if message.token_data:  # first: with the heat map on, the Markdown then waits
+            g.reply.add_tokens(message.token_data)
+            self._reply_tokens_arrived(g.reply)
         await g.reply.append(message.text)
         self.status.context_used = message.context_used
         self.status.speed = f"{g.tokens} tokens…"
@@ -204,6 +232,7 @@ class GenerationMixin(App[int]):
 
     async def _record_reply(self, g: _Generation, message: ReplyFinished) -> None:
         stopped = message.reason == "cancelled"
+        tokens = g.prefix + message.token_data
         turn = Turn(
             "assistant",
             message.text,
@@ -212,9 +241,13 @@ class GenerationMixin(App[int]):
             params=message.params,
             stats=message.stats,
             model=self._model_label(),
+            tokens=tokens if has_data(tokens) else None,
+            branch=g.branch,
         )
         self.history.add_reply(turn, message.dropped)
         await g.reply.finish(message.text, stats_line(turn), stopped=stopped)
+        g.reply.set_tokens(tokens)
+        self._reply_tokens_arrived(g.reply)
         stats = message.stats
         tps = float(stats.get("decode_tokens_per_second") or 0.0)
         ttft = float(stats.get("time_to_first_token") or 0.0)

@@ -82,6 +82,16 @@ class History:
             return None
         return self._truncate(len(turns) - 1)[0]
 
+    def unbranch(self) -> Turn | None:
+        """Put back the reply the last reply was branched from; return it (None: the last
+        turn is not a branched reply)."""
+        turns = self._conversation.turns
+        if not turns or turns[-1].role != "assistant" or turns[-1].branch is None:
+            return None
+        original = turns[-1].branch.original
+        turns[-1] = original
+        return original
+
     def take_back_last_exchange(self) -> tuple[str, int] | None:
         """Remove the last user message and what followed it; (its text, turns removed)."""
         turns = self._conversation.turns

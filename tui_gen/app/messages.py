@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.message import Message
 
+from tui_gen.app.tokens import ReplyToken
 from tui_gen.engine.protocol import ChatBackend, ChatEngine
 
 
@@ -55,12 +56,14 @@ class EngineFailed(Message):
 
 @dataclass(eq=False)
 class ReplyChunk(Message):
-    """A batch of streamed reply text (already sanitized) and how many tokens it holds."""
+    """A batch of streamed reply text (already sanitized) and how many tokens it holds;
+    `token_data`: those tokens with what the model weighed (tokens.py), for the inspector."""
 
     gen_id: int
     text: str
     tokens: int
     context_used: int
+    token_data: tuple[ReplyToken, ...] = ()
 
 
 @dataclass(eq=False)
@@ -86,6 +89,8 @@ class ReplyFinished(Message):
     context_used: int
     #: how many of the oldest messages the prompt had to leave out (the context was full)
     dropped: int = 0
+    #: every new token of the reply (a branch's kept prefix is not repeated here)
+    token_data: tuple[ReplyToken, ...] = ()
 
 
 @dataclass(eq=False)

@@ -12,8 +12,15 @@ Example::
       "theme": "saffron",
       "sampling": {"temperature": 0.7, "top_k": 40},
       "keymap": {"stop": "escape,ctrl+c", "regenerate": "f5"},
-      "side_panel": true
+      "side_panel": true,
+      "logprobs": 10, "logprobs_always": true, "save_tokens": true, "export_tokens": false
     }
+
+The last four are the token inspector's: how many alternatives per token to ask the engine for
+(0: none, which turns the heat map and inspector off), whether to ask for every reply (true:
+any reply can be inspected later; the engine measures the cost at under 5% of a step) or only
+while the heat map or inspector is open, whether transcripts keep the token data, and whether
+the Markdown export adds a per-token probability table.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 from tui_gen.app.atomic import atomic_write_text, why
 from tui_gen.app.params import Number, clean_values
+from tui_gen.options import MAX_LOGPROBS
 
 APP_NAME = "tui-gen"
 CONFIG_ENV = "TUI_GEN_CONFIG_DIR"
@@ -61,6 +69,10 @@ class Settings:
     sampling: dict[str, Number] = field(default_factory=dict)
     keymap: dict[str, str] = field(default_factory=dict)
     side_panel: bool = True
+    logprobs: int = 10
+    logprobs_always: bool = True
+    save_tokens: bool = True
+    export_tokens: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     _set_aside: bool = False
@@ -103,6 +115,17 @@ class Settings:
             s.problems.append("settings: 'keymap' must be an object of binding id -> keys")
         panel = data.pop("side_panel", True)
         s.side_panel = panel if isinstance(panel, bool) else True
+        logprobs = data.pop("logprobs", s.logprobs)
+        if isinstance(logprobs, int) and not isinstance(logprobs, bool):
+            s.logprobs = max(0, min(MAX_LOGPROBS, logprobs))
+        else:
+            s.problems.append(f"settings: 'logprobs' must be an integer from 0 to {MAX_LOGPROBS}")
+        for key in ("logprobs_always", "save_tokens", "export_tokens"):
+            value = data.pop(key, getattr(s, key))
+            if isinstance(value, bool):
+                setattr(s, key, value)
+            else:
+                s.problems.append(f"settings: {key!r} must be true or false")
         s.extra = data
         return s
 
@@ -113,6 +136,10 @@ class Settings:
             "sampling": dict(self.sampling),
             "keymap": dict(self.keymap),
             "side_panel": self.side_panel,
+            "logprobs": self.logprobs,
+            "logprobs_always": self.logprobs_always,
+            "save_tokens": self.save_tokens,
+            "export_tokens": self.export_tokens,
         }
 
     def save(self) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from tui_gen.app import tokens as token_data
 from tui_gen.app.messages import (
     ModelInfo,
     ReplyChunk,
@@ -183,12 +184,14 @@ class GenerationJob:
     is the one thing both threads share (the UI sets it, the engine checks it)."""
 
     gen_id: int
-    kind: str  # "send" | "regenerate"
+    kind: str  # "send" | "regenerate" | "branch"
     messages: tuple[ChatMessage, ...]
     system: str | None = None
     text: str = ""  # the message sent (kind "send"), put back in the prompt box on an error
     overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+    #: kind "branch": the reply continues after these assistant token ids (ChatBackend)
+    prefix_ids: tuple[int, ...] = ()
 
 
 def run_generation(
@@ -212,21 +215,34 @@ def run_generation(
     clean = StreamSanitizer()
     dropped = 0
     streamed: list[str] = []  # the reply so far, kept if the backend fails part-way
+    reply_tokens: list[token_data.ReplyToken] = []  # the whole reply's, for the final message
+    sent = 0  # how many of them a chunk carried already
 
     def flush() -> None:
+        nonlocal sent
         text, tokens = batcher.take()
         if text or tokens:
-            post(ReplyChunk(job.gen_id, text, tokens, chat.cached_tokens))
+            new = tuple(reply_tokens[sent:])
+            sent = len(reply_tokens)
+            post(ReplyChunk(job.gen_id, text, tokens, chat.cached_tokens, new))
 
     final: ReplyFinished | ReplyFailed = ReplyFailed(
         job.gen_id, "the engine ended without finishing the reply", user_error=False
     )
     try:
         params = chat.params(**job.overrides)
-        events = chat.stream_reply(job.messages, params, system=job.system, cancel=job.cancel)
+        # prefix_ids only when branching: a backend without branching never sees the keyword
+        extra = {"prefix_ids": job.prefix_ids} if job.prefix_ids else {}
+        events = chat.stream_reply(
+            job.messages, params, system=job.system, cancel=job.cancel, **extra
+        )
         for ev in events:
             if isinstance(ev, TokenEvent):
                 streamed.append(ev.text)
+                if ev.token_id >= 0:
+                    reply_tokens.append(token_data.from_event(ev.token_id, ev.text, ev.logprobs))
+                elif reply_tokens:  # held-back text released at the end: the last token's
+                    reply_tokens[-1] = reply_tokens[-1].with_text(ev.text)
                 batcher.add(clean.feed(ev.text))
                 if batcher.due():
                     flush()
@@ -246,6 +262,7 @@ def run_generation(
                     params.to_dict(),
                     chat.cached_tokens,
                     dropped,
+                    tuple(reply_tokens),
                 )
     except TuiGenError as e:
         batcher.add(clean.flush(), 0)

@@ -32,8 +32,7 @@ from tui_gen.engine.events import (
     NoticeEvent,
     TokenEvent,
 )
-from tui_gen.engine.protocol import ChatMessage
-from tui_gen.errors import TuiGenError
+from tui_gen.engine.protocol import BranchingUnavailable, ChatMessage
 from tui_gen.options import SamplingParams
 from tui_gen.remote.client import PROBE_TIMEOUT, Endpoint, RemoteError, StreamCut, _one_line
 from tui_gen.remote.wire import (
@@ -256,7 +255,7 @@ class RemoteChat:
         `prefix_ids` (continuing a reply from a chosen token) needs token ids the server
         neither takes nor returns, so it is refused."""
         if prefix_ids:
-            raise TuiGenError(
+            raise BranchingUnavailable(
                 "branching needs a local model (an OpenAI endpoint takes no token ids); "
                 "open the model with tui-gen itself to branch from a token"
             )

@@ -17,15 +17,20 @@ import json
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tui_gen.app import tokens as token_data
 from tui_gen.app.atomic import atomic_write_text, why
 from tui_gen.app.params import BY_NAME
+from tui_gen.app.tokens import ReplyToken
+from tui_gen.app.transcripts.token_table import token_table
 from tui_gen.sanitize import sanitize
 
+#: 1: the first format. Later fields (a reply's "tokens" and "branch") are optional, so a
+#: file of either kind loads in both directions; the number is kept.
 SCHEMA_VERSION = 1
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TRASH = ".trash"
@@ -47,8 +52,45 @@ def new_id(created: str) -> str:
 
 
 @dataclass
+class Branch:
+    """Where a reply was branched: at token `index`, `chosen` (id, text) replaced `replaced`,
+    and `original` is the reply as it was (itself perhaps a branch: one level per branch)."""
+
+    index: int
+    chosen: tuple[int, str]
+    replaced: tuple[int, str]
+    original: Turn
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "chosen": {"id": self.chosen[0], "text": self.chosen[1]},
+            "replaced": {"id": self.replaced[0], "text": self.replaced[1]},
+            "original": self.original.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Branch:
+        if not isinstance(d, dict) or isinstance(d.get("index"), bool):
+            raise TypeError("'branch' is not an object")
+        index = d.get("index")
+        if not isinstance(index, int) or index < 0:
+            raise TypeError("'branch' has no token index")
+        pairs = []
+        for key in ("chosen", "replaced"):
+            v = d.get(key)
+            if not (isinstance(v, dict) and isinstance(v.get("id"), int)
+                    and isinstance(v.get("text"), str)):  # fmt: skip
+                raise TypeError(f"'branch' has no {key!r} token")
+            pairs.append((int(v["id"]), str(v["text"])))
+        return cls(index, pairs[0], pairs[1], Turn.from_dict(d.get("original"), "original"))
+
+
+@dataclass
 class Turn:
-    """One message. Replies also record how they were made (sampling values, stats, reason)."""
+    """One message. Replies also record how they were made (sampling values, stats, reason),
+    and, when the engine sent them, their tokens with what the model weighed (tokens.py);
+    a reply regenerated from one of its tokens records the branch point and the original."""
 
     role: str  # "user" | "assistant"
     content: str
@@ -57,10 +99,45 @@ class Turn:
     params: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     model: str | None = None
+    tokens: tuple[ReplyToken, ...] | None = None
+    branch: Branch | None = None
 
     @property
     def stopped(self) -> bool:
         return self.finish_reason == "cancelled"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"role": self.role, "content": self.content, "created": self.created}
+        for key in ("finish_reason", "params", "stats", "model"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value
+        if self.tokens is not None:
+            d["tokens"] = token_data.to_json(self.tokens)
+        if self.branch is not None:
+            d["branch"] = self.branch.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, t: Any, where: str) -> Turn:
+        """Validate and build; raise TypeError naming the turn and what is wrong."""
+        if not isinstance(t, dict) or t.get("role") not in ("user", "assistant"):
+            raise TypeError(f"{where} has no valid role")
+        if not isinstance(t.get("content"), str):
+            raise TypeError(f"{where} has no text")
+        known = {k: t[k] for k in _TURN_TYPES if k in t}
+        for key, kinds in _TURN_TYPES.items():
+            if key in known and not isinstance(known[key], kinds):
+                raise TypeError(f"{where}: {key!r} is a {type(known[key]).__name__}")
+        turn = cls(t["role"], t["content"], **known)
+        if t.get("tokens") is not None:
+            try:
+                turn.tokens = token_data.from_json(t["tokens"])
+            except (TypeError, ValueError, KeyError) as e:
+                raise TypeError(f"{where}: its token data is broken ({e})") from None
+        if t.get("branch") is not None:
+            turn.branch = Branch.from_dict(t["branch"])
+        return turn
 
 
 @dataclass
@@ -101,9 +178,10 @@ class Conversation:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in ("id", "model", "created", "updated", "system")}
+        d["turns"] = [t.to_dict() for t in self.turns]
+        d["title"] = self.title
         d["schema"] = SCHEMA_VERSION
-        d["turns"] = [{k: v for k, v in asdict(t).items() if v is not None} for t in self.turns]
         return d
 
     @classmethod
@@ -115,17 +193,7 @@ class Conversation:
             turns_raw = data.get("turns", [])
             if not isinstance(turns_raw, list):
                 raise TypeError("'turns' is not a list")
-            turns = []
-            for i, t in enumerate(turns_raw):
-                if not isinstance(t, dict) or t.get("role") not in ("user", "assistant"):
-                    raise TypeError(f"turn {i} has no valid role")
-                if not isinstance(t.get("content"), str):
-                    raise TypeError(f"turn {i} has no text")
-                known = {k: t[k] for k in Turn.__dataclass_fields__ if k in t}
-                for key, kinds in _TURN_TYPES.items():
-                    if key in known and not isinstance(known[key], kinds):
-                        raise TypeError(f"turn {i}: {key!r} is a {type(known[key]).__name__}")
-                turns.append(Turn(**known))
+            turns = [Turn.from_dict(t, f"turn {i}") for i, t in enumerate(turns_raw)]
             for key in ("id", "model", "created", "updated", "title", "system"):
                 value = data.get(key)
                 if value is not None and not isinstance(value, str):
@@ -172,17 +240,41 @@ class Summary:
 class TranscriptStore:
     """The transcripts folder: save, list, load, export and (recoverably) delete."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(self, folder: str | os.PathLike[str], *, save_tokens: bool = True) -> None:
         self.folder = Path(folder).expanduser()
+        #: write each reply's token data (the inspector's) too; off, transcripts hold text only
+        self.save_tokens = save_tokens
 
     def path_for(self, conv_id: str) -> Path:
         if not _ID.match(conv_id):
             raise TranscriptError(f"invalid transcript id {conv_id!r}")
         return self.folder / f"{conv_id}.json"
 
-    @staticmethod
-    def dumps(conv: Conversation) -> str:
-        return json.dumps(conv.to_dict(), ensure_ascii=False, indent=2) + "\n"
+    def dumps(self, conv: Conversation) -> str:
+        """The transcript's JSON, indented for people, except each reply's token data, which is
+        written compact (one line per reply): indenting thousands of small lists would make
+        autosave, which runs this on the UI thread, a visible stall."""
+        d = conv.to_dict()
+        compact: dict[str, str] = {}
+        nonce = secrets.token_hex(8)
+        for i, (turn, node) in enumerate(zip(conv.turns, d["turns"])):
+            depth = 0
+            current: Turn | None = turn
+            while current is not None:  # the reply, then the originals it branched from
+                if not self.save_tokens:
+                    node.pop("tokens", None)
+                elif current.tokens is not None:
+                    key = f"@tokens-{nonce}-{i}-{depth}@"
+                    compact[json.dumps(key)] = token_data.to_json_text(current.tokens)
+                    node["tokens"] = key
+                if current.branch is None:
+                    break
+                current, node = current.branch.original, node["branch"]["original"]
+                depth += 1
+        text = json.dumps(d, ensure_ascii=False, indent=2)
+        for key, value in compact.items():
+            text = text.replace(key, value, 1)
+        return text + "\n"
 
     def save(self, conv: Conversation) -> Path:
         """Write the conversation atomically."""
@@ -344,11 +436,12 @@ def turns_from_markdown(markdown: str) -> list[tuple[str, str]]:
     return turns
 
 
-def to_markdown(conv: Conversation, *, fence: bool = True) -> str:
+def to_markdown(conv: Conversation, *, fence: bool = True, tokens: bool = False) -> str:
     """The conversation as a Markdown document: title, model, date, then every turn (fenced:
     a reply's own headings stay inside it), each reply followed by the sampling values and
     statistics it was made with. `fence=False` (the browser's preview, read on screen and
-    never parsed) shows the turns' Markdown rendered instead."""
+    never parsed) shows the turns' Markdown rendered instead. `tokens` adds each reply's
+    per-token probability table (token_table.py) after it."""
     lines = [f"# {conv.display_title()}", ""]
     lines.append(f"- **Model:** {_one_line(conv.model, 200)}")
     lines.append(f"- **Date:** {_date(conv.created)}")
@@ -367,12 +460,29 @@ def to_markdown(conv: Conversation, *, fence: bool = True) -> str:
         meta = [x for x in (params_line(turn.params), stats_line(turn)) if x]
         if meta:
             lines += [f"> {' — '.join(meta)}", ""]
+        if turn.branch is not None:
+            b = turn.branch
+            lines += [
+                f"> branched at token {b.index + 1}: {_one_line(repr(b.chosen[1]), 40)} "
+                f"instead of {_one_line(repr(b.replaced[1]), 40)}",
+                "",
+            ]
+        table = (
+            token_table(turn.tokens, turn.branch.index if turn.branch else None)
+            if (tokens and turn.tokens)
+            else []
+        )
+        if table:
+            lines += ["<details><summary>Token probabilities</summary>", "", *table, "",
+                      "</details>", ""]  # fmt: skip
     return "\n".join(lines).rstrip() + "\n"
 
 
-def export_markdown(conv: Conversation, path: str | os.PathLike[str]) -> Path:
-    """Write to_markdown(conv) to `path` atomically."""
+def export_markdown(
+    conv: Conversation, path: str | os.PathLike[str], *, tokens: bool = False
+) -> Path:
+    """Write to_markdown(conv, tokens=tokens) to `path` atomically."""
     try:
-        return atomic_write_text(Path(path).expanduser(), to_markdown(conv))
+        return atomic_write_text(Path(path).expanduser(), to_markdown(conv, tokens=tokens))
     except OSError as e:
         raise TranscriptError(f"cannot write {path}: {why(e)}") from None

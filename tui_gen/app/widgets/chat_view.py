@@ -12,15 +12,19 @@ replies are Markdown (which does not interpret console markup either).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Label, LoadingIndicator, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from tui_gen.app.tokens import ReplyToken, has_data
+from tui_gen.app.widgets.heatmap import TokenHeatmap
 from tui_gen.app.widgets.reply_markdown import ReplyMarkdown
 from tui_gen.sanitize import sanitize
 
@@ -57,7 +61,8 @@ class UserTurn(Static):
 
 
 class ReplyTurn(Vertical):
-    """One reply: who wrote it, the Markdown body (streamed), and how it ended."""
+    """One reply: who wrote it, the Markdown body (streamed), and how it ended; with the
+    heat map on (and token data to show) the body is its TokenHeatmap instead."""
 
     DEFAULT_CSS = """
     ReplyTurn {
@@ -72,13 +77,23 @@ class ReplyTurn(Vertical):
         & > .reply--who.-generating { color: $accent; }
         &.-stopped { border-left: outer $warning; }
         & > .reply--meta.-stopped { color: $warning; }
+        &.-heatmap > Markdown { display: none; }
+        &.-heatmap > TokenHeatmap { display: block; }
     }
     """
 
     def __init__(
-        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+        self,
+        model: str,
+        content: str = "",
+        meta: str = "",
+        stopped: bool = False,
+        tokens: Sequence[ReplyToken] = (),
+        heatmap: bool = False,
     ) -> None:
         super().__init__()
+        self._tokens = tokens
+        self._heatmap_wanted = heatmap
         self.model = model
         self._initial = sanitize(content)
         self._meta = meta
@@ -93,13 +108,44 @@ class ReplyTurn(Vertical):
     def compose(self) -> ComposeResult:
         yield Label(Text(sanitize(self.model) or "Assistant"), classes="reply--who")
         yield ReplyMarkdown(self._initial, parser_factory=markdown_parser, open_links=False)
+        yield TokenHeatmap(self._tokens)
         yield Label(
             Text(self._meta), classes="reply--meta -stopped" if self._stopped else "reply--meta"
         )
 
+    def on_mount(self) -> None:
+        self._sync_heatmap()
+
     @property
     def body(self) -> Markdown:
         return self.query_one(Markdown)
+
+    @property
+    def heatmap(self) -> TokenHeatmap:
+        return self.query_one(TokenHeatmap)
+
+    def show_heatmap(self, on: bool) -> None:
+        """Draw the reply as its heat map (when it has token data) or as Markdown."""
+        self._heatmap_wanted = on
+        self._sync_heatmap()
+
+    def _sync_heatmap(self) -> None:
+        on = self._heatmap_wanted and has_data(self.heatmap.tokens)
+        self.set_class(on, "-heatmap")
+        if not on and self._pending and self._flush_timer is None:  # text held while hidden
+            self._flush_due = time.monotonic() + self._interval
+            self._flush_timer = self.set_timer(self._interval, self._flush)
+
+    def add_tokens(self, tokens: Sequence[ReplyToken]) -> None:
+        """Token data of a streaming reply (the heat map draws it when it is shown)."""
+        had = has_data(self.heatmap.tokens)
+        self.heatmap.extend(tokens)
+        if not had and self._heatmap_wanted:
+            self._sync_heatmap()
+
+    def set_tokens(self, tokens: Sequence[ReplyToken]) -> None:
+        self.heatmap.set_tokens(tokens)
+        self._sync_heatmap()
 
     @property
     def source(self) -> str:
@@ -121,6 +167,8 @@ class ReplyTurn(Vertical):
         if not text:
             return
         self._pending.append(text)
+        if self.has_class("-heatmap"):
+            return  # the Markdown is hidden: it gets the text when shown again, or at the end
         if self._flush_timer is None:
             self._flush_due = time.monotonic() + self._interval
             self._flush_timer = self.set_timer(self._interval, self._flush)
@@ -132,8 +180,8 @@ class ReplyTurn(Vertical):
             self._interval = min(MAX_STREAM_INTERVAL, self._interval * 1.5 + late)
         else:
             self._interval = max(STREAM_INTERVAL, self._interval * 0.8)
-        if not self._pending:
-            return
+        if not self._pending or self.has_class("-heatmap"):
+            return  # (hidden under the heat map: _sync_heatmap flushes when it is shown)
         text = "".join(self._pending)
         self._pending.clear()
         if self._stream is None:
@@ -212,7 +260,11 @@ class Welcome(Vertical):
 
 
 class ChatView(VerticalScroll):
-    """The turns of the conversation, newest at the bottom."""
+    """The turns of the conversation, newest at the bottom. Posts TurnsChanged when turns come
+    or go (the inspector follows the last reply)."""
+
+    class TurnsChanged(Message):
+        """A turn was added or removed."""
 
     DEFAULT_CSS = """
     ChatView {
@@ -240,11 +292,14 @@ class ChatView(VerticalScroll):
         return [w for w in self.children if isinstance(w, (UserTurn, ReplyTurn))]
 
     def last_reply(self) -> ReplyTurn | None:
-        replies = self.query(ReplyTurn)
-        return replies.last() if replies else None
+        for w in reversed(self.children):  # not a query: that walks every Markdown block
+            if isinstance(w, ReplyTurn):
+                return w
+        return None
 
     def _sync_welcome(self) -> None:
         self.welcome.display = not self.turns
+        self.post_message(self.TurnsChanged())
 
     async def add_user(self, content: str) -> UserTurn:
         turn = UserTurn(content)
@@ -253,10 +308,23 @@ class ChatView(VerticalScroll):
         self.anchor()
         return turn
 
+    #: replies are drawn as heat maps (the app's toggle; new replies follow it)
+    heatmap_on = False
+
+    def show_heatmap(self, on: bool) -> None:
+        self.heatmap_on = on
+        for turn in self.query(ReplyTurn):
+            turn.show_heatmap(on)
+
     async def add_reply(
-        self, model: str, content: str = "", meta: str = "", stopped: bool = False
+        self,
+        model: str,
+        content: str = "",
+        meta: str = "",
+        stopped: bool = False,
+        tokens: Sequence[ReplyToken] = (),
     ) -> ReplyTurn:
-        turn = ReplyTurn(model, content, meta, stopped)
+        turn = ReplyTurn(model, content, meta, stopped, tokens, self.heatmap_on)
         await self.mount(turn)
         self._sync_welcome()
         self.anchor()
