@@ -119,15 +119,19 @@ def test_a_stop_string_may_span_the_prefix() -> None:
 def test_a_prefix_changes_nothing_but_what_is_released(
     text: str, stops: list[str], split: int, cuts: list[int]
 ) -> None:
-    """Whole text, stop and hit are those of feeding prefix + rest from the start; what comes
-    out is exactly the part after the prefix."""
-    ref = StopStringMatcher(stops)
-    ref.feed(text)
-    ref.close()
+    """Whole text, stop and hit are those of feeding the prefix and then the same deltas from
+    the start (the prefix is one delta: a stop string it completes ends the reply there, even
+    if a longer one would have started earlier); what comes out is exactly the part after the
+    prefix."""
     head, rest = text[:split], text[split:]
+    bounds = sorted({0, len(rest), *(c for c in cuts if c <= len(rest))})
+    ref = StopStringMatcher(stops)
+    ref.feed(head)
+    for a, b in itertools.pairwise(bounds):
+        ref.feed(rest[a:b])
+    ref.close()
     m = StopStringMatcher(stops, prefix=head)
     out = ""
-    bounds = sorted({0, len(rest), *(c for c in cuts if c <= len(rest))})
     for a, b in itertools.pairwise(bounds):
         delta, _ = m.feed(rest[a:b])
         out += delta
