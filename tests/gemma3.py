@@ -112,7 +112,9 @@ def require_gguf() -> Path:
     """The Gemma 3 GGUF, or skip the calling test."""
     path = gguf_path()
     if path is None:
-        pytest.skip(f"Gemma 3 GGUF not found (set TUI_GEN_GEMMA3 or put {GGUF_NAME} in {HOME_CACHE})")
+        pytest.skip(
+            f"Gemma 3 GGUF not found (set TUI_GEN_GEMMA3 or put {GGUF_NAME} in {HOME_CACHE})"
+        )
     return path
 
 

@@ -76,3 +76,21 @@ def test_chat_template_renders_like_transformers(gen: Generator) -> None:
     assert ChatSession(gen).render(msgs) == ref.apply_chat_template(
         msgs, tokenize=False, add_generation_prompt=True
     )
+
+
+def test_info_shows_family_windows_rope_and_quant_types_per_group() -> None:
+    from tui_gen.cli.info import describe, format_text
+
+    d = describe(str(require_gguf()), device="cpu", dtype="float32")
+    assert (d["format"], d["family"], d["architecture"]) == ("gguf:Q4_K_M", "gemma", "gemma3_text")
+    assert d["sliding_window"] == "15 of 18 layers: window 512, others global"
+    assert d["global_layers"] == [5, 11, 17]
+    assert d["rope"] == {"theta": 1e6, "sliding_theta": 1e4, "scaling": None}
+    assert d["soft_caps"] == {"attention": None, "logits": None}  # Gemma 3 has none
+    groups = {g["group"]: g["types"] for g in d["tensor_groups"]}
+    assert groups["token_embd"] == {"Q8_0": 1}
+    assert groups["ffn_down"] == {"Q6_K": 9, "Q4_K": 9}  # a Q4_K_M file mixes types per layer
+    text = format_text(d).splitlines()
+    assert "sliding window  15 of 18 layers: window 512, others global (layers 5, 11, 17)" in text
+    assert "rope            theta 1,000,000 (global layers), 10,000 (sliding layers)" in text
+    assert "  ffn_down  Q6_K x9, Q4_K x9" in text
