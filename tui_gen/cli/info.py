@@ -378,11 +378,7 @@ def format_text(d: dict[str, Any]) -> str:
         f"head dim {d['head_dim']}",
         f"family          {d['family']}",
         f"sliding window  {d['sliding_window']}"
-        + (
-            f" (layers {', '.join(map(str, d['global_layers']))})"
-            if d["global_layers"]
-            else ""
-        ),
+        + (f" (layers {', '.join(map(str, d['global_layers']))})" if d["global_layers"] else ""),
         *([f"rope            {_format_rope(d['rope'])}"] if d["rope"] else []),
         f"soft-caps       {_caps(d['soft_caps'])}",
         f"parameters      {d['parameters']:,} ({_human_count(d['parameters'])})",
@@ -395,8 +391,10 @@ def format_text(d: dict[str, Any]) -> str:
             else []
         ),
         *(
-            ["tensor groups   (quant type of each group of tensors, in file order)"]
-            + _format_tensor_groups(d["tensor_groups"])
+            [
+                "tensor groups   (quant type of each group of tensors, in file order)",
+                *_format_tensor_groups(d["tensor_groups"]),
+            ]
             if d["tensor_groups"]
             else []
         ),

@@ -168,7 +168,8 @@ def _scalar(v: Any, key: str, path: Path) -> Any:
 
 #: llama.cpp's `general.file_type` (LLAMA_FTYPE_*) -> its name, for the types we can read
 FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-              14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}  # fmt: skip
+              14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+              32: "BF16"}  # fmt: skip
 
 
 def _file_type(meta: dict[str, Any], infos: list[TensorInfo], majority: str) -> str:
