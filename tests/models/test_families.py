@@ -174,3 +174,38 @@ def test_phi3_with_full_rotary_decodes_natively(tiny_root: Path) -> None:
     a = native.generate_result(prompt, do_sample=False, max_new_tokens=40)
     b = torch_only.generate_result(prompt, do_sample=False, max_new_tokens=40)
     assert a.token_ids == b.token_ids and len(a.token_ids) == 40
+
+
+def _hf_greedy(ref, ids: list[int], n: int) -> list[int]:
+    with torch.no_grad():
+        out = ref.generate(
+            torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=n, do_sample=False, pad_token_id=0, eos_token_id=None,
+        )  # fmt: skip
+    return out[0, len(ids) :].tolist()
+
+
+def test_longrope_generation_crosses_the_switch_as_transformers_does(
+    fams: dict[str, Path],
+) -> None:
+    """transformers' Phi-3 generate() drops its cache when the sequence first passes
+    original_max_position_embeddings (32 here) and recomputes it with the long factors; so do we
+    (keys kept from the short factors give other tokens past that point)."""
+    path = fams["phi3-longrope"]
+    ours = Generator.load(path, device="cpu", dtype="float32")
+    assert ours.model.rope_switch == 32
+    ref = _hf(path)
+    for prompt in PROMPTS[1:]:
+        ids = ours.encode(prompt)
+        assert len(ids) < 32
+        expected = _hf_greedy(ref, ids, 40)  # crosses position 32 while decoding
+        saved, ours.tokenizer.eos_token_ids = ours.tokenizer.eos_token_ids, []
+        try:
+            got = ours.generate_result(ids, do_sample=False, max_new_tokens=40).token_ids
+            # a reused prefix rotated by the short factors is recomputed, not kept
+            longer = ids + expected[:30]
+            again = ours.generate_result(longer, do_sample=False, max_new_tokens=4).token_ids
+        finally:
+            ours.tokenizer.eos_token_ids = saved
+        assert got == expected
+        assert again == _hf_greedy(ref, longer, 4)
