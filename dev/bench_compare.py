@@ -56,13 +56,20 @@ class PathResult:
 class Ours:
     """One of our paths: a Generator with its own dtype / quantization."""
 
-    def __init__(self, path: str, dtype: str, quantize: str | None) -> None:
+    def __init__(
+        self, path: str, dtype: str, quantize: str | None, head: str | None = None
+    ) -> None:
         from tui_gen.engine.generator import Generator
+        from tui_gen.engine.quantize import quantize_model
 
-        self.name = f"tui-gen {quantize or dtype}"
+        self.name = f"tui-gen {quantize or dtype}" + (f" ({head} lm_head)" if head else "")
         self.dtype = "bfloat16" if dtype == "bfloat16" else "float32"
         t = time.perf_counter()
-        self.gen = Generator.load(path, device="cpu", dtype=dtype, quantize=quantize)
+        if head and quantize:  # the lm_head quantized otherwise than int4's default (int8)
+            self.gen = Generator.load(path, device="cpu", dtype=dtype)
+            quantize_model(self.gen.model, quantize, head=head)
+        else:
+            self.gen = Generator.load(path, device="cpu", dtype=dtype, quantize=quantize)
         self.load_s = time.perf_counter() - t
 
     def prefill(self, ids: list[int]) -> float:
@@ -202,6 +209,8 @@ def run_compare(args: Any) -> list[PathResult]:
     base = paths[0].gen
     for dtype, quantize in (("bfloat16", None), ("float32", "int8"), ("float32", "int4")):
         paths.append(Ours(args.model, dtype, quantize))
+    if args.int4_head:  # a 262k-row head (Gemma) is most of a step: the 4-bit one too
+        paths.append(Ours(args.model, "float32", "int4", head="int4"))
     skipped: list[str] = []
     if base.loaded.source_format == "safetensors":
         for dtype in ("float32", "bfloat16"):
@@ -309,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tui-gen bench's report plus transformers generate() on the same weights",
     )
     p.add_argument("--gguf", metavar="FILE", help="also run llama-cpp-python on this GGUF")
+    p.add_argument(
+        "--int4-head",
+        action="store_true",
+        help="also int4 with a 4-bit lm_head (int4's default keeps the head at 8 bits)",
+    )
     return p
 
 
