@@ -56,13 +56,20 @@ class PathResult:
 class Ours:
     """One of our paths: a Generator with its own dtype / quantization."""
 
-    def __init__(self, path: str, dtype: str, quantize: str | None) -> None:
+    def __init__(
+        self, path: str, dtype: str, quantize: str | None, head: str | None = None
+    ) -> None:
         from tui_gen.engine.generator import Generator
+        from tui_gen.engine.quantize import quantize_model
 
-        self.name = f"tui-gen {quantize or dtype}"
+        self.name = f"tui-gen {quantize or dtype}" + (f" ({head} lm_head)" if head else "")
         self.dtype = "bfloat16" if dtype == "bfloat16" else "float32"
         t = time.perf_counter()
-        self.gen = Generator.load(path, device="cpu", dtype=dtype, quantize=quantize)
+        if head and quantize:  # the lm_head quantized otherwise than int4's default (int8)
+            self.gen = Generator.load(path, device="cpu", dtype=dtype)
+            quantize_model(self.gen.model, quantize, head=head)
+        else:
+            self.gen = Generator.load(path, device="cpu", dtype=dtype, quantize=quantize)
         self.load_s = time.perf_counter() - t
 
     def prefill(self, ids: list[int]) -> float:
@@ -146,8 +153,7 @@ class LlamaCpp(_TimedRunner):
         except ValueError as e:  # llama.cpp could not read it
             raise ModelLoadError(f"{gguf}: llama.cpp cannot open it ({e})") from None
         self.load_s = time.perf_counter() - t
-        kind = gguf.rsplit(".", 2)[-2] if gguf.count(".") >= 2 else "gguf"
-        self.name = f"llama.cpp {kind}"
+        self.name = f"llama.cpp {quant_label(gguf)}"
         self.dtype = "float32"
 
     def _run(self, ids: list[int], k: int) -> tuple[float, float, list[int]]:
@@ -162,6 +168,16 @@ class LlamaCpp(_TimedRunner):
             if len(out) >= k:
                 break
         return first - t, time.perf_counter() - first, out
+
+
+def quant_label(gguf: str) -> str:
+    """The quantization a GGUF's file name states ("gemma-3-270m-q4_k_m.gguf" -> "Q4_K_M",
+    "SmolLM2-135M-Instruct.Q4_1.gguf" -> "Q4_1"), else "gguf"."""
+    import re
+
+    m = re.findall(r"(?i)(?<![a-z0-9])(i?q\d(?:_k)?(?:_[a-z0-9]+)?|bf16|f16|f32)(?![a-z0-9])",
+                   Path(gguf).name.removesuffix(".gguf"))  # fmt: skip
+    return m[-1].upper() if m else "gguf"
 
 
 def _llama_cpp_installed() -> bool:
@@ -193,6 +209,8 @@ def run_compare(args: Any) -> list[PathResult]:
     base = paths[0].gen
     for dtype, quantize in (("bfloat16", None), ("float32", "int8"), ("float32", "int4")):
         paths.append(Ours(args.model, dtype, quantize))
+    if args.int4_head:  # a 262k-row head (Gemma) is most of a step: the 4-bit one too
+        paths.append(Ours(args.model, "float32", "int4", head="int4"))
     skipped: list[str] = []
     if base.loaded.source_format == "safetensors":
         for dtype in ("float32", "bfloat16"):
@@ -233,23 +251,29 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def format_table(results: list[PathResult], n: int) -> str:
-    """A Markdown table (it goes into the README as is)."""
+    """A Markdown table (it goes into the README as is). Ratios and the greedy-prefix column are
+    against transformers float32 when it ran (prefill: at the same dtype), else against
+    llama.cpp (a GGUF-only model: nothing for transformers to open)."""
     by_name = {r.name: r for r in results}
     hf32 = by_name.get("transformers float32")
+    llama = next((r for r in results if r.name.startswith("llama.cpp ") and r.decode_tok_s), None)
+    ref, ref_label = (hf32, "HF f32") if hf32 else (llama, "llama.cpp") if llama else (None, "")
     n_long = results[0].prefill_tokens if results else PREFILL_TOKENS
+    label = ref_label or "HF f32"
+    prefill_vs = "HF same dtype" if hf32 or not ref else ref_label
     header = (
-        f"| path | load s | prefill tok/s ({n_long}) | decode tok/s | decode vs HF f32 "
-        "| prefill vs HF same dtype | greedy ids = HF f32 (prefix) |"
+        f"| path | load s | prefill tok/s ({n_long}) | decode tok/s | decode vs {label} "
+        f"| prefill vs {prefill_vs} | greedy ids = {label} (prefix) |"
     )
     lines = [header, "|" + "---|" * 7]
     for r in results:
         if not r.decode_tok_s:
             lines.append(f"| {r.name} | skipped | | | | | |")
             continue
-        hf_same = by_name.get(f"transformers {r.dtype}")
-        dec_ratio = f"{r.decode / hf32.decode:.2f}x" if hf32 else "-"
-        pre_ratio = f"{r.prefill_tok_s / hf_same.prefill_tok_s:.2f}x" if hf_same else "-"
-        same = f"{_common_prefix(r.ids, hf32.ids)}/{n}" if hf32 else "-"
+        pre_ref = by_name.get(f"transformers {r.dtype}") if hf32 else ref
+        dec_ratio = f"{r.decode / ref.decode:.2f}x" if ref else "-"
+        pre_ratio = f"{r.prefill_tok_s / pre_ref.prefill_tok_s:.2f}x" if pre_ref else "-"
+        same = f"{_common_prefix(r.ids, ref.ids)}/{n}" if ref else "-"
         lines.append(
             f"| {r.name} | {r.load_s:.2f} | {r.prefill_tok_s:,.0f} | {r.decode:.1f} "
             f"| {dec_ratio} | {pre_ratio} | {same} |"
@@ -294,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tui-gen bench's report plus transformers generate() on the same weights",
     )
     p.add_argument("--gguf", metavar="FILE", help="also run llama-cpp-python on this GGUF")
+    p.add_argument(
+        "--int4-head",
+        action="store_true",
+        help="also int4 with a 4-bit lm_head (int4's default keeps the head at 8 bits)",
+    )
     return p
 
 

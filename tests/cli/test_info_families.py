@@ -8,7 +8,7 @@ import pytest
 from family_gguf import write_gguf
 from tiny_models import make_model
 
-from tui_gen.cli.info import describe, format_text, tensor_types
+from tui_gen.cli.info import describe, format_text, tensor_groups, tensor_types
 
 
 def test_tensor_types_group_a_q4_k_m_style_file() -> None:
@@ -24,6 +24,29 @@ def test_tensor_types_group_a_q4_k_m_style_file() -> None:
         {"type": "Q6_K", "tensors": 3, "groups": ["attn_v", "token_embd"]},
         {"type": "F32", "tensors": 3, "groups": ["attn_norm", "output_norm"]},
     ]
+
+
+def test_tensor_groups_show_each_groups_types_in_file_order() -> None:
+    names = [("token_embd.weight", "Q8_0")]
+    for i in range(4):
+        names += [(f"blk.{i}.attn_q.weight", "Q5_0"), (f"blk.{i}.attn_norm.weight", "F32"),
+                  (f"blk.{i}.ffn_up.weight", "Q5_0"),
+                  (f"blk.{i}.ffn_down.weight", "Q6_K" if i % 2 else "Q4_K")]  # fmt: skip
+    groups = tensor_groups(names)
+    assert groups == [
+        {"group": "token_embd", "types": {"Q8_0": 1}},
+        {"group": "attn_q", "types": {"Q5_0": 4}},
+        {"group": "attn_norm", "types": {"F32": 4}},
+        {"group": "ffn_up", "types": {"Q5_0": 4}},
+        {"group": "ffn_down", "types": {"Q4_K": 2, "Q6_K": 2}},
+    ]
+    d = {"tensor_groups": groups}
+    from tui_gen.cli.info import _format_tensor_groups
+
+    assert _format_tensor_groups(d["tensor_groups"]) == [
+        "  token_embd  Q8_0", "  attn_q, ffn_up  Q5_0", "  attn_norm  F32",
+        "  ffn_down  Q4_K x2, Q6_K x2",
+    ]  # fmt: skip
 
 
 def test_info_names_the_family_and_its_native_decode_step(tiny_root: Path) -> None:
@@ -48,6 +71,7 @@ def test_info_lists_gguf_tensor_types(tiny_root: Path, tmp_path: Path) -> None:
     d = describe(str(path), device="cpu", dtype="float32")
     assert d["family"] == "granite"
     assert [(t["type"], t["tensors"]) for t in d["tensor_types"]] == [("Q8_0", 16), ("F32", 5)]
+    assert d["format"] == "gguf:Q8_0"  # the writer labels it F32 (0): the tensors decide
     line = next(ln for ln in format_text(d).splitlines() if ln.startswith("tensor types"))
     assert line == ("tensor types    Q8_0: 16 tensors (token_embd, attn_q, attn_k, attn_v, ...), "
                     "F32: 5 (attn_norm, ffn_norm, output_norm)")  # fmt: skip

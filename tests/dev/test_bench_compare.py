@@ -58,3 +58,20 @@ def test_hf_report_adds_transformers_rows(
     data = json.loads(capsys.readouterr().out)
     assert data["greedy_ids_equal"] == "8 of 8"
     assert data["hf_decode_tok_s"] > 0 and "decode_ratio_vs_hf" in data
+
+
+def test_gguf_only_table_is_against_llama_cpp() -> None:
+    """A GGUF-only model (Gemma 3): no transformers rows, so llama.cpp is the reference."""
+    from dev.bench_compare import PathResult, format_table, quant_label
+
+    assert quant_label("/x/gemma-3-270m-q4_k_m.gguf") == "Q4_K_M"
+    assert quant_label("SmolLM2-135M-Instruct.Q4_1.gguf") == "Q4_1"
+    ours = PathResult("tui-gen int4", 1.0, "float32", 512, [2.0], [60.0], [1, 2, 3, 9])
+    theirs = PathResult("llama.cpp Q4_K_M", 0.2, "float32", 512, [1.0], [40.0], [1, 2, 3, 4])
+    lines = format_table([ours, theirs], 4).splitlines()
+    assert lines[0].startswith(
+        "| path | load s | prefill tok/s (512) | decode tok/s | decode vs llama.cpp"
+    )
+    assert lines[0].endswith("| prefill vs llama.cpp | greedy ids = llama.cpp (prefix) |")
+    assert lines[2] == "| tui-gen int4 | 1.00 | 256 | 60.0 | 1.50x | 0.50x | 3/4 |"
+    assert lines[3].endswith("| 1.00x | 1.00x | 4/4 |")

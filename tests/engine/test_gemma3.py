@@ -7,17 +7,14 @@ The file: $TUI_GEN_GEMMA3, else ~/.cache/tui-gen-dev/gemma-3-270m-q4_k_m.gguf
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from gemma3 import require_gguf
 
 from tui_gen.engine.generator import Generator
 
 pytestmark = pytest.mark.gemma3
 
-NAME = "gemma-3-270m-q4_k_m.gguf"
 PROMPT = "The capital of France is"
 PROMPT_IDS = [2, 818, 5279, 529, 7001, 563]  # <bos> + the prompt, as transformers encodes it
 #: transformers 5.24 `from_pretrained(gguf_file=...)` on the same file, float32, greedy, 20 tokens
@@ -26,18 +23,9 @@ EXPECTED = [506, 5279, 529, 506, 2891, 529, 7001, 236761, 1030, 563, 506, 7488, 
             532, 506, 1855, 7488, 3207]  # fmt: skip
 
 
-def gguf_path() -> Path:
-    env = os.environ.get("TUI_GEN_GEMMA3")
-    home = Path.home() / ".cache" / "tui-gen-dev" / NAME
-    for p in (Path(env).expanduser() if env else None, home):
-        if p is not None and p.is_file():
-            return p
-    pytest.skip(f"Gemma 3 GGUF not found (set TUI_GEN_GEMMA3 or put {NAME} in {home.parent})")
-
-
 @pytest.fixture(scope="module")
 def gen() -> Generator:
-    return Generator.load(gguf_path(), device="cpu", dtype="float32")
+    return Generator.load(require_gguf(), device="cpu", dtype="float32")
 
 
 def test_layout_and_tokenizer(gen: Generator) -> None:
@@ -81,10 +69,28 @@ def test_chat_template_renders_like_transformers(gen: Generator) -> None:
 
     from tui_gen.engine.chat import ChatSession
 
-    path = gguf_path()
+    path = require_gguf()
     ref = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "Name a fruit."}]  # fmt: skip
     assert ChatSession(gen).render(msgs) == ref.apply_chat_template(
         msgs, tokenize=False, add_generation_prompt=True
     )
+
+
+def test_info_shows_family_windows_rope_and_quant_types_per_group() -> None:
+    from tui_gen.cli.info import describe, format_text
+
+    d = describe(str(require_gguf()), device="cpu", dtype="float32")
+    assert (d["format"], d["family"], d["architecture"]) == ("gguf:Q4_K_M", "gemma", "gemma3_text")
+    assert d["sliding_window"] == "15 of 18 layers: window 512, others global"
+    assert d["global_layers"] == [5, 11, 17]
+    assert d["rope"] == {"theta": 1e6, "sliding_theta": 1e4, "scaling": None}
+    assert d["soft_caps"] == {"attention": None, "logits": None}  # Gemma 3 has none
+    groups = {g["group"]: g["types"] for g in d["tensor_groups"]}
+    assert groups["token_embd"] == {"Q8_0": 1}
+    assert groups["ffn_down"] == {"Q6_K": 9, "Q4_K": 9}  # a Q4_K_M file mixes types per layer
+    text = format_text(d).splitlines()
+    assert "sliding window  15 of 18 layers: window 512, others global (layers 5, 11, 17)" in text
+    assert "rope            theta 1,000,000 (global layers), 10,000 (sliding layers)" in text
+    assert "  ffn_down  Q6_K x9, Q4_K x9" in text

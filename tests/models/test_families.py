@@ -209,3 +209,92 @@ def test_phi3_with_full_rotary_decodes_natively(tiny_root: Path) -> None:
     a = native.generate_result(prompt, do_sample=False, max_new_tokens=40)
     b = torch_only.generate_result(prompt, do_sample=False, max_new_tokens=40)
     assert a.token_ids == b.token_ids and len(a.token_ids) == 40
+
+
+def _hf_greedy(ref, ids: list[int], n: int, use_cache: bool = True) -> list[int]:
+    with torch.no_grad():
+        out = ref.generate(
+            torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=n, do_sample=False, pad_token_id=0, eos_token_id=None,
+            use_cache=use_cache,
+        )  # fmt: skip
+    return out[0, len(ids) :].tolist()
+
+
+def test_longrope_generation_crosses_the_switch_as_transformers_does(
+    fams: dict[str, Path],
+) -> None:
+    """transformers' Phi-3 generate() drops its cache when the sequence first passes
+    original_max_position_embeddings (32 here) and recomputes it with the long factors; so do we
+    (keys kept from the short factors give other tokens past that point)."""
+    path = fams["phi3-longrope"]
+    ours = Generator.load(path, device="cpu", dtype="float32")
+    assert ours.model.rope_switch == 32
+    ref = _hf(path)
+    for prompt in PROMPTS[1:]:
+        ids = ours.encode(prompt)
+        assert len(ids) < 32
+        expected = _hf_greedy(ref, ids, 40)  # crosses position 32 while decoding
+        saved, ours.tokenizer.eos_token_ids = ours.tokenizer.eos_token_ids, []
+        try:
+            got = ours.generate_result(ids, do_sample=False, max_new_tokens=40).token_ids
+            # a reused prefix rotated by the short factors is recomputed, not kept
+            longer = ids + expected[:30]
+            again = ours.generate_result(longer, do_sample=False, max_new_tokens=4).token_ids
+        finally:
+            ours.tokenizer.eos_token_ids = saved
+        assert got == expected
+        assert again == _hf_greedy(ref, longer, 4)
+
+
+@pytest.fixture(scope="module")
+def windowed(tiny_root: Path) -> dict[str, Path]:
+    """Sliding windows of 5 positions, as each family's config.json declares them."""
+    return {
+        "phi3": make_model(tiny_root / "w-phi3", "phi3", seed=31, initializer_range=INIT,
+                           partial_rotary_factor=0.5, pad_token_id=None, sliding_window=5),
+        "smollm3": make_model(tiny_root / "w-smollm3", "smollm3", seed=32, initializer_range=INIT,
+                              num_hidden_layers=4, no_rope_layer_interval=2, pad_token_id=None,
+                              use_sliding_window=True, sliding_window=5),
+        # transformers' SmolLM3 ignores the window without use_sliding_window (its default)
+        "smollm3-off": make_model(tiny_root / "w-smollm3o", "smollm3", seed=33,
+                                  initializer_range=INIT, num_hidden_layers=4,
+                                  no_rope_layer_interval=2, pad_token_id=None, sliding_window=5),
+        # and its OLMo-2 has no window at all, whatever the config says
+        "olmo2": make_model(tiny_root / "w-olmo2", "olmo2", seed=34, initializer_range=INIT,
+                            sliding_window=5),
+    }  # fmt: skip
+
+
+def test_sliding_windows_are_read_as_transformers_applies_them(windowed: dict[str, Path]) -> None:
+    def windows(name: str) -> list[int | None]:
+        c = registry.load_config(windowed[name])
+        return [c.layer_window(i) for i in range(c.num_layers)]
+
+    assert windows("phi3") == [5, 5]  # every layer
+    assert windows("smollm3") == [None, 5, None, 5]  # the layers without RoPE
+    assert windows("smollm3-off") == [None] * 4
+    assert windows("olmo2") == [None, None]
+
+
+@pytest.mark.parametrize("name", ["phi3", "smollm3", "smollm3-off", "olmo2"])
+def test_windowed_logits_and_greedy_match_transformers(
+    windowed: dict[str, Path], name: str
+) -> None:
+    path = windowed[name]
+    ours = Generator.load(path, device="cpu", dtype="float32")
+    ref = _hf(path)
+    ids = ours.encode(LONG_PROMPT)[:40]  # far past the window of 5
+    with torch.no_grad():
+        expected = ref(torch.tensor([ids])).logits
+        got = ours.model(torch.tensor([ids]))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    short = ids[:8]
+    # without its cache: transformers' DynamicCache keeps only `sliding_window` positions
+    # whenever the config has one, even for OLMo-2, whose forward attends to everything
+    want = _hf_greedy(ref, short, 16, use_cache=False)
+    saved, ours.tokenizer.eos_token_ids = ours.tokenizer.eos_token_ids, []
+    try:
+        assert ours.generate_result(short, do_sample=False, max_new_tokens=16).token_ids == want
+    finally:
+        ours.tokenizer.eos_token_ids = saved

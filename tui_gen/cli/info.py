@@ -149,6 +149,35 @@ def tensor_types(tensors: list[tuple[str, str]]) -> list[dict[str, Any]]:
     ]
 
 
+def tensor_groups(tensors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """(GGUF tensor name, type) pairs -> one entry per tensor group (the name without `blk.N.`
+    and `.weight`), in file order, with how many of its tensors each type stores: a Q4_K_M
+    file keeps ffn_down in Q4_K in some layers and Q6_K in others."""
+    import re
+
+    groups: dict[str, dict[str, int]] = {}
+    for name, kind in tensors:
+        group = re.sub(r"\.(weight|bias)$", "", re.sub(r"^blk\.\d+\.", "", name))
+        counts = groups.setdefault(group, {})
+        counts[kind] = counts.get(kind, 0) + 1
+    return [{"group": g, "types": t} for g, t in groups.items()]
+
+
+def _format_tensor_groups(groups: list[dict[str, Any]]) -> list[str]:
+    """One line per set of groups stored alike, in file order:
+    "  attn_q, attn_k, ffn_gate, ffn_up  Q5_0", "  ffn_down  Q4_K x9, Q6_K x9"."""
+    alike: dict[str, list[str]] = {}
+    for g in groups:
+        types = g["types"]
+        key = (
+            ", ".join(f"{k} x{n}" for k, n in types.items())
+            if len(types) > 1
+            else next(iter(types))
+        )
+        alike.setdefault(key, []).append(g["group"])
+    return [f"  {', '.join(names)}  {key}" for key, names in alike.items()]
+
+
 def _format_tensor_types(types: list[dict[str, Any]]) -> str:
     """ "Q4_K: 120 tensors (attn_q, ffn_up, ...), Q6_K: 30 (...), F32: 61 (...)"."""
     parts = []
@@ -203,7 +232,7 @@ def describe(
             generation_info = read_json(info_path, required=False)
         files = sorted(p for p in path.iterdir() if p.is_file())
         source = "safetensors"
-        types = []
+        types, groups = [], []
     else:  # a .gguf file or a BDH .pt: load it (the reader dequantises; there is no cheaper way in)
         loaded = load_model(path, device="cpu", dtype="float32")
         cfg, tok, params = loaded.config, loaded.tokenizer, loaded.num_parameters
@@ -212,7 +241,8 @@ def describe(
         generation_info = loaded.generation_info
         from tui_gen.engine.loading.gguf_file import read_header
 
-        types = tensor_types([(i.name, i.type_name) for i in read_header(path)[1]])
+        pairs = [(i.name, i.type_name) for i in read_header(path)[1]]
+        types, groups = tensor_types(pairs), tensor_groups(pairs)
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
@@ -235,8 +265,13 @@ def describe(
         "family": cfg.arch,
         # GGUF: [{"type": "Q4_K", "tensors": 120, "groups": ["attn_q", ...]}, ...]
         "tensor_types": types,
+        # GGUF: [{"group": "ffn_down", "types": {"Q4_K": 9, "Q6_K": 9}}, ...] in file order
+        "tensor_groups": groups,
         # which layers attend to a sliding window only, and Gemma 2's tanh soft-caps
         "sliding_window": cfg.sliding_layout(),
+        "global_layers": _global_layers(cfg),
+        # RoPE bases: Gemma 3 gives its sliding layers their own
+        "rope": _rope(cfg),
         "soft_caps": {
             "attention": cfg.attn_logit_softcapping,
             "logits": cfg.final_logit_softcapping,
@@ -283,6 +318,39 @@ def _recurrent_info(cfg: Any) -> dict[str, Any]:
     }
 
 
+def _global_layers(cfg: ModelConfig) -> list[int] | None:
+    """The layers that attend to the whole context, when only some do (else None)."""
+    windows = [cfg.layer_window(i) for i in range(cfg.num_layers)]
+    if all(w is None for w in windows) or all(w is not None for w in windows):
+        return None
+    return [i for i, w in enumerate(windows) if w is None]
+
+
+def _rope(cfg: ModelConfig) -> dict[str, Any] | None:
+    if cfg.arch in ("gpt2", "bdh"):  # learned positions / none
+        return None
+    scaling = cfg.rope_scaling or {}
+    kind = scaling.get("rope_type") or scaling.get("type")
+    return {
+        "theta": cfg.rope_theta,
+        "sliding_theta": cfg.rope_local_theta,
+        "scaling": kind if kind and kind != "default" else None,
+    }
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,g}"
+
+
+def _format_rope(rope: dict[str, Any]) -> str:
+    text = f"theta {_number(rope['theta'])}"
+    if rope["sliding_theta"]:
+        text += f" (global layers), {_number(rope['sliding_theta'])} (sliding layers)"
+    if rope["scaling"]:
+        text += f", scaling {rope['scaling']}"
+    return text
+
+
 def _caps(caps: dict[str, float | None]) -> str:
     given = [f"{k} {v:g}" for k, v in caps.items() if v]
     return ", ".join(given) if given else "none"
@@ -309,7 +377,9 @@ def format_text(d: dict[str, Any]) -> str:
         f"hidden {d['hidden_size']}, {d['heads']} heads ({d['kv_heads']} KV), "
         f"head dim {d['head_dim']}",
         f"family          {d['family']}",
-        f"sliding window  {d['sliding_window']}",
+        f"sliding window  {d['sliding_window']}"
+        + (f" (layers {', '.join(map(str, d['global_layers']))})" if d["global_layers"] else ""),
+        *([f"rope            {_format_rope(d['rope'])}"] if d["rope"] else []),
         f"soft-caps       {_caps(d['soft_caps'])}",
         f"parameters      {d['parameters']:,} ({_human_count(d['parameters'])})",
         f"context length  {d['context_length']:,} tokens",
@@ -318,6 +388,14 @@ def format_text(d: dict[str, Any]) -> str:
         *(
             [f"tensor types    {_format_tensor_types(d['tensor_types'])}"]
             if d["tensor_types"]
+            else []
+        ),
+        *(
+            [
+                "tensor groups   (quant type of each group of tensors, in file order)",
+                *_format_tensor_groups(d["tensor_groups"]),
+            ]
+            if d["tensor_groups"]
             else []
         ),
         f"weights         {_human_bytes(d['weight_bytes_in_memory'])} in memory"

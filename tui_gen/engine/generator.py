@@ -83,6 +83,10 @@ class Generator:
         self.defaults = SamplingParams.from_generation_config(loaded.generation_config)
         self._cache: KVCache | None = None
         self._cached_ids: list[int] = []
+        # Phi-3 LongRoPE: past this many positions the model rotates by other factors, and
+        # keys cached before are recomputed (models/phi3.py `rope_switch`); None elsewhere
+        self._rope_switch: int | None = getattr(self.model, "rope_switch", None)
+        self._cache_long = False  # the cache holds keys rotated past the switch
         self._native: tuple[Any, str] | None = None  # (NativeDecoder | None, why not)
         self._busy = threading.Lock()
         self._token_texts: TokenTexts | None = None
@@ -314,6 +318,9 @@ class Generator:
         limit = min(len(self._cached_ids), len(ids) - 1)
         while reuse < limit and self._cached_ids[reuse] == ids[reuse]:
             reuse += 1
+        switch = self._rope_switch
+        if switch is not None and reuse and self._cache_long != (len(ids) > switch):
+            reuse = 0  # the cached keys were rotated by the other factors: recompute them
         cache.truncate(reuse)
         reuse = cache.length  # a recurrent state may go back further (models/bdh.py)
         self._cached_ids = self._cached_ids[:reuse]
@@ -338,6 +345,7 @@ class Generator:
             t0 = time.perf_counter()
             logits = self.model(seq[:, reuse:n], start=reuse, cache=cache, last_only=True)[:, -1]
             self._cached_ids = list(ids)
+            self._cache_long = switch is not None and n > switch
             stats.prefill_tokens = n - reuse
             busy = 0.0  # time spent in this generator, not in the consumer between yields
             t_prev = t0
@@ -376,7 +384,13 @@ class Generator:
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
-                logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
+                if switch is not None and n - 1 == switch:
+                    # crossing into the long factors: every key again, from position 0, as
+                    # transformers' Phi-3 generate() drops its cache at this token
+                    logits = self.model(seq[:, :n], start=0, cache=cache, last_only=True)[:, -1]
+                    self._cache_long = True
+                else:
+                    logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
                 self._cached_ids.append(tok_id)
         tail = stops.close(decoder.flush())
         if tail:

@@ -18,8 +18,12 @@ from tui_gen.models.kv_cache import KVCache
 
 
 def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
-    """OLMo-2's config.json: Llama's keys (q/k norms and post-norms are implied by the type)."""
-    return dataclasses.replace(llama.config_from_hf(raw, model_type), arch="olmo2")
+    """OLMo-2's config.json: Llama's keys (q/k norms and post-norms are implied by the type).
+
+    OLMo-2 has no sliding window: transformers' Olmo2 attends to every position whatever
+    `sliding_window` a config.json carries, so that key is ignored here too."""
+    dense = {k: v for k, v in raw.items() if k not in ("sliding_window", "layer_types")}
+    return dataclasses.replace(llama.config_from_hf(dense, model_type), arch="olmo2")
 
 
 class Attention(llama.Attention):

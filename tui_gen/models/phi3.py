@@ -7,11 +7,12 @@ which are exactly the fused layout models/llama.py decodes with, so they load as
 LongRoPE divides each rotary frequency by ``short_factor[i]`` while the sequence fits in
 ``original_max_position_embeddings`` and by ``long_factor[i]`` past it (chosen per forward pass
 by the largest position, as transformers does), and scales cos/sin by ``attention_factor``
-(default sqrt(1 + ln(max/original) / ln(original))). Keys already cached keep the factors
-they were computed with: when a generation crosses original_max_position_embeddings,
-transformers' generate() recomputes its whole cache with the long factors and we do not, so
-the two part ways past that point (4096 tokens for Phi-3-mini-4k; the 128K models' long
-factors apply from 4097 tokens on).
+(default sqrt(1 + ln(max/original) / ln(original))). Keys already cached were rotated by the
+factors of their own forward pass, so when a generation crosses original_max_position_embeddings
+transformers' Phi-3 generate() drops its cache and recomputes the whole sequence with the long
+factors; `Phi3.rope_switch` tells our Generator to do the same at the same token (and to
+recompute a reused prefix rotated by the other factors). Batches and beams (engine/batch.py,
+engine/beam.py) do not: there each forward picks the factors by its own largest position.
 """
 
 from __future__ import annotations
@@ -162,6 +163,13 @@ class Phi3(llama.Llama):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         self._tables: dict[tuple[bool, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def rope_switch(self) -> int | None:
+        """With LongRoPE, the length past which the long factors apply (and the cache must be
+        recomputed, see the module docstring); None without."""
+        p = self.config.family_params
+        return int(p["original_max_position_embeddings"]) if "long_factor" in p else None
 
     def rope_table(
         self, upto: int, device: torch.device, dtype: torch.dtype

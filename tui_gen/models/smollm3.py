@@ -32,8 +32,17 @@ def rope_layers(raw: dict[str, Any], num_layers: int) -> list[bool]:
 
 
 def config_from_hf(raw: dict[str, Any], model_type: str) -> ModelConfig:
+    """SmolLM3's config.json. A sliding window applies only with `use_sliding_window` (false
+    by default, as in transformers' SmolLM3Config), to the layers `layer_types` names, or
+    without it to the layers without RoPE, as transformers derives them."""
+    layers = int(raw.get("num_hidden_layers") or 0)  # missing: llama.config_from_hf says so
+    ropes = rope_layers(raw, layers)
+    raw = {**raw, "use_sliding_window": bool(raw.get("use_sliding_window", False))}
+    if raw.get("layer_types") is None and raw["use_sliding_window"] and raw.get("sliding_window"):
+        raw["layer_types"] = ["full_attention" if r else "sliding_attention" for r in ropes]
+    raw.pop("max_window_layers", None)  # not a SmolLM3 key: layer_types decides
     cfg = llama.config_from_hf(raw, model_type)
-    params = {"rope_layers": rope_layers(raw, cfg.num_layers)}
+    params = {"rope_layers": ropes}
     return dataclasses.replace(cfg, arch="smollm3", family_params=params)
 
 

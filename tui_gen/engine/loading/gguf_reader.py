@@ -166,6 +166,28 @@ def _scalar(v: Any, key: str, path: Path) -> Any:
     return v
 
 
+#: llama.cpp's `general.file_type` (LLAMA_FTYPE_*) -> its name, for the types we can read
+FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+              14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+              32: "BF16"}  # fmt: skip
+
+
+def _file_type(meta: dict[str, Any], infos: list[TensorInfo], majority: str) -> str:
+    """The label the converter gave the file (`general.file_type`: "Q4_K_M" for a file whose
+    weights mix Q4_K, Q5_0, Q6_K and Q8_0, most of them by size Q8_0 since the 262k-row
+    embedding is kept at 8 bits), when its base type is among the file's matrices; else the
+    type that holds most weights (some writers leave the label at 0, "F32", whatever they
+    store)."""
+    code = meta.get("general.file_type")
+    label = FILE_TYPES.get(code) if isinstance(code, int) and not isinstance(code, bool) else None
+    if label is None:
+        return majority
+    base = label.removesuffix("_S").removesuffix("_M")
+    if any(i.type_name == base for i in infos if len(i.shape) >= 2):
+        return label
+    return majority
+
+
 def _check_tensors(path: Path, fmt: GGUFFormat, cfg: ModelConfig, infos: list[TensorInfo]) -> str:
     """Every tensor named, shaped and typed as the config implies; returns the majority type."""
     expected = fmt.expected_shapes(cfg)
@@ -269,7 +291,7 @@ def _open(path: Path, meta: dict[str, Any], infos: list[TensorInfo]) -> GGUFChec
     cfg = parse_config(config, str(path))  # the engine's own checks (heads divide evenly, ...)
     check_weights(cfg, sum(math.prod(i.shape) for i in infos), str(path))
     assert family.gguf is not None
-    file_type = _check_tensors(path, family.gguf, cfg, infos)
+    file_type = _file_type(meta, infos, _check_tensors(path, family.gguf, cfg, infos))
     tokenizer, tokenizer_config = build_tokenizer(meta, path)
     if tokenizer.get_vocab_size(with_added_tokens=True) > config["vocab_size"]:
         raise ModelLoadError(
