@@ -6,7 +6,8 @@ it to the C code once (pointers to its weights, norms and biases); `step()` then
 token in torch (the spec's `embed`) and runs every layer, the final norm and the lm_head in C,
 writing the same KV cache tensors the torch path reads. It applies where the C code does what
 the torch modules do: a float32 or bfloat16 CPU model in the decode layout whose matrices are
-float (float32 in either layout, bfloat16 as (out, in) rows) or natively quantized, batch 1,
+float (float32 in either layout, bfloat16 as (out, in) rows), natively quantized or GGUF blocks
+(gguf_linear.py), batch 1,
 one token. The C code computes in float32 whatever the storage. Anything else gets None from
 `build()` (with the reason) and keeps the torch forward.
 
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from tui_gen.engine.native import build
+from tui_gen.engine.native.gguf_linear import GGUFLinear
 from tui_gen.engine.native.qlinear import NativeQuantLinear
 from tui_gen.models.family import Activation, CausalLM, NativeSpec, NativeUnsupported, Norm
 from tui_gen.models.kv_cache import KVCache
@@ -40,7 +42,7 @@ ACTIVATIONS: dict[Activation, int] = {
     "silu": 4,
     "gelu_tanh_gated": 5,
 }
-MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
+MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS, MAT_GGUF = range(5)
 
 
 class _QMat(ctypes.Structure):
@@ -177,6 +179,11 @@ def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
     w: torch.Tensor
     sm: torch.Tensor | None
     bias: torch.Tensor | None
+    if isinstance(mod, GGUFLinear):  # GGUF blocks: `w` is the layer's gg_mat_t
+        return _QMat(
+            w=mod.mat_address, sm=None, bias=_f32(mod.bias, keep), n=mod.out_features,
+            k=mod.in_features, kind=MAT_GGUF, bits=0,
+        )  # fmt: skip
     if isinstance(mod, NativeQuantLinear) and mod.padded_in == mod.in_features:
         w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
         bias = mod.bias

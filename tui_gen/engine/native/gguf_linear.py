@@ -153,13 +153,13 @@ class GGUFLinear(nn.Module):
         self._mat = _Mat()
         self._describe()
 
-    def blocks(self) -> list[torch.Tensor]:
+    def block_parts(self) -> list[torch.Tensor]:
         return [getattr(self, f"blocks{i}") for i in range(len(self.types))]
 
     def _describe(self) -> None:
         """The gg_mat_t the kernels read; rebuilt whenever the buffers move."""
         self._mat.k, self._mat.n_parts = self.in_features, len(self.types)
-        for i, (raw, type_id) in enumerate(zip(self.blocks(), self.types, strict=True)):
+        for i, (raw, type_id) in enumerate(zip(self.block_parts(), self.types, strict=True)):
             self._mat.parts[i] = _Part(raw.data_ptr(), raw.shape[0], type_id, 0)
 
     def _apply(
@@ -181,7 +181,7 @@ class GGUFLinear(nn.Module):
         layers = [p for p in parts if isinstance(p, GGUFLinear)]
         if len(layers) != len(parts) or len({p.in_features for p in layers}) != 1:
             raise ValueError("only GGUFLinear layers of one input width fuse")
-        blocks = [(raw, t) for p in layers for raw, t in zip(p.blocks(), p.types, strict=True)]
+        blocks = [(raw, t) for p in layers for raw, t in zip(p.block_parts(), p.types, strict=True)]
         biases = [p.bias for p in layers]
         bias = None
         if any(b is not None for b in biases):
@@ -195,8 +195,8 @@ class GGUFLinear(nn.Module):
 
     def dequantized(self) -> torch.Tensor:
         """The float32 (N, K) weight the blocks stand for."""
-        return torch.cat([dequantize_rows(raw, t, self.in_features)
-                          for raw, t in zip(self.blocks(), self.types, strict=True)])  # fmt: skip
+        pairs = zip(self.block_parts(), self.types, strict=True)
+        return torch.cat([dequantize_rows(raw, t, self.in_features) for raw, t in pairs])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, N = self.in_features, self.out_features
@@ -215,7 +215,7 @@ class GGUFLinear(nn.Module):
         else:  # a long prompt, or no kernels: float GEMM on dequantized blocks of rows
             y = torch.empty(M, N, device=x2.device)
             off = 0
-            for raw, t in zip(self.blocks(), self.types, strict=True):
+            for raw, t in zip(self.block_parts(), self.types, strict=True):
                 step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
                 for i in range(0, raw.shape[0], step):
                     w = dequantize_rows(raw[i : i + step], t, K).to(x2.device)
@@ -234,6 +234,8 @@ class GGUFEmbedding(nn.Module):
     """Token lookup from GGUF blocks (vocab, row_bytes): only the looked-up rows are
     dequantized. A tied lm_head is a GGUFLinear over the same blocks."""
 
+    blocks: torch.Tensor  # (vocab, row bytes) uint8
+
     def __init__(self, raw: torch.Tensor, type_id: int, dim: int) -> None:
         super().__init__()
         check_blocks(raw, type_id, raw.shape[0], dim)
@@ -249,7 +251,7 @@ class GGUFEmbedding(nn.Module):
         return f"{self.num_embeddings}, {self.dim}, {type_name(self.type_id)}"
 
 
-def gguf_layers(model: nn.Module) -> list[nn.Module]:
+def gguf_layers(model: nn.Module) -> list[GGUFLinear | GGUFEmbedding]:
     return [m for m in model.modules() if isinstance(m, (GGUFLinear, GGUFEmbedding))]
 
 
@@ -259,7 +261,7 @@ def held_bytes(model: nn.Module) -> dict[str, int]:
     out: Counter[str] = Counter()
     for mod in gguf_layers(model):
         pairs = (
-            zip(mod.blocks(), mod.types, strict=True)
+            zip(mod.block_parts(), mod.types, strict=True)
             if isinstance(mod, GGUFLinear)
             else [(mod.blocks, mod.type_id)]
         )
@@ -285,11 +287,10 @@ def elements(model: nn.Module) -> int:
     seen: set[int] = set()
     total = 0
     for mod in gguf_layers(model):
-        raws = mod.blocks() if isinstance(mod, GGUFLinear) else [mod.blocks]
+        raws = mod.block_parts() if isinstance(mod, GGUFLinear) else [mod.blocks]
         k = mod.in_features if isinstance(mod, GGUFLinear) else mod.dim
         for raw in raws:
             if raw.data_ptr() not in seen:
                 seen.add(raw.data_ptr())
                 total += raw.shape[0] * k
     return total
-
