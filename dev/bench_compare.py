@@ -60,6 +60,8 @@ class Ours:
         from tui_gen.engine.generator import Generator
 
         self.name = f"tui-gen {quantize or dtype}"
+        if path.lower().endswith(".gguf") and dtype == "auto" and quantize is None:
+            self.name = "tui-gen gguf blocks"  # the file's own types (gguf_linear.py)
         self.dtype = "bfloat16" if dtype == "bfloat16" else "float32"
         t = time.perf_counter()
         self.gen = Generator.load(path, device="cpu", dtype=dtype, quantize=quantize)
@@ -189,9 +191,15 @@ def run_compare(args: Any) -> list[PathResult]:
         raise ModelLoadError(f"--gguf {args.gguf}: no such file; give the .gguf for llama.cpp")
     threads = torch.get_num_threads()
     paths: list[Any] = []
-    paths.append(Ours(args.model, "float32", None))
+    gguf_model = str(args.model).lower().endswith(".gguf")
+    if gguf_model:  # the file's blocks as they are, their float32 dequantization, our int4
+        others: tuple[tuple[str, str | None], ...] = (("float32", None), ("float32", "int4"))
+        paths.append(Ours(args.model, "auto", None))
+    else:
+        others = (("bfloat16", None), ("float32", "int8"), ("float32", "int4"))
+        paths.append(Ours(args.model, "float32", None))
     base = paths[0].gen
-    for dtype, quantize in (("bfloat16", None), ("float32", "int8"), ("float32", "int4")):
+    for dtype, quantize in others:
         paths.append(Ours(args.model, dtype, quantize))
     skipped: list[str] = []
     if base.loaded.source_format == "safetensors":
@@ -236,10 +244,12 @@ def format_table(results: list[PathResult], n: int) -> str:
     """A Markdown table (it goes into the README as is)."""
     by_name = {r.name: r for r in results}
     hf32 = by_name.get("transformers float32")
+    ref = hf32 or next((r for r in results if r.name.startswith("llama.cpp")), None)
+    ref_name = "HF f32" if hf32 else "llama.cpp"
     n_long = results[0].prefill_tokens if results else PREFILL_TOKENS
     header = (
         f"| path | load s | prefill tok/s ({n_long}) | decode tok/s | decode vs HF f32 "
-        "| prefill vs HF same dtype | greedy ids = HF f32 (prefix) |"
+        f"| prefill vs HF same dtype | greedy ids = {ref_name} (prefix) |"
     )
     lines = [header, "|" + "---|" * 7]
     for r in results:
@@ -249,7 +259,7 @@ def format_table(results: list[PathResult], n: int) -> str:
         hf_same = by_name.get(f"transformers {r.dtype}")
         dec_ratio = f"{r.decode / hf32.decode:.2f}x" if hf32 else "-"
         pre_ratio = f"{r.prefill_tok_s / hf_same.prefill_tok_s:.2f}x" if hf_same else "-"
-        same = f"{_common_prefix(r.ids, hf32.ids)}/{n}" if hf32 else "-"
+        same = f"{_common_prefix(r.ids, ref.ids)}/{n}" if ref and ref.ids else "-"
         lines.append(
             f"| {r.name} | {r.load_s:.2f} | {r.prefill_tok_s:,.0f} | {r.decode:.1f} "
             f"| {dec_ratio} | {pre_ratio} | {same} |"

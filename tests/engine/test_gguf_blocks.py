@@ -251,3 +251,20 @@ def test_held_bytes_count_a_tied_head_once(tmp_path: Path, byte_tok) -> None:
     held = gguf_linear.held_bytes(model)
     ckpt_bytes = sum(i.nbytes for _, i in open_gguf(path).hf_tensor_infos() if i.type_id == 8)
     assert held == {"Q8_0": ckpt_bytes}
+
+
+def test_info_shows_bytes_per_type_and_the_rss_estimate(quant_gguf: Path) -> None:
+    from tui_gen.cli.info import describe, format_text
+
+    kept = describe(str(quant_gguf), device="cpu")
+    floats = describe(str(quant_gguf), device="cpu", dtype="float32")
+    qtype = quant_gguf.stem.split("-")[1]
+    assert kept["quantization"] == "keep" and floats["quantization"] is None
+    assert set(kept["tensor_type_bytes"]) == {qtype, "F32"}
+    assert sum(kept["tensor_type_bytes"].values()) < quant_gguf.stat().st_size
+    assert kept["weight_bytes_in_memory"] < floats["weight_bytes_in_memory"] / 2
+    kv = kept["kv_cache_bytes_at_max_context"]
+    assert kept["rss_estimate_bytes"] == kept["weight_bytes_in_memory"] + kv
+    text = format_text(kept)
+    assert f"tensor bytes    {qtype} " in text and "RSS estimate    " in text
+    assert "memory-mapped" in text
