@@ -97,6 +97,18 @@ def test_kernel_matches_gguf_dequantize_times_activations(qtype: str, rows: int)
     assert _rel(y, x.double() @ w.t()) < 0.03  # what 8-bit activations cost
 
 
+@pytest.mark.parametrize("qtype", ["Q4_1", "Q6_K"])
+def test_a_long_prompt_takes_the_float_gemm(qtype: str) -> None:
+    """Above the kernel's row limit the blocks are dequantized and the activations stay
+    float32: the result is the dequantized weight times x, to float rounding."""
+    raw = blocks(qtype, 24, 256, 9)
+    layer = GGUFLinear([(raw, Q[qtype].value)], 256)
+    x = torch.randn(gguf_linear._KERNEL_ROWS_LIMIT + 1, 256)
+    with torch.inference_mode():
+        y = layer(x)
+    assert _rel(y, x.double() @ reference_weight(raw, qtype, 256).t()) < 1e-5
+
+
 def test_fused_parts_keep_their_types_and_bias() -> None:
     """q/k/v of a Q4_K_M file: three types side by side, one product, no copy."""
     k = 256

@@ -8,8 +8,9 @@ authors published (no second rounding into our own format).
 
 Products run on ggml_matmul.c: the activations are quantized once per product to 8-bit blocks
 of 32 and multiplied with integer dot products (see ggml_rows.h). The decode step reads the
-same `gg_mat_t` through decode.c's MAT_GGUF kind. A long prompt dequantizes a block of weight
-rows at a time (C) and uses the float GEMM when that is faster (`_KERNEL_ROWS_LIMIT`).
+same `gg_mat_t` through decode.c's MAT_GGUF kind. A prompt longer than `_KERNEL_ROWS_LIMIT`
+rows dequantizes a block of weight rows at a time (C) and uses torch's float GEMM, which is
+faster there (its activations are then float32, not 8-bit).
 
 Without the native library (no compiler, another device) the layers dequantize with the torch
 kernels of loading/gguf_quants.py on every call: correct, slow; the loader therefore only
@@ -35,9 +36,11 @@ from tui_gen.engine.native import build
 KERNEL_TYPES = {2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K",
                 14: "Q6_K"}  # fmt: skip
 MAX_PARTS = 4  # GG_MAX_PARTS in ggml_matmul.c
-#: up to this many activation rows the integer kernel beats dequantize + float GEMM (measured
-#: with `python -m dev.gguf_bench`, SmolLM2 Q4_1 shapes; see the README's Performance section)
-_KERNEL_ROWS_LIMIT = 1 << 30
+#: up to this many activation rows the integer kernel beats dequantize + float GEMM; above,
+#: the GEMM's register tiling wins (CPU time, one thread, `python -m dev.gguf_bench`: at 64 rows
+#: the GEMM takes 1.30x the kernel's time on Q4_1 and 0.82x on Q4_K; at 512, 0.69x and 0.51x)
+_KERNEL_ROWS_LIMIT = 128
+_KERNEL_ROWS_LIMIT_K = 48  # the 256-blocks (Q4_K, Q5_K, Q6_K): more scale work per weight
 _DEQUANT_BLOCK_BYTES = 16 << 20  # float32 weight rows dequantized at a time for a prompt
 
 
@@ -152,6 +155,8 @@ class GGUFLinear(nn.Module):
         self.register_buffer("bias", b)
         self._mat = _Mat()
         self._describe()
+        k_types = any(GGML_TYPES[t][1] == 256 for t in self.types)
+        self._rows_limit = _KERNEL_ROWS_LIMIT_K if k_types else _KERNEL_ROWS_LIMIT
 
     def block_parts(self) -> list[torch.Tensor]:
         return [getattr(self, f"blocks{i}") for i in range(len(self.types))]
@@ -204,7 +209,7 @@ class GGUFLinear(nn.Module):
         x2 = x.reshape(-1, K).to(torch.float32).contiguous()  # (M, K)
         M = x2.shape[0]
         lib = build.load() if x2.device.type == "cpu" else None
-        if lib is not None and M <= _KERNEL_ROWS_LIMIT:
+        if lib is not None and M <= self._rows_limit:
             y = torch.empty(M, N)
             rc = lib.gg_matmul(
                 ctypes.addressof(self._mat), x2.data_ptr(), M, y.data_ptr(), N,
