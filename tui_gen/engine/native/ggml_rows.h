@@ -222,32 +222,74 @@ static inline __attribute__((always_inline)) __m256i gg_nibbles16(const uint8_t 
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
 
-/* acc[m] += dot(u, x of rows m, block b) * dw * dx[m, b] for every activation row; dwhi is the
- * scale of the second 16 (Q6_K), else dwhi == dw. */
-#define GG_ACC(u, b, dw, dwhi)                                                                 \
+/* acc[j][m] += dot(u, x of rows m, block b) * dw * dx[m, b] for every activation row; dwhi is
+ * the scale of the second 16 (Q6_K; GG_ACC1 when both halves share dw). Two accumulator sets
+ * (j = block parity), so the multiply-adds of neighbouring blocks do not wait on each other. */
+#define GG_ACC(u, b, dw, dwhi, j)                                                              \
     for (int m = 0; m < M; m++) {                                                              \
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + m * K + (b) * 32));     \
         const float dx = a->d[m * (K / 32) + (b)];                                             \
-        const __m256 sc = _mm256_set_m128(_mm_set1_ps((dwhi) * dx), _mm_set1_ps((dw) * dx));   \
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(gg_dot(u, xv)), sc, acc[m]);               \
+        const __m256 scv = _mm256_set_m128(_mm_set1_ps((dwhi) * dx), _mm_set1_ps((dw) * dx));  \
+        acc[j][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(gg_dot(u, xv)), scv, acc[j][m]);        \
+    }
+
+#define GG_ACC1(u, b, dw, j)                                                                   \
+    for (int m = 0; m < M; m++) {                                                              \
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + m * K + (b) * 32));     \
+        const __m256 scv = _mm256_set1_ps((dw) * a->d[m * (K / 32) + (b)]);                    \
+        acc[j][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(gg_dot(u, xv)), scv, acc[j][m]);        \
     }
 
 /* The Q8_0 variant: signed weights through the sign trick, |w| * sign(x, w) = w * x. */
-#define GG_ACC_SIGNED(wv, b, dw)                                                               \
+#define GG_ACC_SIGNED(wv, b, dw, j)                                                            \
     for (int m = 0; m < M; m++) {                                                              \
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + m * K + (b) * 32));     \
         const float dx = a->d[m * (K / 32) + (b)];                                             \
         const __m256i d = gg_dot(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));          \
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps((dw) * dx), acc[m]);    \
+        acc[j][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps((dw) * dx), acc[j][m]); \
     }
 
-/* macc[m] += mn * (s of the 32 elements of block b) */
-#define GG_MIN32(b, mn)                                                                        \
+/* macc[j][m] += mn * (s of the 32 elements of block b) */
+#define GG_MIN32(b, mn, j)                                                                     \
     for (int m = 0; m < M; m++)                                                                \
-        macc[m] += (mn) * (a->s[m * (K / 16) + 2 * (b)] + a->s[m * (K / 16) + 2 * (b) + 1]);
+        macc[j][m] += (mn) * (a->s[m * (K / 16) + 2 * (b)] + a->s[m * (K / 16) + 2 * (b) + 1]);
 
-#define GG_MIN16(i, mn)                                                                        \
-    for (int m = 0; m < M; m++) macc[m] += (mn) * a->s[m * (K / 16) + (i)];
+#define GG_MIN16(i, mn, j)                                                                     \
+    for (int m = 0; m < M; m++) macc[j][m] += (mn) * a->s[m * (K / 16) + (i)];
+
+/* One block of the 32-element types, into accumulator set j. */
+#define GG_BLOCK32(b, j)                                                                       \
+    switch (type) {                                                                            \
+    case GG_Q4_0:                                                                              \
+    case GG_Q4_1: {                                                                            \
+        const uint8_t *blk = row + (b) * (type == GG_Q4_1 ? 20 : 18);                          \
+        const float d = gg_f16(blk);                                                           \
+        const float mn = type == GG_Q4_1 ? gg_f16(blk + 2) : -8.f * d;                         \
+        const __m256i u = gg_nibbles16(blk + (type == GG_Q4_1 ? 4 : 2));                       \
+        GG_ACC1(u, b, d, j)                                                                    \
+        GG_MIN32(b, mn, j)                                                                     \
+        break;                                                                                 \
+    }                                                                                          \
+    case GG_Q5_0:                                                                              \
+    case GG_Q5_1: {                                                                            \
+        const int q1 = type == GG_Q5_1;                                                        \
+        const uint8_t *blk = row + (b) * (q1 ? 24 : 22);                                       \
+        const float d = gg_f16(blk);                                                           \
+        const float mn = q1 ? gg_f16(blk + 2) : -16.f * d;                                     \
+        uint32_t qh;                                                                           \
+        memcpy(&qh, blk + (q1 ? 4 : 2), 4);                                                    \
+        const __m256i u = _mm256_or_si256(gg_nibbles16(blk + (q1 ? 8 : 6)), gg_bits_x16(qh));  \
+        GG_ACC1(u, b, d, j)                                                                    \
+        GG_MIN32(b, mn, j)                                                                     \
+        break;                                                                                 \
+    }                                                                                          \
+    default: { /* GG_Q8_0 */                                                                   \
+        const uint8_t *blk = row + (b) * 34;                                                   \
+        const __m256i wv = _mm256_loadu_si256((const __m256i *)(blk + 2));                     \
+        GG_ACC_SIGNED(wv, b, gg_f16(blk), j)                                                   \
+        break;                                                                                 \
+    }                                                                                          \
+    }
 
 static inline __attribute__((always_inline)) float gg_hsum(__m256 v) {
     const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -260,42 +302,26 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
                                                          const gg_act_t *a, const int M,
                                                          float *out) {
     const int64_t K = a->K;
-    __m256 acc[GG_MAX_M];
-    float macc[GG_MAX_M];
-    for (int m = 0; m < M; m++) acc[m] = _mm256_setzero_ps(), macc[m] = 0.f;
+    __m256 acc[2][GG_MAX_M];
+    float macc[2][GG_MAX_M];
+    for (int m = 0; m < M; m++) {
+        acc[0][m] = acc[1][m] = _mm256_setzero_ps();
+        macc[0][m] = macc[1][m] = 0.f;
+    }
     switch (type) {
     case GG_Q4_0:
     case GG_Q4_1:
-        for (int64_t b = 0; b < K / 32; b++) {
-            const uint8_t *blk = row + b * (type == GG_Q4_1 ? 20 : 18);
-            const float d = gg_f16(blk);
-            const float mn = type == GG_Q4_1 ? gg_f16(blk + 2) : -8.f * d;
-            const __m256i u = gg_nibbles16(blk + (type == GG_Q4_1 ? 4 : 2));
-            GG_ACC(u, b, d, d)
-            GG_MIN32(b, mn)
-        }
-        break;
     case GG_Q5_0:
     case GG_Q5_1:
-        for (int64_t b = 0; b < K / 32; b++) {
-            const int q1 = type == GG_Q5_1;
-            const uint8_t *blk = row + b * (q1 ? 24 : 22);
-            const float d = gg_f16(blk);
-            const float mn = q1 ? gg_f16(blk + 2) : -16.f * d;
-            uint32_t qh;
-            memcpy(&qh, blk + (q1 ? 4 : 2), 4);
-            const __m256i u = _mm256_or_si256(gg_nibbles16(blk + (q1 ? 8 : 6)), gg_bits_x16(qh));
-            GG_ACC(u, b, d, d)
-            GG_MIN32(b, mn)
+    case GG_Q8_0: {
+        int64_t b = 0;
+        for (; b + 2 <= K / 32; b += 2) {
+            GG_BLOCK32(b, 0)
+            GG_BLOCK32(b + 1, 1)
         }
+        for (; b < K / 32; b++) GG_BLOCK32(b, 0)
         break;
-    case GG_Q8_0:
-        for (int64_t b = 0; b < K / 32; b++) {
-            const uint8_t *blk = row + b * 34;
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            GG_ACC_SIGNED(wv, b, gg_f16(blk))
-        }
-        break;
+    }
     case GG_Q4_K:
     case GG_Q5_K: {
         const int k5 = type == GG_Q5_K;
@@ -308,22 +334,23 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
                                   : _mm256_setzero_si256();
             for (int c = 0; c < 4; c++) {
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-                for (int h = 0; h < 2; h++) {
-                    const int g = 2 * c + h;
-                    int sc, mi;
-                    gg_scale_min_k4(g, blk + 4, &sc, &mi);
-                    __m256i u = h ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
-                                  : _mm256_and_si256(q, m4);
-                    if (k5) {
-                        const __m256i hb = _mm256_and_si256(
-                            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(g)), one);
-                        u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 4));
-                    }
-                    const int64_t b = sb * 8 + g;
-                    const float dw = d * (float)sc;
-                    GG_ACC(u, b, dw, dw)
-                    GG_MIN32(b, -dmin * (float)mi)
-                }
+#define GG_K4_HALF(h)                                                                          \
+    {                                                                                          \
+        const int g = 2 * c + h;                                                               \
+        int sc, mi;                                                                            \
+        gg_scale_min_k4(g, blk + 4, &sc, &mi);                                                 \
+        __m256i u = h ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4); \
+        if (k5) {                                                                              \
+            const __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(g)), one); \
+            u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 4));                                  \
+        }                                                                                      \
+        const int64_t b = sb * 8 + g;                                                          \
+        GG_ACC1(u, b, d * (float)sc, h)                                                        \
+        GG_MIN32(b, -dmin * (float)mi, h)                                                      \
+    }
+                GG_K4_HALF(0)
+                GG_K4_HALF(1)
+#undef GG_K4_HALF
             }
         }
         break;
@@ -338,33 +365,41 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
                 const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half));
                 const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32));
                 const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
-                for (int s = 0; s < 4; s++) {
-                    const __m256i l = (s & 1) ? l1 : l0;
-                    const __m256i lo = (s >> 1) ? _mm256_and_si256(_mm256_srli_epi16(l, 4), m4)
-                                                : _mm256_and_si256(l, m4);
-                    const __m256i hi = _mm256_and_si256(
-                        _mm256_srl_epi16(hh, _mm_cvtsi32_si128(2 * s)), m2);
-                    const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-                    const int g = 4 * half + s;
-                    const int64_t b = sb * 8 + g;
-                    const float d0 = d * (float)scales[2 * g], d1 = d * (float)scales[2 * g + 1];
-                    GG_ACC(u, b, d0, d1)
-                    GG_MIN16(2 * b, -32.f * d0)
-                    GG_MIN16(2 * b + 1, -32.f * d1)
-                }
+#define GG_Q6_PART(s)                                                                          \
+    {                                                                                          \
+        const __m256i l = (s & 1) ? l1 : l0;                                                   \
+        const __m256i lo = (s >> 1) ? _mm256_and_si256(_mm256_srli_epi16(l, 4), m4)            \
+                                    : _mm256_and_si256(l, m4);                                 \
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * s), m2);                 \
+        const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));                       \
+        const int g = 4 * half + s;                                                            \
+        const int64_t b = sb * 8 + g;                                                          \
+        const float d0 = d * (float)scales[2 * g], d1 = d * (float)scales[2 * g + 1];          \
+        GG_ACC(u, b, d0, d1, (s & 1))                                                          \
+        GG_MIN16(2 * b, -32.f * d0, (s & 1))                                                   \
+        GG_MIN16(2 * b + 1, -32.f * d1, (s & 1))                                               \
+    }
+                GG_Q6_PART(0)
+                GG_Q6_PART(1)
+                GG_Q6_PART(2)
+                GG_Q6_PART(3)
+#undef GG_Q6_PART
             }
         }
         break;
     }
     default: break;
     }
-    for (int m = 0; m < M; m++) out[m] = gg_hsum(acc[m]) + macc[m];
+    for (int m = 0; m < M; m++)
+        out[m] = gg_hsum(_mm256_add_ps(acc[0][m], acc[1][m])) + macc[0][m] + macc[1][m];
 }
 
 #undef GG_ACC
+#undef GG_ACC1
 #undef GG_ACC_SIGNED
 #undef GG_MIN32
 #undef GG_MIN16
+#undef GG_BLOCK32
 
 #else
 #define GG_SIMD 0
