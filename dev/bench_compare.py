@@ -199,6 +199,8 @@ def run_compare(args: Any) -> list[PathResult]:
         others = (("bfloat16", None), ("float32", "int8"), ("float32", "int4"))
         paths.append(Ours(args.model, "float32", None))
     base = paths[0].gen
+    if gguf_model and args.blocks_only:
+        others = ()
     for dtype, quantize in others:
         paths.append(Ours(args.model, dtype, quantize))
     skipped: list[str] = []
@@ -304,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tui-gen bench's report plus transformers generate() on the same weights",
     )
     p.add_argument("--gguf", metavar="FILE", help="also run llama-cpp-python on this GGUF")
+    p.add_argument(
+        "--blocks-only",
+        action="store_true",
+        help="for a .gguf model: only its kept blocks (and llama.cpp), not float32 and int4",
+    )
     return p
 
 
