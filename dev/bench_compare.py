@@ -63,6 +63,8 @@ class Ours:
         from tui_gen.engine.quantize import quantize_model
 
         self.name = f"tui-gen {quantize or dtype}" + (f" ({head} lm_head)" if head else "")
+        if path.lower().endswith(".gguf") and dtype == "auto" and quantize is None:
+            self.name = "tui-gen gguf blocks"  # the file's own types (gguf_linear.py)
         self.dtype = "bfloat16" if dtype == "bfloat16" else "float32"
         t = time.perf_counter()
         if head and quantize:  # the lm_head quantized otherwise than int4's default (int8)
@@ -205,9 +207,17 @@ def run_compare(args: Any) -> list[PathResult]:
         raise ModelLoadError(f"--gguf {args.gguf}: no such file; give the .gguf for llama.cpp")
     threads = torch.get_num_threads()
     paths: list[Any] = []
-    paths.append(Ours(args.model, "float32", None))
+    gguf_model = str(args.model).lower().endswith(".gguf")
+    if gguf_model:  # the file's blocks as they are, their float32 dequantization, our int4
+        others: tuple[tuple[str, str | None], ...] = (("float32", None), ("float32", "int4"))
+        paths.append(Ours(args.model, "auto", None))
+    else:
+        others = (("bfloat16", None), ("float32", "int8"), ("float32", "int4"))
+        paths.append(Ours(args.model, "float32", None))
     base = paths[0].gen
-    for dtype, quantize in (("bfloat16", None), ("float32", "int8"), ("float32", "int4")):
+    if gguf_model and args.blocks_only:
+        others = ()
+    for dtype, quantize in others:
         paths.append(Ours(args.model, dtype, quantize))
     if args.int4_head:  # a 262k-row head (Gemma) is most of a step: the 4-bit one too
         paths.append(Ours(args.model, "float32", "int4", head="int4"))
@@ -273,7 +283,7 @@ def format_table(results: list[PathResult], n: int) -> str:
         pre_ref = by_name.get(f"transformers {r.dtype}") if hf32 else ref
         dec_ratio = f"{r.decode / ref.decode:.2f}x" if ref else "-"
         pre_ratio = f"{r.prefill_tok_s / pre_ref.prefill_tok_s:.2f}x" if pre_ref else "-"
-        same = f"{_common_prefix(r.ids, ref.ids)}/{n}" if ref else "-"
+        same = f"{_common_prefix(r.ids, ref.ids)}/{n}" if ref and ref.ids else "-"
         lines.append(
             f"| {r.name} | {r.load_s:.2f} | {r.prefill_tok_s:,.0f} | {r.decode:.1f} "
             f"| {dec_ratio} | {pre_ratio} | {same} |"
@@ -322,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--int4-head",
         action="store_true",
         help="also int4 with a 4-bit lm_head (int4's default keeps the head at 8 bits)",
+    )
+    p.add_argument(
+        "--blocks-only",
+        action="store_true",
+        help="for a .gguf model: only its kept blocks (and llama.cpp), not float32 and int4",
     )
     return p
 

@@ -1,6 +1,7 @@
 """How much a quantized model's predictions differ from float32's, position by position.
 
     python -m dev.quant_quality MODEL --quantize int8 [int4 ...] [--group-size 32]
+    python -m dev.quant_quality FILE.gguf --quantize keep   # its blocks vs float32, 8 rows a step
 
 Both models read the same built-in passages with teacher forcing (the true text is fed, not
 each model's own output), so every position compares the two next-token distributions on
@@ -244,6 +245,21 @@ def _logprobs(model: Any, ids: list[int]) -> Any:
     return torch.log_softmax(logits.double(), dim=-1)
 
 
+def _logprobs_stepwise(gen: Any, ids: list[int], chunk: int = 8) -> Any:
+    """The same, fed `chunk` tokens at a time through the KV cache: the rows a decode step (or
+    a short turn) computes with, so a path whose long prompts take another kernel (GGUF
+    blocks: float GEMM above 128 rows, 8-bit activations below) is measured as it decodes."""
+    import torch
+
+    cache = gen._ensure_cache()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(ids), chunk):
+            part = torch.tensor([ids[i : i + chunk]])
+            out.append(gen.model(part, start=i, cache=cache)[0])
+    return torch.log_softmax(torch.cat(out).double(), dim=-1)
+
+
 def compare(ref_lp: Any, q_lp: Any, ids: list[int]) -> dict[str, float]:
     """Sums over positions: agreement, KL(ref || q), and the true next token's NLL under each."""
     import torch
@@ -293,16 +309,23 @@ def run(
     out: dict[str, Any] = {"model": str(model_path), "dtype": dtype, "results": {}}
     for mode in modes:
         t = time.perf_counter()
-        gen = Generator.load(model_path, device="cpu", dtype=dtype)
-        adt = getattr(torch, act_dtype) if act_dtype else None
-        quantize_model(gen.model, mode, group_size, act_dtype=adt, use_kernel=use_kernel, head=head)
         per: dict[str, dict[str, float]] = {}
-        for name, ids in texts.items():
-            per[name] = compare(ref_lps[name], _logprobs(gen.model, ids), ids)
+        if mode == "keep":  # a GGUF's own blocks against their float32 dequantization
+            gen = Generator.load(model_path, device="cpu")
+            for name, ids in texts.items():
+                per[name] = compare(ref_lps[name], _logprobs_stepwise(gen, ids), ids)
+        else:
+            gen = Generator.load(model_path, device="cpu", dtype=dtype)
+            adt = getattr(torch, act_dtype) if act_dtype else None
+            quantize_model(
+                gen.model, mode, group_size, act_dtype=adt, use_kernel=use_kernel, head=head
+            )
+            for name, ids in texts.items():
+                per[name] = compare(ref_lps[name], _logprobs(gen.model, ids), ids)
         tot = {k: sum(r[k] for r in per.values()) for k in next(iter(per.values()))}
         tot["kl_max"] = max(r["kl_max"] for r in per.values())
         out["results"][mode] = {
-            "describe": describe(gen.model),
+            "describe": gen.loaded.quantization if mode == "keep" else describe(gen.model),
             "positions": int(tot["positions"]),
             "top1_agreement": tot["top1_same"] / tot["positions"],
             "mean_kl": tot["kl_sum"] / tot["positions"],

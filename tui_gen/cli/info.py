@@ -201,7 +201,7 @@ def describe(
         raise ModelLoadError(f"{path}: no such file or directory; give a model directory or .gguf")
     import torch
 
-    from tui_gen.engine.quantize import check_mode
+    from tui_gen.engine.quantize import KEEP, check_mode
 
     mode = check_mode(quantize)
 
@@ -220,6 +220,11 @@ def describe(
     if path.is_file() and path.name == "config.json":
         path = path.parent
     generation_info = None
+    type_bytes: dict[str, int] = {}  # GGUF: bytes the file stores per tensor type
+    kept_bytes: int | None = None  # GGUF blocks kept as they are (engine/native/gguf_linear.py)
+    kept_floats = 0
+    types: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
     from tui_gen.engine.loading.bdh_checkpoint import find_checkpoint
 
     if path.is_dir() and find_checkpoint(path) is None:
@@ -232,17 +237,31 @@ def describe(
             generation_info = read_json(info_path, required=False)
         files = sorted(p for p in path.iterdir() if p.is_file())
         source = "safetensors"
-        types, groups = [], []
-    else:  # a .gguf file or a BDH .pt: load it (the reader dequantises; there is no cheaper way in)
-        loaded = load_model(path, device="cpu", dtype="float32")
+    else:  # a .gguf file or a BDH .pt: load it (a GGUF keeps its blocks mapped, as a run would)
+        keep = mode in (None, KEEP) and (dtype or "auto").strip().lower() == "auto"
+        loaded = load_model(
+            path,
+            device="cpu",
+            dtype="auto" if keep else "float32",
+            quantize=None if keep else "none",
+        )
         cfg, tok, params = loaded.config, loaded.tokenizer, loaded.num_parameters
         stored, gen_config, files = None, loaded.generation_config, loaded.files
         source = loaded.source_format
         generation_info = loaded.generation_info
-        from tui_gen.engine.loading.gguf_file import read_header
+        if path.suffix.lower() == ".gguf":
+            from tui_gen.engine.loading.gguf_file import read_header
 
-        pairs = [(i.name, i.type_name) for i in read_header(path)[1]]
-        types, groups = tensor_types(pairs), tensor_groups(pairs)
+            infos = read_header(path)[1]
+            pairs = [(i.name, i.type_name) for i in infos]
+            types, groups = tensor_types(pairs), tensor_groups(pairs)
+            for i in infos:
+                type_bytes[i.type_name] = type_bytes.get(i.type_name, 0) + i.nbytes
+        if (loaded.quantization or "").startswith("gguf"):
+            from tui_gen.engine.native import gguf_linear
+
+            kept_bytes = sum(gguf_linear.held_bytes(loaded.model).values())
+            kept_floats = sum(p.numel() for p in loaded.model.parameters())
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
@@ -252,6 +271,9 @@ def describe(
         from tui_gen.engine.native.qlinear import available
 
         native = available(dev)
+    weights = weight_bytes(cfg, params, element, None if mode == KEEP else mode, native)
+    if kept_bytes is not None and run_dtype == torch.float32 and mode in (None, KEEP):
+        mode, weights = KEEP, kept_bytes + kept_floats * element
     archs = cfg.raw.get("architectures") or []
     cache_len = min(cfg.max_position_embeddings, max_context or DEFAULT_MAX_CONTEXT)
     if cfg.recurrent and max_context is None:
@@ -290,7 +312,12 @@ def describe(
         "device": str(dev),
         # --quantize: None (float weights), "int8" or "int4"; weights as held in memory
         "quantization": mode,
-        "weight_bytes_in_memory": weight_bytes(cfg, params, element, mode, native),
+        "weight_bytes_in_memory": weights,
+        # GGUF: {"Q4_K": bytes, ...} as the file stores them
+        "tensor_type_bytes": type_bytes,
+        # what the process will hold for the model: weights + the KV cache it preallocates
+        # (Python and torch themselves add ~200 MiB)
+        "rss_estimate_bytes": weights + cfg.kv_cache_bytes(cache_len, element),
         # "native (avx512)" or "torch (why not)": what decodes one token (engine/native)
         "decode_step": decode_step,
         "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
@@ -398,12 +425,21 @@ def format_text(d: dict[str, Any]) -> str:
             if d["tensor_groups"]
             else []
         ),
+        *(
+            [f"tensor bytes    {', '.join(f'{k} {_human_bytes(v)}' for k, v in tb.items())}"]
+            if (tb := d.get("tensor_type_bytes"))
+            else []
+        ),
         f"weights         {_human_bytes(d['weight_bytes_in_memory'])} in memory"
         + (
-            f" ({d['quantization']} weight-only quantization, --quantize)"
+            " (the file's quantized types, memory-mapped; --dtype float32 dequantizes)"
+            if d["quantization"] == "keep"
+            else f" ({d['quantization']} weight-only quantization, --quantize)"
             if d["quantization"]
             else f" ({d['dtype']}; --quantize int8|int4 for less)"
         ),
+        f"RSS estimate    {_human_bytes(d['rss_estimate_bytes'])} (weights + KV cache at "
+        f"--max-context {d['max_context']:,}; Python and torch add ~200 MiB)",
         f"decode step     {d['decode_step']}",
         f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
         f"({d['dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "

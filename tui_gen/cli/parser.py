@@ -93,10 +93,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--quantize",
-        choices=("none", "int8", "int4"),
+        choices=("none", "int8", "int4", "keep"),
         default=None,
         help="weight-only quantization in groups of 32: int8 (near-lossless) or int4 (int8 "
-        "lm_head); faster decode on the CPU, slightly different text",
+        "lm_head); faster decode on the CPU, slightly different text. A .gguf file keeps its "
+        "own quantized types by default (keep); none or --dtype float32 dequantizes it",
     )
 
 

@@ -59,10 +59,10 @@ class Generator:
     ) -> None:
         if quantize is not None:  # --quantize int8|int4 (engine/quantize.py)
             from tui_gen.engine.loading.loader import apply_quantization
-            from tui_gen.engine.quantize import check_mode
+            from tui_gen.engine.quantize import MODES, check_mode
 
             mode = check_mode(quantize)
-            if mode:
+            if mode in MODES:
                 apply_quantization(loaded, mode)
         from tui_gen.engine.layout import prepare_for_decode
 

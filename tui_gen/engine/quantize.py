@@ -42,20 +42,26 @@ if TYPE_CHECKING:
 
 #: modes the user can choose; "none" leaves the model as it is
 MODES = ("int8", "int4")
+#: a GGUF file's own quantized types, run as they are (the default for GGUF files; a float
+#: checkpoint's "own types" are float, so it means "none" there)
+KEEP = "keep"
 #: group sizes the int4 CPU kernel accepts; the fallback accepts any
 INT4_KERNEL_GROUP_SIZES = (32, 64, 128, 256)
 DEFAULT_GROUP_SIZE = 32
 
 
 def check_mode(mode: str | None) -> str | None:
-    """Normalise a user's mode ("INT8" -> "int8", "none"/"" -> None) or raise naming the choices."""
+    """Normalise a user's mode ("INT8" -> "int8", "none"/"" -> None, "keep") or raise naming the
+    choices."""
     if mode is None:
         return None
     m = str(mode).strip().lower()
     if m in ("", "none", "off", "no"):
         return None
-    if m not in MODES:
-        raise TuiGenError(f"unknown quantization {mode!r}; use one of: {', '.join(MODES)} or none")
+    if m not in (*MODES, KEEP):
+        raise TuiGenError(
+            f"unknown quantization {mode!r}; use one of: {', '.join(MODES)}, keep or none"
+        )
     return m
 
 
@@ -397,7 +403,7 @@ def quantize_model(
     torch's kernels and the fallback.
     """
     m = check_mode(mode)
-    if m is None:
+    if m is None or m == KEEP:
         return model
     if m == "int4" and group_size < 2:
         raise TuiGenError(f"int4 group size {group_size} is too small; use 32, 64, 128 or 256")

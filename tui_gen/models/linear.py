@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import mmap
 import sys
+from typing import cast
 
 import torch
 from torch import nn
@@ -62,25 +63,31 @@ class TransposedEmbedding(nn.Module):
         return rows.t().reshape(*idx.shape, self.weight_t.shape[0])  # (B, T, C)
 
 
-def fuse_linears(parts: list[nn.Linear], transposed: bool) -> nn.Module:
+def fuse_linears(parts: list[nn.Module], transposed: bool) -> nn.Module:
     """One layer computing every part's output side by side (..., sum of out_features).
 
     With `transposed`, the fused (in, out) matrix is built in one pass from the parts, so no
-    intermediate (out, in) copy is made.
+    intermediate (out, in) copy is made. A layer class with a `concatenate(parts)` classmethod
+    (engine/native/gguf_linear.py's GGUFLinear) fuses itself.
     """
-    has_bias = parts[0].bias is not None
-    bias = torch.cat([p.bias.detach() for p in parts]) if has_bias else None
+    concatenate = getattr(type(parts[0]), "concatenate", None)
+    if concatenate is not None:  # layers over quantized blocks fuse by reference, not by copy
+        fused_parts: nn.Module = concatenate(parts)
+        return fused_parts
+    linears = cast(list[nn.Linear], parts)
+    has_bias = linears[0].bias is not None
+    bias = torch.cat([p.bias.detach() for p in linears]) if has_bias else None
     if transposed:
         fused: nn.Module = TransposedLinear(
-            torch.cat([p.weight.detach().t() for p in parts], 1), bias
+            torch.cat([p.weight.detach().t() for p in linears], 1), bias
         )
     else:
-        w = torch.cat([p.weight.detach() for p in parts])
+        w = torch.cat([p.weight.detach() for p in linears])
         fused = nn.Linear(w.shape[1], w.shape[0], bias=has_bias, device="meta")
         fused.weight = nn.Parameter(w, requires_grad=False)
         if bias is not None:
             fused.bias = nn.Parameter(bias, requires_grad=False)
-    for p in parts:
+    for p in linears:
         release_pages(p.weight)
     return fused
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import mmap
 import os
 import struct
 from collections import Counter
@@ -100,8 +101,37 @@ class GGUFCheckpoint:
                 continue
             yield name, info
 
-    def tensors(self, dtype: torch.dtype = torch.float32) -> Iterator[tuple[str, torch.Tensor]]:
-        """(HF name, tensor) pairs, read and dequantized one at a time.
+    def blocks(self, names: set[str]) -> Iterator[tuple[str, torch.Tensor, TensorInfo]]:
+        """(HF name, raw blocks (rows, row bytes) uint8, info) for the tensors in `names`, as
+        views of the memory-mapped file: nothing is read until a kernel touches it.
+
+        The mapping is private (copy-on-write): nothing writes to it, and a writable buffer is
+        what torch.frombuffer wants; the views keep the mapping alive. Rows llama.cpp permuted
+        (q/k of Llama-like files) are a permuted copy of that tensor's blocks, and the mapped
+        pages they came from are dropped again.
+        """
+        from tui_gen.models.linear import release_pages
+
+        permuted_heads, cfg = self.format.permuted_heads, parse_config(self.config, str(self.path))
+        with self.path.open("rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        whole = torch.frombuffer(mapped, dtype=torch.uint8)
+        for name, info in self.hf_tensor_infos():
+            if name not in names:
+                continue
+            rows = info.shape[0]
+            raw = whole[info.offset : info.offset + info.nbytes].view(rows, -1)
+            heads = permuted_heads(name, cfg)
+            if heads is not None:
+                src = raw
+                raw = unpermute_rows(raw, heads).contiguous()
+                release_pages(src)
+            yield name, raw, info
+
+    def tensors(
+        self, dtype: torch.dtype = torch.float32, skip: frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        """(HF name, tensor) pairs, read and dequantized one at a time (but those in `skip`).
 
         Until the iteration ends, torch runs on one thread: the kernels are memory-bound, OpenMP
         threads spin for seconds when another process holds the other core, and switching the
@@ -109,7 +139,7 @@ class GGUFCheckpoint:
         when the iterator is closed).
         """
         permuted_heads, cfg = self.format.permuted_heads, parse_config(self.config, str(self.path))
-        wanted = list(self.hf_tensor_infos())
+        wanted = [(n, i) for n, i in self.hf_tensor_infos() if n not in skip]
         # One read buffer for all tensors: fresh memory is slow on VMs, reused memory is not.
         scratch = torch.empty(max((i.nbytes for _, i in wanted), default=0), dtype=torch.uint8)
         threads = torch.get_num_threads()

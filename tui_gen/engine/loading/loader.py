@@ -215,8 +215,12 @@ def materialize(
     tensors: Iterator[tuple[str, torch.Tensor, Path]],
     device: torch.device,
     dtype: torch.dtype,
+    deferred: frozenset[str] = frozenset(),
 ) -> CausalLM:
-    """Build the model uninitialised, then assign each checkpoint tensor once its shape checks."""
+    """Build the model uninitialised, then assign each checkpoint tensor once its shape checks.
+
+    Names in `deferred` may be missing: the caller installs them afterwards (a GGUF file's
+    quantized matrices, engine/native/gguf_linear.py)."""
     cls = model_class(cfg)
     with _uninitialized():
         model = cls(cfg)
@@ -241,7 +245,7 @@ def materialize(
             )
         state[name] = tensor.to(device=device, dtype=dtype).contiguous()
     tied = {"lm_head.weight"} if cfg.tie_word_embeddings else set()
-    missing = [k for k in expected if k not in state and k not in tied]
+    missing = [k for k in expected if k not in state and k not in tied and k not in deferred]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise ModelLoadError(
@@ -249,7 +253,7 @@ def materialize(
             "or was saved for another architecture"
         )
     model.load_state_dict(state, strict=False, assign=True)
-    if cfg.tie_word_embeddings:
+    if cfg.tie_word_embeddings and "lm_head.weight" in expected:
         head = model.get_submodule("lm_head")
         head.weight = model.get_input_embeddings().weight
     model.eval().requires_grad_(False)
@@ -270,18 +274,21 @@ def load_model(
     """Open a model directory (config.json + safetensors + tokenizer.json) or a .gguf file.
 
     `quantize` ("int8" | "int4" | None) swaps the linear layers for weight-only quantized ones
-    after loading (engine/quantize.py); an unknown mode fails before any weight is read.
+    after loading (engine/quantize.py); an unknown mode fails before any weight is read. A GGUF
+    file keeps its own quantized types by default (None or "keep") when it is opened with
+    dtype "auto" on a CPU with the native kernels; `dtype="float32"` or `quantize="none"`
+    dequantizes it as before.
     """
-    from tui_gen.engine.quantize import check_mode
+    from tui_gen.engine.quantize import KEEP, MODES, check_mode
 
     mode = check_mode(quantize)
     try:
-        loaded = _load_float(path, device, dtype)
+        loaded = _load_float(path, device, dtype, keep=quantize is None or mode == KEEP)
     except PermissionError as e:  # an unreadable directory or file, wherever it is met
         raise ModelLoadError(
             f"{e.filename or path}: permission denied; make the model files readable"
         ) from None
-    return apply_quantization(loaded, mode) if mode else loaded
+    return apply_quantization(loaded, mode) if mode in MODES else loaded
 
 
 def apply_quantization(loaded: LoadedModel, mode: str) -> LoadedModel:
@@ -306,7 +313,7 @@ def apply_quantization(loaded: LoadedModel, mode: str) -> LoadedModel:
     return loaded
 
 
-def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
+def _load_float(path: str | Path, device: str, dtype: str, keep: bool = False) -> LoadedModel:
     t0 = time.perf_counter()
     path = Path(path).expanduser()
     if not path.exists():
@@ -320,7 +327,7 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
         return _load_bdh_checkpoint(ckpt, device, dtype, t0)
     if path.is_file():
         if path.suffix.lower() == ".gguf":
-            return _load_gguf(path, device, dtype, t0)
+            return _load_gguf(path, device, dtype, t0, keep)
         if path.name == "config.json":
             path = path.parent
         else:
@@ -351,7 +358,7 @@ def _load_float(path: str | Path, device: str, dtype: str) -> LoadedModel:
     )
 
 
-def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
+def _load_gguf(path: Path, device: str, dtype: str, t0: float, keep: bool) -> LoadedModel:
     from tui_gen.engine.loading.gguf_reader import open_gguf
 
     ckpt = open_gguf(path)
@@ -364,8 +371,21 @@ def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
     specials["chat_template"] = ckpt.tokenizer_config.get("chat_template")
     tok = HFTokenizer(ckpt.tokenizer, specials)
     _check_vocab(cfg, tok, path)
-    tensors = ((name, t, path) for name, t in ckpt.tensors(torch.float32))
-    model = materialize(cfg, tensors, dev, dt)
+    kept: frozenset[str] = frozenset()
+    if keep and (dtype or "auto").strip().lower() == "auto":  # the file's own types
+        from tui_gen.engine.loading import gguf_keep
+
+        if not gguf_keep.keep_reason(dev):
+            kept = gguf_keep.kept_names(ckpt, cfg)
+    skip = kept
+    tensors = ((name, t, path) for name, t in ckpt.tensors(torch.float32, skip=skip))
+    model = materialize(cfg, tensors, dev, dt, deferred=kept)
+    quantization, params = None, None
+    if kept:
+        from tui_gen.engine.native import gguf_linear
+
+        gguf_keep.install_blocks(model, ckpt, cfg, kept)
+        quantization, params = gguf_linear.describe(model), gguf_keep.parameters(ckpt)
     return LoadedModel(
         path=path,
         name=path.stem,
@@ -378,6 +398,8 @@ def _load_gguf(path: Path, device: str, dtype: str, t0: float) -> LoadedModel:
         files=[path],
         load_seconds=time.perf_counter() - t0,
         source_format=f"gguf:{ckpt.file_type}",
+        quantization=quantization,
+        _float_parameters=params,
     )
 
 

@@ -28,8 +28,8 @@ import threading
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "qmatmul.c", HERE / "decode.c"]
-HEADERS = [HERE / "qrows.h", HERE / "frows.h"]
+SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c"]
+HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
 LIBS = ["-lm"]
 
@@ -145,7 +145,27 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.decode_layout_name.restype = ctypes.c_char_p
     lib.decode_layout_value.argtypes = [i64]
     lib.decode_layout_value.restype = i64
+    _bind_ggml(lib)
     return lib
+
+
+def _bind_ggml(lib: ctypes.CDLL) -> None:
+    """ggml_matmul.c: products over GGUF blocks (native/gguf_linear.py)."""
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.gg_matmul.argtypes = [p, p, i64, p, i64, i32]  # mat x M y ldy threads
+    lib.gg_matmul.restype = i32
+    lib.gg_dequantize.argtypes = [p, i32, i64, i64, p, i32]  # w type rows K out threads
+    lib.gg_dequantize.restype = i32
+    lib.gg_quantize_act.argtypes = [p, i64, i64, p, p, p]  # x M K q d s
+    lib.gg_quantize_act.restype = i32
+    lib.gg_isa.argtypes = []
+    lib.gg_isa.restype = i32
+    lib.gg_layout_count.argtypes = []
+    lib.gg_layout_count.restype = i64
+    lib.gg_layout_name.argtypes = [i64]
+    lib.gg_layout_name.restype = ctypes.c_char_p
+    lib.gg_layout_value.argtypes = [i64]
+    lib.gg_layout_value.restype = i64
 
 
 def load() -> ctypes.CDLL | None:

@@ -21,12 +21,15 @@
 #include "frows.h"
 #include "qrows.h"
 
-enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3 };
+enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3, MAT_GGUF = 4 };
+
+/* MAT_GGUF: `w` is a gg_mat_t (ggml_matmul.c): GGUF blocks as the file stores them */
+int gg_apply(const void *mat, const float *x, float *y, int threads);
 
 typedef struct {
     const void *w;      /* MAT_QUANT: q, (N, K) uint8 or (N, K / 2) for 4 bits;
                            MAT_F32_ROWS: float (N, K) (nn.Linear); MAT_F32_COLS: float (K, N);
-                           MAT_BF16_ROWS: bfloat16 (N, K) */
+                           MAT_BF16_ROWS: bfloat16 (N, K); MAT_GGUF: a gg_mat_t */
     const half *sm;     /* MAT_QUANT: (N, K / 32, 2) float16 (scale, min) */
     const float *bias;  /* (N,) or NULL */
     int64_t n, k;
@@ -206,6 +209,8 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
         f32_cols(x, (const float *)w->w, y, N, K, threads);
     } else if (w->kind == MAT_BF16_ROWS) {
         bf16_rows(x, (const bf16_t *)w->w, y, N, K, threads);
+    } else if (w->kind == MAT_GGUF) {
+        gg_apply(w->w, x, y, threads);
     } else {
         const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
         const uint8_t *q = (const uint8_t *)w->w;

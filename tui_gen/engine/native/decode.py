@@ -6,10 +6,11 @@ it to the C code once (pointers to its weights, norms and biases); `step()` then
 token in torch (the spec's `embed`) and runs every layer, the final norm and the lm_head in C,
 writing the same KV cache tensors the torch path reads. It applies where the C code does what
 the torch modules do: a float32 or bfloat16 CPU model in the decode layout whose matrices are
-float (float32 in either layout, bfloat16 as (out, in) rows) or natively quantized, one token
-per row: batch 1 (`step`) or the b left-padded rows of a batch (`step_rows`, each weight read
-once for all rows). The C code computes in float32 whatever the storage. Anything else gets
-None from `build()` (with the reason) and keeps the torch forward.
+float (float32 in either layout, bfloat16 as (out, in) rows), natively quantized or GGUF blocks
+(gguf_linear.py), one token per row: batch 1 (`step`) or the b left-padded rows of a batch
+(`step_rows`, each weight read once for all rows; GGUF blocks row by row for now). The C code
+computes in float32 whatever the storage. Anything else gets None from `build()` (with the
+reason) and keeps the torch forward.
 
 The structures below mirror decode.c's `qmat_t`, `layer_t` and `model_t` field for field; the
 library reports the C sizes and offsets (`decode_layout_*`) and a mismatch keeps torch's path.
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from tui_gen.engine.native import build
+from tui_gen.engine.native.gguf_linear import GGUFLinear
 from tui_gen.engine.native.qlinear import NativeQuantLinear
 from tui_gen.models.family import (
     Activation,
@@ -48,7 +50,7 @@ ACTIVATIONS: dict[Activation, int] = {
     "silu": 4,
     "gelu_tanh_gated": 5,
 }
-MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS = range(4)
+MAT_QUANT, MAT_F32_ROWS, MAT_F32_COLS, MAT_BF16_ROWS, MAT_GGUF = range(5)
 
 
 class _QMat(ctypes.Structure):
@@ -190,6 +192,11 @@ def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
     w: torch.Tensor
     sm: torch.Tensor | None
     bias: torch.Tensor | None
+    if isinstance(mod, GGUFLinear):  # GGUF blocks: `w` is the layer's gg_mat_t
+        return _QMat(
+            w=mod.mat_address, sm=None, bias=_f32(mod.bias, keep), n=mod.out_features,
+            k=mod.in_features, kind=MAT_GGUF, bits=0,
+        )  # fmt: skip
     if isinstance(mod, NativeQuantLinear) and mod.padded_in == mod.in_features:
         w, sm, kind, bits = mod.qweight, mod.scale_min, MAT_QUANT, mod.bits
         bias = mod.bias

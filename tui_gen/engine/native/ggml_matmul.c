@@ -1,0 +1,168 @@
+/* Matrix products over GGUF blocks (ggml_rows.h): the exported entry points.
+ *
+ * A matrix is one or more row blocks side by side (gg_mat_t): a fused q/k/v projection of a
+ * Q4_K_M file holds q and k in one type and v in another, and the parts are never copied
+ * together. The activations are quantized once per product and shared by every part.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "ggml_rows.h"
+
+#define GG_MAX_PARTS 4
+
+typedef struct {
+    const uint8_t *w; /* rows x (K / block elements) blocks, as the file stores them */
+    int64_t rows;
+    int32_t type;
+    int32_t pad;
+} gg_part_t;
+
+typedef struct {
+    int64_t k;
+    int32_t n_parts;
+    int32_t pad;
+    gg_part_t parts[GG_MAX_PARTS];
+} gg_mat_t;
+
+/* struct sizes and offsets, compared with gguf_linear.py's ctypes mirrors at load */
+typedef struct {
+    const char *name;
+    int64_t value;
+} gg_layout_entry_t;
+
+#define SIZE(s) {#s, (int64_t)sizeof(s)}
+#define OFF(s, f) {#s "." #f, (int64_t)offsetof(s, f)}
+static const gg_layout_entry_t GG_LAYOUT[] = {
+    SIZE(gg_part_t), OFF(gg_part_t, w), OFF(gg_part_t, rows), OFF(gg_part_t, type),
+    OFF(gg_part_t, pad), SIZE(gg_mat_t), OFF(gg_mat_t, k), OFF(gg_mat_t, n_parts),
+    OFF(gg_mat_t, pad), OFF(gg_mat_t, parts),
+};
+#undef SIZE
+#undef OFF
+
+int64_t gg_layout_count(void) { return (int64_t)(sizeof GG_LAYOUT / sizeof GG_LAYOUT[0]); }
+
+const char *gg_layout_name(int64_t i) {
+    return i >= 0 && i < gg_layout_count() ? GG_LAYOUT[i].name : NULL;
+}
+
+int64_t gg_layout_value(int64_t i) {
+    return i >= 0 && i < gg_layout_count() ? GG_LAYOUT[i].value : -1;
+}
+
+/* Which integer dot product this build uses: 3 VNNI, 2 AVX2, 0 portable. */
+int gg_isa(void) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return 3;
+#elif defined(__AVXVNNI__)
+    return 3;
+#elif defined(__AVX2__)
+    return 2;
+#else
+    return 0;
+#endif
+}
+
+static int gg_supported(int type) { return gg_block_elems(type) != 0; }
+
+/* The row kernel with the type and the row count as compile-time constants. */
+#define GG_M(T)                                                                                \
+    switch (M) {                                                                               \
+    case 1: gg_row(T, row, a, 1, out); break;                                                  \
+    case 8: gg_row(T, row, a, 8, out); break;                                                  \
+    default: gg_row(T, row, a, M, out); break;                                                 \
+    }
+
+static void gg_rows(int type, const uint8_t *row, const gg_act_t *a, int M, float *out) {
+    switch (type) {
+    case GG_Q4_0: GG_M(GG_Q4_0) break;
+    case GG_Q4_1: GG_M(GG_Q4_1) break;
+    case GG_Q5_0: GG_M(GG_Q5_0) break;
+    case GG_Q5_1: GG_M(GG_Q5_1) break;
+    case GG_Q8_0: GG_M(GG_Q8_0) break;
+    case GG_Q4_K: GG_M(GG_Q4_K) break;
+    case GG_Q5_K: GG_M(GG_Q5_K) break;
+    case GG_Q6_K: GG_M(GG_Q6_K) break;
+    default: break;
+    }
+}
+#undef GG_M
+
+/* Quantize M activation rows into one buffer: q (M, K), d (M, K / 32), s (M, K / 16). */
+int gg_quantize_act(const float *x, int64_t M, int64_t K, int8_t *q, float *d, float *s) {
+    if (M < 1 || K < 32 || K % 32) return -1;
+    for (int64_t m = 0; m < M; m++)
+        gg_quantize_row(x + m * K, K, q + m * K, d + m * (K / 32), s + m * (K / 16));
+    return 0;
+}
+
+/* y (M, N) = x (M, K) @ W^T, N the parts' rows together; rows of y are `ldy` floats apart.
+ * Returns 0, or -1 on bad arguments or no memory. */
+int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t ldy,
+              int threads) {
+    const int64_t K = mat->k;
+    if (M < 1 || K < 32 || K % 32 || threads < 1 || mat->n_parts < 1 ||
+        mat->n_parts > GG_MAX_PARTS)
+        return -1;
+    int64_t N = 0;
+    for (int p = 0; p < mat->n_parts; p++) {
+        const int type = mat->parts[p].type;
+        if (!gg_supported(type) || K % gg_block_elems(type)) return -1;
+        N += mat->parts[p].rows;
+    }
+    if (ldy < N) return -1;
+    /* the activations: one byte per element and two floats per 16 */
+    const size_t bytes = (size_t)(M * K) + sizeof(float) * (size_t)(M * (K / 32) + M * (K / 16));
+    _Alignas(64) uint8_t stack[16384];
+    uint8_t *buf = bytes <= sizeof stack ? stack : malloc(bytes);
+    if (!buf) return -1;
+    int8_t *q = (int8_t *)buf;
+    float *d = (float *)(buf + M * K), *s = d + M * (K / 32);
+    gg_quantize_act(x, M, K, q, d, s);
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t off = 0;
+        for (int p = 0; p < mat->n_parts; p++) {
+            const gg_part_t *part = &mat->parts[p];
+            const int type = part->type;
+            const int64_t rowbytes = K / gg_block_elems(type) * gg_block_bytes(type);
+#pragma omp for schedule(static) nowait
+            for (int64_t n = 0; n < part->rows; n++) {
+                const uint8_t *row = part->w + n * rowbytes;
+                for (int64_t m0 = 0; m0 < M; m0 += GG_MAX_M) {
+                    const int mm = M - m0 < GG_MAX_M ? (int)(M - m0) : GG_MAX_M;
+                    const gg_act_t a = {q + m0 * K, d + m0 * (K / 32), s + m0 * (K / 16), K};
+                    float out[GG_MAX_M];
+                    gg_rows(type, row, &a, mm, out);
+                    for (int m = 0; m < mm; m++) y[(m0 + m) * ldy + off + n] = out[m];
+                }
+            }
+            off += part->rows;
+        }
+    }
+    if (buf != stack) free(buf);
+    return 0;
+}
+
+/* The decode step's product (decode.c's MAT_GGUF): one activation row. */
+int gg_apply(const void *mat, const float *x, float *y, int threads) {
+    const gg_mat_t *m = (const gg_mat_t *)mat;
+    int64_t n = 0;
+    for (int p = 0; p < m->n_parts && p < GG_MAX_PARTS; p++) n += m->parts[p].rows;
+    return gg_matmul(m, x, 1, y, n, threads);
+}
+
+/* out (rows, K) float32 = the weights of `rows` rows of `type` starting at w. */
+int gg_dequantize(const uint8_t *w, int type, int64_t rows, int64_t K, float *out,
+                  int threads) {
+    if (!gg_supported(type) || K % gg_block_elems(type) || rows < 0 || threads < 1) return -1;
+    const int per = gg_block_elems(type), bytes = gg_block_bytes(type);
+    const int64_t rowbytes = K / per * bytes;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < rows; n++)
+        for (int64_t b = 0; b < K / 32; b++)
+            gg_dequant_group(type, w + n * rowbytes + (b * 32 / per) * bytes,
+                             (int)(b % (per / 32)), out + n * K + b * 32);
+    return 0;
+}

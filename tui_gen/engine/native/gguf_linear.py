@@ -1,0 +1,301 @@
+"""Linear layers and embeddings that hold a GGUF file's quantized blocks as they are.
+
+A Q4_K_M file dequantized to float32 takes ~7x its size (Gemma 3 270M: 253 MB -> ~1.1 GB, most
+of it the 262144-row embedding). These modules keep the blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+Q4_K, Q5_K, Q6_K) as uint8 views of the memory-mapped file: nothing is copied, the operating
+system pages the weights in as they are used, and the model runs with the exact weights its
+authors published (no second rounding into our own format).
+
+Products run on ggml_matmul.c: the activations are quantized once per product to 8-bit blocks
+of 32 and multiplied with integer dot products (see ggml_rows.h). The decode step reads the
+same `gg_mat_t` through decode.c's MAT_GGUF kind. A prompt longer than `_KERNEL_ROWS_LIMIT`
+rows dequantizes a block of weight rows at a time (C) and uses torch's float GEMM, which is
+faster there (its activations are then float32, not 8-bit).
+
+Without the native library (no compiler, another device) the layers dequantize with the torch
+kernels of loading/gguf_quants.py on every call: correct, slow; the loader therefore only
+keeps a file's types when the library is there (`keep_unavailable`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections import Counter
+from collections.abc import Callable
+from ctypes import c_int32, c_int64, c_void_p
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tui_gen.engine.loading.gguf_file import GGML_TYPES, type_name
+from tui_gen.engine.loading.gguf_quants import dequantize as torch_dequantize
+from tui_gen.engine.native import build
+
+#: the block types the kernels read (ggml type ids); F32/F16/BF16 are loaded as float tensors
+KERNEL_TYPES = {2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K",
+                14: "Q6_K"}  # fmt: skip
+MAX_PARTS = 4  # GG_MAX_PARTS in ggml_matmul.c
+#: up to this many activation rows the integer kernel beats dequantize + float GEMM; above,
+#: the GEMM's register tiling wins (CPU time, one thread, `python -m dev.gguf_bench`: at 64 rows
+#: the GEMM takes 1.30x the kernel's time on Q4_1 and 0.82x on Q4_K; at 512, 0.69x and 0.51x)
+_KERNEL_ROWS_LIMIT = 128
+_KERNEL_ROWS_LIMIT_K = 48  # the 256-blocks (Q4_K, Q5_K, Q6_K): more scale work per weight
+_DEQUANT_BLOCK_BYTES = 16 << 20  # float32 weight rows dequantized at a time for a prompt
+
+
+class _Part(ctypes.Structure):
+    _fields_ = [("w", c_void_p), ("rows", c_int64), ("type", c_int32), ("pad", c_int32)]
+
+
+class _Mat(ctypes.Structure):
+    _fields_ = [("k", c_int64), ("n_parts", c_int32), ("pad", c_int32),
+                ("parts", _Part * MAX_PARTS)]  # fmt: skip
+
+
+def _ctypes_layout() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cname, struct in (("gg_part_t", _Part), ("gg_mat_t", _Mat)):
+        out[cname] = ctypes.sizeof(struct)
+        for field in struct._fields_:
+            out[f"{cname}.{field[0]}"] = getattr(struct, field[0]).offset
+    return out
+
+
+def _c_layout(lib: ctypes.CDLL) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in range(lib.gg_layout_count()):
+        name = lib.gg_layout_name(i)
+        out[name.decode() if isinstance(name, bytes) else str(name)] = lib.gg_layout_value(i)
+    return out
+
+
+_checked: dict[int, str] = {}
+
+
+def keep_unavailable(device: torch.device | str = "cpu") -> str:
+    """Why GGUF blocks cannot be run as they are on `device` ("" when they can): the one rule
+    the loader and `info` share. Builds the kernels on first call."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return f"{device.type}: the GGUF block kernels run on the CPU"
+    lib = build.load()
+    if lib is None:
+        return build.reason()
+    key = id(lib)
+    if key not in _checked:
+        c, py = _c_layout(lib), _ctypes_layout()
+        bad = sorted(k for k in c.keys() | py.keys() if c.get(k) != py.get(k))
+        _checked[key] = (
+            f"ggml_matmul.c and gguf_linear.py disagree on {', '.join(bad[:3])}" if bad else ""
+        )
+    return _checked[key]
+
+
+def isa() -> str:
+    """The integer dot product of the loaded library: "vnni", "avx2" or "portable"."""
+    lib = build.load()
+    if lib is None:
+        return ""
+    return {3: "vnni", 2: "avx2"}.get(lib.gg_isa(), "portable")
+
+
+def row_bytes(type_id: int, k: int) -> int:
+    _, block, size = GGML_TYPES[type_id]
+    return k // block * size
+
+
+def check_blocks(raw: torch.Tensor, type_id: int, rows: int, k: int) -> None:
+    if type_id not in KERNEL_TYPES:
+        raise ValueError(f"no GGUF block kernel for {type_name(type_id)}")
+    if k % GGML_TYPES[type_id][1]:
+        raise ValueError(f"a row of {k} is not whole {type_name(type_id)} blocks")
+    want = (rows, row_bytes(type_id, k))
+    if raw.dtype != torch.uint8 or tuple(raw.shape) != want or not raw.is_contiguous():
+        raise ValueError(f"blocks must be contiguous uint8 {want}, got {tuple(raw.shape)}")
+
+
+def dequantize_rows(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor:
+    """float32 (rows, k) from blocks (rows, row_bytes): the C loop, else gguf_quants' torch."""
+    rows = raw.shape[0]
+    lib = build.load()
+    if lib is None or raw.device.type != "cpu":
+        return torch_dequantize(raw.reshape(-1), type_id, (rows, k))
+    out = torch.empty(rows, k)
+    raw = raw.contiguous()
+    if lib.gg_dequantize(raw.data_ptr(), type_id, rows, k, out.data_ptr(), torch.get_num_threads()):
+        raise RuntimeError("native GGUF dequantize rejected its arguments")
+    return out
+
+
+class GGUFLinear(nn.Module):
+    """y = x @ W^T + b with W one or more GGUF block matrices stacked by rows: x (..., K) ->
+    (..., N). Parts are (blocks (rows, row_bytes) uint8, ggml type id); a fused q/k/v keeps
+    each projection's own type and memory."""
+
+    bias: torch.Tensor | None
+
+    def __init__(
+        self,
+        parts: list[tuple[torch.Tensor, int]],
+        in_features: int,
+        bias: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not 1 <= len(parts) <= MAX_PARTS:
+            raise ValueError(f"1 to {MAX_PARTS} parts, got {len(parts)}")
+        self.in_features = in_features
+        self.types = [t for _, t in parts]
+        self.rows = [raw.shape[0] for raw, _ in parts]
+        self.out_features = sum(self.rows)
+        for i, (raw, type_id) in enumerate(parts):
+            check_blocks(raw, type_id, raw.shape[0], in_features)
+            self.register_buffer(f"blocks{i}", raw, persistent=False)
+        b = None if bias is None else bias.detach().float().contiguous()
+        self.register_buffer("bias", b)
+        self._mat = _Mat()
+        self._describe()
+        k_types = any(GGML_TYPES[t][1] == 256 for t in self.types)
+        self._rows_limit = _KERNEL_ROWS_LIMIT_K if k_types else _KERNEL_ROWS_LIMIT
+
+    def block_parts(self) -> list[torch.Tensor]:
+        return [getattr(self, f"blocks{i}") for i in range(len(self.types))]
+
+    def _describe(self) -> None:
+        """The gg_mat_t the kernels read; rebuilt whenever the buffers move."""
+        self._mat.k, self._mat.n_parts = self.in_features, len(self.types)
+        for i, (raw, type_id) in enumerate(zip(self.block_parts(), self.types, strict=True)):
+            self._mat.parts[i] = _Part(raw.data_ptr(), raw.shape[0], type_id, 0)
+
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> GGUFLinear:
+        out = super()._apply(fn, recurse)
+        self._describe()
+        return out
+
+    @property
+    def mat_address(self) -> int:
+        """The address of this layer's gg_mat_t (decode.c's MAT_GGUF reads it)."""
+        return ctypes.addressof(self._mat)
+
+    @classmethod
+    def concatenate(cls, parts: list[nn.Module]) -> GGUFLinear:
+        """One layer computing every part's output side by side (models/linear.fuse_linears):
+        the blocks are shared, never copied."""
+        layers = [p for p in parts if isinstance(p, GGUFLinear)]
+        if len(layers) != len(parts) or len({p.in_features for p in layers}) != 1:
+            raise ValueError("only GGUFLinear layers of one input width fuse")
+        blocks = [(raw, t) for p in layers for raw, t in zip(p.block_parts(), p.types, strict=True)]
+        biases = [p.bias for p in layers]
+        bias = None
+        if any(b is not None for b in biases):
+            bias = torch.cat([b if b is not None else torch.zeros(p.out_features)
+                              for b, p in zip(biases, layers, strict=True)])  # fmt: skip
+        return cls(blocks, layers[0].in_features, bias)
+
+    @property
+    def backend(self) -> str:
+        return f"gguf blocks, int8-dot {isa() or 'torch dequantize'}"
+
+    def dequantized(self) -> torch.Tensor:
+        """The float32 (N, K) weight the blocks stand for."""
+        pairs = zip(self.block_parts(), self.types, strict=True)
+        return torch.cat([dequantize_rows(raw, t, self.in_features) for raw, t in pairs])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        K, N = self.in_features, self.out_features
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, K).to(torch.float32).contiguous()  # (M, K)
+        M = x2.shape[0]
+        lib = build.load() if x2.device.type == "cpu" else None
+        if lib is not None and self._rows_limit >= M:
+            y = torch.empty(M, N)
+            rc = lib.gg_matmul(
+                ctypes.addressof(self._mat), x2.data_ptr(), M, y.data_ptr(), N,
+                torch.get_num_threads(),
+            )  # fmt: skip
+            if rc:
+                raise RuntimeError("native GGUF matmul rejected its arguments")
+        else:  # a long prompt, or no kernels: float GEMM on dequantized blocks of rows
+            y = torch.empty(M, N, device=x2.device)
+            off = 0
+            for raw, t in zip(self.block_parts(), self.types, strict=True):
+                step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
+                for i in range(0, raw.shape[0], step):
+                    w = dequantize_rows(raw[i : i + step], t, K).to(x2.device)
+                    y[:, off + i : off + i + w.shape[0]] = F.linear(x2, w)
+                off += raw.shape[0]
+        if self.bias is not None:
+            y = y + self.bias
+        return y.to(x.dtype).view(*lead, N)
+
+    def extra_repr(self) -> str:
+        kinds = "+".join(type_name(t) for t in self.types)
+        return f"in={self.in_features}, out={self.out_features}, {kinds}, {self.backend}"
+
+
+class GGUFEmbedding(nn.Module):
+    """Token lookup from GGUF blocks (vocab, row_bytes): only the looked-up rows are
+    dequantized. A tied lm_head is a GGUFLinear over the same blocks."""
+
+    blocks: torch.Tensor  # (vocab, row bytes) uint8
+
+    def __init__(self, raw: torch.Tensor, type_id: int, dim: int) -> None:
+        super().__init__()
+        check_blocks(raw, type_id, raw.shape[0], dim)
+        self.type_id, self.dim = type_id, dim
+        self.num_embeddings = raw.shape[0]
+        self.register_buffer("blocks", raw, persistent=False)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        rows = self.blocks.index_select(0, idx.reshape(-1).to(self.blocks.device))
+        return dequantize_rows(rows, self.type_id, self.dim).view(*idx.shape, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.dim}, {type_name(self.type_id)}"
+
+
+def gguf_layers(model: nn.Module) -> list[GGUFLinear | GGUFEmbedding]:
+    return [m for m in model.modules() if isinstance(m, (GGUFLinear, GGUFEmbedding))]
+
+
+def held_bytes(model: nn.Module) -> dict[str, int]:
+    """Bytes of GGUF blocks held per type name (a tied head's blocks counted once)."""
+    seen: set[int] = set()
+    out: Counter[str] = Counter()
+    for mod in gguf_layers(model):
+        pairs = (
+            zip(mod.block_parts(), mod.types, strict=True)
+            if isinstance(mod, GGUFLinear)
+            else [(mod.blocks, mod.type_id)]
+        )
+        for raw, t in pairs:
+            if raw.data_ptr() not in seen:
+                seen.add(raw.data_ptr())
+                out[type_name(t)] += raw.numel()
+    return dict(out.most_common())
+
+
+def describe(model: nn.Module) -> str:
+    """One line for `info`, `bench` and the status bar: "gguf blocks kept (Q4_1 77.0 MiB, Q8_0
+    27.0 MiB), 211 layers, int8-dot vnni"."""
+    layers = gguf_layers(model)
+    if not layers:
+        return "none"
+    held = ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in held_bytes(model).items())
+    return f"gguf blocks kept ({held}), {len(layers)} layers, int8-dot {isa() or 'torch'}"
+
+
+def elements(model: nn.Module) -> int:
+    """Weights the GGUF layers stand for (a tied head counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for mod in gguf_layers(model):
+        raws = mod.block_parts() if isinstance(mod, GGUFLinear) else [mod.blocks]
+        k = mod.in_features if isinstance(mod, GGUFLinear) else mod.dim
+        for raw in raws:
+            if raw.data_ptr() not in seen:
+                seen.add(raw.data_ptr())
+                total += raw.shape[0] * k
+    return total
