@@ -86,7 +86,8 @@ class ServerState:
 
 @dataclass
 class _Choice:
-    text: list[str] = field(default_factory=list)
+    """What a non-streaming response keeps of one choice's events."""
+
     logprobs: list[TokenLogprobs] = field(default_factory=list)
     finish: FinishEvent | None = None
 

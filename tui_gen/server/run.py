@@ -143,13 +143,6 @@ def run_serve(args: Any) -> int:
     check_extra()
     from tui_gen.server.app import ServerState
 
-    log = logging.getLogger("tui_gen.server")  # the request lines, on stderr, nothing else
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
     name = args.model_name or served_name(args.model)
     state = ServerState(name, api_key=args.api_key, max_batch=args.max_batch)
     server = Server(state, args.host, args.port)
@@ -166,8 +159,21 @@ def run_serve(args: Any) -> int:
         )
 
     print(f"tui-gen serve: loading {args.model}; listening on {server.url}", file=sys.stderr)
-    load_into(state, server, load)
-    server.serve_forever()
+    # the request lines go to stderr, nothing else does; undone at the end (in-process callers)
+    log = logging.getLogger("tui_gen.server")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = (log.level, log.propagate)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        load_into(state, server, load)
+        server.serve_forever()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
     if state.load_error:
         raise TuiGenError(state.load_error)
     return 0
