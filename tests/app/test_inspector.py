@@ -191,6 +191,8 @@ async def test_token_data_round_trips_through_the_transcript(tmp_path: Path) -> 
         await wait_until(pilot, lambda: not app.generating)
         conv_id = app.conversation.id
         saved = app.conversation.turns[-1]
+        path = app.store.path_for(conv_id)  # autosave writes on a thread: wait for the branch
+        await wait_until(pilot, lambda: path.exists() and '"branch"' in path.read_text())
     loaded = TranscriptStore(tmp_path / "transcripts").load(conv_id).turns[-1]
     assert saved.tokens is not None
     assert loaded.tokens == tuple(_rounded(t) for t in saved.tokens)
