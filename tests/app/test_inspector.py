@@ -191,6 +191,8 @@ async def test_token_data_round_trips_through_the_transcript(tmp_path: Path) -> 
         await wait_until(pilot, lambda: not app.generating)
         conv_id = app.conversation.id
         saved = app.conversation.turns[-1]
+        path = app.store.path_for(conv_id)  # autosave writes on a thread: wait for the branch
+        await wait_until(pilot, lambda: path.exists() and '"branch"' in path.read_text())
     loaded = TranscriptStore(tmp_path / "transcripts").load(conv_id).turns[-1]
     assert saved.tokens is not None
     assert loaded.tokens == tuple(_rounded(t) for t in saved.tokens)
@@ -351,13 +353,15 @@ async def test_heatmap_blocks_stream_and_click(tmp_path: Path) -> None:
         assert [(b.start, b.end) for b in heat.query(HeatBlock)] == [(0, 48), (48, 48)]
         heat.extend(para[:10])
         heat.extend(para[10:])
-        await pilot.pause()
-        n = 2 * BLOCK_TOKENS
-        assert [(b.start, b.end) for b in heat.query(HeatBlock)][-2:] == [(48, n), (n, n)]
+        assert len(heat.tokens) == 2 * BLOCK_TOKENS  # at once; the screen at the next draw
+
+        def spans() -> list[tuple[int, int]]:
+            return [(b.start, b.end) for b in heat.query(HeatBlock)]
+
+        await wait_until(pilot, lambda: spans() == [(0, 48), (48, 96), (96, 96)], "a draw")
         heat.extend(para[:3])
-        await pilot.pause()
+        await wait_until(pilot, lambda: spans() == [(0, 48), (48, 96), (96, 99)], "a draw")
         blocks = list(heat.query(HeatBlock))
-        assert [(b.start, b.end) for b in blocks] == [(0, 48), (48, 96), (96, 99)]
         assert "".join(b.render().plain for b in blocks[:1]) == "w " * 47 + "end⏎"
         clicked: list[int] = []
         post = heat.post_message

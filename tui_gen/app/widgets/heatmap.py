@@ -15,6 +15,7 @@ posts `TokenHeatmap.Clicked` with its index (the token index rides in the style'
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from textual.color import Color
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widget import Widget
 
 from tui_gen.app.tokens import ReplyToken
@@ -108,6 +110,9 @@ class HeatBlock(Widget):
 
 #: a block ends after a line break once it holds this many tokens (blocks never split a line)
 BLOCK_TOKENS = 48
+#: how often a streaming heat map is drawn (as the reply's Markdown: chat_view.STREAM_INTERVAL)
+DRAW_INTERVAL = 1 / 15
+MAX_DRAW_INTERVAL = 0.5
 
 
 class TokenHeatmap(Vertical):
@@ -138,6 +143,9 @@ class TokenHeatmap(Vertical):
         self._pieces: list[str] = []
         self._starts: list[int] = [0]  #: where each block starts (the last one is open)
         self._styles_for: tuple[str, dict[float, Style]] | None = None  # (theme, its styles)
+        self._draw_timer: Timer | None = None
+        self._draw_due = 0.0
+        self._interval = DRAW_INTERVAL
         self._add(tokens)
 
     def compose(self) -> ComposeResult:
@@ -162,25 +170,42 @@ class TokenHeatmap(Vertical):
     def set_tokens(self, tokens: Sequence[ReplyToken]) -> None:
         self._tokens, self._pieces, self._starts = [], [], [0]
         self._add(tokens)
+        if self._draw_timer is not None:
+            self._draw_timer.stop()
+            self._draw_timer = None
         if self.is_mounted:
             self.remove_children()
             self.mount_all(self._make_blocks(0))
 
     def extend(self, tokens: Sequence[ReplyToken]) -> None:
-        """More tokens of a streaming reply: the open block grows, new blocks are mounted."""
+        """More tokens of a streaming reply. `tokens` has them at once; the screen gets them
+        at most every DRAW_INTERVAL seconds (slower while the event loop is late): each draw
+        re-lays out the pane, and one per batch of tokens was more layouts than frames."""
         if not tokens:
             return
-        blocks = len(self._starts)
         self._add(tokens)
-        if not self.is_mounted:
-            return
+        if self.is_mounted and self._draw_timer is None:
+            self._draw_due = time.monotonic() + self._interval
+            self._draw_timer = self.set_timer(self._interval, self._draw_new)
+
+    def _draw_new(self) -> None:
+        """Grow the open block to the tokens added since, and mount any new blocks."""
+        self._draw_timer = None
+        late = time.monotonic() - self._draw_due
+        if late > 0.02:
+            self._interval = min(MAX_DRAW_INTERVAL, self._interval * 1.5 + late)
+        else:
+            self._interval = max(DRAW_INTERVAL, self._interval * 0.8)
         children = list(self.query_children(HeatBlock))
+        drawn = len(children)
         if children:  # the open block grows (to where a new one starts, if one does)
             last = children[-1]
-            last.end = self._starts[blocks] if len(self._starts) > blocks else len(self._tokens)
-            last.refresh(layout=True)
-        if len(self._starts) > blocks or not children:
-            self.mount_all(self._make_blocks(blocks if children else 0))
+            end = self._starts[drawn] if len(self._starts) > drawn else len(self._tokens)
+            if end != last.end:
+                last.end = end
+                last.refresh(layout=True)
+        if len(self._starts) > drawn:
+            self.mount_all(self._make_blocks(drawn))
 
     def watch_cursor(self, old: int | None, new: int | None) -> None:
         for block in self.query_children(HeatBlock):
