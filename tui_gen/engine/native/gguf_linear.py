@@ -207,18 +207,18 @@ class GGUFLinear(nn.Module):
         K, N = self.in_features, self.out_features
         lead = x.shape[:-1]
         x2 = x.reshape(-1, K).to(torch.float32).contiguous()  # (M, K)
-        M = x2.shape[0]
+        rows = x2.shape[0]
         lib = build.load() if x2.device.type == "cpu" else None
-        if lib is not None and self._rows_limit >= M:
-            y = torch.empty(M, N)
+        if lib is not None and rows <= self._rows_limit:
+            y = torch.empty(rows, N)
             rc = lib.gg_matmul(
-                ctypes.addressof(self._mat), x2.data_ptr(), M, y.data_ptr(), N,
+                ctypes.addressof(self._mat), x2.data_ptr(), rows, y.data_ptr(), N,
                 torch.get_num_threads(),
             )  # fmt: skip
             if rc:
                 raise RuntimeError("native GGUF matmul rejected its arguments")
         else:  # a long prompt, or no kernels: float GEMM on dequantized blocks of rows
-            y = torch.empty(M, N, device=x2.device)
+            y = torch.empty(rows, N, device=x2.device)
             off = 0
             for raw, t in zip(self.block_parts(), self.types, strict=True):
                 step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
