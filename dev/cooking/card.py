@@ -63,6 +63,10 @@ def write_model_card(out: Path) -> None:
         "byte-level BPE vocabulary"
     )
     minutes = f"{t['train_seconds'] / 60:.0f} minutes ({t['total_seconds'] / 60:.0f} in all)"
+    planned = t.get("schedule_steps", t["steps"])
+    schedule = f" (stopped after {t['steps']:,} of a {planned:,}-step schedule)" * (
+        planned > t["steps"]
+    )
     defaults = (
         f"temperature {g['temperature']}, top-k {g['top_k']}, top-p {g['top_p']}, at most "
         f"{g['max_new_tokens']} new tokens"
@@ -119,7 +123,7 @@ recipe is" continue as recipe prose. Defaults in `generation_config.json`: {defa
   some moving on to a second dish, up to about 1,000 tokens each. {c["dishes_held_out"]} dishes
   and a separate set of phrasings and follow-up questions are held out of training entirely.
 - {t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens
-  ({t["tokens_seen"]:,} tokens), cosine learning rate {t["lr"]} to {t["min_lr"]}, gradient
+  ({t["tokens_seen"]:,} tokens){schedule}, cosine learning rate {t["lr"]} to {t["min_lr"]}, gradient
   clipping {t["grad_clip"]}, {t["threads"]} CPU thread(s) on a shared, loaded machine,
   {minutes}.
 - Final training loss {info["final_train_loss"]}, held-out validation loss

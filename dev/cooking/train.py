@@ -193,6 +193,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--save-every", type=int, default=0, help="also save the model every N steps (0: never)"
     )
+    ap.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="stop after N steps of the --steps schedule (what a checkpoint holds; 0: run all)",
+    )
     return ap.parse_args(argv)
 
 
@@ -248,7 +254,8 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     val_loss = float("nan")
     t_train = time.perf_counter()
     t_log, tokens_since = t_train, 0
-    for step in range(args.steps):
+    run = min(args.stop_after or args.steps, args.steps)
+    for step in range(run):
         lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -261,7 +268,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         opt.step()
         losses.append(loss.item())
         tokens_since += x.numel()
-        last = step == args.steps - 1
+        last = step == run - 1
         if (step + 1) % args.log_every == 0 or last:
             now = time.perf_counter()
             avg = sum(losses[-args.log_every :]) / len(losses[-args.log_every :])
@@ -311,10 +318,11 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "dishes_held_out": n_held,
         },
         "training": {
-            "steps": args.steps,
+            "steps": run,
+            "schedule_steps": args.steps,
             "batch_size": args.batch_size,
             "seq_len": args.seq_len,
-            "tokens_seen": args.steps * args.batch_size * args.seq_len,
+            "tokens_seen": run * args.batch_size * args.seq_len,
             "lr": args.lr,
             "min_lr": args.min_lr,
             "warmup": args.warmup,
