@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--failures", action="store_true", help="print every failing reply")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
     ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a --json file of the previous model on this evaluation, quoted in the card as v1",
+    )
+    ap.add_argument(
         "--write",
         action="store_true",
         help="store the numbers in generation_info.json and the README.md card",
@@ -242,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         path = args.model_dir / "generation_info.json"
         info = json.loads(path.read_text())
+        if args.baseline:
+            res["v1"] = {
+                k: v
+                for k, v in json.loads(args.baseline.read_text()).items()
+                if k.endswith("_pct") or k.startswith("val_loss") or k == "n"
+            }
         info["evaluation"] = {
             **res,
             "command": "python -m dev.cooking.evaluate "

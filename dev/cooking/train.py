@@ -42,11 +42,32 @@ GENERATION_DEFAULTS = {
     "top_k": 40,
     "top_p": 0.95,
     "repetition_penalty": 1.0,
-    "max_new_tokens": 400,
+    "max_new_tokens": 360,
 }
 
-#: the two corpora: real dishes in conversations (v2, issue #17) or v1's templated dishes
-CORPORA = ("dishes", "templates")
+#: the two corpora: v1's templated dishes (what models/cooking ships, so the default) or real
+#: dishes in conversations (v2, issue #17), each with the run settings it was designed for
+PRESETS: dict[str, dict[str, int]] = {
+    "templates": {
+        "docs": 30000,
+        "val_docs": 400,
+        "n_positions": 384,
+        "seq_len": 384,
+        "batch_size": 8,
+        "steps": 2000,
+        "threads": 2,
+    },
+    "dishes": {
+        "docs": 12000,
+        "val_docs": 200,
+        "n_positions": 1024,
+        "seq_len": 1024,
+        "batch_size": 4,
+        "steps": 2000,
+        "threads": 2,
+    },
+}
+CORPORA = tuple(PRESETS)
 
 
 def make_corpus(kind: str, seed: int, n_docs: int, split: str) -> list[str]:
@@ -171,17 +192,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Train the bundled cooking model on the CPU.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("models/cooking"))
-    ap.add_argument("--corpus", choices=CORPORA, default="dishes")
-    ap.add_argument("--docs", type=int, default=12000, help="training documents to generate")
-    ap.add_argument("--val-docs", type=int, default=200, help="held-out validation documents")
+    ap.add_argument("--corpus", choices=CORPORA, default="templates")
+    ap.add_argument("--docs", type=int, help="training documents to generate")
+    ap.add_argument("--val-docs", type=int, help="held-out validation documents")
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--n-head", type=int, default=8)
-    ap.add_argument("--n-positions", type=int, default=1024)
-    ap.add_argument("--seq-len", type=int, default=1024)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--n-positions", type=int)
+    ap.add_argument("--seq-len", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--steps", type=int)
     ap.add_argument("--lr", type=float, default=2.5e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=50)
@@ -189,7 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int)
     ap.add_argument(
         "--save-every", type=int, default=0, help="also save the model every N steps (0: never)"
     )
@@ -199,7 +220,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="stop after N steps of the --steps schedule (what a checkpoint holds; 0: run all)",
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for key, value in PRESETS[args.corpus].items():  # unset options take the corpus's preset
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 def train(args: argparse.Namespace, command: str) -> dict[str, Any]:

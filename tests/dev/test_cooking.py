@@ -209,6 +209,8 @@ def test_transformers_gives_the_same_logits_as_our_gpt2():
 
 # --- training script ------------------------------------------------------------------------
 TINY = [
+    "--corpus",
+    "dishes",
     "--docs",
     "60",
     "--val-docs",
