@@ -26,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from dev.cooking import conversations
+from dev.cooking import dishes as real_dishes
+from dev.cooking.card import write_model_card
 from dev.cooking.corpus import END, all_dishes, dishes, generate_corpus
 from dev.cooking.tokenizer import save_tokenizer, train_tokenizer
 from tui_gen.models.gpt2 import GPT2, init_weights
@@ -41,6 +44,47 @@ GENERATION_DEFAULTS = {
     "repetition_penalty": 1.0,
     "max_new_tokens": 360,
 }
+
+#: the two corpora: v1's templated dishes (what models/cooking ships, so the default) or real
+#: dishes in conversations (v2, issue #17), each with the run settings it was designed for
+PRESETS: dict[str, dict[str, int]] = {
+    "templates": {
+        "docs": 30000,
+        "val_docs": 400,
+        "n_positions": 384,
+        "seq_len": 384,
+        "batch_size": 8,
+        "steps": 2000,
+        "threads": 2,
+    },
+    "dishes": {
+        "docs": 12000,
+        "val_docs": 200,
+        "n_positions": 1024,
+        "seq_len": 1024,
+        "batch_size": 4,
+        "steps": 2000,
+        "threads": 2,
+    },
+}
+CORPORA = tuple(PRESETS)
+
+
+def make_corpus(kind: str, seed: int, n_docs: int, split: str) -> list[str]:
+    if kind == "dishes":
+        return conversations.generate(seed, n_docs, split)
+    return generate_corpus(seed, n_docs, split)
+
+
+def corpus_counts(kind: str) -> tuple[str, int, int]:
+    """(generator module, dishes in all, dishes held out) for generation_info.json."""
+    if kind == "dishes":
+        return (
+            "dev.cooking.conversations",
+            len(real_dishes.all_dishes()),
+            len(real_dishes.dishes("heldout")),
+        )
+    return "dev.cooking.corpus", len(all_dishes()), len(dishes("heldout"))
 
 
 def gpt2_config(
@@ -131,6 +175,12 @@ def mean_loss(model: GPT2, stream: TokenStream, seq_len: int, batch_size: int) -
     return total / max(count, 1)
 
 
+def save_weights(model: GPT2, cfg: dict[str, Any], out: Path) -> None:
+    """model.safetensors and config.json: a loadable model (checkpoints use this too)."""
+    save_file(hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int, floor: float) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -142,16 +192,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Train the bundled cooking model on the CPU.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("models/cooking"))
-    ap.add_argument("--docs", type=int, default=30000, help="training documents to generate")
-    ap.add_argument("--val-docs", type=int, default=400, help="held-out validation documents")
+    ap.add_argument("--corpus", choices=CORPORA, default="templates")
+    ap.add_argument("--docs", type=int, help="training documents to generate")
+    ap.add_argument("--val-docs", type=int, help="held-out validation documents")
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--n-head", type=int, default=8)
-    ap.add_argument("--n-positions", type=int, default=384)
-    ap.add_argument("--seq-len", type=int, default=384)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--n-positions", type=int)
+    ap.add_argument("--seq-len", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--steps", type=int)
     ap.add_argument("--lr", type=float, default=2.5e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=50)
@@ -159,8 +210,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=2)
-    return ap.parse_args(argv)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument(
+        "--save-every", type=int, default=0, help="also save the model every N steps (0: never)"
+    )
+    ap.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="stop after N steps of the --steps schedule (what a checkpoint holds; 0: run all)",
+    )
+    args = ap.parse_args(argv)
+    for key, value in PRESETS[args.corpus].items():  # unset options take the corpus's preset
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -171,8 +235,8 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
-    train_docs = generate_corpus(args.seed, args.docs, "train")
-    val_docs = generate_corpus(args.seed, args.val_docs, "heldout")
+    train_docs = make_corpus(args.corpus, args.seed, args.docs, "train")
+    val_docs = make_corpus(args.corpus, args.seed, args.val_docs, "heldout")
     tok = train_tokenizer(train_docs, args.vocab_size)
     save_tokenizer(tok, out, args.n_positions)
     eos_id = tok.token_to_id(END)
@@ -215,7 +279,8 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     val_loss = float("nan")
     t_train = time.perf_counter()
     t_log, tokens_since = t_train, 0
-    for step in range(args.steps):
+    run = min(args.stop_after or args.steps, args.steps)
+    for step in range(run):
         lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -228,7 +293,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         opt.step()
         losses.append(loss.item())
         tokens_since += x.numel()
-        last = step == args.steps - 1
+        last = step == run - 1
         if (step + 1) % args.log_every == 0 or last:
             now = time.perf_counter()
             avg = sum(losses[-args.log_every :]) / len(losses[-args.log_every :])
@@ -242,11 +307,14 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
             val_loss = mean_loss(model, val_s, args.seq_len, args.batch_size)
             print(f"step {step + 1:5d} val loss {val_loss:.4f}", flush=True)
             t_log = time.perf_counter()  # keep eval time out of tokens/s
+        if args.save_every and (step + 1) % args.save_every == 0 and not last:
+            save_weights(model, cfg, out)
+            print(f"step {step + 1:5d} checkpoint saved to {out}", flush=True)
+            t_log = time.perf_counter()
     train_seconds = time.perf_counter() - t_train
 
     model.eval()
-    save_file(hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    save_weights(model, cfg, out)
     gen_cfg = {
         "bos_token_id": eos_id,
         "eos_token_id": eos_id,
@@ -255,28 +323,31 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     }
     (out / "generation_config.json").write_text(json.dumps(gen_cfg, indent=2) + "\n")
     tail = losses[-50:]
+    generator, n_dishes, n_held = corpus_counts(args.corpus)
     info = {
         "model": "tui-gen cooking demo (GPT-2 architecture)",
+        "generation_defaults": GENERATION_DEFAULTS,
         "parameters": n_params,
         "architecture": {
             k: cfg[k] for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
         },
         "corpus": {
-            "generator": "dev.cooking.corpus",
+            "generator": generator,
             "seed": args.seed,
             "train_documents": len(train_docs),
             "train_tokens": len(train_s.ids),
             "train_characters": sum(map(len, train_docs)),
             "validation_documents": len(val_docs),
             "validation_tokens": len(val_s.ids),
-            "dishes_total": len(all_dishes()),
-            "dishes_held_out": len(dishes("heldout")),
+            "dishes_total": n_dishes,
+            "dishes_held_out": n_held,
         },
         "training": {
-            "steps": args.steps,
+            "steps": run,
+            "schedule_steps": args.steps,
             "batch_size": args.batch_size,
             "seq_len": args.seq_len,
-            "tokens_seen": args.steps * args.batch_size * args.seq_len,
+            "tokens_seen": run * args.batch_size * args.seq_len,
             "lr": args.lr,
             "min_lr": args.min_lr,
             "warmup": args.warmup,
@@ -300,100 +371,6 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         flush=True,
     )
     return info
-
-
-def write_model_card(out: Path) -> None:
-    """README.md from generation_info.json (and its "evaluation" block once evaluate ran)."""
-    info = json.loads((out / "generation_info.json").read_text())
-    c, t, a = info["corpus"], info["training"], info["architecture"]
-    g = GENERATION_DEFAULTS
-    ev = info.get("evaluation")
-    if ev:
-        quality = (
-            f"Measured by `{ev.get('command', 'python -m dev.cooking.evaluate')}` on "
-            f"{ev['n']} questions about held-out dishes (never seen in training), asked with "
-            f"held-out phrasings, replies sampled at temperature {ev['temperature']} through "
-            "the engine's generator:\n\n"
-            "| metric | value |\n| --- | --- |\n"
-            f"| held-out validation loss (nats/token) | {ev['val_loss']:.4f} |\n"
-            f"| replies with an ingredient list and numbered steps | "
-            f"{ev['structure_pct']:.0f}% |\n"
-            f"| replies that name the dish asked about | {ev['names_dish_pct']:.0f}% |\n"
-            f"| replies that ended with the end token | {ev['stopped_pct']:.0f}% |\n"
-        )
-        missed = [
-            f"{name} ({value:.0f}%, target {target}%)"
-            for name, value, target in (
-                ("ingredient list and steps", ev["structure_pct"], 90),
-                ("names the dish", ev["names_dish_pct"], 80),
-            )
-            if value < target
-        ]
-        if missed:
-            quality += (
-                "\nBelow the targets of tui-gen issue #3: " + "; ".join(missed) + ". When it "
-                "misses, the model usually answers with a recipe of the right kind under the "
-                "name of a similar dish it saw in training.\n"
-            )
-    else:
-        quality = "Not evaluated yet: run `python -m dev.cooking.evaluate` on this directory.\n"
-    arch = (
-        f"{info['parameters']:,} parameters: {a['n_layer']} layers, width {a['n_embd']}, "
-        f"{a['n_head']} heads, {a['n_positions']}-token context, {a['vocab_size']}-token "
-        "byte-level BPE vocabulary"
-    )
-    minutes = f"{t['train_seconds'] / 60:.0f} minutes ({t['total_seconds'] / 60:.0f} in all)"
-    card = f"""# cooking: the tui-gen demo model
-
-A tiny GPT-2-architecture language model ({arch}) that answers cooking questions with a
-recipe: a title, an ingredient list with quantities and numbered steps, sometimes a tip. It
-ships with tui-gen so that `tui-gen models/cooking` works out of the box.
-
-## What it is not
-
-- **Not a cook.** Everything it knows comes from a template generator written for tui-gen
-  (`dev/cooking/corpus.py`): {c["dishes_total"]:,} dish names built from 30 dish types,
-  about 100 ingredients and 50 flavours and cuisines. The recipes are plausible but were never
-  tested in a kitchen, and the model can garble them (wrong times, odd or repeated lines).
-- **Not a source of food-safety advice.** Check meat temperatures and allergens elsewhere.
-- **Not a general chatbot.** Outside cooking it writes recipe-shaped text or nonsense. It
-  knows nothing about the world, remembers nothing beyond its {a["n_positions"]}-token
-  context, and speaks only English.
-- **Not trained on real data.** No text was copied from anywhere; the corpus is synthetic.
-
-## Prompt format
-
-Chat roles are single special tokens; the chat template in `tokenizer_config.json` renders
-
-```
-<|system|>
-optional system prompt<|end|>
-<|user|>
-How do I make smoky chickpea stew?<|end|>
-<|assistant|>
-```
-
-and the model ends its reply with `<|end|>` (the eos token). Plain prompts such as "Today's
-recipe is" continue as recipe prose. Defaults in `generation_config.json`: temperature
-{g["temperature"]}, top-k {g["top_k"]}, top-p {g["top_p"]}, at most {g["max_new_tokens"]} new
-tokens.
-
-## Training
-
-- Corpus: {c["train_documents"]:,} generated documents ({c["train_tokens"]:,} tokens; about
-  85% chats, 15% plain recipe text), seed {c["seed"]}. {c["dishes_held_out"]} dish names and a
-  separate set of question phrasings are held out of training entirely.
-- {t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens, cosine learning
-  rate {t["lr"]} to {t["min_lr"]}, gradient clipping {t["grad_clip"]}, {t["threads"]} CPU
-  threads, {minutes}.
-- Final training loss {info["final_train_loss"]}, held-out validation loss
-  {info["final_validation_loss"]} (nats per token).
-- Reproduce with `{info["command"]}` (trained {info["date"]}, torch {info["torch_version"]}).
-
-## Quality
-
-{quality}"""
-    (out / "README.md").write_text(card)
 
 
 def main(argv: list[str] | None = None) -> None:

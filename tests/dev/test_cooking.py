@@ -209,6 +209,8 @@ def test_transformers_gives_the_same_logits_as_our_gpt2():
 
 # --- training script ------------------------------------------------------------------------
 TINY = [
+    "--corpus",
+    "dishes",
     "--docs",
     "60",
     "--val-docs",
@@ -254,3 +256,21 @@ def test_training_smoke_run_writes_a_loadable_deterministic_model(tmp_path, caps
     train.main(["--seed", "0", "--out", str(tmp_path / "b"), *TINY])
     same = (tmp_path / "a" / "model.safetensors").read_bytes()
     assert same == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert info["corpus"]["generator"] == "dev.cooking.conversations"
+    assert info["corpus"]["dishes_total"] >= 400
+
+
+def test_evaluation_runs_whole_conversations_and_writes_the_card(tmp_path, capsys):
+    from dev.cooking import evaluate, train
+
+    train.main(["--seed", "0", "--out", str(tmp_path), *TINY])
+    evaluate.main([str(tmp_path), "--n", "2", "--val-docs", "2", "--write"])
+    log = capsys.readouterr().out
+    assert "2 held-out conversations, 4 follow-ups" in log
+    info = json.loads((tmp_path / "generation_info.json").read_text())
+    ev = info["evaluation"]
+    for key in ("names_dish_pct", "structure_pct", "no_repeat_pct", "follow_on_dish_pct"):
+        assert 0 <= ev[key] <= 100
+    assert ev["val_loss"] > 0 and ev["follow_ups"] == 4
+    card = (tmp_path / "README.md").read_text()
+    assert "follow-up replies that stay on the dish" in card and "held-out" in card

@@ -1,0 +1,177 @@
+"""The v2 cooking corpus: real dishes as data, conversations with follow-ups, the evaluation."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from dev.cooking import answers as A
+from dev.cooking import conversations as C
+from dev.cooking.corpus import END
+from dev.cooking.dishes import OVEN_CHART, all_dishes, dishes, is_heldout, parse, scale_line
+from dev.cooking.evaluate import (
+    has_ingredient_list,
+    has_numbered_steps,
+    names_dish,
+    repeated_line,
+)
+
+CATEGORIES = {
+    "soups",
+    "salads",
+    "pasta",
+    "rice",
+    "curries_stews",
+    "mains",
+    "baking",
+    "desserts",
+    "breakfasts",
+    "drinks",
+    "sauces_sides",
+}
+
+
+# --- the dish data ------------------------------------------------------------------------------
+def test_there_are_400_real_dishes_across_every_kind_of_cooking():
+    ds = all_dishes()
+    names = [d.name.lower() for d in ds]
+    assert len(ds) >= 400 and len(set(names)) == len(names)
+    assert {d.category for d in ds} == CATEGORIES
+    assert len({d.cuisine for d in ds}) >= 30
+    for must in ("Lasagne", "Hummus", "Guacamole", "Apple Pie", "Shakshuka", "Pad Thai", "Crêpes"):
+        assert must.lower() in names, must
+
+
+def test_every_dish_has_quantities_a_method_and_facts():
+    for d in all_dishes():
+        with_qty = [x for x in d.ingredients if re.match(r"^\d", x)]
+        assert len(d.ingredients) >= 2 and len(with_qty) >= 1, d.name
+        assert len(d.steps) >= 1 and len(set(d.steps)) == len(d.steps), d.name
+        assert all(s.endswith((".", "!")) for s in d.steps), d.name
+        assert d.oven is None or d.oven in OVEN_CHART, d.name
+        assert d.serves >= 1 and d.serve_with and d.keeps[0] in ("fridge", "tin", "now"), d.name
+
+
+def test_variants_replace_the_main_ingredient_in_the_steps_too():
+    by = {d.name: d for d in all_dishes()}
+    beef = by["Beef Fajitas"]
+    assert beef.ingredients[0].startswith("500 g beef")
+    assert any("beef" in s for s in beef.steps) and not any("chicken" in s for s in beef.steps)
+    veg = by["Vegetarian Chilli"]
+    assert veg.vegetarian and not any("beef" in x for x in veg.ingredients), veg.ingredients
+    assert by["Banana Pancakes"].steps[1] == "Whisk the mashed banana into the batter."
+
+
+def test_a_malformed_dish_is_rejected_with_its_file():
+    with pytest.raises(ValueError, match="soups: a dish header needs 10 fields"):
+        parse("Soup | British | 4\n1 onion\nCook it.", "soups")
+    with pytest.raises(ValueError, match="variant before any dish"):
+        parse("~ X = 1 egg | v | +1 Add it.", "soups")
+
+
+@pytest.mark.parametrize(
+    ("line", "factor", "want"),
+    [
+        ("1 onion, chopped", 2, "2 onions, chopped"),
+        ("2 garlic cloves, crushed", 0.5, "1 garlic clove, crushed"),
+        ("500 g beef mince", 1.5, "750 g beef mince"),
+        ("400 g tin chopped tomatoes", 2, "2 x 400 g tins chopped tomatoes"),
+        ("1.5 litres vegetable stock", 2, "3 litres vegetable stock"),
+        ("2 tbsp olive oil", 0.5, "1 tbsp olive oil"),
+        ("700 g passata", 2, "1.4 kg passata"),
+        ("1 small bunch coriander", 2, "2 small bunches coriander"),
+        ("salt and pepper", 3, "salt and pepper"),
+    ],
+)
+def test_scaling_multiplies_the_quantity_and_keeps_the_words_right(line, factor, want):
+    assert scale_line(line, factor) == want
+
+
+# --- the corpus ---------------------------------------------------------------------------------
+def test_corpus_is_deterministic_and_every_document_ends_with_the_end_token():
+    a = C.generate(3, 30)
+    assert a == C.generate(3, 30) and a != C.generate(4, 30)
+    assert all(doc.endswith(END + "\n") for doc in a)
+
+
+def test_conversations_follow_up_and_fill_the_long_context():
+    docs = C.generate(0, 300)
+    turns = [d.count("<|user|>") for d in docs]
+    assert max(turns) >= 8 and sum(t >= 4 for t in turns) >= 100
+    assert max(map(len, docs)) <= C.MAX_CHARS + 400  # ~1,000 tokens, under the 1,024 context
+    assert sum(len(d) > 2500 for d in docs) >= 60
+    assert any("<|system|>" in d for d in docs)
+
+
+def test_every_first_answer_is_a_structured_recipe_naming_the_dish():
+    rng = random.Random(5)
+    for kind in C.FIRST_KINDS:
+        for d in rng.sample(list(dishes("train")), 60):
+            q, a = C.first_turn(d, kind, rng)
+            assert has_ingredient_list(a) and has_numbered_steps(a, at_least=2), (kind, a)
+            assert names_dish(a, d.name), (kind, a)
+            assert repeated_line(a) is None, (kind, a)
+
+
+def test_every_follow_up_answer_stays_on_the_dish():
+    rng = random.Random(6)
+    for d in all_dishes():
+        for kind in (*C.FOLLOW_KINDS, "thanks"):
+            turn = C.follow_turn(d, kind, rng)
+            if turn is None:
+                assert kind == "swap" and not A.find_swaps(d)
+                continue
+            assert names_dish(turn[1], d.name), (kind, turn)
+            assert repeated_line(turn[1]) is None, (kind, turn)
+
+
+def test_follow_up_facts_come_from_the_dish():
+    by = {d.name: d for d in all_dishes()}
+    lasagne = by["Lasagne"]
+    assert "190°C, which is 375°F, gas mark 5" in A.oven_answer(lasagne)
+    assert "3 days in a covered container in the fridge" in A.keeps_answer(lasagne)
+    assert A.freeze_answer(lasagne).startswith("Yes: Lasagne freezes well for up to 3 months")
+    assert "- 18 lasagne sheets" in A.scale_answer(lasagne, 9)
+    assert "does not go in the oven" in A.oven_answer(by["Minestrone"])
+    assert A.freeze_answer(by["Caesar Salad"]).startswith("I would not freeze")
+    veg = A.veg_answer(by["Spaghetti Bolognese"])
+    assert "green lentils instead of the beef mince" in veg, veg
+
+
+def test_heldout_dishes_and_phrasings_never_reach_training():
+    held = dishes("heldout")
+    assert 0.05 * len(all_dishes()) <= len(held) <= 0.2 * len(all_dishes())
+    text = "".join(C.generate(0, 1500))
+    for d in held:  # its recipe card and its own answers never appear
+        assert f"## {d.name}\n" not in text and f"{d.name} keeps for" not in text, d.name
+    asked = "\n".join(re.findall(r"<\|user\|>\n(.*?)<\|end\|>", text)).lower()
+    pools = [*C.HELDOUT_Q.values(), *C.FOLLOW_HELDOUT.values(), C.NEXT_DISH_HELDOUT]
+    for tpl in (t for pool in pools for t in pool):
+        shape = re.escape(tpl.rstrip("?.!").lower()).replace(r"\{", "{").replace(r"\}", "}")
+        assert not re.search(re.sub(r"\{\w+\}", ".+", shape), asked), tpl
+
+
+def test_eval_conversations_use_heldout_dishes_phrasings_and_follow_ups():
+    convs = C.eval_conversations(0, 80)
+    assert len({c.dish for c in convs}) == len(dishes("heldout"))
+    held_first = [t for pool in C.HELDOUT_Q.values() for t in pool]
+    for c in convs:
+        assert is_heldout(c.dish) and len(c.follow_ups) == 2
+        frag = [max(re.split(r"\{\w+\}", t), key=len).strip(" ?.,").lower() for t in held_first]
+        assert any(f in c.first.lower() for f in frag), c.first
+        for kind, q in c.follow_ups:
+            shapes = [re.escape(t.rstrip("?.!").lower()) for t in C.FOLLOW_HELDOUT[kind]]
+            shapes = [re.sub(r"\\\{\w+\\\}", ".+", x) for x in shapes]
+            assert any(re.match(x, q.lower()) for x in shapes), (kind, q)
+    assert convs == C.eval_conversations(0, 80)
+
+
+# --- the evaluation checks ----------------------------------------------------------------------
+def test_repeated_lines_and_sentences_are_caught():
+    assert repeated_line("Pour in the stock. Pour in the stock.") == "pour in the stock."
+    assert repeated_line("1. Simmer for ten minutes.\n2. Simmer for ten minutes.")
+    assert repeated_line("- 2 onions, chopped\n- 2 onions, chopped")
+    assert repeated_line("## Lasagne\n\n1. Brown the mince.\n2. Layer the sheets.") is None
+    assert repeated_line("Yes.\nYes.") is None  # too short to count
