@@ -328,8 +328,24 @@ def test_api_key(tiny_gen: Generator) -> None:
         s.stop()
 
 
-def test_one_log_line_per_request(client: openai.OpenAI, caplog) -> None:
+@pytest.fixture
+def server_log(caplog):
+    """caplog on the server's logger itself: `tui-gen serve` run in-process elsewhere in the
+    session may have left it not propagating to the root, where caplog listens."""
+    log = logging.getLogger("tui_gen.server")
     caplog.set_level(logging.INFO, logger="tui_gen.server")
+    saved = log.propagate
+    log.propagate = False  # each record reaches caplog once, through the handler added here
+    log.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        log.removeHandler(caplog.handler)
+        log.propagate = saved
+
+
+def test_one_log_line_per_request(client: openai.OpenAI, server_log) -> None:
+    caplog = server_log
     client.chat.completions.create(
         model=MODEL, messages=HELLO, max_tokens=3, temperature=0, extra_body={"ignore_eos": True}
     )
@@ -349,8 +365,8 @@ def test_the_model_field_may_be_left_out(server: Server) -> None:
     assert r.status_code == 200 and r.json()["model"] == MODEL
 
 
-def test_the_log_line_never_carries_a_control_sequence(server: Server, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="tui_gen.server")
+def test_the_log_line_never_carries_a_control_sequence(server: Server, server_log) -> None:
+    caplog = server_log
     httpx.get(server.url.removesuffix("/v1") + "/%1b[2Jx")
     lines: list[str] = []
     for _ in range(200):  # at most 2 s
