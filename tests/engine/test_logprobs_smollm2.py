@@ -15,7 +15,8 @@ pytestmark = pytest.mark.smollm2
 
 @pytest.fixture(scope="module")
 def gen() -> Generator:
-    return Generator.load(require_gguf(), device="cpu", dtype="float32")  # kept blocks: decode and prefill use different kernels
+    # float32: kept GGUF blocks decode and prefill on different kernels, so values differ
+    return Generator.load(require_gguf(), device="cpu", dtype="float32")
 
 
 def _prompt(gen: Generator) -> list[int]:
