@@ -110,11 +110,10 @@ def _edit(d: Path, **changes: object) -> None:
 )
 def test_huge_config_fails_before_allocating(model_copy: Path, changes: dict) -> None:
     _edit(model_copy, **changes)
-    before, t = _peak_mb(), time.perf_counter()
+    before = _peak_mb()
     with pytest.raises(ModelLoadError) as e:
         load_model(model_copy)
-    assert time.perf_counter() - t < 2
-    assert _peak_mb() - before < 100
+    assert _peak_mb() - before < 100  # refused from the config, nothing allocated
     msg = _one_line(e.value)
     assert "config.json" in msg
 
@@ -385,10 +384,9 @@ def test_tiny_gguf_reaches_the_tensor_check(tmp_path: Path) -> None:
 )
 def test_hostile_gguf_metadata_is_one_line(tmp_path: Path, replace: dict, words: str) -> None:
     path = _tiny_gguf(tmp_path / "bad.gguf", replace)
-    before, t = _peak_mb(), time.perf_counter()
+    before = _peak_mb()
     with pytest.raises(ModelLoadError, match=words) as e:
         load_model(path)
-    assert time.perf_counter() - t < 2
     assert _peak_mb() - before < 100
     assert str(path) in _one_line(e.value)
 
@@ -410,7 +408,8 @@ def test_sentencepiece_vocab_with_a_huge_token_is_fast() -> None:
             "tokenizer.ggml.token_type": [2, 3, 3] + [1] * (len(tokens) - 3)}  # fmt: skip
     t = time.perf_counter()
     tok, _ = build_tokenizer(meta, "test.gguf")
-    assert time.perf_counter() - t < 1.5
+    # a hang guard, not a speed test: the quadratic split took 66 s, linear takes milliseconds
+    assert time.perf_counter() - t < 20
     assert tok.encode("ab ab", add_special_tokens=False).tokens == [
         "▁ab",
         "▁ab",
