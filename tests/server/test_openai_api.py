@@ -246,6 +246,8 @@ def test_logprobs(client: openai.OpenAI) -> None:
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logprobs": True, "top_logprobs": 99}, "top_logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"logit_bias": {"42": 5.0}}, "logit_bias"),
+        ({"logit_bias": {"42": "up"}}, "logit_bias.42"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, None),

@@ -76,6 +76,12 @@ def sampling_params(
                 f"{name} is not supported (only 0); use repetition_penalty instead",
                 param=name,
             )
+    if req.logit_bias:  # a client that sends a bias relies on it: refusing beats ignoring
+        raise ApiError(
+            400,
+            "logit_bias is not supported by tui-gen serve yet; leave it out",
+            param="logit_bias",
+        )
     values: dict[str, Any] = {}
     room = max_context - prompt_tokens
     max_tokens = req.max_tokens
