@@ -266,3 +266,24 @@ def test_learned_positions_join_the_batch_too(tiny_gpt2: Path) -> None:
     finally:
         sched.close()
     assert got == expected
+
+
+def test_logit_bias_bans_and_forces_tokens_per_job(gen: Generator) -> None:
+    """Each job's logit_bias applies to its own row only, also when batched with others."""
+    p = GREEDY.replace(max_new_tokens=6)
+    ids = PROMPTS[1]
+    plain = _solo(gen, ids, p)
+    forced_tok = (plain[0] + 1) % gen.config.vocab_size
+    sched = Scheduler(gen, max_batch=8).start()
+    try:
+        banned, bc = _job(ids, p, logit_bias={plain[0]: -100.0}, ignore_eos=True)
+        forced, fc = _job(ids, p, logit_bias={forced_tok: 100.0}, ignore_eos=True)
+        untouched, uc = _job(ids, p)
+        for job in (banned, forced, untouched):
+            sched.submit(job)
+        got_banned, got_forced, got_plain = (c.finish().token_ids for c in (bc, fc, uc))
+    finally:
+        sched.close()
+    assert got_banned[0] != plain[0] and plain[0] not in got_banned
+    assert got_forced == [forced_tok] * 6
+    assert got_plain == plain

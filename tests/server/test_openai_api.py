@@ -246,7 +246,9 @@ def test_logprobs(client: openai.OpenAI) -> None:
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logprobs": True, "top_logprobs": 99}, "top_logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
-        ({"logit_bias": {"42": 5.0}}, "logit_bias"),
+        ({"logit_bias": {"99999999": 5.0}}, "logit_bias"),
+        ({"logit_bias": {"seven": 5.0}}, "logit_bias"),
+        ({"logit_bias": {"3": 101}}, "logit_bias"),
         ({"logit_bias": {"42": "up"}}, "logit_bias.42"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
@@ -378,3 +380,13 @@ def test_the_log_line_never_carries_a_control_sequence(server: Server, server_lo
         time.sleep(0.01)
     assert lines and "\x1b" not in lines[0] and lines[0].startswith("GET /")
     assert " 404 " in lines[0]
+
+
+def test_logit_bias_forces_a_token(
+    server: Server, client: openai.OpenAI, tiny_gen: Generator
+) -> None:
+    tok = tiny_gen.tokenizer.encode("a", add_special_tokens=False)[-1]
+    r = client.completions.create(
+        model=MODEL, prompt="The quick", max_tokens=3, temperature=0, logit_bias={str(tok): 100}
+    )
+    assert r.choices[0].text == tiny_gen.tokenizer.decode([tok] * 3)

@@ -78,6 +78,9 @@ class Job:
     submitted: float = field(default_factory=time.perf_counter)
     #: set (before its FinishEvent "cancelled") when the job failed instead of finishing
     error: BaseException | None = None
+    #: {token id: bias} added to the raw logits before the penalties and samplers (OpenAI's
+    #: logit_bias; -100 bans a token, +100 all but forces it)
+    logit_bias: dict[int, float] | None = None
 
 
 @dataclass
@@ -214,6 +217,7 @@ class Scheduler:
         ids_t = torch.tensor([job.ids], dtype=torch.long, device=gen.device)
         logits = gen.model(ids_t, start=0, cache=own, last_only=True)[:, -1]  # (1, V)
         seq = ids_t
+        logits = _biased(logits, [job])
         toks, lps = _sample(logits, [row], seq, self.gen.token_texts)
         tok = toks[0]
         now = time.perf_counter()
@@ -324,6 +328,7 @@ class Scheduler:
         logits = self._step(step, cur, cache, pos, kp)[:, -1]  # (b, V)
         self._cur = cur + 1
         seq = self._seq[:, : self._cur]
+        logits = _biased(logits, [s.job for s in slots])
         toks, lps = _sample(logits, [s.row for s in slots], seq, self.gen.token_texts)
         busy = time.perf_counter() - t0
         self.step_rows.append(len(slots))
@@ -371,3 +376,16 @@ class Scheduler:
     def _leave(self, s: _Slot, reason: FinishReason) -> None:
         for ev in _finish(s.row, reason, s.row.stats.decode_seconds):
             s.emit(ev)
+
+
+def _biased(logits: torch.Tensor, jobs: list[Job]) -> torch.Tensor:
+    """logits (b, V) with each row's logit_bias added (a copy; the step's own when none has one)."""
+    if not any(j.logit_bias for j in jobs):
+        return logits
+    out = logits.clone()
+    for i, j in enumerate(jobs):
+        if j.logit_bias:
+            ids = torch.tensor(list(j.logit_bias), dtype=torch.long, device=out.device)
+            vals = torch.tensor(list(j.logit_bias.values()), dtype=out.dtype, device=out.device)
+            out[i, ids] += vals
+    return out

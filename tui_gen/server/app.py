@@ -38,6 +38,7 @@ from tui_gen.server.convert import (
     completion_logprobs,
     completion_prompts,
     finish_reason,
+    logit_bias,
     requested_top,
     sampling_params,
 )
@@ -226,7 +227,10 @@ def create_app(state: ServerState) -> FastAPI:
         if extra_stops:
             base = base.replace(stop_strings=[*base.stop_strings, *extra_stops])
         specs = [(ids, base.replace(seed=choice_seed(base.seed, i))) for i in range(req.n)]
-        return await _respond(request, req, scheduler, specs, chat=True, model=state.model_name)
+        bias = logit_bias(req, gen.config.vocab_size)
+        return await _respond(
+            request, req, scheduler, specs, chat=True, model=state.model_name, bias=bias
+        )
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request) -> Any:
@@ -236,7 +240,10 @@ def create_app(state: ServerState) -> FastAPI:
         for ids in prompts:
             base = sampling_params(req, gen.defaults, len(ids), gen.max_context)
             specs += [(ids, base.replace(seed=choice_seed(base.seed, i))) for i in range(req.n)]
-        return await _respond(request, req, scheduler, specs, chat=False, model=state.model_name)
+        bias = logit_bias(req, gen.config.vocab_size)
+        return await _respond(
+            request, req, scheduler, specs, chat=False, model=state.model_name, bias=bias
+        )
 
     app.add_middleware(AuthAndLog, state=state)
     return app
@@ -250,10 +257,11 @@ async def _respond(
     *,
     chat: bool,
     model: str,
+    bias: dict[int, float] | None = None,
 ) -> Any:
     """Start the jobs; answer with one JSON object or a stream of chunks."""
     jobs = [
-        Job(ids, p, _no_sink, ignore_eos=req.ignore_eos, index=i)
+        Job(ids, p, _no_sink, ignore_eos=req.ignore_eos, index=i, logit_bias=bias)
         for i, (ids, p) in enumerate(specs)
     ]
     run = _Run(scheduler, jobs)

@@ -76,12 +76,6 @@ def sampling_params(
                 f"{name} is not supported (only 0); use repetition_penalty instead",
                 param=name,
             )
-    if req.logit_bias:  # a client that sends a bias relies on it: refusing beats ignoring
-        raise ApiError(
-            400,
-            "logit_bias is not supported by tui-gen serve yet; leave it out",
-            param="logit_bias",
-        )
     values: dict[str, Any] = {}
     room = max_context - prompt_tokens
     max_tokens = req.max_tokens
@@ -115,6 +109,38 @@ def sampling_params(
         return defaults.replace(**values).validate()
     except InvalidParameterError as e:  # pragma: no cover - every value was checked above
         raise ApiError(400, str(e)) from None
+
+
+#: OpenAI's limits: at most 300 entries, each bias from -100 (bans) to 100 (forces)
+MAX_LOGIT_BIAS = 300
+
+
+def logit_bias(req: _Sampling, vocab_size: int) -> dict[int, float] | None:
+    """The request's logit_bias as {token id: bias}, checked as OpenAI checks it."""
+    if not req.logit_bias:
+        return None
+    if len(req.logit_bias) > MAX_LOGIT_BIAS:
+        raise ApiError(
+            400, f"logit_bias may hold at most {MAX_LOGIT_BIAS} tokens", param="logit_bias"
+        )
+    bias: dict[int, float] = {}
+    for key, value in req.logit_bias.items():
+        try:
+            tok = int(key)
+        except ValueError:
+            tok = -1
+        if not 0 <= tok < vocab_size:
+            raise ApiError(
+                400,
+                f"logit_bias key {key!r} is not a token id of this model (0..{vocab_size - 1})",
+                param="logit_bias",
+            )
+        if not -100 <= value <= 100:  # also refuses NaN
+            raise ApiError(
+                400, f"logit_bias values must be from -100 to 100; got {value}", param="logit_bias"
+            )
+        bias[tok] = float(value)
+    return bias
 
 
 def engine_logprobs(req: _Sampling) -> int:

@@ -50,7 +50,7 @@ class _Sampling(_Request):
     seed: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    #: token id (as a string, OpenAI's shape) -> bias; refused when non-empty (see convert.py)
+    #: token id (as a string, OpenAI's shape) -> bias added to its logit (convert.logit_bias)
     logit_bias: dict[str, float] | None = None
     # extensions (vLLM, llama.cpp)
     top_k: int | None = None
