@@ -54,13 +54,12 @@ def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat, "RENDER_SECONDS", 0.3, raising=False)
 
 
-@pytest.mark.parametrize("template", BOMBS.values(), ids=list(BOMBS))
-def test_a_template_bomb_is_one_template_error_quickly(template: str) -> None:
-    t0 = time.monotonic()
+@pytest.mark.parametrize("name", list(BOMBS))
+def test_a_template_bomb_is_one_template_error_quickly(name: str) -> None:
     with pytest.raises(TemplateError, match="the model's chat template") as e:
-        render_messages(template, MESSAGES)
-    # a hang guard: without the 0.3 s deadline these renders run for minutes or exhaust memory
-    assert time.monotonic() - t0 < 20
+        render_messages(BOMBS[name], MESSAGES)
+    if name.startswith("nested range"):  # only the deadline stops these: it must have fired
+        assert "took more than 0.3 s" in str(e.value)
     assert "\n" not in str(e.value)
 
 
