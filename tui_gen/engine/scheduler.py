@@ -91,6 +91,8 @@ class _Slot:
     job: Job
     row: _Row
     last: int = 0
+    #: the job's logit_bias as (ids, values) tensors on the model's device, built once
+    bias: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def emit(self, ev: Event) -> None:
         self.job.sink(ev)
@@ -209,7 +211,7 @@ class Scheduler:
             StopStringMatcher(p.stop_strings),
             stats,
         )
-        slot = _Slot(job, row)
+        slot = _Slot(job, row, bias=_bias_tensors(job.logit_bias, gen.device))
         L = len(job.ids)
         need = min(ctx, L + p.max_new_tokens)
         own = _alloc_cache(gen, 1, need if not self._slots else L)
@@ -217,7 +219,7 @@ class Scheduler:
         ids_t = torch.tensor([job.ids], dtype=torch.long, device=gen.device)
         logits = gen.model(ids_t, start=0, cache=own, last_only=True)[:, -1]  # (1, V)
         seq = ids_t
-        logits = _biased(logits, [job])
+        logits = _biased(logits, [slot.bias])
         toks, lps = _sample(logits, [row], seq, self.gen.token_texts)
         tok = toks[0]
         now = time.perf_counter()
@@ -328,7 +330,7 @@ class Scheduler:
         logits = self._step(step, cur, cache, pos, kp)[:, -1]  # (b, V)
         self._cur = cur + 1
         seq = self._seq[:, : self._cur]
-        logits = _biased(logits, [s.job for s in slots])
+        logits = _biased(logits, [s.bias for s in slots])
         toks, lps = _sample(logits, [s.row for s in slots], seq, self.gen.token_texts)
         busy = time.perf_counter() - t0
         self.step_rows.append(len(slots))
@@ -378,14 +380,24 @@ class Scheduler:
             s.emit(ev)
 
 
-def _biased(logits: torch.Tensor, jobs: list[Job]) -> torch.Tensor:
-    """logits (b, V) with each row's logit_bias added (a copy; the step's own when none has one)."""
-    if not any(j.logit_bias for j in jobs):
+def _bias_tensors(
+    bias: dict[int, float] | None, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A job's logit_bias as (ids, values) tensors, made once when it is admitted."""
+    if not bias:
+        return None
+    ids = torch.tensor(list(bias), dtype=torch.long, device=device)
+    return ids, torch.tensor(list(bias.values()), device=device)
+
+
+def _biased(
+    logits: torch.Tensor, biases: list[tuple[torch.Tensor, torch.Tensor] | None]
+) -> torch.Tensor:
+    """logits (b, V) with each row's bias added (a copy; the step's own when no row has one)."""
+    if all(b is None for b in biases):
         return logits
     out = logits.clone()
-    for i, j in enumerate(jobs):
-        if j.logit_bias:
-            ids = torch.tensor(list(j.logit_bias), dtype=torch.long, device=out.device)
-            vals = torch.tensor(list(j.logit_bias.values()), dtype=out.dtype, device=out.device)
-            out[i, ids] += vals
+    for i, b in enumerate(biases):
+        if b is not None:
+            out[i, b[0]] += b[1].to(out.dtype)
     return out
