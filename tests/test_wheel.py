@@ -77,7 +77,7 @@ def test_the_wheel_holds_the_package_and_no_dev_tooling(wheel: Path) -> None:
     assert package == checkout_package_files()  # every module and data file, nothing else
     assert "tui_gen/cli/bench.py" in package
     native = {n for n in package if n.startswith("tui_gen/engine/native/")}
-    assert {"decode.c", "qmatmul.c", "qrows.h"} <= {Path(n).name for n in native}
+    assert {"decode.c", "qmatmul.c", "logprobs.c", "qrows.h"} <= {Path(n).name for n in native}
     themes = {Path(n).name for n in names if "/data/share/tui-gen/themes/" in n}
     assert themes == {p.name for p in (REPO / "themes").glob("*.toml")}
 

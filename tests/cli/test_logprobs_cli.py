@@ -169,6 +169,11 @@ def test_bench_times_decoding_with_and_without_logprobs(
         r = data[f"logprobs_{mode}"]
         assert r["off_tok_s"] > 0 and r["on_tok_s"] > 0 and r["overhead"] is not None
         assert len(r["runs_off"]) == len(r["runs_on"]) == 5  # alternating runs, at least 5
+        best = max(r["runs_off"]) / max(r["runs_on"]) - 1
+        assert r["best_overhead"] == pytest.approx(best)
+    assert bench_main([str(tiny_llama), *flags[:-1], "--logprobs", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "decode tok/s greedy, logprobs 0 / 3" in text and "best runs" in text
     with pytest.raises(SystemExit) as e:
         bench_main([str(tiny_llama), "--logprobs", "0"])
     assert e.value.code == 2

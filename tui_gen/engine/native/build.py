@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c"]
+SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c", HERE / "logprobs.c"]
 HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
 LIBS = ["-lm"]
@@ -145,6 +145,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.decode_layout_name.restype = ctypes.c_char_p
     lib.decode_layout_value.argtypes = [i64]
     lib.decode_layout_value.restype = i64
+    # x rows V stride n ids vals lse (logprobs.c: per-token probabilities, engine/logprobs.py)
+    lib.lp_top.argtypes = [p, i64, i64, i64, i32, p, p, p]
+    lib.lp_top.restype = i32
     _bind_ggml(lib)
     return lib
 
