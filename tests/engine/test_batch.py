@@ -134,6 +134,43 @@ def test_seeded_sampling_is_the_same_alone_or_in_any_batch(gen: Generator) -> No
         assert [finishes[i].text for i in range(len(PROMPTS))] == alone
 
 
+def test_rows_sampled_together_get_what_each_gets_alone(gen: Generator) -> None:
+    """batch._sample groups rows by sampler settings (one process_logits per group): on the
+    same logits, every row's token and logprobs equal its own one-row _sample call."""
+    from tui_gen.engine.batch import _Row, _sample
+    from tui_gen.engine.sampling import make_generator
+    from tui_gen.engine.stop import StopStringMatcher
+
+    settings_ = [
+        dict(temperature=0.8, top_k=5),
+        dict(temperature=0.8, top_k=5, logprobs=3),
+        dict(do_sample=False),
+        dict(temperature=1.2, top_k=0, top_p=0.9, repetition_penalty=1.3),
+        dict(temperature=0.8, top_k=5),
+        dict(do_sample=False, logprobs=2),
+    ]
+    V = gen.config.vocab_size
+    logits = torch.randn(len(settings_), V, generator=torch.Generator().manual_seed(3)) * 4
+    seq = torch.randint(0, V, (len(settings_), 9), generator=torch.Generator().manual_seed(4))
+
+    def rows() -> list[_Row]:
+        out = []
+        for i, kw in enumerate(settings_):
+            p = gen.params(seed=100 + i, **kw)
+            rng = None if p.greedy else make_generator(p.seed, "cpu")
+            out.append(_Row(Request([1], p, i), [1], 0, rng, None, StopStringMatcher([]), None))
+        return out  # type: ignore[arg-type]
+
+    batch_rows, solo_rows = rows(), rows()
+    for _ in range(3):
+        toks, lps = _sample(logits, batch_rows, seq, gen.token_texts)
+        for i, r in enumerate(solo_rows):
+            [t], [lp] = _sample(logits[i : i + 1], [r], seq[i : i + 1], gen.token_texts)
+            assert toks[i] == t
+            assert lps[i] == lp
+        assert lps[1] is not None and lps[5] is not None and lps[0] is None
+
+
 def test_cancel_keeps_partial_text_and_skips_unstarted(gen: Generator) -> None:
     cancel = threading.Event()
     tokens = 0

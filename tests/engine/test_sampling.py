@@ -15,8 +15,11 @@ from tui_gen.engine.sampling import (
     apply_temperature,
     apply_top_k,
     apply_top_p,
+    choose,
+    choose_rows,
     make_generator,
     next_token,
+    process_logits,
 )
 from tui_gen.errors import TuiGenError
 from tui_gen.options import InvalidParameterError, SamplingParams
@@ -202,3 +205,39 @@ def test_from_generation_config() -> None:
     assert (p.temperature, p.top_k, p.greedy) == (0.3, 7, True)
     # a broken generation_config.json must not stop a model from opening
     assert SamplingParams.from_generation_config({"top_p": 7}) == SamplingParams()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=6),
+    vocab=st.integers(min_value=2, max_value=60),
+    top_k=st.integers(min_value=0, max_value=10),
+    top_p=st.sampled_from([1.0, 0.9, 0.5]),
+    min_p=st.sampled_from([0.0, 0.1]),
+    temperature=st.sampled_from([0.5, 1.0, 1.7]),
+    seed=st.integers(min_value=0, max_value=2**31),
+)
+def test_choose_rows_draws_what_each_row_draws_alone(
+    rows: int, vocab: int, top_k: int, top_p: float, min_p: float, temperature: float, seed: int
+) -> None:
+    """Row i of a batch, processed as one tensor and drawn from its own generator, gets the
+    token its row alone gets from a generator in the same state."""
+    p = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    logits = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed)) * 3
+    gens = [make_generator(seed + i, "cpu") for i in range(rows)]
+    solo_gens = [make_generator(seed + i, "cpu") for i in range(rows)]
+    for _ in range(3):  # several draws: each generator advances as it would alone
+        tok, col = choose_rows(process_logits(logits, p), gens)
+        for i in range(rows):
+            t, c = choose(process_logits(logits[i : i + 1], p), solo_gens[i])
+            assert int(tok[i]) == int(t) and int(col[i]) == int(c)
+
+
+def test_choose_rows_falls_back_to_the_argmax_per_row() -> None:
+    """A temperature so small that one row's softmax overflows: that row becomes greedy, the
+    other still samples."""
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.0, 0.0]])
+    step = process_logits(logits, SamplingParams(temperature=1e-40, top_k=0))
+    gens = [make_generator(0, "cpu"), make_generator(1, "cpu")]
+    tok, _ = choose_rows(step, gens)
+    assert int(tok[0]) == 1

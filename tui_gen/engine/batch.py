@@ -39,7 +39,7 @@ from tui_gen.engine.events import (
     TokenLogprobs,
 )
 from tui_gen.engine.logprobs import TokenTexts, read_logprobs
-from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
+from tui_gen.engine.sampling import check_logit, choose_rows, make_generator, process_logits
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
@@ -74,45 +74,45 @@ class _Row:
         return len(self.ids) + len(self.generated)
 
 
-def _same_greedy(rows: Sequence[_Row]) -> bool:
-    """True when one batched argmax (and one penalty call) serves every row."""
-    p0 = rows[0].req.params
-    return all(
-        r.req.params.greedy
-        and r.req.params.repetition_penalty == p0.repetition_penalty
-        and r.req.params.repetition_window == p0.repetition_window
-        for r in rows
-    )
+def _sampler_key(p: SamplingParams) -> tuple[object, ...]:
+    """What process_logits reads of `p`: rows with equal keys are processed as one tensor."""
+    penalty = (p.repetition_penalty, p.repetition_window if p.repetition_penalty != 1.0 else 0)
+    if p.greedy:
+        return (True, *penalty)
+    return (False, *penalty, p.temperature, p.top_k, p.top_p, p.min_p)
 
 
 def _sample(
     logits: torch.Tensor, rows: Sequence[_Row], seq: torch.Tensor, texts: TokenTexts
 ) -> tuple[list[int], list[TokenLogprobs | None]]:
     """Next token per row, and its TokenLogprobs when the row asked for them (else None).
-    logits (b, V); seq (b, cur) all tokens so far (padding = a real one)."""
-    ns = [r.req.params.logprobs for r in rows]
-    if _same_greedy(rows):
-        p = rows[0].req.params
-        seen = seq if p.repetition_penalty != 1.0 else None
-        step = process_logits(logits, p, seen)
-        tok, col = choose(step)
-        none: list[TokenLogprobs | None] = [None] * len(rows)
-        toks = tok.tolist()
-        return toks, read_logprobs(step, toks, col.tolist(), ns, texts) if any(ns) else none
-    out: list[torch.Tensor] = []
-    lps: list[TokenLogprobs | None] = []
+    logits (b, V); seq (b, cur) all tokens so far (padding = a real one).
+
+    Rows with the same sampler settings (a server's clients on the model's defaults, a
+    --prompts file) go through process_logits once, as one tensor, and each draws from its
+    own generator (sampling.choose_rows): the same tokens as one row at a time, at one
+    chain of tensor operations per step instead of one per row."""
+    groups: dict[tuple[object, ...], list[int]] = {}
     for i, r in enumerate(rows):
-        p = r.req.params
-        seen = seq[i : i + 1] if p.repetition_penalty != 1.0 else None
-        step = process_logits(logits[i : i + 1], p, seen)
-        tok, col = choose(step, r.rng)  # (1,)
-        out.append(tok)
-        lps.append(
-            read_logprobs(step, [int(tok)], [int(col)], (p.logprobs,), texts)[0]
-            if p.logprobs
-            else None
-        )
-    return torch.cat(out).tolist(), lps
+        groups.setdefault(_sampler_key(r.req.params), []).append(i)
+    toks: list[int] = [0] * len(rows)
+    lps: list[TokenLogprobs | None] = [None] * len(rows)
+    for idx in groups.values():
+        p = rows[idx[0]].req.params
+        whole = len(idx) == len(rows)
+        sel = torch.tensor(idx, device=logits.device) if not whole else None
+        part = logits if sel is None else logits.index_select(0, sel)
+        seen = None
+        if p.repetition_penalty != 1.0:
+            seen = seq if sel is None else seq.index_select(0, sel)
+        step = process_logits(part, p, seen)
+        tok, col = choose_rows(step, [rows[i].rng for i in idx])
+        got, cols = tok.tolist(), col.tolist()
+        ns = [rows[i].req.params.logprobs for i in idx]
+        read = read_logprobs(step, got, cols, ns, texts) if any(ns) else [None] * len(idx)
+        for j, i in enumerate(idx):
+            toks[i], lps[i] = got[j], read[j]
+    return toks, lps
 
 
 def _alloc_cache(gen: Any, batch: int, columns: int) -> KVCache:

@@ -8,6 +8,7 @@ removed tokens set to -inf, so each can be tested alone and they compose by plai
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -171,6 +172,33 @@ def choose(
     except RuntimeError:
         assert step.kept is not None
         col = step.kept.argmax(dim=-1)
+    if step.ids is None:
+        return col, col
+    return step.ids.gather(-1, col[:, None]).squeeze(-1), col
+
+
+def choose_rows(
+    step: StepLogits, generators: Sequence[torch.Generator | None]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`choose` with one generator per row: row i gets exactly the token `choose` gives its
+    row alone with generators[i] (the same softmax of the same values, one multinomial draw
+    from its own generator), so a seeded request samples alike in a batch and on its own.
+
+    Why not one multinomial over the batch: it would draw every row from one generator; and
+    not `choose` per row: each call re-runs the whole processing chain for one row (~100 us
+    of dispatch), which is what made a batch of sampled rows cost nearly b solo steps.
+    """
+    if step.final is None or len(generators) == 1:
+        return choose(step, generators[0] if generators else None)
+    probs = step.final.float().softmax(dim=-1)  # (B, K)
+    cols = []
+    for i, g in enumerate(generators):
+        try:
+            cols.append(torch.multinomial(probs[i : i + 1], 1, generator=g)[:, 0])
+        except RuntimeError:  # non-finite probabilities: the row's argmax, as `choose`
+            assert step.kept is not None
+            cols.append(step.kept[i : i + 1].argmax(dim=-1))
+    col = torch.cat(cols)
     if step.ids is None:
         return col, col
     return step.ids.gather(-1, col[:, None]).squeeze(-1), col
