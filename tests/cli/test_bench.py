@@ -48,3 +48,36 @@ def test_bench_bad_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--repeats" in err
+
+
+def test_contention_times_one_all_and_auto_threads_and_cleans_up(
+    tiny_llama: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--contention runs decode beside a busy process on 1 thread, all threads and the
+    governor's choice; the busy process is gone afterwards and --threads' fix is undone."""
+    import subprocess
+
+    import torch
+
+    from tui_gen.cli import bench
+    from tui_gen.engine import threads
+
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def popen(*a, **kw):  # type: ignore[no-untyped-def]
+        started.append(real(*a, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(bench.subprocess, "Popen", popen)
+    flags = ["--repeats", "2", "--max-new-tokens", "8", "--recompute", "--contention"]
+    assert main([str(tiny_llama), *flags, "--threads", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rates = data["contention"]
+    assert list(rates) == ["1", str(torch.get_num_threads()), "auto"]
+    assert all(len(r) == 2 and min(r) > 0 for r in rates.values())
+    busy = [p for p in started if "while True: pass" in " ".join(map(str, p.args))]
+    assert len(busy) == 1 and busy[0].poll() is not None  # the busy process has ended
+    assert threads.fixed() is None  # bench --threads fixed the count only while it ran
+    assert main([str(tiny_llama), *flags[:-1], "--repeats", "1", "--contention"]) == 0
+    assert "one busy process, threads 1 / " in capsys.readouterr().out

@@ -10,6 +10,7 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -215,9 +216,52 @@ def chat_ttft(gen: Any, turns: int, reuse: bool, max_new_tokens: int = 48) -> li
     return out
 
 
+def contention(gen: Any, ids: list[int], n: int, repeats: int) -> dict[str, list[float]]:
+    """Decode tok/s while one CPU-bound process competes for the cores: on 1 thread, on all
+    of torch's threads, and with the thread governor choosing (engine/threads.py), in
+    interleaved rounds so a change of load weighs on all three alike."""
+    import torch
+
+    from tui_gen.engine import threads
+
+    most = torch.get_num_threads()
+    prior = threads.fixed()
+    rates: dict[str, list[float]] = {"1": [], str(most): [], "auto": []}
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)  # let it reach the CPU
+        for _ in range(repeats):
+            for label, fixed in (("1", 1), (str(most), most), ("auto", None)):
+                threads.fix(fixed)
+                stats = greedy_run(gen, ids, n).stats
+                rates[label].append(stats.decode_tokens_per_second)
+    finally:
+        threads.fix(prior)
+        busy.kill()
+        busy.wait()
+    return rates
+
+
 def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Report:
     """Measure one model; `after(report, generator, prompt_ids, runs)` may add rows (the
     comparison harness in dev/ adds transformers' figures this way)."""
+    from tui_gen.engine import threads
+
+    prior = threads.fixed()
+    if args.threads:
+        threads.fix(args.threads)  # the number asked for, on every step
+    try:
+        return _run_bench(args, after)
+    finally:
+        threads.fix(prior)
+
+
+def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
     import torch
 
     if args.threads:
@@ -339,6 +383,19 @@ def run_bench(args: argparse.Namespace, after: AfterHook | None = None) -> Repor
                 ttfts[-1] / ttfts[0],
                 "{:.2f}x",
             )
+    if args.contention:
+        rates = contention(gen, ids, n, args.repeats)
+        rep.data["contention"] = rates
+        labels = list(rates)
+        rep.rows.append(
+            (
+                f"decode tok/s, one busy process, threads {' / '.join(labels)}",
+                " / ".join(f"{statistics.median(rates[k]):.1f}" for k in labels)
+                + "  (runs "
+                + ", ".join(f"{min(rates[k]):.0f}-{max(rates[k]):.0f}" for k in labels)
+                + ")",
+            )
+        )
     if after is not None:
         after(rep, gen, ids, runs)
     return rep
@@ -375,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also time decoding with per-token logprobs (N alternatives) against without, "
         "greedy and sampled, in alternating runs",
+    )
+    p.add_argument(
+        "--contention",
+        action="store_true",
+        help="also time decoding while one CPU-bound process competes for the cores: on 1 "
+        "thread, on all threads, and with the thread count chosen from measured steps",
     )
     p.add_argument("--json", action="store_true")
     return p

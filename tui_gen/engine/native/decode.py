@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import time
 import weakref
 from ctypes import POINTER, c_float, c_int32, c_int64, c_void_p
 
@@ -29,6 +30,7 @@ from torch import nn
 from tui_gen.engine.native import build
 from tui_gen.engine.native.gguf_linear import GGUFLinear
 from tui_gen.engine.native.qlinear import NativeQuantLinear
+from tui_gen.engine.threads import ThreadGovernor
 from tui_gen.models.family import (
     Activation,
     CausalLM,
@@ -260,6 +262,10 @@ class NativeDecoder:
         self._logits = torch.empty(spec.head.n)
         self._scratch = torch.empty(0)
         self._scratch_rows = 0  # rows the scratch is sized for at the bound cache's max_seq
+        # threads per call, from measured step times (engine/threads.py): one governor for the
+        # one-row step, one per batch size of step_rows (their step times differ)
+        self.governor = ThreadGovernor()
+        self._row_governors: dict[int, ThreadGovernor] = {}
 
     @classmethod
     def build(cls, model: nn.Module) -> tuple[NativeDecoder | None, str]:
@@ -351,10 +357,13 @@ class NativeDecoder:
             cos2, sin2 = self._rope_local(start, self._dtype)
             cos2_p, sin2_p = cos2.data_ptr(), sin2.data_ptr()
         self._x.copy_(self._embed(idx, start))
+        threads = self.governor.threads()
+        t0 = time.perf_counter()
         rc = self._lib.decode_step(
             ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
-            scratch.data_ptr(), self._logits.data_ptr(), torch.get_num_threads(),
+            scratch.data_ptr(), self._logits.data_ptr(), threads,
         )  # fmt: skip
+        self.governor.record(threads, time.perf_counter() - t0)
         if rc != 0:
             raise RuntimeError("native decode step rejected its arguments")
         cache.advance(start, 1)
@@ -407,10 +416,14 @@ class NativeDecoder:
         x = torch.empty(b, self._spec.hidden)
         x.copy_(self._embed(idx, pos).reshape(b, -1))
         logits = torch.empty(b, self._spec.head.n)
+        governor = self._row_governors.setdefault(b, ThreadGovernor())
+        threads = governor.threads()
+        t0 = time.perf_counter()
         rc = self._lib.decode_rows(
             ctypes.byref(self._spec), b, x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
-            kp_p, kp_stride, scratch.data_ptr(), logits.data_ptr(), torch.get_num_threads(),
+            kp_p, kp_stride, scratch.data_ptr(), logits.data_ptr(), threads,
         )  # fmt: skip
+        governor.record(threads, time.perf_counter() - t0)
         if rc != 0:
             raise RuntimeError("native decode step rejected its arguments")
         cache.advance(start, 1)

@@ -1,0 +1,142 @@
+"""engine/threads.py: the thread governor against simulated machines (step times it is fed),
+and the native decode step running on the count it picks."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_gen.engine import threads
+from tui_gen.engine.threads import PROBE_EVERY_MAX, ThreadGovernor
+
+# a step's seconds on n threads, at step i
+Machine = Callable[[int, int], float]
+
+
+@pytest.fixture(autouse=True)
+def _two_threads_quiet_start(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("TUI_GEN_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_busy", lambda: False)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    threads.fix(None)
+    yield
+    threads.fix(None)
+    torch.set_num_threads(saved)
+
+
+def quiet(n: int, i: int) -> float:
+    """2 threads 1 ms, 1 thread 1.8 ms, with a little noise."""
+    return (1.0 if n == 2 else 1.8) * 1e-3 * (1 + 0.05 * random.random())
+
+
+def busy(n: int, i: int) -> float:
+    """Another process on a core: a 2-thread step is fast, except every third one waits for a
+    time slice at a barrier (150 ms); 1 thread is steady at 2 ms."""
+    if n == 1:
+        return 2e-3
+    return 0.15 if i % 3 == 0 else 1.1e-3
+
+
+def run(g: ThreadGovernor, machine: Machine, steps: int, start: int = 0) -> tuple[list[int], float]:
+    """(the thread count of every step, the total seconds) of `steps` steps."""
+    used, total = [], 0.0
+    for i in range(start, start + steps):
+        n = g.threads()
+        t = machine(n, i)
+        g.record(n, t)
+        used.append(n)
+        total += t
+    return used, total
+
+
+def test_a_quiet_machine_keeps_every_thread_and_probes_ever_less() -> None:
+    random.seed(0)
+    g = ThreadGovernor()
+    used, total = run(g, quiet, 5000)
+    assert g.current == 2
+    assert used.count(1) / len(used) < 0.02  # probes of 1 thread: under 2% of the steps
+    assert total < 1.02 * 5000 * 1.05e-3  # within 2% of always running on 2
+    late = used[2500:]
+    assert late.count(1) <= 8  # the probes have backed off
+
+
+def test_a_busy_machine_moves_to_one_thread_at_once_and_stays() -> None:
+    g = ThreadGovernor()
+    used, total = run(g, busy, 5000)
+    assert g.current == 1
+    assert 1 in used[:8]  # the first probe comes after two steps
+    # what the 2-thread probes cost: a few slow steps, not a steady share
+    assert total < 1.05 * 5000 * 2e-3
+    assert used[8:].count(2) <= 10
+
+
+def test_the_machine_getting_busy_then_quiet_again() -> None:
+    """Quiet -> busy: a step far slower than usual triggers a probe of fewer threads at once;
+    busy -> quiet: periodic probes find the faster count again within the longest wait."""
+    g = ThreadGovernor()
+    run(g, quiet, 300)
+    assert g.current == 2
+    used, _ = run(g, busy, 300, start=300)
+    assert g.current == 1 and used[30:].count(2) <= 6
+    used, _ = run(g, quiet, PROBE_EVERY_MAX + 50, start=600)
+    assert g.current == 2
+
+
+def test_a_fixed_count_is_obeyed_and_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = ThreadGovernor()
+    monkeypatch.setenv("TUI_GEN_THREADS", "1")
+    used, _ = run(g, busy, 50)
+    assert set(used) == {1} and g.switches == 0
+    monkeypatch.delenv("TUI_GEN_THREADS")
+    threads.fix(2)
+    used, _ = run(g, busy, 50)
+    assert set(used) == {2} and threads.fixed() == 2
+    threads.fix(None)
+    assert threads.fixed() is None
+
+
+def test_a_busy_load_average_starts_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "_busy", lambda: True)
+    assert ThreadGovernor().threads() == 1
+
+
+def test_torch_thread_count_changes_restart_the_choice() -> None:
+    g = ThreadGovernor()
+    run(g, busy, 100)
+    assert g.current == 1
+    torch.set_num_threads(4)
+    assert g.threads() == 4 and g.counts == [1, 2, 4]
+
+
+def test_native_steps_give_the_same_tokens_on_any_count(tiny_llama: Path) -> None:
+    """The native step splits its work by output rows: 1 thread, 2 threads and the governor
+    switching between them mid-reply give the same greedy tokens, and every step is timed."""
+    from tui_gen.engine.generator import Generator
+    from tui_gen.engine.native import build
+
+    if build.load() is None:
+        pytest.skip(build.reason())
+    gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
+    assert gen.decode_backend == "native"
+    ids = list(range(3, 12))
+    outs = []
+    for n in (1, 2):
+        threads.fix(n)
+        outs.append(gen.generate_result(ids, max_new_tokens=24, do_sample=False).token_ids)
+    threads.fix(None)
+    assert gen._native is not None
+    native = gen._native[0]
+    seen: list[int] = []
+    record = native.governor.record
+    counts = itertools.cycle([1, 2, 2, 1])
+    native.governor.threads = lambda: next(counts)  # type: ignore[method-assign]
+    native.governor.record = lambda n, s: (seen.append(n), record(n, s))  # type: ignore[method-assign]
+    outs.append(gen.generate_result(ids, max_new_tokens=24, do_sample=False).token_ids)
+    assert outs[0] == outs[1] == outs[2]
+    assert set(seen) == {1, 2} and len(seen) >= 23

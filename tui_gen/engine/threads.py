@@ -1,0 +1,152 @@
+"""How many threads a native decode step runs on, chosen from how fast steps actually go.
+
+Why: every OpenMP parallel region ends in a barrier, so a step is as slow as its slowest
+thread. When another process holds one of the cores, the thread the OS put there waits for a
+time slice at every barrier, tens of times per token, and a 2-thread step becomes many times
+slower than a 1-thread one (measured on this 2-core machine with a training run on both
+cores: the cooking model decoded at 6-195 tok/s on 2 threads against 380-407 on 1). The OS
+does not announce when that starts or stops, so the governor measures instead: it times each
+step, now and then runs a couple of steps on another thread count (at once when a step is far
+slower than usual), and keeps the fastest. A probe that loses waits twice as long before the
+next one, so a machine that stays busy costs a few slow steps per thousands.
+
+`TUI_GEN_THREADS=N` (or `fix(N)`, which `tui-gen bench --threads N` calls) turns the choice
+off: every step runs on N threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+
+import torch
+
+#: steps between probes of another thread count, at first and after a probe that won
+PROBE_EVERY = 32
+#: the longest wait between probes, after probes that kept losing
+PROBE_EVERY_MAX = 4096
+#: steps per probe (the first of them also wakes the other threads up)
+PROBE_STEPS = 4
+#: a step this many times the recent median of its thread count starts a probe at once
+SLOW = 3.0
+#: recent step times kept per thread count
+WINDOW = 8
+#: after a losing probe whose steps were r times slower, wait at least r * COST_SPAN steps
+COST_SPAN = 50
+
+_fixed_lock = threading.Lock()
+_fixed: list[int | None] = [None]
+
+
+def fix(threads: int | None) -> None:
+    """Run every native step on `threads` threads (None: choose them from measurements)."""
+    with _fixed_lock:
+        _fixed[0] = threads if threads is None else max(1, int(threads))
+
+
+def fixed() -> int | None:
+    """The fixed thread count (fix() or TUI_GEN_THREADS), or None when the governor chooses."""
+    if _fixed[0] is not None:
+        return _fixed[0]
+    env = os.environ.get("TUI_GEN_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return None
+
+
+def _busy() -> bool:
+    """Whether the machine looked busy over the last minute (load average at least the core
+    count): where the first steps start, before any of them has been timed."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+        return os.getloadavg()[0] >= cores - 0.5
+    except (AttributeError, OSError):  # not Linux / no load average
+        return False
+
+
+class ThreadGovernor:
+    """The thread count for the next step (`threads()`) and what that step took (`record`).
+
+    Candidates are 1, half and all of torch's thread count (all: what the step would use
+    without the governor, where it starts unless the load average says the machine is
+    busy). Each keeps its last few step times; the current
+    count is the one whose recent mean is lowest. The mean, not the best or the median: on a
+    busy machine a multi-thread step is usually as fast as on a quiet one and now and then
+    20-100x slower (a thread waiting for a time slice at a barrier), and it is those rare
+    steps that decide the throughput (measured: 2 threads, best 1.1 ms, median 3.9 ms, worst
+    170 ms, against 1 thread's steady 2.1 ms).
+    """
+
+    def __init__(self) -> None:
+        self._most = 0
+        self._reset(torch.get_num_threads())
+
+    def _reset(self, most: int) -> None:
+        self._most = max(1, most)
+        self.counts = sorted({1, max(1, self._most // 2), self._most})
+        self.current = 1 if _busy() else self._most
+        self._times: dict[int, deque[float]] = {c: deque(maxlen=WINDOW) for c in self.counts}
+        self._probe: list[int] = []
+        self._every = PROBE_EVERY
+        self._since = PROBE_EVERY - 2  # the first probe after two steps: a busy machine
+        # would otherwise be found out only 32 steps in
+        self.switches = 0  # how often the choice changed (for tests and bench)
+
+    def threads(self) -> int:
+        n = fixed()
+        if n is not None:
+            return n
+        most = torch.get_num_threads()
+        if most != self._most:  # torch's count changed (torch.set_num_threads): start over
+            self._reset(most)
+        if self._probe:
+            return self._probe[0]
+        return self.current
+
+    def record(self, threads: int, seconds: float) -> None:
+        """The step just run on `threads` threads took `seconds` (wall clock)."""
+        if fixed() is not None or threads not in self._times:
+            return
+        times = self._times[threads]
+        usual = sorted(times)[len(times) // 2] if len(times) >= 3 else None  # median
+        times.append(seconds)
+        if self._probe:
+            self._probe.pop(0)
+            mine = self._times[self.current]
+            if mine and seconds > SLOW * (sum(mine) / len(mine)):  # losing badly: stop here
+                self._probe = [c for c in self._probe if c != threads]
+            if not self._probe:
+                self._decide()
+            return
+        self._since += 1
+        if self._since >= self._every:
+            self._start_probe([c for c in self.counts if c != self.current])
+        elif usual is not None and seconds > SLOW * usual:
+            # a step far slower than usual: the machine got busy, which fewer threads may
+            # weather better (more threads would not)
+            self._start_probe([c for c in self.counts if c < self.current])
+
+    def _start_probe(self, others: list[int]) -> None:
+        self._since = 0
+        if not others:
+            if len(self.counts) == 1:  # one core: nothing to choose
+                self._every = PROBE_EVERY_MAX
+            return
+        for c in others:  # compare with times from this stretch of load only
+            self._times[c].clear()
+        self._probe = [c for c in others for _ in range(PROBE_STEPS)]
+
+    def _decide(self) -> None:
+        means = {c: sum(t) / len(t) for c, t in self._times.items() if t}
+        best = min(means, key=lambda c: (means[c], c))
+        if best != self.current:
+            self.current = best
+            self.switches += 1
+            self._every = PROBE_EVERY
+            return
+        # the probe lost: wait twice as long, and at least long enough that a probe step
+        # costing r steps of the current count stays a few percent of the time (r * COST_SPAN)
+        probed = [means[c] / means[best] for c in means if c != best]
+        r = max(probed, default=1.0)
+        self._every = int(min(max(self._every * 2, r * COST_SPAN), PROBE_EVERY_MAX))
