@@ -3,7 +3,8 @@
 Handlers run on the event loop and never touch the model: they turn a request into Jobs
 (convert.py), hand them to the engine's Scheduler (one thread owns the model, continuous
 batching) and turn its events back into OpenAI's JSON or server-sent events. Events cross from
-the scheduler thread through `loop.call_soon_threadsafe` into an asyncio queue.
+the scheduler thread into each request's asyncio queue through one `_Relay` per event loop,
+which wakes the loop once per batch of events rather than once per event.
 
 A client that goes away stops its rows: a stream's generator is closed by Starlette when the
 client disconnects (its `finally` sets the jobs' cancel Events), and a non-streaming request
@@ -15,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,18 +96,58 @@ class _Choice:
     finish: FinishEvent | None = None
 
 
+class _Relay:
+    """Events from the scheduler thread to the event loop's queues.
+
+    Why not `call_soon_threadsafe` per event: each call writes to the loop's wake-up pipe and
+    schedules one callback, so eight streaming clients cost eight system calls and eight
+    callbacks per decode step. Here events collect in a list and the loop is woken only when
+    the list was empty: one wake-up drains everything that arrived meanwhile (usually a whole
+    step's worth), in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[asyncio.Queue[Event], Event]] = []
+
+    def put(self, queue: asyncio.Queue[Event], ev: Event) -> None:
+        """Called on the scheduler thread."""
+        with self._lock:
+            self._pending.append((queue, ev))
+            if len(self._pending) > 1:
+                return  # a drain is already scheduled and will take this one too
+        # a closed loop (the server shut down) raises RuntimeError: nobody listens then
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for queue, ev in pending:
+            queue.put_nowait(ev)
+
+
+_relays: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Relay] = weakref.WeakKeyDictionary()
+
+
+def _relay() -> _Relay:
+    loop = asyncio.get_running_loop()
+    relay = _relays.get(loop)
+    if relay is None:
+        relay = _relays[loop] = _Relay(loop)
+    return relay
+
+
 class _Run:
     """The jobs of one request and the queue their events arrive on."""
 
     def __init__(self, scheduler: Scheduler, jobs: list[Job]) -> None:
         self.jobs = jobs
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+        relay, queue = _relay(), self.queue
 
         def sink(ev: Event) -> None:
-            # a closed loop (the server shut down) raises RuntimeError: nobody listens then
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.queue.put_nowait, ev)
+            relay.put(queue, ev)
 
         for job in jobs:
             job.sink = sink
