@@ -10,7 +10,9 @@ a key mask):
 
     1. its prompt is prefilled into a one-row cache of its own, exactly as a solo run would,
        and its first token is sampled from those logits (so time to first token does not wait
-       for the batch);
+       for the batch). When it starts like a recent prompt (a chat client re-sending the
+       conversation, a shared system prompt), that prompt's keys and values are copied in and
+       only the rest is prefilled (engine/prefix_cache.py);
     2. at the step boundary the batch cache is rebuilt with one more row: the newcomer's
        columns go right-aligned to the batch's current column `cur` (left-padded and masked);
        when its prompt is longer than `cur`, every other row shifts right instead. The rebuild
@@ -48,6 +50,7 @@ from tui_gen.engine.events import (
     TokenEvent,
     TokenLogprobs,
 )
+from tui_gen.engine.prefix_cache import DEFAULT_BUDGET, PrefixCache, copy_prefix, snapshot
 from tui_gen.engine.sampling import (
     check_logit,
     make_generator,
@@ -101,7 +104,9 @@ class _Slot:
 class Scheduler:
     """Owns the Generator's model on one thread; see the module docstring."""
 
-    def __init__(self, gen: Any, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(
+        self, gen: Any, max_batch: int = DEFAULT_MAX_BATCH, prefix_budget: int = DEFAULT_BUDGET
+    ) -> None:
         if max_batch < 1:
             raise TuiGenError(f"--max-batch must be at least 1, got {max_batch}")
         self.gen = gen
@@ -119,6 +124,11 @@ class Scheduler:
         # a model with a cache of its own (a recurrent state) cannot splice rows: one at a time
         self._rows = 1 if getattr(gen.model, "new_cache", None) is not None else max_batch
         self._thread = threading.Thread(target=self._run, name="tui-gen-scheduler", daemon=True)
+        # recent prompts' keys and values (KVCache models whose rotary does not depend on the
+        # sequence's total length, see Generator's reuse): a prompt that starts like one of
+        # them is prefilled from where it differs
+        reusable = self._rows > 1 and getattr(gen.model, "rope_switch", None) is None
+        self.prefixes: PrefixCache | None = PrefixCache(prefix_budget) if reusable else None
         #: how many rows each step ran (tests and the bench read it)
         self.step_rows: list[int] = []
 
@@ -217,7 +227,17 @@ class Scheduler:
         own = _alloc_cache(gen, 1, need if not self._slots else L)
         t0 = time.perf_counter()
         ids_t = torch.tensor([job.ids], dtype=torch.long, device=gen.device)
-        logits = gen.model(ids_t, start=0, cache=own, last_only=True)[:, -1]  # (1, V)
+        reuse, hit = self.prefixes.longest(job.ids) if self.prefixes is not None else (0, None)
+        if hit is not None and isinstance(own, KVCache):
+            copy_prefix(hit, own, reuse)
+        else:
+            reuse = 0
+        stats.prefill_tokens = L - reuse
+        logits = gen.model(ids_t[:, reuse:], start=reuse, cache=own, last_only=True)[:, -1]
+        if self.prefixes is not None and isinstance(own, KVCache):
+            # joining, `own` (exactly L columns) is only read and then dropped: keep it; adopted,
+            # it becomes the batch's cache and is written on: keep a copy
+            self.prefixes.add(job.ids, own if self._slots else snapshot(own, L))
         seq = ids_t
         logits = _biased(logits, [slot.bias])
         toks, lps = _sample(logits, [row], seq, self.gen.token_texts)
