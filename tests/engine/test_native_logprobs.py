@@ -96,10 +96,14 @@ def test_removed_tokens_and_non_finite_rows() -> None:
 
 def test_read_logprobs_is_the_same_with_and_without_c(monkeypatch: pytest.MonkeyPatch) -> None:
     """TUI_GEN_LOGPROBS_NATIVE=0 switches to torch: the same ids, values within float32
-    rounding, greedy and with top-p alone (the two paths without top-k columns)."""
+    rounding, greedy, with top-p alone and with top-k (whose sampled list is its first columns)."""
     logits = torch.randn(3, 500, generator=torch.Generator().manual_seed(1)) * 3
     texts = TokenTexts(_Tok())
-    for p in (SamplingParams(do_sample=False), SamplingParams(top_k=0, top_p=0.9)):
+    for p in (
+        SamplingParams(do_sample=False),
+        SamplingParams(top_k=0, top_p=0.9),
+        SamplingParams(top_k=8, temperature=0.7),
+    ):
         step = process_logits(logits, p)
         tok, col = choose(step, torch.Generator().manual_seed(0))
         with_c = read_logprobs(step, tok.tolist(), col.tolist(), [5, 1, 20], texts)

@@ -102,10 +102,10 @@ def read_logprobs(
 
     `tokens` are the chosen ids and `columns` their columns in `step.final` (sampling.choose
     returns both); `ns` is each row's N. Each tensor operation costs microseconds of dispatch
-    on a small model's step, so there are few: after top-k the columns are already sorted
-    (torch.topk's order, StepLogits), so both top-N lists are the first N columns and no
-    second top-N runs; without top-k (greedy, or top-p/min-p alone) the raw top-N and
-    log-sum-exp come from one C call (`_native_top`) where it is available.
+    on a small model's step, so there are few: the raw top-N and log-sum-exp come from one C
+    call (`_native_top`) where it is available, and after top-k the columns are already
+    sorted (torch.topk's order, StepLogits), so the sampled top-N is the first N columns and
+    no second top-N runs.
     """
     n = max(ns)
     if n <= 0:
@@ -114,23 +114,25 @@ def read_logprobs(
     raw_ls: torch.Tensor | None = None  # log_softmax(raw), when torch computed it
     lse: list[float] = []  # log-sum-exp per row, when C did
     final = None
-    if step.final is not None and step.ids is not None and n <= step.ids.shape[-1]:
-        head = step.ids[:, :n]  # the n most likely ids, raw and sampled alike
+    sorted_k = step.final is not None and step.ids is not None and n <= step.ids.shape[-1]
+    native = _native_top(raw, n)
+    if native is not None:
+        top_ids, top_values, lse = native
+    elif sorted_k:
+        assert step.ids is not None
         raw_ls = raw.log_softmax(dim=-1)  # (B, V)
-        final = step.final.log_softmax(dim=-1)  # (B, k), -inf where a sampler removed
-        values = torch.cat((raw_ls.gather(-1, head), final[:, :n])).tolist()  # (2B, n)
-        top_ids = s_ids = head.tolist()
-        top_values, s_values = values[: len(ns)], values[len(ns) :]
+        top_ids = step.ids[:, :n].tolist()  # top-k's columns are the most likely ids, sorted
+        top_values = raw_ls.gather(-1, step.ids[:, :n]).tolist()
     else:
-        native = _native_top(raw, n)
-        if native is not None:
-            top_ids, top_values, lse = native
+        raw_ls = raw.log_softmax(dim=-1)
+        top_v, top_i = raw_ls.topk(min(n, raw_ls.shape[-1]), dim=-1)  # (B, n)
+        top_values, top_ids = top_v.tolist(), top_i.tolist()
+    if step.final is not None:
+        final = step.final.log_softmax(dim=-1)  # (B, K), -inf where a sampler removed
+        if sorted_k:  # the first n columns are the n most likely, sampled as raw
+            assert step.ids is not None
+            s_values, s_ids = final[:, :n].tolist(), step.ids[:, :n].tolist()
         else:
-            raw_ls = raw.log_softmax(dim=-1)
-            top_v, top_i = raw_ls.topk(min(n, raw_ls.shape[-1]), dim=-1)  # (B, n)
-            top_values, top_ids = top_v.tolist(), top_i.tolist()
-        if step.final is not None:
-            final = step.final.log_softmax(dim=-1)  # (B, K)
             s_v, s_c = final.topk(min(n, final.shape[-1]), dim=-1)
             s_values, s_ids = s_v.tolist(), s_c.tolist()
             if step.ids is not None:  # columns of the top-k survivors -> vocabulary ids
