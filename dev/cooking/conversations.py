@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dev.cooking import answers as A
 from dev.cooking.corpus import END, Message, render_chat
@@ -196,6 +196,53 @@ def asked_name(d: Dish, rng: random.Random) -> str:
     return d.name.lower() if rng.random() < 0.6 else d.name
 
 
+#: how often a training conversation's dish is given another name (its recipe stays): then the
+#: name in the answers can only be predicted by copying it from the question, which is what
+#: lets the model answer a dish it never saw. Without it (the first v2 run, 2,000 steps) the
+#: model learned each of the 354 training names' recipes by heart and answered a held-out dish
+#: with a known one (it named the dish asked about in 3% of first replies).
+RENAME_P = 0.5
+MODIFIERS = (
+    "Classic", "Easy", "Quick", "Smoky", "Spicy", "Creamy", "Crispy", "Rustic", "Summer",
+    "Winter", "Weeknight", "Sunday", "Herby", "Lemony", "Golden", "Grandma's", "Nonna's",
+    "Farmhouse", "Market", "Harvest", "Garden", "Street-Style", "Home-Style", "Fiery", "Mild",
+    "One-Pot", "Traybake", "Slow-Cooked", "Charred", "Zesty",
+)  # fmt: skip
+SYLLABLES = (
+    "ka", "lo", "mi", "ra", "zen", "tu", "bel", "sha", "vo", "ri", "na", "dor", "pa", "qui",
+    "mar", "to", "su", "lin", "go", "fe", "ban", "ko", "ti", "ma", "sel", "ru", "ha", "chi",
+)  # fmt: skip
+
+
+def _invented(rng: random.Random) -> str:
+    return cap("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))))
+
+
+class Renamer:
+    """Other names for training dishes, never containing a held-out dish's name: a modifier
+    before the real name, words of other dishes' names, or an invented word, each before the
+    dish's last word (its kind: Soup, Curry, Pie)."""
+
+    def __init__(self, train: tuple[Dish, ...]) -> None:
+        self.words = sorted({w for d in train for w in d.name.split()[:-1] if w[:1].isupper()})
+        self.held = tuple(d.name.lower() for d in dishes("heldout"))
+
+    def __call__(self, d: Dish, rng: random.Random) -> Dish:
+        kind = d.name.split()[-1]
+        for _ in range(10):
+            r = rng.random()
+            if r < 0.3:
+                name = f"{rng.choice(MODIFIERS)} {d.name}"
+            elif r < 0.65:
+                name = " ".join([*rng.sample(self.words, rng.randint(1, 2)), kind])
+            else:
+                name = f"{_invented(rng)} {kind}"
+            low = name.lower()
+            if name != d.name and not any(h in low for h in self.held):
+                return replace(d, name=name)
+        return d
+
+
 def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -360,6 +407,7 @@ class Conversations:
         self.rng = random.Random(f"cooking-v2/{split}/{seed}")
         self.split = split
         self.dishes = dishes(split)
+        self.rename = Renamer(self.dishes) if split == "train" else None
         self.by_key: dict[str, list[Dish]] = {}
         for d in self.dishes:
             for k in key_ingredients(d):
@@ -376,6 +424,13 @@ class Conversations:
         lead = f"With {a} and {b} you could make {ideas}. Here is {d.name}."
         return d, q, A.card(d, lead, rng=rng)
 
+    def pick(self) -> Dish:
+        """A dish for a conversation, under another name RENAME_P of the time in training."""
+        d = self.rng.choice(self.dishes)
+        if self.rename is not None and self.rng.random() < RENAME_P:
+            d = self.rename(d, self.rng)
+        return d
+
     def chat(self) -> str:
         rng = self.rng
         msgs: list[Message] = []
@@ -384,7 +439,7 @@ class Conversations:
         if rng.random() < 0.07:
             d, q, a = self.with_turn()
         else:
-            d = rng.choice(self.dishes)
+            d = self.pick()
             kind = rng.choices(FIRST_KINDS, FIRST_WEIGHTS)[0]
             q, a = first_turn(d, kind, rng)
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
@@ -393,7 +448,7 @@ class Conversations:
         size = len(render_chat(msgs))
         for _ in range(n_follow):
             if rng.random() < 0.15:  # move on to another dish
-                d = rng.choice(self.dishes)
+                d = self.pick()
                 asked = asked_name(d, rng)
                 q = fill(rng.choice(NEXT_DISH), rng, dish=asked)
                 turn: tuple[str, str] | None = (q, first_answer(d, "recipe", asked, rng))

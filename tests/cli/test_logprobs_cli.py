@@ -171,9 +171,13 @@ def test_bench_times_decoding_with_and_without_logprobs(
         assert len(r["runs_off"]) == len(r["runs_on"]) == 5  # alternating runs, at least 5
         best = max(r["runs_off"]) / max(r["runs_on"]) - 1
         assert r["best_overhead"] == pytest.approx(best)
+        # the work timed alone, as a share of the fastest logprobs-off step
+        assert r["read_seconds"] > 0
+        assert r["read_share"] == pytest.approx(r["read_seconds"] * max(r["runs_off"]))
     assert bench_main([str(tiny_llama), *flags[:-1], "--logprobs", "3"]) == 0
     text = capsys.readouterr().out
     assert "decode tok/s greedy, logprobs 0 / 3" in text and "best runs" in text
+    assert "reading them, timed alone (sampled)" in text and "of the fastest step" in text
     with pytest.raises(SystemExit) as e:
         bench_main([str(tiny_llama), "--logprobs", "0"])
     assert e.value.code == 2

@@ -175,3 +175,25 @@ def test_repeated_lines_and_sentences_are_caught():
     assert repeated_line("- 2 onions, chopped\n- 2 onions, chopped")
     assert repeated_line("## Lasagne\n\n1. Brown the mince.\n2. Layer the sheets.") is None
     assert repeated_line("Yes.\nYes.") is None  # too short to count
+
+
+def test_training_conversations_rename_dishes_but_never_to_a_heldout_name():
+    """Half the training conversations ask about a dish under another name (so the name in the
+    answer must be copied from the question); the recipe is the dish's own, and no new name
+    contains a held-out dish's."""
+    train = dishes("train")
+    real = {d.name for d in train}
+    held = [d.name.lower() for d in dishes("heldout")]
+    gen = C.Conversations(0, "train")
+    picked = [gen.pick() for _ in range(400)]
+    renamed = [d for d in picked if d.name not in real]
+    assert 0.35 < len(renamed) / len(picked) < 0.65
+    assert len({d.name for d in renamed}) > 0.9 * len(renamed)  # varied, not a few fixed names
+    for d in renamed:
+        assert not any(h in d.name.lower() for h in held), d.name
+        assert any(d.ingredients == t.ingredients and d.steps == t.steps for t in train)
+    r = C.Renamer(train)
+    assert r(train[0], random.Random(1)).name != train[0].name
+    held_names = {x.name for x in dishes("heldout")}
+    held_gen = C.Conversations(0, "heldout")
+    assert all(held_gen.pick().name in held_names for _ in range(50))  # never in evaluation

@@ -174,6 +174,33 @@ def sampling_share(gen: Any, decode_step_s: float) -> float:
     return (time.perf_counter() - t) / reps / decode_step_s
 
 
+def logprobs_step_cost(gen: Any, top: int) -> dict[str, float]:
+    """Seconds that reading `top` logprobs adds to one step, greedy and sampled (the model's
+    defaults, or T=0.8 when they are greedy): `read_logprobs` on logits of this vocabulary,
+    the best of several timed rounds. A decode run's tok/s moves by more than this cost
+    between two runs on a shared machine; the work itself, timed alone, does not."""
+    import torch
+
+    from tui_gen.engine.logprobs import read_logprobs
+    from tui_gen.engine.sampling import choose, make_generator, process_logits
+
+    logits = torch.randn(1, gen.config.vocab_size, device=gen.device) * 3
+    sampled = gen.defaults if not gen.defaults.greedy else gen.params(temperature=0.8)
+    out: dict[str, float] = {}
+    for mode, p in (("greedy", gen.params(do_sample=False)), ("sampled", sampled)):
+        step = process_logits(logits, p)
+        tok, col = choose(step, make_generator(0, gen.device))
+        toks, cols = tok.tolist(), col.tolist()
+        reps, best = 300, float("inf")
+        for _ in range(7):
+            t = time.perf_counter()
+            for _ in range(reps):
+                read_logprobs(step, toks, cols, [top], gen.token_texts)
+            best = min(best, (time.perf_counter() - t) / reps)
+        out[mode] = best
+    return out
+
+
 CHAT_SCRIPT = [
     "What can I cook with rice, eggs and spring onions?",
     "How long should the rice cook?",
@@ -348,7 +375,11 @@ def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
         )
     if args.logprobs:
         k = args.logprobs
+        cost = logprobs_step_cost(gen, k)
         for mode, r in logprobs_overhead(gen, ids, n, k, max(args.repeats, 5)).items():
+            best_step = 1.0 / max(r["runs_off"]) if max(r["runs_off"]) else 0.0
+            r["read_seconds"] = cost[mode]
+            r["read_share"] = cost[mode] / best_step if best_step else None
             rep.data[f"logprobs_{mode}"] = r
             spread = (
                 f"runs {min(r['runs_off']):.0f}-{max(r['runs_off']):.0f} / "
@@ -363,6 +394,14 @@ def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
                     f"{spread})",
                 )
             )
+            if r["read_share"] is not None:
+                rep.rows.append(
+                    (
+                        f"  reading them, timed alone ({mode})",
+                        f"{r['read_seconds'] * 1e6:.0f} us = {r['read_share']:.1%} of the "
+                        "fastest step",
+                    )
+                )
     if args.chat_turns:
         n_turns = args.chat_turns
         for reuse in (True, False):
