@@ -57,10 +57,11 @@ def _value(token_id: int, ids: list[int], values: list[float]) -> float | None:
         return None
 
 
-def _native_on() -> bool:
-    """logprobs.c unless TUI_GEN_LOGPROBS_NATIVE=0 (or TUI_GEN_NATIVE=0, which turns off all C)."""
+def _native_lib() -> Any:
+    """The kernel library for logprobs.c, or None: without a compiler, with
+    TUI_GEN_NATIVE=0 (all C off) or with TUI_GEN_LOGPROBS_NATIVE=0 (this one off)."""
     flag = os.environ.get("TUI_GEN_LOGPROBS_NATIVE", "1").strip().lower()
-    return flag not in ("0", "no", "off", "false") and build.load() is not None
+    return None if flag in ("0", "no", "off", "false") else build.load()
 
 
 def _native_top(
@@ -72,10 +73,11 @@ def _native_top(
     Why: log_softmax + topk + tolist cost ~30 us of torch dispatch per step, the C pass over a
     4k-vocabulary row ~3 us; on a small model's 2 ms step that is the difference between a
     few percent and under one."""
-    if raw.device.type != "cpu" or raw.dim() != 2 or raw.stride(-1) != 1 or not _native_on():
+    if raw.device.type != "cpu" or raw.dtype != torch.float32 or raw.dim() != 2:
         return None
-    lib = build.load()
-    assert lib is not None
+    lib = _native_lib() if raw.stride(-1) == 1 else None
+    if lib is None:
+        return None
     rows, vocab = raw.shape
     k = min(n, vocab)
     ids = (ctypes.c_int64 * (rows * k))()

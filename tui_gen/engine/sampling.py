@@ -172,9 +172,12 @@ def choose(
     except RuntimeError:
         assert step.kept is not None
         col = step.kept.argmax(dim=-1)
-    if step.ids is None:
-        return col, col
-    return step.ids.gather(-1, col[:, None]).squeeze(-1), col
+    return _vocabulary_ids(step, col), col
+
+
+def _vocabulary_ids(step: StepLogits, col: torch.Tensor) -> torch.Tensor:
+    """Columns of `step.final` (B,) as vocabulary ids: the same unless top-k kept a subset."""
+    return col if step.ids is None else step.ids.gather(-1, col[:, None]).squeeze(-1)
 
 
 def choose_rows(
@@ -199,9 +202,7 @@ def choose_rows(
             assert step.kept is not None
             cols.append(step.kept[i : i + 1].argmax(dim=-1))
     col = torch.cat(cols)
-    if step.ids is None:
-        return col, col
-    return step.ids.gather(-1, col[:, None]).squeeze(-1), col
+    return _vocabulary_ids(step, col), col
 
 
 def next_token(

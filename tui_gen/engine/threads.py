@@ -17,7 +17,6 @@ off: every step runs on N threads.
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 
 import torch
@@ -35,20 +34,19 @@ WINDOW = 8
 #: after a losing probe whose steps were r times slower, wait at least r * COST_SPAN steps
 COST_SPAN = 50
 
-_fixed_lock = threading.Lock()
-_fixed: list[int | None] = [None]
+_fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
 
 
 def fix(threads: int | None) -> None:
     """Run every native step on `threads` threads (None: choose them from measurements)."""
-    with _fixed_lock:
-        _fixed[0] = threads if threads is None else max(1, int(threads))
+    global _fixed
+    _fixed = threads if threads is None else max(1, int(threads))
 
 
 def fixed() -> int | None:
     """The fixed thread count (fix() or TUI_GEN_THREADS), or None when the governor chooses."""
-    if _fixed[0] is not None:
-        return _fixed[0]
+    if _fixed is not None:
+        return _fixed
     env = os.environ.get("TUI_GEN_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
