@@ -202,6 +202,55 @@ def test_a_fresh_process_builds_into_an_empty_cache(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def _f_matmul(x: torch.Tensor, w: torch.Tensor, threads: int = 1) -> torch.Tensor:
+    """frows.h's batched float kernel (the decode step's) on x (M, K) and w (N, K)."""
+    lib = build.load()
+    assert lib is not None
+    x, w = x.contiguous(), w.contiguous()
+    y = torch.full((x.shape[0], w.shape[0]), float("nan"))
+    bf = int(w.dtype == torch.bfloat16)
+    rc = lib.f_matmul(
+        x.data_ptr(), w.data_ptr(), y.data_ptr(), x.shape[0], w.shape[0], x.shape[1], bf, threads
+    )
+    assert rc == 0
+    return y
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 19),
+    n=st.integers(1, 70),
+    k=st.integers(1, 80),
+    bf=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_float_rows_kernel_any_shape(
+    rows: int, n: int, k: int, bf: bool, threads: int, seed: int
+) -> None:
+    """Every block of the float kernel (8, 4, 2 and 1 activation rows against 16 weight rows,
+    the rows past a multiple of 16, a K that is not a multiple of the vector width) gives
+    x @ w.T: a wrong lane order in the transposed reduction or a skipped tail shows up far above
+    float32 rounding, and NaN marks an output never written."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, k, generator=g)
+    w = torch.randn(n, k, generator=g).to(torch.bfloat16 if bf else torch.float32)
+    y = _f_matmul(x, w, threads)
+    ref = x.double() @ w.double().t()
+    assert not torch.isnan(y).any()
+    assert _rel(y, ref) < 1e-5
+
+
+def test_float_rows_kernel_keeps_each_rows_result_apart() -> None:
+    """One-hot activations pick single weights: output (m, n) must be w[n, m], so any mix-up
+    between rows, columns or lanes is an exact mismatch."""
+    n, k = 48, 32
+    w = torch.arange(n * k, dtype=torch.float32).reshape(n, k)
+    for rows in (1, 2, 4, 8, 11):
+        x = torch.eye(rows, k)
+        assert torch.equal(_f_matmul(x, w), w[:, :rows].t().contiguous())
+
+
 @pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 vector variants"
 )
@@ -226,6 +275,10 @@ def test_avx2_and_portable_loops_compute_the_same(
                 x = torch.randn(rows, 96)
                 with torch.inference_mode():
                     assert _rel(layer(x), _reference(layer, x)) < 1e-5
+        w = torch.randn(40, 96)
+        for rows in (1, 3, 9):
+            x = torch.randn(rows, 96)
+            assert _rel(_f_matmul(x, w), x.double() @ w.double().t()) < 1e-5
         gen = Generator.load(tiny_llama, device="cpu", dtype="float32", quantize="int4")
         assert gen.decode_backend == "native"
         ids = list(range(3, 20))

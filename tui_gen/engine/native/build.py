@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c", HERE / "logprobs.c"]
-HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h"]
+HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h", HERE / "vmath.h"]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
 LIBS = ["-lm"]
 
@@ -127,6 +127,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.q_matmul.restype = i32
     lib.q_dequantize.argtypes = [p, p, p, i64, i64, i32, i32]  # q sm w N K bits threads
     lib.q_dequantize.restype = i32
+    lib.f_matmul.argtypes = [p, p, p, i64, i64, i64, i32, i32]  # x w y M N K bf threads
+    lib.f_matmul.restype = i32
     # model, x, pos, cos, sin, scratch, logits, threads
     lib.decode_step.argtypes = [p, p, i64, p, p, p, p, p, p, i32]  # m x pos cos sin cos2 sin2
     lib.decode_step.restype = i32

@@ -20,6 +20,7 @@
 
 #include "frows.h"
 #include "qrows.h"
+#include "vmath.h"
 
 enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3, MAT_GGUF = 4 };
 
@@ -167,48 +168,15 @@ static void f32_cols(const float *x, const float *wt, float *y, int64_t N, int64
     }
 }
 
-/* float32 y (N) = W (N, K) x: one dot product per row. */
-static void f32_rows(const float *x, const float *w, float *y, int64_t N, int64_t K, int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < N; n++) {
-        const float *wr = w + n * K;
-        float d = 0.f;
-#pragma omp simd reduction(+ : d)
-        for (int64_t k = 0; k < K; k++) d += x[k] * wr[k];
-        y[n] = d;
-    }
-}
-
-/* float32 y (N) = W (N, K) x with bfloat16 weights, widened in registers. */
-static void bf16_rows(const float *x, const bf16_t *w, float *y, int64_t N, int64_t K, int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < N; n++) {
-        const bf16_t *wr = w + n * K;
-        float d = 0.f;
-        int64_t k = 0;
-#if defined(__AVX512F__)
-        __m512 acc = _mm512_setzero_ps();
-        for (; k + 16 <= K; k += 16) {
-            const __m256i u = _mm256_loadu_si256((const __m256i *)(wr + k));
-            const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(u), 16));
-            acc = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + k), acc);
-        }
-        d = _mm512_reduce_add_ps(acc);
-#endif
-        for (; k < K; k++) d += x[k] * bf2f(wr[k]);
-        y[n] = d;
-    }
-}
-
 /* y (N) = W x (K) + bias, rows split across threads. */
 static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, int threads) {
     const int64_t N = w->n, K = w->k;
-    if (w->kind == MAT_F32_ROWS) {
-        f32_rows(x, (const float *)w->w, y, N, K, threads);
+    if (w->kind == MAT_F32_ROWS || w->kind == MAT_BF16_ROWS) {
+        /* sixteen weight rows at a time even for one activation row: 20% faster than a row
+         * at a time on SmolLM2's float32 weights read from memory (two threads or one) */
+        float_rows_m(x, 1, w->w, y, N, K, w->kind == MAT_BF16_ROWS, threads);
     } else if (w->kind == MAT_F32_COLS) {
         f32_cols(x, (const float *)w->w, y, N, K, threads);
-    } else if (w->kind == MAT_BF16_ROWS) {
-        bf16_rows(x, (const bf16_t *)w->w, y, N, K, threads);
     } else if (w->kind == MAT_GGUF) {
         gg_apply(w->w, x, y, threads);
     } else {
@@ -314,6 +282,23 @@ static float activate(float u, int act) {
     case ACT_RELU: return u > 0.f ? u : 0.f;
     default: return u / (1.f + expf(-u)); /* silu */
     }
+}
+
+/* a (I) = act(u[0..I)), times u[I..2I) for a gated MLP: eight lanes at a time (vmath.h) for
+ * the tanh GELU and SiLU, libm for the rest and the tails. */
+static void activation(int act, const float *u, int64_t I, float *a) {
+    const int g = gated(act);
+    const int base = act == ACT_SILU_GATED ? ACT_SILU : act == ACT_GELU_TANH_GATED ? ACT_GELU_TANH : act;
+    int64_t i = 0;
+    if (base == ACT_GELU_TANH || base == ACT_SILU) {
+        for (; i + 8 <= I; i += 8) {
+            const f8 v = f8_load(u + i);
+            f8 y = base == ACT_SILU ? silu8(v) : gelu_tanh8(v);
+            if (g) y *= f8_load(u + I + i);
+            f8_store(a + i, y);
+        }
+    }
+    for (; i < I; i++) a[i] = activate(u[i], base) * (g ? u[I + i] : 1.f);
 }
 
 /* Scratch floats a step of M rows needs (the caller allocates them once per M). */
@@ -445,16 +430,7 @@ int decode_rows(const model_t *m, int64_t M, float *x, int64_t col, const float 
         /* MLP */
         for (int64_t r = 0; r < M; r++) norm(m, x + r * C, L->norm2_w, L->norm2_b, h + r * C);
         qmat_apply_rows(&L->up, h, M, up, xsum, threads);
-        for (int64_t r = 0; r < M; r++) {
-            const float *u = up + r * UP;
-            float *ar = a + r * I;
-            if (m->act == ACT_SILU_GATED)
-                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], ACT_SILU) * u[I + i];
-            else if (m->act == ACT_GELU_TANH_GATED)
-                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], ACT_GELU_TANH) * u[I + i];
-            else
-                for (int64_t i = 0; i < I; i++) ar[i] = activate(u[i], m->act);
-        }
+        for (int64_t r = 0; r < M; r++) activation(m->act, up + r * UP, I, a + r * I);
         qmat_apply_rows(&L->down, a, M, dn, xsum, threads);
         for (int64_t r = 0; r < M; r++) {
             float *d = dn + r * C, *xr = x + r * C;

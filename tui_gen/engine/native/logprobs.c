@@ -5,39 +5,15 @@
  * on a 4k-vocabulary row that takes 2 us to read, and a small model's whole decode step is
  * ~2 ms; the C call keeps `logprobs=N` under 5% of a step (issue #16).
  *
- * Values match torch.log_softmax within 1e-6 relative (exp is a degree-6 polynomial on a range
- * reduced by ln 2, float32 accumulation in 8 lanes); ties keep the lowest id first, as
+ * Values match torch.log_softmax within 1e-6 relative (exp is vmath.h's eight-lane polynomial,
+ * float32 accumulation in 8 lanes); ties keep the lowest id first, as
  * torch.argmax does, so the first id is the greedy token.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi" /* f8 passed between inlined helpers only */
-#endif
-
-/* Eight floats as one value (GCC and clang vector extensions: AVX2 registers where the CPU has
- * them, two SSE halves or scalar code elsewhere), so the exp below is vector code everywhere
- * rather than left to the auto-vectoriser, which gives up on it. */
-typedef float f8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
-
-/* exp(x) for x <= 0, clamped below at -87 (exp(-87) ~ 1.6e-38: adds nothing to a sum >= 1):
- * x = k ln2 + r with |r| <= ln2/2 (k rounded by the 1.5 * 2^23 trick), exp(r) by its degree-6
- * Taylor polynomial (relative error < 2e-7 there), 2^k built from its exponent bits. */
-static inline __attribute__((always_inline)) f8 exp8_nonpositive(f8 x) {
-    const f8 lo = {-87.f, -87.f, -87.f, -87.f, -87.f, -87.f, -87.f, -87.f};
-    i8 below = x < lo;
-    x = (f8)(((i8)x & ~below) | ((i8)lo & below));
-    const float shift = 12582912.f; /* 1.5 * 2^23: adding it rounds to an integer */
-    f8 k = (x * 1.44269504088896341f + shift) - shift;
-    f8 r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
-    f8 p = 1.f + r * (1.f + r * (0.5f + r * (1.6666667e-1f + r * (4.1666668e-2f +
-           r * (8.3333338e-3f + r * 1.3888889e-3f)))));
-    i8 bits = (__builtin_convertvector(k, i8) + 127) << 23;
-    return p * (f8)bits;
-}
+#include "vmath.h"
 
 /* Put x[j] into the sorted top list (ids, vals) holding `have` of at most n entries. */
 static inline void insert(float v, int64_t j, int n, int *have, int64_t *ids, float *vals) {

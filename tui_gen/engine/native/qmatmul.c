@@ -1,4 +1,6 @@
-/* Exported matrix products and dequantization over the row kernels of qrows.h. */
+/* Exported matrix products and dequantization over the row kernels of qrows.h (and frows.h's
+ * float rows, which the decode step uses; exported for the tests). */
+#include "frows.h"
 #include "qrows.h"
 
 /* y (M, N) = x (M, K) @ dequant(q)^T for 1 <= M <= MAX_M, q of `bits` (8 or 4) per weight.
@@ -47,6 +49,15 @@ int q_dequantize(const uint8_t *q, const half *sm, float *w, int64_t N, int64_t 
                 }
             }
         }
+    return 0;
+}
+
+/* y (M, N) = x (M, K) W^T for W (N, K) float32 or (bf) bfloat16: the batched decode step's
+ * float kernel (frows.h). Returns 0, or -1 on bad arguments. */
+int f_matmul(const float *x, const void *w, float *y, int64_t M, int64_t N, int64_t K, int bf,
+             int threads) {
+    if (M < 1 || N < 1 || K < 1 || threads < 1) return -1;
+    float_rows_m(x, M, w, y, N, K, bf != 0, threads);
     return 0;
 }
 
