@@ -416,7 +416,9 @@ class NativeDecoder:
         x = torch.empty(b, self._spec.hidden)
         x.copy_(self._embed(idx, pos).reshape(b, -1))
         logits = torch.empty(b, self._spec.head.n)
-        governor = self._row_governors.setdefault(b, ThreadGovernor())
+        governor = self._row_governors.get(b)
+        if governor is None:  # one per batch size, made once (not a default built every step)
+            governor = self._row_governors[b] = ThreadGovernor()
         threads = governor.threads()
         t0 = time.perf_counter()
         rc = self._lib.decode_rows(
