@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import socket
@@ -84,7 +85,7 @@ def test_percentile_nearest_rank() -> None:
 
 
 def test_bench_serve_against_our_server(
-    tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+    tiny_llama: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     pytest.importorskip("uvicorn")
     from tui_gen.engine.generator import Generator
@@ -97,13 +98,22 @@ def test_bench_serve_against_our_server(
     try:
         args = ["bench-serve", server.url, "--clients", "1,3", "--requests", "2"]
         assert main([*args, "--max-tokens", "4", "--json"]) == 0
+        chat = capsys.readouterr().out
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tui_gen.server"):
+            assert main([*args, "--max-tokens", "3", "--json", "--endpoint", "completions"]) == 0
+        raw = capsys.readouterr().out
     finally:
         server.stop()
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["clients"] for r in rows] == [1, 3]
-    assert [r["completion_tokens"] for r in rows] == [8, 24]  # ignore_eos: every reply 4
-    assert all(r["model"] == "tiny" and r["errors"] == 0 for r in rows)
-    assert all(0 < r["ttft_p50"] <= r["ttft_p99"] for r in rows)
+    posts = [r.getMessage() for r in caplog.records if "POST" in r.getMessage()]
+    assert len(posts) == 8 and all("POST /v1/completions 200" in m for m in posts)
+    for out, n in ((chat, 4), (raw, 3)):
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert [r["clients"] for r in rows] == [1, 3]
+        # ignore_eos: every reply n tokens, 2 requests per client
+        assert [r["completion_tokens"] for r in rows] == [2 * n, 6 * n]
+        assert all(r["model"] == "tiny" and r["errors"] == 0 for r in rows)
+        assert all(0 < r["ttft_p50"] <= r["ttft_p99"] for r in rows)
 
 
 @pytest.mark.slow

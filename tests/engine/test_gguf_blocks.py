@@ -25,6 +25,7 @@ from tui_gen.engine.loading.gguf_reader import open_gguf
 from tui_gen.engine.loading.loader import load_model
 from tui_gen.engine.native import build, gguf_linear
 from tui_gen.engine.native.gguf_linear import GGUFEmbedding, GGUFLinear
+from tui_gen.models.kv_cache import KVCache
 
 pytestmark = pytest.mark.skipif(build._compiler() is None, reason="no C compiler on this machine")
 
@@ -159,7 +160,11 @@ def test_bad_blocks_are_refused() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("flags", "isa"), [("-mno-avx512f", "avx2"), ("-mno-avx512f -mno-avx2 -mno-fma", "portable")]
+    ("flags", "isa"),
+    [
+        ("-mno-avx512f -mno-avxvnni", "avx2"),  # -mno-avxvnni: CPUs with 256-bit AVX-VNNI
+        ("-mno-avx512f -mno-avx2 -mno-fma", "portable"),
+    ],
 )
 def test_avx2_and_portable_builds_compute_the_same(
     flags: str, isa: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -250,6 +255,29 @@ def test_the_native_step_reads_the_blocks(quant_gguf: Path) -> None:
     # the same kernel; the inputs differ by float rounding (C's norms vs torch's), which can
     # move an 8-bit activation by one step, so the logits agree to ~1%, not to 1e-6
     assert _rel(torch.stack(native), torch.stack(torch_steps)) < 0.03
+
+
+def test_the_rows_step_reads_the_blocks_for_every_row(quant_gguf: Path) -> None:
+    """A batched native step (the server's) over kept GGUF blocks gives each row what the
+    one-row step gives it: every row's activations are quantized on their own and dotted with
+    the same decoded blocks, so rows neither mix nor shift."""
+    gen = Generator.load(quant_gguf, device="cpu")
+    prompts = torch.stack([IDS[0, :6], IDS[0, 3:9], IDS[0, 7:13], IDS[0, 1:7], IDS[0, 2:8]])
+    fed = torch.tensor([[33], [101], [44], [111], [72]])
+    cfg = gen.config
+    alone = []
+    with torch.inference_mode():
+        for p, t in zip(prompts, fed):
+            cache = gen._ensure_cache()
+            gen.model(p[None], start=0, cache=cache)
+            alone.append(gen._decode_step(cache)(t[None], 6, cache)[0, -1].clone())
+        rows = KVCache(cfg.num_layers, 5, cfg.num_kv_heads, 32, cfg.head_dim, gen.dtype, "cpu")
+        gen.model(prompts, start=0, cache=rows)
+        assert gen.batch_backend(rows) == "native"
+        batched = gen.batch_step(rows)(fed, 6, rows, None, None)[:, -1]
+    for r in range(5):
+        assert _rel(batched[r], alone[r]) < 1e-5, r
+    assert _rel(batched[0], batched[1]) > 1e-3  # the rows really differ
 
 
 def test_held_bytes_count_a_tied_head_once(tmp_path: Path, byte_tok) -> None:

@@ -1,7 +1,9 @@
 """`tui-gen bench-serve URL --clients 1,4,8`: load-test any OpenAI-compatible server.
 
 At each level C, C clients (threads, one httpx connection each) send `--requests` streaming
-chat completions one after another: greedy, `ignore_eos`, `max_tokens` fixed, so every reply
+chat completions (or, with `--endpoint completions`, raw-prompt completions: the same work on
+a server whose chat path is missing or broken, and no chat template in the way) one after
+another: greedy, `ignore_eos`, `max_tokens` fixed, so every reply
 has the same length on every server that honours ignore_eos (vLLM, llama.cpp, ours). Reported
 per level: aggregate tok/s (completion tokens of every reply / the level's wall time) and the
 time to first token (first content chunk) at p50 and p99. Tokens are counted from the usage
@@ -75,13 +77,24 @@ def first_model(client: Any, url: str) -> str:
     return str(data[0]["id"])
 
 
-def one_request(client: Any, url: str, body: dict[str, Any]) -> tuple[int, float]:
-    """(completion tokens, seconds to the first content) of one streamed chat completion."""
+def _content(choice: dict[str, Any]) -> str:
+    """The text a streamed choice carries: a chat delta's content or a completion's text."""
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return str(delta.get("content") or "")
+    return str(choice.get("text") or "")
+
+
+def one_request(
+    client: Any, url: str, body: dict[str, Any], endpoint: str = "chat"
+) -> tuple[int, float]:
+    """(completion tokens, seconds to the first content) of one streamed completion."""
     t0 = time.perf_counter()
     ttft = -1.0
     chunks = 0
     usage = None
-    with client.stream("POST", f"{url}/chat/completions", json=body) as r:
+    path = "chat/completions" if endpoint == "chat" else "completions"
+    with client.stream("POST", f"{url}/{path}", json=body) as r:
         if r.status_code != 200:
             r.read()
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -97,7 +110,7 @@ def one_request(client: Any, url: str, body: dict[str, Any]) -> tuple[int, float
             if obj.get("usage"):
                 usage = obj["usage"]
             for ch in obj.get("choices") or []:
-                if (ch.get("delta") or {}).get("content"):
+                if _content(ch):
                     chunks += 1
                     if ttft < 0:
                         ttft = time.perf_counter() - t0
@@ -106,7 +119,13 @@ def one_request(client: Any, url: str, body: dict[str, Any]) -> tuple[int, float
 
 
 def run_level(
-    url: str, model: str, clients: int, requests: int, body: dict[str, Any], api_key: str | None
+    url: str,
+    model: str,
+    clients: int,
+    requests: int,
+    body: dict[str, Any],
+    api_key: str | None,
+    endpoint: str = "chat",
 ) -> LevelResult:
     import httpx
 
@@ -119,7 +138,7 @@ def run_level(
             start.wait()
             for _ in range(requests):
                 try:
-                    tokens, ttft = one_request(client, url, {**body, "model": model})
+                    tokens, ttft = one_request(client, url, {**body, "model": model}, endpoint)
                 except Exception as e:  # keep measuring; count it
                     with lock:
                         res.errors.append(str(e))
@@ -148,8 +167,14 @@ def run_bench_serve(args: Any) -> int:
             model = args.model or first_model(c, url)
     except httpx.HTTPError as e:
         raise TuiGenError(f"cannot reach {url} ({e}); is the server running?") from None
+    endpoint = getattr(args, "endpoint", "chat")
+    prompt: dict[str, Any] = (
+        {"messages": [{"role": "user", "content": args.prompt}]}
+        if endpoint == "chat"
+        else {"prompt": args.prompt}
+    )
     body = {
-        "messages": [{"role": "user", "content": args.prompt}],
+        **prompt,
         "max_tokens": args.max_tokens,
         "temperature": 0,
         "ignore_eos": True,
@@ -159,7 +184,7 @@ def run_bench_serve(args: Any) -> int:
     results = []
     base = None
     for level in args.clients:
-        r = run_level(url, model, level, args.requests, body, args.api_key)
+        r = run_level(url, model, level, args.requests, body, args.api_key, endpoint)
         results.append(r)
         if args.json:
             print(json.dumps({"url": url, "model": model, **r.to_dict()}))

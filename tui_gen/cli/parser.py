@@ -347,6 +347,12 @@ def build_bench_serve_parser() -> argparse.ArgumentParser:
         help="tokens per reply (greedy, ignore_eos; default 64)",
     )
     p.add_argument("--prompt", default="How do I make a simple tomato soup?")
+    p.add_argument(
+        "--endpoint",
+        choices=["chat", "completions"],
+        default="chat",
+        help="POST /v1/chat/completions (default) or /v1/completions with the raw prompt",
+    )
     p.add_argument("--model", help="model id (default: the first of GET /v1/models)")
     p.add_argument("--api-key", metavar="KEY", help="sent as 'Authorization: Bearer KEY'")
     p.add_argument("--json", action="store_true", help="one JSON object per level")

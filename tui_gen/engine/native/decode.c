@@ -26,6 +26,7 @@ enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3, MAT
 
 /* MAT_GGUF: `w` is a gg_mat_t (ggml_matmul.c): GGUF blocks as the file stores them */
 int gg_apply(const void *mat, const float *x, float *y, int threads);
+int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int threads);
 
 typedef struct {
     const void *w;      /* MAT_QUANT: q, (N, K) uint8 or (N, K / 2) for 4 bits;
@@ -234,6 +235,9 @@ static void qmat_apply_rows(const qmat_t *w, const float *x, int64_t M, float *y
         }
     } else if (w->kind == MAT_F32_ROWS || w->kind == MAT_BF16_ROWS) {
         float_rows_m(x, M, w->w, y, N, K, w->kind == MAT_BF16_ROWS, threads);
+    } else if (w->kind == MAT_GGUF) {
+        /* each block of weights decoded once for up to 8 rows (ggml_rows.h's gg_row) */
+        gg_apply_rows(w->w, x, M, y, threads);
     } else if (w->kind == MAT_F32_COLS) {
         const float *wt = (const float *)w->w;
 #pragma omp parallel num_threads(threads)

@@ -145,12 +145,17 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
     return 0;
 }
 
-/* The decode step's product (decode.c's MAT_GGUF): one activation row. */
-int gg_apply(const void *mat, const float *x, float *y, int threads) {
+/* The decode step's product (decode.c's MAT_GGUF) for M activation rows, y (M, N) packed. */
+int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int threads) {
     const gg_mat_t *m = (const gg_mat_t *)mat;
     int64_t n = 0;
     for (int p = 0; p < m->n_parts && p < GG_MAX_PARTS; p++) n += m->parts[p].rows;
-    return gg_matmul(m, x, 1, y, n, threads);
+    return gg_matmul(m, x, M, y, n, threads);
+}
+
+/* The same for one row (the one-row step). */
+int gg_apply(const void *mat, const float *x, float *y, int threads) {
+    return gg_apply_rows(mat, x, 1, y, threads);
 }
 
 /* out (rows, K) float32 = the weights of `rows` rows of `type` starting at w. */
