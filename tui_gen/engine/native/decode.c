@@ -288,6 +288,25 @@ static float activate(float u, int act) {
     }
 }
 
+/* s[i] = exp(s[i] - mx) for n scores (eight lanes at a time, vmath.h), exactly 0 where s[i]
+ * is -inf (a padding column); returns their sum. */
+static float softmax_numerators(float *s, int64_t n, float mx) {
+    const f8 m8 = f8_set(mx), ninf = f8_set(-INFINITY);
+    f8 acc = f8_set(0.f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const f8 v = f8_load(s + i);
+        const i8 masked = v == ninf;
+        const f8 e = (f8)((i8)exp8_nonpositive(v - m8) & ~masked);
+        f8_store(s + i, e);
+        acc += e;
+    }
+    float sum = 0.f;
+    for (int l = 0; l < 8; l++) sum += acc[l];
+    for (; i < n; i++) sum += (s[i] = expf(s[i] - mx));
+    return sum;
+}
+
 /* a (I) = act(u[0..I)), times u[I..2I) for a gated MLP: eight lanes at a time (vmath.h) for
  * the tanh GELU and SiLU, libm for the rest and the tails. */
 static void activation(int act, const float *u, int64_t I, float *a) {
@@ -400,21 +419,34 @@ int decode_rows(const model_t *m, int64_t M, float *x, int64_t col, const float 
             const bf16_t *Kb = (const bf16_t *)L->k_cache + base;
             const bf16_t *Vb = (const bf16_t *)L->v_cache + base;
             float *s = scores + rh * S, mx = -INFINITY;
-            for (int64_t t = t0; t <= col; t++) {
+            int64_t t = t0;
+#if defined(__AVX512F__)
+            const void *keys = m->kv_bf16 ? (const void *)Kb : (const void *)K;
+            const void *values = m->kv_bf16 ? (const void *)Vb : (const void *)V;
+            while (t + 16 <= col + 1 && scores16(q, keys, t, D, m->kv_bf16, s + t))
+                t += 16; /* sixteen keys at a time (frows.h) */
+#endif
+            for (; t <= col; t++)
+                s[t] = m->kv_bf16 ? vdot(q, Kb + t * D, D, 1) : vdot(q, K + t * D, D, 0);
+            for (t = t0; t <= col; t++) {
                 if (kp && !kp[t] && t != col) {
                     s[t] = -INFINITY; /* a padding column: exp gives 0 */
                     continue;
                 }
-                const float d = m->kv_bf16 ? vdot(q, Kb + t * D, D, 1) : vdot(q, K + t * D, D, 0);
+                const float d = s[t];
                 s[t] = cap > 0.f ? tanhf(d * scale / cap) * cap : d * scale;
                 mx = s[t] > mx ? s[t] : mx;
             }
-            float sum = 0.f;
-            for (int64_t t = t0; t <= col; t++) sum += (s[t] = expf(s[t] - mx));
+            float sum = softmax_numerators(s + t0, col + 1 - t0, mx);
             float *out = att + r * HD + (int64_t)hd * D;
+            const float inv = 1.f / sum;
+            for (t = t0; t <= col; t++) s[t] *= inv;
+#if defined(__AVX512F__)
+            if (weighted_values(s, values, t0, col + 1, D, m->kv_bf16, out)) continue;
+#endif
             for (int i = 0; i < D; i++) out[i] = 0.f;
-            for (int64_t t = t0; t <= col; t++) {
-                const float p = s[t] / sum;
+            for (t = t0; t <= col; t++) {
+                const float p = s[t];
                 if (p == 0.f) continue;
                 if (m->kv_bf16) {
 #pragma omp simd

@@ -227,6 +227,76 @@ static inline __attribute__((always_inline)) void rows_n16(const float *x, int64
     }
     if (m0 < M) rows_16(x + m0 * K, w, y + m0 * N, n0, N, K, 16, 1, bf);
 }
+
+/* The attention scores of one query against 16 consecutive cached keys: out[i] =
+ * q . key[t + i] for keys D = 16 C floats (or bf bfloat16) apart. Each query vector stays in
+ * a register for the 16 keys and the 16 dot products are reduced together, where one vdot per
+ * key ends in its own reduction. */
+static inline __attribute__((always_inline)) void scores16_c(const float *q, const void *keys,
+                                                             int64_t t, const int C, const int bf,
+                                                             float *out) {
+    __m512 qv[8], acc[16];
+    const int64_t D = 16 * C;
+    for (int c = 0; c < C; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    const float *kf = (const float *)keys + t * D;
+    const bf16_t *kb = (const bf16_t *)keys + t * D;
+    for (int i = 0; i < 16; i++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int c = 0; c < C; c++)
+            a = _mm512_fmadd_ps(qv[c], bf ? vload_bf(kb + i * D + 16 * c) : vload(kf + i * D + 16 * c),
+                                a);
+        acc[i] = a;
+    }
+    _mm512_storeu_ps(out, sum16(acc));
+}
+
+/* out (D = 16 C) = sum of p[t] * value[t] for t in [t0, t1): the sum kept in C registers
+ * (a loop adding into `out` in memory waits on its own stores, ~10 cycles a key). */
+static inline __attribute__((always_inline)) void weighted_values_c(const float *p,
+                                                                    const void *values, int64_t t0,
+                                                                    int64_t t1, const int C,
+                                                                    const int bf, float *out) {
+    __m512 acc[8];
+    const int64_t D = 16 * C;
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    const float *vf_ = (const float *)values;
+    const bf16_t *vb = (const bf16_t *)values;
+    for (int64_t t = t0; t < t1; t++) {
+        if (p[t] == 0.f) continue; /* a padding column (its values may be stale) */
+        const __m512 pv = _mm512_set1_ps(p[t]);
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm512_fmadd_ps(pv, bf ? vload_bf(vb + t * D + 16 * c) : vload(vf_ + t * D + 16 * c),
+                                     acc[c]);
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(out + 16 * c, acc[c]);
+}
+
+/* The two above for a head size D of 32, 64 or 128 (the loops unrolled for it); 0 for other
+ * sizes, which the caller then computes one key at a time. */
+#define HEAD_SIZES(CALL)                                                                       \
+    switch (D) {                                                                               \
+    case 32: CALL(2) return 1;                                                                 \
+    case 64: CALL(4) return 1;                                                                 \
+    case 128: CALL(8) return 1;                                                                \
+    default: return 0;                                                                         \
+    }
+
+static inline int scores16(const float *q, const void *keys, int64_t t, int D, int bf,
+                           float *out) {
+#define S16(C) if (bf) scores16_c(q, keys, t, C, 1, out); else scores16_c(q, keys, t, C, 0, out);
+    HEAD_SIZES(S16)
+#undef S16
+}
+
+static inline int weighted_values(const float *p, const void *values, int64_t t0, int64_t t1,
+                                  int D, int bf, float *out) {
+#define WV(C)                                                                                  \
+    if (bf) weighted_values_c(p, values, t0, t1, C, 1, out);                                  \
+    else weighted_values_c(p, values, t0, t1, C, 0, out);
+    HEAD_SIZES(WV)
+#undef WV
+}
+#undef HEAD_SIZES
 #endif
 
 /* y (M, N) = x (M, K) W^T for W (N, K) float32 or (bf) bfloat16 rows: weight rows split
