@@ -11,6 +11,10 @@
 
 #define GG_MAX_PARTS 4
 
+#ifndef GG_PREFETCH_ROWS
+#define GG_PREFETCH_ROWS 4
+#endif
+
 typedef struct {
     const uint8_t *w; /* rows x (K / block elements) blocks, as the file stores them */
     int64_t rows;
@@ -130,6 +134,9 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
 #pragma omp for schedule(static) nowait
             for (int64_t n = 0; n < part->rows; n++) {
                 const uint8_t *row = part->w + n * rowbytes;
+                /* the row GG_PREFETCH_ROWS ahead into the cache while this one is computed */
+                for (int64_t at = 0; at < rowbytes; at += 64)
+                    __builtin_prefetch(row + GG_PREFETCH_ROWS * rowbytes + at, 0, 3);
                 for (int64_t m0 = 0; m0 < M; m0 += GG_MAX_M) {
                     const int mm = M - m0 < GG_MAX_M ? (int)(M - m0) : GG_MAX_M;
                     const gg_act_t a = {q + m0 * K, d + m0 * (K / 32), s + m0 * (K / 16), K};
