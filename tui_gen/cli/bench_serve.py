@@ -167,7 +167,7 @@ def run_bench_serve(args: Any) -> int:
             model = args.model or first_model(c, url)
     except httpx.HTTPError as e:
         raise TuiGenError(f"cannot reach {url} ({e}); is the server running?") from None
-    endpoint = getattr(args, "endpoint", "chat")
+    endpoint = args.endpoint
     prompt: dict[str, Any] = (
         {"messages": [{"role": "user", "content": args.prompt}]}
         if endpoint == "chat"

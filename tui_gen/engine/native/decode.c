@@ -25,7 +25,6 @@
 enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3, MAT_GGUF = 4 };
 
 /* MAT_GGUF: `w` is a gg_mat_t (ggml_matmul.c): GGUF blocks as the file stores them */
-int gg_apply(const void *mat, const float *x, float *y, int threads);
 int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int threads);
 
 typedef struct {
@@ -179,7 +178,7 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
     } else if (w->kind == MAT_F32_COLS) {
         f32_cols(x, (const float *)w->w, y, N, K, threads);
     } else if (w->kind == MAT_GGUF) {
-        gg_apply(w->w, x, y, threads);
+        gg_apply_rows(w->w, x, 1, y, threads);
     } else {
         const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
         const uint8_t *q = (const uint8_t *)w->w;

@@ -160,11 +160,6 @@ int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int thre
     return gg_matmul(m, x, M, y, n, threads);
 }
 
-/* The same for one row (the one-row step). */
-int gg_apply(const void *mat, const float *x, float *y, int threads) {
-    return gg_apply_rows(mat, x, 1, y, threads);
-}
-
 /* out (rows, K) float32 = the weights of `rows` rows of `type` starting at w. */
 int gg_dequantize(const uint8_t *w, int type, int64_t rows, int64_t K, float *out,
                   int threads) {
