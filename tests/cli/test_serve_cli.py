@@ -95,18 +95,21 @@ def test_bench_serve_against_our_server(
     state = ServerState("tiny")
     state.ready(Generator.load(tiny_llama, device="cpu"))
     server = Server(state).start()
-    try:
-        args = ["bench-serve", server.url, "--clients", "1,3", "--requests", "2"]
-        assert main([*args, "--max-tokens", "4", "--json"]) == 0
-        chat = capsys.readouterr().out
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="tui_gen.server"):
+    # the server logs a request just after its last byte reaches the client: capture until the
+    # server has stopped (which waits for its request tasks), or the last lines can be missed
+    with caplog.at_level(logging.INFO, logger="tui_gen.server"):
+        try:
+            args = ["bench-serve", server.url, "--clients", "1,3", "--requests", "2"]
+            assert main([*args, "--max-tokens", "4", "--json"]) == 0
+            chat = capsys.readouterr().out
             assert main([*args, "--max-tokens", "3", "--json", "--endpoint", "completions"]) == 0
-        raw = capsys.readouterr().out
-    finally:
-        server.stop()
-    posts = [r.getMessage() for r in caplog.records if "POST" in r.getMessage()]
-    assert len(posts) == 8 and all("POST /v1/completions 200" in m for m in posts)
+            raw = capsys.readouterr().out
+        finally:
+            server.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        posts = [m for m in lines if m.startswith(f"POST {path} ")]
+        assert len(posts) == 8 and all(m.startswith(f"POST {path} 200 ") for m in posts), lines
     for out, n in ((chat, 4), (raw, 3)):
         rows = [json.loads(line) for line in out.splitlines()]
         assert [r["clients"] for r in rows] == [1, 3]
