@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     import tokenizers
 
 
-def unpermute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
-    """Undo llama.cpp's q/k row order: per head it stores (pair, 2) where HF has (2, pair)."""
+def unpermute_rows(w: Any, n_head: int) -> Any:
+    """Undo llama.cpp's q/k row order: per head it stores (pair, 2) where HF has (2, pair).
+    Works on a torch tensor or a numpy array (the (1, 2) swap is spelled alike in both)."""
     rows = w.shape[0]
-    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+    heads = w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
+    return heads.swapaxes(1, 2).reshape(w.shape)
 
 
 class _Metadata:
@@ -123,8 +125,10 @@ class GGUFCheckpoint:
             raw = whole[info.offset : info.offset + info.nbytes].view(rows, -1)
             heads = permuted_heads(name, cfg)
             if heads is not None:
+                # numpy's copy, not torch's: torch splits even this small copy over OpenMP
+                # threads, and with the other core busy each tensor waited ~8 ms for a thread
                 src = raw
-                raw = unpermute_rows(raw, heads).contiguous()
+                raw = torch.from_numpy(np.ascontiguousarray(unpermute_rows(raw.numpy(), heads)))
                 release_pages(src)
             yield name, raw, info
 
