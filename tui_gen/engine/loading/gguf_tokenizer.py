@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tui_gen.engine.loading.merges_cache import cached_merges
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,9 @@ def _sentencepiece_model(meta: dict[str, Any], tokens: list[str], types: list[in
     scores = meta.get("tokenizer.ggml.scores")
     scores = [0.0] * len(tokens) if scores is None else [float(s) for s in scores]
     vocab = _unique_vocab(tokens)
-    merges = _sentencepiece_merges(tokens, scores, types, vocab)
+    merges = cached_merges(
+        tokens, scores, types, vocab, lambda: _sentencepiece_merges(tokens, scores, types, vocab)
+    )
     unk_id = meta.get("tokenizer.ggml.unknown_token_id", 0)
     unk = tokens[unk_id] if unk_id is not None and 0 <= unk_id < len(tokens) else None
     tok = Tokenizer(BPE(vocab, merges, unk_token=unk, fuse_unk=True, byte_fallback=True))

@@ -27,6 +27,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from tui_gen.engine.cache_dir import cache_dir as derived_dir
+
 HERE = Path(__file__).parent
 SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c", HERE / "logprobs.c"]
 HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h", HERE / "vmath.h"]
@@ -38,13 +40,8 @@ _state: dict[str, object] = {}
 
 
 def cache_dir() -> Path:
-    """Where built libraries live: $TUI_GEN_CACHE_DIR, else the platform's user cache dir."""
-    env = os.environ.get("TUI_GEN_CACHE_DIR")
-    if env:
-        return Path(env) / "kernels"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("tui-gen")) / "kernels"
+    """Where built libraries live (engine/cache_dir.py)."""
+    return derived_dir("kernels")
 
 
 def _compiler() -> str | None:
