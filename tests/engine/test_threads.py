@@ -140,3 +140,107 @@ def test_native_steps_give_the_same_tokens_on_any_count(tiny_llama: Path) -> Non
     outs.append(gen.generate_result(ids, max_new_tokens=24, do_sample=False).token_ids)
     assert outs[0] == outs[1] == outs[2]
     assert set(seen) == {1, 2} and len(seen) >= 23
+
+
+def crowded(n: int, i: int) -> float:
+    """A CPU-bound process on each core: every parallel region of a 2-thread step waits ~8 ms
+    for a time slice (a SmolLM2 step, ~200 regions, takes a second); 1 thread 15 ms."""
+    return 15e-3 if n == 1 else 1.0
+
+
+def test_a_crowded_machine_turns_probes_away_for_the_price_of_a_few_regions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "_busy", lambda: True)  # the load average says so
+    asked: list[int] = []
+
+    def region_cost(n: int) -> float:
+        asked.append(n)
+        return 8e-3
+
+    g = ThreadGovernor(region_cost)
+    used, total = run(g, crowded, 3000)
+    assert set(used) == {1}  # not one 2-thread step (each would cost a second)
+    assert g.turned_away >= 5 and set(asked) == {2}
+    region_seconds = len(asked) * 8e-3
+    assert total + region_seconds < 1.03 * 3000 * 15e-3
+    # without the check the same machine pays for whole probe steps
+    used, total = run(ThreadGovernor(), crowded, 3000)
+    assert 2 in used and total > 1.0
+
+
+def test_a_quiet_machine_passes_the_region_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started on one thread (a busy load average a minute ago), the first probe finds the
+    machine quiet again and moves to two threads."""
+    monkeypatch.setattr(threads, "_busy", lambda: True)
+    g = ThreadGovernor(lambda n: 20e-6)
+    used, _ = run(g, quiet, 200)
+    assert g.current == 2 and g.turned_away == 0 and used[:2] == [1, 1]
+    assert used[20:].count(1) <= 8
+
+
+def test_torch_threads_follow_the_choice_within_a_block_only() -> None:
+    assert torch.get_num_threads() == 2 and threads.available() == 2
+    chosen = [1]
+    block = threads.TorchThreads(lambda: chosen[0])
+    with block:
+        assert torch.get_num_threads() == 1
+        assert threads.available() == 2  # the governors still choose among two
+        g = ThreadGovernor()
+        assert g.counts == [1, 2]
+        with threads.TorchThreads(lambda: 2):  # nested: the outer count stays the reference
+            assert torch.get_num_threads() == 2 and threads.available() == 2
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2 and threads._outer is None
+    chosen[0] = 2
+    with block:  # reusable, one block after another
+        assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError), threads.TorchThreads(lambda: 1):
+        raise RuntimeError("restored on errors too")
+    assert torch.get_num_threads() == 2 and threads._outer is None
+
+
+def test_the_native_region_probe_runs_every_thread() -> None:
+    from tui_gen.engine.native import build
+
+    lib = build.load()
+    if lib is None:
+        pytest.skip(build.reason())
+    assert lib.decode_region_probe(2, 3) == 6
+    assert lib.decode_region_probe(1, 5) == 5
+
+
+def test_a_generation_runs_torch_on_the_chosen_count_but_never_across_a_yield(
+    tiny_llama: Path,
+) -> None:
+    """The decode governor chose one thread: the prompt, each step and its sampling run torch
+    on one thread, while the consumer of every token sees the process's own two."""
+    from tui_gen.engine.events import TokenEvent
+    from tui_gen.engine.generator import Generator
+    from tui_gen.engine.native import build
+
+    if build.load() is None:
+        pytest.skip(build.reason())
+    gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
+    native = gen._native_decoder()
+    native.chosen_threads = lambda: 1  # type: ignore[method-assign]
+    inside: list[int] = []
+    step, forward = native.step, gen.model.forward
+
+    def counting_step(*a, **k):
+        inside.append(torch.get_num_threads())
+        return step(*a, **k)
+
+    def counting_forward(*a, **k):
+        inside.append(torch.get_num_threads())
+        return forward(*a, **k)
+
+    native.step = counting_step  # type: ignore[method-assign]
+    gen.model.forward = counting_forward  # type: ignore[method-assign]
+    outside = []
+    for ev in gen.stream_events(list(range(3, 12)), max_new_tokens=8, do_sample=False):
+        if isinstance(ev, TokenEvent):
+            outside.append(torch.get_num_threads())
+    assert len(outside) == 8 and set(outside) == {2}
+    assert len(inside) >= 8 and set(inside) == {1}
+    assert torch.get_num_threads() == 2

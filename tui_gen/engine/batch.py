@@ -188,21 +188,24 @@ def decode_batch(
     batch_step = gen.batch_step(cache)
     texts = gen.token_texts
     busy = 0.0  # seconds spent in here, not in the consumer between yields
+    threads = gen.engine_threads()  # entered around work, left before every yield
     with torch.inference_mode():
         t0 = time.perf_counter()
-        logits = gen.model(
-            idx,
-            start=0,
-            cache=cache,
-            positions=positions if padded else None,
-            key_padding=key_padding if padded else None,
-            last_only=True,
-        )[:, -1]  # (B, V)
+        with threads:
+            logits = gen.model(
+                idx,
+                start=0,
+                cache=cache,
+                positions=positions if padded else None,
+                key_padding=key_padding if padded else None,
+                last_only=True,
+            )[:, -1]  # (B, V)
         cur = P  # next cache column to write
         t_prev = t0
         first = True
         while True:
-            toks, lps = _sample(logits, rows, seq[:, :cur], texts)
+            with threads:
+                toks, lps = _sample(logits, rows, seq[:, :cur], texts)
             now = time.perf_counter()
             busy += now - t_prev
             if first:
@@ -249,7 +252,9 @@ def decode_batch(
             pos = None
             if padded:  # the new token sits at position length-1 of its own sequence
                 pos = torch.tensor([r.length - 1 for r in rows], device=dev)[:, None]  # (b, 1)
-            logits = batch_step(step, cur, cache, pos, key_padding if padded else None)[:, -1]
+            with threads:
+                logits = batch_step(step, cur, cache, pos, key_padding if padded else None)
+            logits = logits[:, -1]
             cur += 1
 
 

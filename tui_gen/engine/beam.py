@@ -129,7 +129,8 @@ def beam_search(
     with torch.inference_mode():
         t0 = time.perf_counter()
         one = new_cache(gen.model, c, 1, L + limit, gen.dtype, dev)
-        logits = gen.model(prompt[None], start=0, cache=one, last_only=True)[:, -1]  # (1, V)
+        with gen.engine_threads():
+            logits = gen.model(prompt[None], start=0, cache=one, last_only=True)[:, -1]  # (1, V)
         # every beam starts from the same prompt
         cache = one.select_rows(torch.zeros(nb, dtype=torch.long, device=dev))
         del one

@@ -9,6 +9,7 @@ new tokens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from tui_gen.engine.logprobs import TokenTexts, read_logprobs
 from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
 from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
+from tui_gen.engine.threads import TorchThreads
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
 from tui_gen.options import BeamParams, SamplingParams, check_value
@@ -230,6 +232,16 @@ class Generator:
                 self._native = NativeDecoder.build(self.model)
         return self._native[0]
 
+    def engine_threads(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which torch runs on the thread count the decode governor chose
+        (engine/threads.py): on a machine whose other core is busy that is one thread, where
+        torch's two made a 12-token prompt take a second. Used around a prompt's forward and
+        around each decode step with its sampling, never across a yield."""
+        decoder = self._native_decoder()
+        if decoder is None:
+            return contextlib.nullcontext()
+        return TorchThreads(decoder.chosen_threads)
+
     def _decode_step(self, cache: KVCache) -> Callable[[torch.Tensor, int, KVCache], torch.Tensor]:
         """The one-token forward: the native step for a float32, bfloat16 or natively quantized
         CPU model (see engine/native/decode.py), else the model's own forward."""
@@ -338,26 +350,30 @@ class Generator:
         reason: FinishReason = "length"
 
         step = self._decode_step(cache)
+        threads = self.engine_threads()  # entered around work, left before every yield
         with torch.inference_mode():
             if cancel is not None and cancel.is_set():
                 yield FinishEvent("cancelled", stops.text, prefix, stats)
                 return
             t0 = time.perf_counter()
-            logits = self.model(seq[:, reuse:n], start=reuse, cache=cache, last_only=True)[:, -1]
+            with threads:
+                logits = self.model(seq[:, reuse:n], start=reuse, cache=cache, last_only=True)
+            logits = logits[:, -1]
             self._cached_ids = list(ids)
             self._cache_long = switch is not None and n > switch
             stats.prefill_tokens = n - reuse
             busy = 0.0  # time spent in this generator, not in the consumer between yields
             t_prev = t0
             while True:
-                processed = process_logits(logits, p, seq[:, :n] if penalty else None)
-                tok, column = choose(processed, rng)  # (1,), (1,)
-                tok_id = int(tok)
-                check_logit(logits, tok_id, index=len(generated))
-                lp = None
-                if texts is not None:
-                    col = tok_id if processed.final is None else int(column)
-                    lp = read_logprobs(processed, (tok_id,), (col,), (p.logprobs,), texts)[0]
+                with threads:
+                    processed = process_logits(logits, p, seq[:, :n] if penalty else None)
+                    tok, column = choose(processed, rng)  # (1,), (1,)
+                    tok_id = int(tok)
+                    check_logit(logits, tok_id, index=len(generated))
+                    lp = None
+                    if texts is not None:
+                        col = tok_id if processed.final is None else int(column)
+                        lp = read_logprobs(processed, (tok_id,), (col,), (p.logprobs,), texts)[0]
                 now = time.perf_counter()
                 busy += now - t_prev
                 if not generated:
@@ -384,13 +400,15 @@ class Generator:
                 if cancel is not None and cancel.is_set():
                     reason = "cancelled"
                     break
-                if switch is not None and n - 1 == switch:
-                    # crossing into the long factors: every key again, from position 0, as
-                    # transformers' Phi-3 generate() drops its cache at this token
-                    logits = self.model(seq[:, :n], start=0, cache=cache, last_only=True)[:, -1]
-                    self._cache_long = True
-                else:
-                    logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
+                with threads:
+                    if switch is not None and n - 1 == switch:
+                        # crossing into the long factors: every key again, from position 0, as
+                        # transformers' Phi-3 generate() drops its cache at this token
+                        logits = self.model(seq[:, :n], start=0, cache=cache, last_only=True)
+                        logits = logits[:, -1]
+                        self._cache_long = True
+                    else:
+                        logits = step(tok.view(1, 1), n - 1, cache)[:, -1]
                 self._cached_ids.append(tok_id)
         tail = stops.close(decoder.flush())
         if tail:

@@ -163,6 +163,9 @@ class Scheduler:
 
     # --- the scheduler thread ---------------------------------------------------------------
     def _run(self) -> None:
+        # torch on the thread count the decode governor chose, while working (not while
+        # waiting for work): engine/threads.py
+        threads = self.gen.engine_threads()
         with torch.inference_mode():
             while True:
                 with self._wake:
@@ -172,17 +175,18 @@ class Scheduler:
                         break
                     room = self._rows - len(self._slots)
                     newcomers = [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
-                for job in newcomers:
+                with threads:
+                    for job in newcomers:
+                        try:
+                            self._admit(job)
+                        except Exception as e:  # its cache could not be allocated, a bad model
+                            job.error = e
+                            job.sink(FinishEvent("cancelled", "", [], GenerationStats(), job.index))
                     try:
-                        self._admit(job)
-                    except Exception as e:  # its cache could not be allocated, a broken model
-                        job.error = e
-                        job.sink(FinishEvent("cancelled", "", [], GenerationStats(), job.index))
-                try:
-                    if self._slots:
-                        self._decode_step()
-                except Exception as e:  # a bug or a broken model: every running job learns it
-                    self._fail_running(e)
+                        if self._slots:
+                            self._decode_step()
+                    except Exception as e:  # a bug or a broken model: every running job learns it
+                        self._fail_running(e)
         self._fail_running(None)
         with self._wake:
             queued = list(self._queue)

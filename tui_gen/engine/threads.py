@@ -10,6 +10,17 @@ step, now and then runs a couple of steps on another thread count (at once when 
 slower than usual), and keeps the fastest. A probe that loses waits twice as long before the
 next one, so a machine that stays busy costs a few slow steps per thousands.
 
+Trying more threads is what costs on a crowded machine: with a CPU-bound process on each
+core, every parallel region waits ~8 ms for a time slice, and one 2-thread probe step of
+SmolLM2 (about 200 regions) took a second. So before such a probe the governor times a few
+empty regions on the larger count (`region_cost`, a native function): slower than
+REGION_BUSY, the probe is turned away for the price of those regions, and asked again later.
+
+Torch follows the same choice within a generation (`TorchThreads`): its prompt
+forward and sampling ops on two threads kept waking a thread the native steps had stopped
+using (a 2-thread prefill on that machine ran at 12 tok/s against 135 on one thread, and the
+decode at 28 tok/s against 55).
+
 `TUI_GEN_THREADS=N` (or `fix(N)`, which `tui-gen bench --threads N` calls) turns the choice
 off: every step runs on N threads.
 """
@@ -18,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 
 import torch
 
@@ -33,6 +45,13 @@ SLOW = 3.0
 WINDOW = 8
 #: after a losing probe whose steps were r times slower, wait at least r * COST_SPAN steps
 COST_SPAN = 50
+
+#: an empty parallel region slower than this (seconds, the median of REGION_ROUNDS) means a
+#: thread waits for a time slice (quiet: 5-30 us; one CPU-bound process per core: ~8 ms)
+REGION_BUSY = 300e-6
+REGION_ROUNDS = 3
+#: the longest wait between probes the region check turned away (each costs ~3 regions)
+REGION_EVERY_MAX = 256
 
 _fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
 
@@ -76,9 +95,13 @@ class ThreadGovernor:
     170 ms, against 1 thread's steady 2.1 ms).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, region_cost: Callable[[int], float] | None = None) -> None:
+        """`region_cost(n)`: seconds one empty parallel region takes on n threads right now
+        (None: probes are never turned away)."""
+        self._region_cost = region_cost
+        self.turned_away = 0  # probes the region check saved (for tests and bench)
         self._most = 0
-        self._reset(torch.get_num_threads())
+        self._reset(available())
 
     def _reset(self, most: int) -> None:
         self._most = max(1, most)
@@ -95,12 +118,18 @@ class ThreadGovernor:
         n = fixed()
         if n is not None:
             return n
-        most = torch.get_num_threads()
+        most = available()
         if most != self._most:  # torch's count changed (torch.set_num_threads): start over
             self._reset(most)
         if self._probe:
             return self._probe[0]
         return self.current
+
+    def chosen(self) -> int:
+        """The thread count for torch's work around the steps (a prompt's forward, sampling):
+        the fixed count, else the current choice (never a probe's)."""
+        n = fixed()
+        return n if n is not None else min(self.current, available())
 
     def record(self, threads: int, seconds: float) -> None:
         """The step just run on `threads` threads took `seconds` (wall clock)."""
@@ -125,8 +154,24 @@ class ThreadGovernor:
             # weather better (more threads would not)
             self._start_probe([c for c in self.counts if c < self.current])
 
+    def _crowded(self, threads: int) -> bool:
+        """Whether `threads` threads would wait for time slices (REGION_BUSY)."""
+        if self._region_cost is None or threads <= 1:
+            return False
+        times = sorted(self._region_cost(threads) for _ in range(REGION_ROUNDS))
+        return times[len(times) // 2] > REGION_BUSY
+
     def _start_probe(self, others: list[int]) -> None:
         self._since = 0
+        more = sorted(c for c in others if c > self.current)
+        for i, c in enumerate(more):
+            if self._crowded(c):  # then more threads than c would be too: drop them unasked
+                others = [o for o in others if o not in more[i:]]
+                self.turned_away += 1
+                if not others:
+                    self._every = max(self._every, min(2 * self._every, REGION_EVERY_MAX))
+                    return
+                break
         if not others:
             if len(self.counts) == 1:  # one core: nothing to choose
                 self._every = PROBE_EVERY_MAX
@@ -148,3 +193,45 @@ class ThreadGovernor:
         probed = [means[c] / means[best] for c in means if c != best]
         r = max(probed, default=1.0)
         self._every = int(min(max(self._every * 2, r * COST_SPAN), PROBE_EVERY_MAX))
+
+
+class TorchThreads:
+    """A block (one step of a generation, with its sampling; one prompt's forward; one turn
+    of the server's scheduler loop) in which torch, and the native kernels that take its
+    count, run on `chosen()` threads; torch's count is restored when it ends.
+
+    Blocks, not a setting held across a generation: a generator that yields tokens must not
+    leave the whole process on one thread while its consumer runs. Entering costs about a
+    microsecond. The governors keep choosing among `available()` threads inside a block.
+    One instance is not re-entrant; blocks may nest (the outermost one decides `available()`).
+    """
+
+    def __init__(self, chosen: Callable[[], int]) -> None:
+        self._chosen = chosen
+        self._before = 0
+        self._outermost = False
+
+    def __enter__(self) -> None:
+        global _outer
+        self._before = torch.get_num_threads()
+        self._outermost = _outer is None
+        if self._outermost:
+            _outer = self._before
+        n = self._chosen()
+        if 1 <= n != self._before:
+            torch.set_num_threads(n)
+
+    def __exit__(self, *exc: object) -> None:
+        global _outer
+        if self._outermost:
+            _outer = None
+        if torch.get_num_threads() != self._before:
+            torch.set_num_threads(self._before)
+
+
+_outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
+
+
+def available() -> int:
+    """The threads the process was given: torch's count outside any TorchThreads block."""
+    return _outer if _outer is not None else torch.get_num_threads()

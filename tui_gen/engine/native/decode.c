@@ -485,6 +485,20 @@ int decode_rows(const model_t *m, int64_t M, float *x, int64_t col, const float 
     return 0;
 }
 
+/* `rounds` empty parallel regions on `threads` threads: what one fork/join costs right now.
+ * The thread governor (engine/threads.py) times this before it tries steps on more threads:
+ * with another process holding a core, each region waits milliseconds for a time slice, and a
+ * step runs about 7 per layer, so a probe step can take a second; this costs `rounds` regions.
+ * Returns threads * rounds (each thread counts itself once per region). */
+int decode_region_probe(int threads, int rounds) {
+    int sum = 0;
+    for (int r = 0; r < rounds; r++) {
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+        sum += 1;
+    }
+    return sum;
+}
+
 /* The one-row step (batch 1): x (hidden), the cache's row 0 at position pos, cos/sin the
  * rotary rows of pos (ignored without rope), logits (vocab). Returns 0, or -1 on bad
  * arguments. */

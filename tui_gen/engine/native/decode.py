@@ -264,8 +264,19 @@ class NativeDecoder:
         self._scratch_rows = 0  # rows the scratch is sized for at the bound cache's max_seq
         # threads per call, from measured step times (engine/threads.py): one governor for the
         # one-row step, one per batch size of step_rows (their step times differ)
-        self.governor = ThreadGovernor()
+        self.governor = ThreadGovernor(self._region_cost)
         self._row_governors: dict[int, ThreadGovernor] = {}
+        self._last_governor = self.governor  # the one whose steps ran last
+
+    def _region_cost(self, threads: int) -> float:
+        """Seconds of one empty parallel region on `threads` threads (ThreadGovernor)."""
+        t0 = time.perf_counter()
+        self._lib.decode_region_probe(threads, 1)
+        return time.perf_counter() - t0
+
+    def chosen_threads(self) -> int:
+        """Threads for torch's work around the steps: what the latest steps' governor chose."""
+        return self._last_governor.chosen()
 
     @classmethod
     def build(cls, model: nn.Module) -> tuple[NativeDecoder | None, str]:
@@ -358,6 +369,7 @@ class NativeDecoder:
             cos2_p, sin2_p = cos2.data_ptr(), sin2.data_ptr()
         self._x.copy_(self._embed(idx, start))
         threads = self.governor.threads()
+        self._last_governor = self.governor
         t0 = time.perf_counter()
         rc = self._lib.decode_step(
             ctypes.byref(self._spec), self._x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
@@ -418,8 +430,9 @@ class NativeDecoder:
         logits = torch.empty(b, self._spec.head.n)
         governor = self._row_governors.get(b)
         if governor is None:  # one per batch size, made once (not a default built every step)
-            governor = self._row_governors[b] = ThreadGovernor()
+            governor = self._row_governors[b] = ThreadGovernor(self._region_cost)
         threads = governor.threads()
+        self._last_governor = governor
         t0 = time.perf_counter()
         rc = self._lib.decode_rows(
             ctypes.byref(self._spec), b, x.data_ptr(), start, cos_p, sin_p, cos2_p, sin2_p,
