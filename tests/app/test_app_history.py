@@ -141,6 +141,7 @@ async def test_reopened_conversation_is_what_the_model_continues(tmp_path: Path)
         assert "soup" not in fake.calls[-1]["prompt"]
 
 
+@pytest.mark.slow
 async def test_full_context_drops_old_turns_from_the_prompt_only(tmp_path: Path) -> None:
     # the fake counts words as tokens: 60 of context, 10 for the reply, 10 words per exchange
     fake = FakeEngine(["ok ok ok ok ok"], max_context=60)

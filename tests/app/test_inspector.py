@@ -302,6 +302,7 @@ def _contrast(a: Any, b: Any) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
+@pytest.mark.slow
 async def test_heatmap_reads_in_every_theme_and_in_monochrome(tmp_path: Path) -> None:
     """Each shade's text has WCAG-AA contrast (4.5:1) in every theme, shades get stronger as
     the probability falls, and the least likely tokens are underlined (no colour needed)."""

@@ -47,6 +47,7 @@ def _train_py_checkpoint(path: Path, *, compiled: bool = False, wrapped: bool = 
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("compiled", "wrapped"), [(False, True), (True, True), (False, False), (True, False)]
 )
@@ -60,6 +61,7 @@ def test_import_every_checkpoint_shape(
     assert _greedy(out) == expected
 
 
+@pytest.mark.slow
 def test_config_beside_and_opening_the_checkpoint_directly(
     tmp_path: Path, expected: list[int]
 ) -> None:
@@ -140,6 +142,7 @@ def test_cli_prompt_and_info_on_a_tiny_bdh(tiny_bdh: Path) -> None:
     assert d["decode_step"].startswith("torch (bdh: a recurrent state")
 
 
+@pytest.mark.slow
 def test_upstream_stateful_layout_gives_its_own_depth(tmp_path: Path, expected: list[int]) -> None:
     """Upstream's stateful bdh.py saves one `attns.<i>.freqs` per layer and an unused lm_gate:
     n_layer comes from those buffers, and lm_gate is skipped."""

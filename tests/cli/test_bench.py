@@ -50,6 +50,7 @@ def test_bench_bad_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert "\n" not in err and "--repeats" in err
 
 
+@pytest.mark.slow
 def test_contention_times_one_all_and_auto_threads_and_cleans_up(
     tiny_llama: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -251,6 +251,7 @@ def test_float_rows_kernel_keeps_each_rows_result_apart() -> None:
         assert torch.equal(_f_matmul(x, w), w[:, :rows].t().contiguous())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 vector variants"
 )

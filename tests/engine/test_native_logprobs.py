@@ -131,6 +131,7 @@ def test_a_token_outside_the_top_list_is_read_from_its_logit() -> None:
     assert abs(lp.logprob - float(logits.log_softmax(-1)[0, 3])) <= 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 vector variants"
 )

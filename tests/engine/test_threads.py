@@ -114,6 +114,7 @@ def test_torch_thread_count_changes_restart_the_choice() -> None:
     assert g.threads() == 4 and g.counts == [1, 2, 4]
 
 
+@pytest.mark.slow
 def test_native_steps_give_the_same_tokens_on_any_count(tiny_llama: Path) -> None:
     """The native step splits its work by output rows: 1 thread, 2 threads and the governor
     switching between them mid-reply give the same greedy tokens, and every step is timed."""
