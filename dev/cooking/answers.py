@@ -42,13 +42,14 @@ def card(
     people: int | None = None,
     rng: random.Random | None = None,
 ) -> str:
-    """The recipe card: lead sentence, title, meta line, ingredients, numbered method."""
+    """The recipe card: title, meta line, lead sentence, ingredients, numbered method."""
     meta = f"{serves_text(d, people)} · Prep {minutes(d.prep)}"
     if d.cook:
         meta += f" · Cook {minutes(d.cook)}"
     if d.oven:
         meta += f" · Oven {oven_text(d.oven)}"
-    parts = [lead, f"## {title or d.name}\n{meta}"]
+    # the title comes first: a fixed slot where the reply repeats the dish as the user typed it
+    parts = [f"## {title or d.name}\n{meta}", lead]
     parts.append("Ingredients:\n" + "\n".join(f"- {x}" for x in ingredients or d.ingredients))
     parts.append("Method:\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(steps or d.steps, 1)))
     if rng is not None and rng.random() < 0.5:

@@ -62,6 +62,7 @@ def write_model_card(out: Path) -> None:
         f"{a['n_head']} heads, {a['n_positions']:,}-token context, {a['vocab_size']:,}-token "
         "byte-level BPE vocabulary"
     )
+    family = "Llama" if a.get("model_type") == "llama" else "GPT-2"
     minutes = f"{t['train_seconds'] / 60:.0f} minutes ({t['total_seconds'] / 60:.0f} in all)"
     planned = t.get("schedule_steps", t["steps"])
     schedule = f" (stopped after {t['steps']:,} of a {planned:,}-step schedule)" * (
@@ -75,7 +76,7 @@ def write_model_card(out: Path) -> None:
     )
     card = f"""# cooking: the tui-gen demo model
 
-A tiny GPT-2-architecture language model ({arch}) that answers cooking questions about
+A tiny {family}-architecture language model ({arch}) that answers cooking questions about
 {c["dishes_total"]} real, commonly cooked dishes with a recipe (title, servings and times, an
 ingredient list with quantities, numbered steps) and answers follow-up questions about the
 dish in the conversation: how long it keeps, freezing, scaling to N people, swapping an

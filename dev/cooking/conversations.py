@@ -8,9 +8,11 @@ follows up about that dish (keeps, freezing, scaling, a swap, what to serve with
 Fahrenheit, ...), sometimes moves on to a second dish, until it nearly fills the 1,024-token
 context. Held out of training entirely: a fixed tenth of the dishes (dishes.is_heldout) and
 separate phrasings of every question (the *_HELDOUT lists); the evaluation asks exactly those.
-Answers name the dish (first as the user typed it, then by its title), which is how a tiny
-model can answer a dish it never saw: it copies the name and writes a recipe of the same
-category.
+Answers name the dish exactly as the user typed it, first in a fixed slot (the reply's
+`## <dish>` title line; follow-up replies open with the same line), which is how a tiny model
+can answer a dish it never saw: it copies the name and writes a recipe of the same category.
+CopyDocs makes short documents of nothing but such copies, for a curriculum (train.py
+--copy-docs).
 """
 
 from __future__ import annotations
@@ -282,10 +284,10 @@ def first_answer(d: Dish, kind: str, asked: str, rng: random.Random, n: int = 0)
         if d.total <= 30:
             lead = f"Good choice: {asked} is quick, about {t} from start to finish."
         elif d.total <= 60:
-            lead = f"{cap(asked)} takes about {t} in all, {d.prep} minutes of it hands-on."
+            lead = f"This {asked} takes about {t} in all, {d.prep} minutes of it hands-on."
         else:
             lead = (
-                f"{cap(asked)} is not a quick dish: it takes about {t}, "
+                f"Sadly, {asked} is not a quick dish: it takes about {t}, "
                 "though most of that is hands-off."
             )
         return A.card(d, lead, rng=rng)
@@ -296,7 +298,7 @@ def first_answer(d: Dish, kind: str, asked: str, rng: random.Random, n: int = 0)
         if v is None or not v[2]:
             return A.card(
                 d,
-                f"{cap(asked)} is built around the meat, so there is no real "
+                f"Sorry: {asked} is built around the meat, so there is no real "
                 f"vegetarian version; try {A.join_or(A.VEG_ALTERNATIVES[:2])} instead. Here is "
                 "the classic recipe.",
                 rng=rng,
@@ -307,7 +309,8 @@ def first_answer(d: Dish, kind: str, asked: str, rng: random.Random, n: int = 0)
             + "; ".join(f"use {b} instead of the {a}" for a, b in swaps)
             + "."
         )
-        return A.card(d, lead, ingredients=ings, steps=steps, title=f"Vegetarian {d.name}", rng=rng)
+        title = f"{d.name} (vegetarian)"
+        return A.card(d, lead, ingredients=ings, steps=steps, title=title, rng=rng)
     if kind == "gf":
         if d.gluten_free:
             return A.card(d, f"Good news: {asked} is naturally gluten-free.", rng=rng)
@@ -321,9 +324,9 @@ def first_answer(d: Dish, kind: str, asked: str, rng: random.Random, n: int = 0)
             )
             + "."
         )
-        return A.card(d, lead, ingredients=ings, title=f"Gluten-Free {d.name}", rng=rng)
+        return A.card(d, lead, ingredients=ings, title=f"{d.name} (gluten-free)", rng=rng)
     if kind == "time":
-        lead = A.time_answer(d).replace(d.name, cap(asked), 1)
+        lead = A.time_answer(d)
         return A.card(d, lead, rng=rng)
     lead = rng.choice(
         [
@@ -331,7 +334,7 @@ def first_answer(d: Dish, kind: str, asked: str, rng: random.Random, n: int = 0)
             f"Sure! Here's how to make {asked}.",
             f"Happy to help with {asked}.",
             f"Here's a classic {d.cuisine} recipe for {asked}.",
-            f"{cap(asked)} it is. Here's how.",
+            f"Let's make {asked}. Here's how.",
         ]
     )
     return A.card(d, lead, rng=rng)
@@ -359,18 +362,52 @@ HELDOUT_Q = {
 }
 
 
-def first_turn(d: Dish, kind: str, rng: random.Random, held: bool = False) -> tuple[str, str]:
+def typed(q: str, asked: str) -> str:
+    """The name exactly as it stands in the question `q` (fill may change its case)."""
+    i = q.lower().find(asked.lower())
+    return q[i : i + len(asked)] if i >= 0 else asked
+
+
+def as_asked(d: Dish, asked: str) -> Dish:
+    """The dish under the name the user typed: every later mention is then a verbatim copy."""
+    return replace(d, name=asked)
+
+
+def asked_turn(d: Dish, kind: str, rng: random.Random, held: bool = False) -> tuple[str, str, Dish]:
+    """(question, answer, the dish as asked) of a first question about `d`."""
     pool = (HELDOUT_Q if held else TRAIN_Q)[kind]
     asked = asked_name(d, rng)
     n = other_people(d, rng) if kind == "people" else 0
     q = fill(rng.choice(pool), rng, dish=asked, n=str(n))
-    return q, first_answer(d, kind, asked, rng, n)
+    asked = typed(q, asked)
+    da = as_asked(d, asked)
+    return q, first_answer(da, kind, asked, rng, n), da
+
+
+def first_turn(d: Dish, kind: str, rng: random.Random, held: bool = False) -> tuple[str, str]:
+    q, a, _ = asked_turn(d, kind, rng, held)
+    return q, a
 
 
 def follow_turn(
     d: Dish, kind: str, rng: random.Random, held: bool = False
 ) -> tuple[str, str] | None:
-    """(question, answer) of a follow-up about `d`, None when the kind does not apply."""
+    """(question, answer) of a follow-up about `d`, None when the kind does not apply; the
+    answer starts with the dish's title line, the same "## " slot as the recipe card, so the
+    name is copied from the card by plain induction (after "##" comes what came after "##")."""
+    turn = _follow_turn(d, kind, rng, held)
+    if turn is None or not FOLLOW_SLOT:
+        return turn
+    return turn[0], f"## {d.name}\n{turn[1]}"
+
+
+#: whether follow-up answers open with the dish's "## " title line (see follow_turn)
+FOLLOW_SLOT = True
+
+
+def _follow_turn(
+    d: Dish, kind: str, rng: random.Random, held: bool = False
+) -> tuple[str, str] | None:
     pool = (FOLLOW_HELDOUT if held else FOLLOW_TRAIN)[kind]
     tpl = rng.choice(pool)
     if kind == "keeps":
@@ -441,7 +478,7 @@ class Conversations:
         else:
             d = self.pick()
             kind = rng.choices(FIRST_KINDS, FIRST_WEIGHTS)[0]
-            q, a = first_turn(d, kind, rng)
+            q, a, d = asked_turn(d, kind, rng)
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         n_follow = rng.choices((0, 1, 2, 4, 6, 9, 12), (6, 8, 10, 14, 18, 22, 22))[0]
         used: set[str] = set()
@@ -451,6 +488,8 @@ class Conversations:
                 d = self.pick()
                 asked = asked_name(d, rng)
                 q = fill(rng.choice(NEXT_DISH), rng, dish=asked)
+                asked = typed(q, asked)
+                d = as_asked(d, asked)
                 turn: tuple[str, str] | None = (q, first_answer(d, "recipe", asked, rng))
                 used = set()
             else:
@@ -489,6 +528,100 @@ class Conversations:
 
 def generate(seed: int, n_docs: int, split: str = "train") -> list[str]:
     gen = Conversations(seed, split)
+    return [gen.document() for _ in range(n_docs)]
+
+
+# --- copying curriculum -------------------------------------------------------------------------
+#: words for invented dish names besides the training names' own and invented ones
+NAME_WORDS = (
+    "Spiced", "Baked", "Roast", "Grilled", "Stuffed", "Braised", "Glazed", "Pickled", "Toasted",
+    "Steamed", "Fried", "Green", "Red", "Black", "White", "Sweet", "Sour", "Hot", "Cold",
+    "Garlic", "Ginger", "Honey", "Walnut", "Almond", "Pepper", "Onion", "Leek", "Fennel", "Pear",
+    "Plum", "Cherry", "Fig", "Date", "Pumpkin", "Parsnip", "Radish", "Celery", "Olive", "Caper",
+    "Mustard", "Sesame", "Miso", "Chilli", "Lime", "Orange", "Mint", "Basil", "Sage", "Thyme",
+)  # fmt: skip
+
+
+class CopyDocs:
+    """Short documents whose answers can only be predicted by copying: each exchange asks
+    about an invented dish (invented words, other dishes' words, in any case) and the answer
+    is the card's title slot, meta line and lead sentence (no recipe), or a follow-up about the
+    latest dish opening with its "## " title line. Several dishes per document, so the copy
+    must come from the latest question, not the first. The trainer feeds these first (a
+    curriculum: dense copying before the long conversations)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(f"cooking-v2/copy/{seed}")
+        self.dishes = dishes("train")
+        self.rename = Renamer(self.dishes)
+        self.words = sorted({*self.rename.words, *NAME_WORDS})
+        self.kinds = sorted({d.name.split()[-1] for d in self.dishes})
+
+    def name(self) -> str:
+        rng = self.rng
+        for _ in range(20):
+            parts = []
+            for _ in range(rng.choices((1, 2, 3), (3, 5, 2))[0]):
+                parts.append(_invented(rng) if rng.random() < 0.4 else rng.choice(self.words))
+            if rng.random() < 0.7:
+                parts.append(rng.choice(self.kinds))
+            name = " ".join(parts)
+            name = name.lower() if rng.random() < 0.6 else name
+            if not any(h in name.lower() for h in self.rename.held):
+                return name
+        return "ka lo soup"
+
+    def document(self) -> str:
+        rng = self.rng
+        msgs: list[Message] = []
+        if rng.random() < 0.2:
+            msgs.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+        d: Dish | None = None
+        for i in range(rng.randint(4, 9)):
+            if rng.random() < REPEAT_P:
+                q, a = self.repeat()
+            elif d is None or rng.random() < 0.5:
+                asked = self.name()
+                d = rng.choice(self.dishes)
+                if i and rng.random() < 0.3:
+                    q = fill(rng.choice(NEXT_DISH), rng, dish=asked)
+                else:
+                    kind = rng.choices(FIRST_KINDS, FIRST_WEIGHTS)[0]
+                    n = other_people(d, rng)
+                    q = fill(rng.choice(TRAIN_Q[kind]), rng, dish=asked, n=str(n))
+                asked = typed(q, asked)
+                d = as_asked(d, asked)
+                a = first_answer(d, "recipe", asked, rng).split("\n\nIngredients:")[0]
+            else:
+                turn = follow_turn(d, rng.choice(FOLLOW_KINDS), rng)
+                if turn is None:
+                    continue
+                q, a = turn
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        return render_chat(msgs)
+
+    def repeat(self) -> tuple[str, str]:
+        """A list said back verbatim: the densest copying there is (half the tokens), the kind
+        of data on which small transformers form induction heads fastest."""
+        rng = self.rng
+        items = [self.name() for _ in range(rng.randint(4, 12))]
+        lead = rng.choice(REPEAT_LEADS)
+        return f"{lead} {', '.join(items)}", f"{lead} {', '.join(items)}"
+
+
+#: how often an exchange in a copying document is a list said back (CopyDocs.repeat)
+REPEAT_P = 0.3
+REPEAT_LEADS = (
+    "My shopping list:",
+    "Read back my list:",
+    "Repeat my order:",
+    "Note these dishes:",
+    "Say these back:",
+)
+
+
+def copy_documents(seed: int, n_docs: int) -> list[str]:
+    gen = CopyDocs(seed)
     return [gen.document() for _ in range(n_docs)]
 
 

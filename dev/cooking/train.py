@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from dev.cooking.card import write_model_card
 from dev.cooking.corpus import END, all_dishes, dishes, generate_corpus
 from dev.cooking.tokenizer import save_tokenizer, train_tokenizer
 from tui_gen.models.gpt2 import GPT2, init_weights
+from tui_gen.models.llama import Llama
 from tui_gen.models.registry import parse_config
 
 CONV1D = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
@@ -117,13 +119,65 @@ def gpt2_config(
     }
 
 
-def hf_state_dict(model: GPT2) -> dict[str, torch.Tensor]:
-    """Our weights under HF names, projections back in Conv1D (in, out) layout, no tied head."""
+def llama_config(
+    vocab_size: int, n_positions: int, n_embd: int, n_layer: int, n_head: int, eos_id: int
+) -> dict[str, Any]:
+    """A config.json for transformers' LlamaForCausalLM: rotary positions (relative, so the
+    previous-token attention that copying needs is easy to learn, unlike GPT-2's learned
+    absolute positions), SwiGLU at GPT-2's MLP parameter count, tied embeddings."""
+    return {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "vocab_size": vocab_size,
+        "hidden_size": n_embd,
+        "intermediate_size": 32 * round(8 * n_embd / 3 / 32),
+        "num_hidden_layers": n_layer,
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_head,
+        "max_position_embeddings": n_positions,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "initializer_range": 0.02,
+        "use_cache": True,
+        "tie_word_embeddings": True,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": eos_id,
+        "torch_dtype": "float32",
+        # the GPT-2 names too, for generation_info.json and the card
+        "n_layer": n_layer,
+        "n_embd": n_embd,
+        "n_head": n_head,
+        "n_positions": n_positions,
+    }
+
+
+def init_llama(model: Llama, seed: int) -> None:
+    """GPT-2-style initialisation: normal 0.02, o_proj/down_proj scaled, RMSNorm weights 1."""
+    g = torch.Generator().manual_seed(seed)
+    n_layer = model.config.num_layers
+    for name, p in model.named_parameters():
+        with torch.no_grad():
+            if p.dim() == 1:
+                p.fill_(1.0)
+            else:
+                scaled = name.endswith(("o_proj.weight", "down_proj.weight"))
+                p.normal_(0.0, 0.02 / math.sqrt(2 * n_layer) if scaled else 0.02, generator=g)
+
+
+def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Our weights under HF names, GPT-2 projections back in Conv1D (in, out) layout, no tied
+    head (Llama's names and layout are HF's already)."""
     out = {}
+    gpt2 = isinstance(model, GPT2)
     for name, t in model.state_dict().items():
         if name == "lm_head.weight":
             continue
-        out[name] = (t.t() if name.endswith(CONV1D) else t).detach().contiguous().clone()
+        t = t.t() if gpt2 and name.endswith(CONV1D) else t
+        out[name] = t.detach().contiguous().clone()
     return out
 
 
@@ -147,6 +201,9 @@ class TokenStream:
         return self.starts[self.starts + seq_len + 1 <= len(self.ids)]
 
     def batch(self, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(starts) == 0:
+            empty = torch.zeros((0, seq_len), dtype=torch.int64)
+            return empty, empty
         rows = np.stack([self.ids[s : s + seq_len + 1] for s in starts])
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
@@ -162,7 +219,7 @@ class TokenStream:
 
 
 @torch.no_grad()
-def mean_loss(model: GPT2, stream: TokenStream, seq_len: int, batch_size: int) -> float:
+def mean_loss(model: torch.nn.Module, stream: TokenStream, seq_len: int, batch_size: int) -> float:
     model.eval()
     starts = stream.eval_starts(seq_len)
     total, count = 0.0, 0
@@ -175,7 +232,7 @@ def mean_loss(model: GPT2, stream: TokenStream, seq_len: int, batch_size: int) -
     return total / max(count, 1)
 
 
-def save_weights(model: GPT2, cfg: dict[str, Any], out: Path) -> None:
+def save_weights(model: torch.nn.Module, cfg: dict[str, Any], out: Path) -> None:
     """model.safetensors and config.json: a loadable model (checkpoints use this too)."""
     save_file(hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
@@ -196,6 +253,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--docs", type=int, help="training documents to generate")
     ap.add_argument("--val-docs", type=int, help="held-out validation documents")
     ap.add_argument("--vocab-size", type=int, default=4096)
+    ap.add_argument(
+        "--arch",
+        choices=["gpt2", "llama"],
+        default="gpt2",
+        help="GPT2LMHeadModel (learned positions) or LlamaForCausalLM (rotary positions)",
+    )
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--n-head", type=int, default=8)
@@ -214,6 +277,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--save-every", type=int, default=0, help="also save the model every N steps (0: never)"
     )
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from this model directory's weights (same architecture and tokenizer: "
+        "the same --seed and --docs rebuild the same tokenizer) instead of a fresh init",
+    )
+    ap.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="copy each --save-every checkpoint to OUT-stepN (a loadable model directory)",
+    )
+    ap.add_argument(
+        "--copy-docs",
+        type=int,
+        default=0,
+        help="short copying documents (conversations.copy_documents) for a curriculum (0: none)",
+    )
+    ap.add_argument(
+        "--copy-steps",
+        type=int,
+        default=300,
+        help="curriculum length: the share of copying rows falls linearly from "
+        "--copy-start to --copy-floor over these steps",
+    )
+    ap.add_argument("--copy-start", type=float, default=1.0)
+    ap.add_argument("--copy-floor", type=float, default=0.1)
     ap.add_argument(
         "--stop-after",
         type=int,
@@ -241,6 +330,10 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     save_tokenizer(tok, out, args.n_positions)
     eos_id = tok.token_to_id(END)
     train_s, val_s = TokenStream.encode(tok, train_docs), TokenStream.encode(tok, val_docs)
+    copy_docs = conversations.copy_documents(args.seed, args.copy_docs) if args.copy_docs else []
+    copy_s = TokenStream.encode(tok, copy_docs) if copy_docs else None
+    if copy_s is not None:
+        print(f"curriculum: {len(copy_docs)} copying docs ({len(copy_s.ids):,} tokens)")
     print(
         f"corpus: {len(train_docs)} train docs ({len(train_s.ids):,} tokens, "
         f"{sum(map(len, train_docs)):,} chars), {len(val_docs)} held-out docs "
@@ -249,11 +342,26 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         flush=True,
     )
 
-    cfg = gpt2_config(
+    make_cfg = llama_config if args.arch == "llama" else gpt2_config
+    cfg = make_cfg(
         tok.get_vocab_size(), args.n_positions, args.n_embd, args.n_layer, args.n_head, eos_id
     )
-    model = GPT2(parse_config(cfg))
-    init_weights(model, args.seed)
+    model: torch.nn.Module
+    if args.arch == "llama":
+        model = Llama(parse_config(cfg))
+        init_llama(model, args.seed)
+    else:
+        model = GPT2(parse_config(cfg))
+        init_weights(model, args.seed)
+    if args.init_from is not None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(args.init_from / "model.safetensors"))
+        if isinstance(model, GPT2):
+            state = {k: v.t() if k.endswith(CONV1D) else v for k, v in state.items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        assert not unexpected and all(k == "lm_head.weight" for k in missing), (missing, unexpected)
+        print(f"weights from {args.init_from}", flush=True)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())  # tied head counted once
     print(
@@ -275,6 +383,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     )
     rng = np.random.default_rng(args.seed)
     starts = train_s.window_starts(args.seq_len)
+    copy_starts = copy_s.window_starts(args.seq_len) if copy_s is not None else None
     losses: list[float] = []
     val_loss = float("nan")
     t_train = time.perf_counter()
@@ -284,7 +393,16 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         lr = lr_at(step, args.steps, args.lr, args.warmup, args.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = train_s.batch(rng.choice(starts, size=args.batch_size), args.seq_len)
+        if copy_s is not None and copy_starts is not None:
+            share = args.copy_start + (args.copy_floor - args.copy_start) * min(
+                1.0, step / max(1, args.copy_steps)
+            )
+            n_copy = int(rng.binomial(args.batch_size, share))
+            xa, ya = train_s.batch(rng.choice(starts, size=args.batch_size - n_copy), args.seq_len)
+            xb, yb = copy_s.batch(rng.choice(copy_starts, size=n_copy), args.seq_len)
+            x, y = torch.cat([xa, xb]), torch.cat([ya, yb])
+        else:
+            x, y = train_s.batch(rng.choice(starts, size=args.batch_size), args.seq_len)
         logits = model(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
@@ -310,6 +428,9 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if args.save_every and (step + 1) % args.save_every == 0 and not last:
             save_weights(model, cfg, out)
             print(f"step {step + 1:5d} checkpoint saved to {out}", flush=True)
+            if args.keep_checkpoints:
+                keep = out.with_name(f"{out.name}-step{step + 1}")
+                shutil.copytree(out, keep, dirs_exist_ok=True)
             t_log = time.perf_counter()
     train_seconds = time.perf_counter() - t_train
 
@@ -325,11 +446,14 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     tail = losses[-50:]
     generator, n_dishes, n_held = corpus_counts(args.corpus)
     info = {
-        "model": "tui-gen cooking demo (GPT-2 architecture)",
+        "model": "tui-gen cooking demo ("
+        + ("Llama" if args.arch == "llama" else "GPT-2")
+        + " architecture)",
         "generation_defaults": GENERATION_DEFAULTS,
         "parameters": n_params,
         "architecture": {
-            k: cfg[k] for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+            k: cfg[k]
+            for k in ("model_type", "n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
         },
         "corpus": {
             "generator": generator,
@@ -354,6 +478,11 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "weight_decay": args.weight_decay,
             "grad_clip": args.grad_clip,
             "threads": args.threads,
+            "init_from": str(args.init_from) if args.init_from else None,
+            "copy_docs": args.copy_docs,
+            "copy_steps": args.copy_steps if args.copy_docs else 0,
+            "copy_start": args.copy_start if args.copy_docs else 0.0,
+            "copy_floor": args.copy_floor if args.copy_docs else 0.0,
             "train_seconds": round(train_seconds, 1),
             "total_seconds": round(time.perf_counter() - t_start, 1),
         },
