@@ -110,6 +110,13 @@ def gpt2_config(
         "embd_pdrop": 0.0,
         "attn_pdrop": 0.0,
         "scale_attn_weights": True,
+        **_shared_config(eos_id),
+    }
+
+
+def _shared_config(eos_id: int) -> dict[str, Any]:
+    """What both architectures' configs say alike: tied embeddings, one id for bos/eos/pad."""
+    return {
         "use_cache": True,
         "tie_word_embeddings": True,
         "bos_token_id": eos_id,
@@ -141,12 +148,7 @@ def llama_config(
         "attention_bias": False,
         "mlp_bias": False,
         "initializer_range": 0.02,
-        "use_cache": True,
-        "tie_word_embeddings": True,
-        "bos_token_id": eos_id,
-        "eos_token_id": eos_id,
-        "pad_token_id": eos_id,
-        "torch_dtype": "float32",
+        **_shared_config(eos_id),
         # the GPT-2 names too, for generation_info.json and the card
         "n_layer": n_layer,
         "n_embd": n_embd,
