@@ -170,6 +170,34 @@ def init_llama(model: Llama, seed: int) -> None:
                 p.normal_(0.0, 0.02 / math.sqrt(2 * n_layer) if scaled else 0.02, generator=g)
 
 
+def _init_from(model: torch.nn.Module, src: Path) -> None:
+    """--init-from: the weights of a model directory this script wrote; anything else is one
+    line naming the problem (exit 2), not a traceback."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = src / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except (OSError, SafetensorError) as e:
+        print(f"train: --init-from {src}: cannot read {weights.name} ({e})", file=sys.stderr)
+        raise SystemExit(2) from None
+    if isinstance(model, GPT2):
+        state = {k: v.t() if k.endswith(CONV1D) else v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # a tensor of another shape
+        missing, unexpected = ["(shapes differ)"], []
+    if unexpected or any(k != "lm_head.weight" for k in missing):
+        print(
+            f"train: --init-from {src}: its weights do not fit this model (give the same --arch, "
+            "--n-layer, --n-embd, --n-head, --seed and --docs it was trained with)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    print(f"weights from {src}", flush=True)
+
+
 def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Our weights under HF names, GPT-2 projections back in Conv1D (in, out) layout, no tied
     head (Llama's names and layout are HF's already)."""
@@ -356,14 +384,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         model = GPT2(parse_config(cfg))
         init_weights(model, args.seed)
     if args.init_from is not None:
-        from safetensors.torch import load_file
-
-        state = load_file(str(args.init_from / "model.safetensors"))
-        if isinstance(model, GPT2):
-            state = {k: v.t() if k.endswith(CONV1D) else v for k, v in state.items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        assert not unexpected and all(k == "lm_head.weight" for k in missing), (missing, unexpected)
-        print(f"weights from {args.init_from}", flush=True)
+        _init_from(model, args.init_from)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())  # tied head counted once
     print(

@@ -277,3 +277,25 @@ def test_evaluation_runs_whole_conversations_and_writes_the_card(tmp_path, capsy
     assert ev["val_loss"] > 0 and ev["follow_ups"] == 4
     card = (tmp_path / "README.md").read_text()
     assert "follow-up replies that stay on the dish" in card and "held-out" in card
+
+
+def test_init_from_a_bad_directory_is_one_line(tmp_path, capsys):
+    """--init-from: a missing file or weights of another shape exit 2 with one line."""
+    from safetensors.torch import save_file
+
+    from dev.cooking.train import _init_from, gpt2_config, hf_state_dict
+    from tui_gen.models.gpt2 import GPT2
+    from tui_gen.models.registry import parse_config
+
+    model = GPT2(parse_config(gpt2_config(64, 32, 16, 1, 2, 0)))
+    with pytest.raises(SystemExit) as e:
+        _init_from(model, tmp_path)
+    assert e.value.code == 2 and "cannot read model.safetensors" in capsys.readouterr().err
+    wider = GPT2(parse_config(gpt2_config(64, 32, 32, 1, 2, 0)))
+    save_file(hf_state_dict(wider), str(tmp_path / "model.safetensors"))
+    with pytest.raises(SystemExit) as e:
+        _init_from(model, tmp_path)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "do not fit this model" in err and len(err.splitlines()) == 1
+    save_file(hf_state_dict(model), str(tmp_path / "model.safetensors"))
+    _init_from(model, tmp_path)  # its own weights load

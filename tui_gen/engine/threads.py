@@ -54,6 +54,7 @@ REGION_ROUNDS = 3
 REGION_EVERY_MAX = 256
 
 _fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
+_outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
 
 
 def fix(threads: int | None) -> None:
@@ -70,6 +71,11 @@ def fixed() -> int | None:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return None
+
+
+def available() -> int:
+    """The threads the process was given: torch's count outside any TorchThreads block."""
+    return _outer if _outer is not None else torch.get_num_threads()
 
 
 def _busy() -> bool:
@@ -163,15 +169,16 @@ class ThreadGovernor:
 
     def _start_probe(self, others: list[int]) -> None:
         self._since = 0
+        # the fewest threads above the current count that would wait for time slices: those
+        # and any more are dropped unasked
         more = sorted(c for c in others if c > self.current)
-        for i, c in enumerate(more):
-            if self._crowded(c):  # then more threads than c would be too: drop them unasked
-                others = [o for o in others if o not in more[i:]]
-                self.turned_away += 1
-                if not others:
-                    self._every = max(self._every, min(2 * self._every, REGION_EVERY_MAX))
-                    return
-                break
+        crowded = next((c for c in more if self._crowded(c)), None)
+        if crowded is not None:
+            others = [c for c in others if c < crowded]
+            self.turned_away += 1
+            if not others:
+                self._every = max(self._every, min(2 * self._every, REGION_EVERY_MAX))
+                return
         if not others:
             if len(self.counts) == 1:  # one core: nothing to choose
                 self._every = PROBE_EVERY_MAX
@@ -227,11 +234,3 @@ class TorchThreads:
             _outer = None
         if torch.get_num_threads() != self._before:
             torch.set_num_threads(self._before)
-
-
-_outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
-
-
-def available() -> int:
-    """The threads the process was given: torch's count outside any TorchThreads block."""
-    return _outer if _outer is not None else torch.get_num_threads()
