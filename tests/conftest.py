@@ -93,18 +93,40 @@ def untouched_modules() -> list[str]:
     return [n for n in names if n not in sys.modules and n not in NOT_IMPORTABLE]
 
 
+def _imported_modules() -> set[str]:
+    return {n for n in sys.modules if n == "tui_gen" or n.startswith("tui_gen.")}
+
+
+_WORKER_IMPORTS = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist (`-n 2`), on the controller: a worker finished; keep what it imported (the
+    controller itself imports nothing, so the check below counts its workers' modules)."""
+    got = getattr(node, "workeroutput", {}).get("tui_gen_imported", [])
+    node.config.stash.setdefault(_WORKER_IMPORTS, set()).update(got)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The fast tier must still touch every module: a run of the whole tier (or suite) that
-    completed fails when some tui_gen module was never imported in this process (a module only
-    a slow test, or only a subprocess, imports)."""
+    completed fails when some tui_gen module was never imported by its tests (a module only
+    a slow test, or only a subprocess, imports). Under pytest-xdist each worker reports its
+    imports to the controller, which checks their union."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: report, the controller decides
+        workeroutput["tui_gen_imported"] = sorted(_imported_modules())
+        return
     complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     if not complete or session.shouldstop or session.shouldfail:
         return
-    if not _ran_the_whole_tier(session.config):
+    if not _ran_the_whole_tier(config):
         return
-    missing = untouched_modules()
+    seen = config.stash.get(_WORKER_IMPORTS, set())
+    missing = [n for n in untouched_modules() if n not in seen]
     if missing:
-        session.config.stash[_UNTOUCHED] = missing
+        config.stash[_UNTOUCHED] = missing
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
