@@ -10,13 +10,6 @@ import conftest
 import pytest
 
 
-class _Stash(dict[Any, Any]):
-    """pytest's Stash as far as the hooks use it."""
-
-    def setdefault(self, key: Any, default: Any) -> Any:
-        return super().setdefault(key, default)
-
-
 def _session(config: Any) -> Any:
     return SimpleNamespace(
         config=config, shouldstop=False, shouldfail=False, exitstatus=pytest.ExitCode.OK
@@ -30,7 +23,7 @@ def two_modules(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_controller_counts_what_its_workers_imported(two_modules: None) -> None:
-    config = SimpleNamespace(stash=_Stash())
+    config = SimpleNamespace(stash={})
     for got in (["tui_gen.a"], ["tui_gen.b", "tui_gen.c"]):
         worker = SimpleNamespace(config=config, workeroutput={"tui_gen_imported": got})
         conftest.pytest_testnodedown(worker, None)
@@ -41,7 +34,7 @@ def test_controller_counts_what_its_workers_imported(two_modules: None) -> None:
 
 
 def test_controller_fails_the_run_when_no_worker_imported_a_module(two_modules: None) -> None:
-    config = SimpleNamespace(stash=_Stash())
+    config = SimpleNamespace(stash={})
     worker = SimpleNamespace(config=config, workeroutput={"tui_gen_imported": ["tui_gen.a"]})
     conftest.pytest_testnodedown(worker, None)
     session = _session(config)
@@ -55,7 +48,7 @@ def test_a_worker_reports_its_imports_and_leaves_the_verdict_to_the_controller(
 ) -> None:
     import tui_gen.engine.scheduler  # noqa: F401  (one module this process surely holds)
 
-    config = SimpleNamespace(stash=_Stash(), workeroutput={})
+    config = SimpleNamespace(stash={}, workeroutput={})
     session = _session(config)
     conftest.pytest_sessionfinish(session, pytest.ExitCode.OK)
     assert session.exitstatus == pytest.ExitCode.OK  # tui_gen.b is missing: not its call
