@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +46,7 @@ from tui_gen.server.convert import (
 )
 from tui_gen.server.middleware import AuthAndLog
 from tui_gen.server.schemas import ChatCompletionRequest, CompletionRequest, error_body
+from tui_gen.server.sse import DONE, Chunks, sse
 
 #: how often a non-streaming request checks whether its client is still there (seconds)
 DISCONNECT_POLL = 0.25
@@ -96,6 +96,12 @@ class _Choice:
     finish: FinishEvent | None = None
 
 
+class _Sink(Protocol):
+    """Where the relay delivers a request's events on the loop (an _Inbox; a Queue in tests)."""
+
+    def put_nowait(self, ev: Event) -> None: ...
+
+
 class _Relay:
     """Events from the scheduler thread to the event loop's queues.
 
@@ -108,12 +114,12 @@ class _Relay:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._pending: list[tuple[asyncio.Queue[Event], Event]] = []
+        self._pending: list[tuple[_Sink, Event]] = []
 
-    def put(self, queue: asyncio.Queue[Event], ev: Event) -> None:
+    def put(self, sink: _Sink, ev: Event) -> None:
         """Called on the scheduler thread."""
         with self._lock:
-            self._pending.append((queue, ev))
+            self._pending.append((sink, ev))
             if len(self._pending) > 1:
                 return  # a drain is already scheduled and will take this one too
         # a closed loop (the server shut down) raises RuntimeError: nobody listens then
@@ -138,16 +144,56 @@ def _relay() -> _Relay:
     return relay
 
 
+class _Inbox:
+    """One request's events on the event loop: those that have arrived, and one waiter.
+
+    Why not an asyncio.Queue read through `wait_for`: every wake-up then made a task and a
+    timer, once per token of a streaming client. Here a wake-up resolves one future, and a
+    reader takes everything that has arrived at once."""
+
+    def __init__(self) -> None:
+        self._items: list[Event] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, ev: Event) -> None:
+        """Called on the event loop (by the relay)."""
+        self._items.append(ev)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def take(self, timeout: float | None = None) -> list[Event]:
+        """Everything that has arrived; waits for at least one event (for `timeout` seconds
+        at most: then the list is empty)."""
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        items, self._items = self._items, []
+        return items
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Run:
-    """The jobs of one request and the queue their events arrive on."""
+    """The jobs of one request and the inbox their events arrive in."""
 
     def __init__(self, scheduler: Scheduler, jobs: list[Job]) -> None:
         self.jobs = jobs
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        relay, queue = _relay(), self.queue
+        self.inbox = _Inbox()
+        relay, inbox = _relay(), self.inbox
 
         def sink(ev: Event) -> None:
-            relay.put(queue, ev)
+            relay.put(inbox, ev)
 
         for job in jobs:
             job.sink = sink
@@ -160,7 +206,8 @@ class _Run:
 
     async def batches(self, request: Request | None = None) -> AsyncIterator[list[Event]]:
         """Every event until each job has finished, in lists of what has arrived (a stream
-        writes them in one go); with `request`, cancel the jobs when the client leaves."""
+        writes them in one go); with `request`, cancel the jobs when the client leaves (a
+        stream needs no polling: Starlette closes its generator when the client goes)."""
         left = len(self.jobs)
         checked = time.monotonic()
         while left:
@@ -169,16 +216,9 @@ class _Run:
                 if await request.is_disconnected():
                     self.cancel()
                     request = None  # the FinishEvents still come; wait for them
-            if self.queue.empty():
-                try:
-                    first = await asyncio.wait_for(self.queue.get(), DISCONNECT_POLL)
-                except asyncio.TimeoutError:
-                    continue
-                got = [first]
-            else:
-                got = []
-            while not self.queue.empty():
-                got.append(self.queue.get_nowait())
+            got = await self.inbox.take(DISCONNECT_POLL if request is not None else None)
+            if not got:
+                continue
             left -= sum(isinstance(ev, FinishEvent) for ev in got)
             yield got
 
@@ -193,10 +233,6 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 def _type_tag(part: str) -> bool:
     return part in _TYPE_TAGS or "[" in part or part.endswith("-after") or "function" in part
-
-
-def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -412,71 +448,32 @@ async def _stream(
 ) -> AsyncIterator[str]:
     """Server-sent events: chunks with the same id, one finish_reason per choice, an optional
     usage chunk with no choices, then [DONE]."""
-    obj = "chat.completion.chunk" if chat else "text_completion"
-    extra: dict[str, Any] = {"usage": None} if include_usage else {}
-
-    def chunk(
-        index: int,
-        piece: str | None,
-        lps: list[TokenLogprobs],
-        reason: str | None,
-        role: bool = False,
-    ) -> str:
-        if chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if piece is not None:
-                delta["content"] = piece
-            lp = chat_logprobs(lps, top) if lps else None
-            choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": reason}
-        else:
-            lp = completion_logprobs(lps, top) if lps else None
-            choice = {"index": index, "text": piece or "", "logprobs": lp, "finish_reason": reason}
-        return _sse(
-            {
-                "id": rid,
-                "object": obj,
-                "created": created,
-                "model": model,
-                "choices": [choice],
-                "system_fingerprint": None,
-                **extra,
-            }
-        )
-
+    out_of = Chunks(rid, created, model, chat, top, include_usage)
     completion = 0
     try:
         if chat:
             for i in range(len(run.jobs)):
-                yield chunk(i, None, [], None, role=True)
+                yield out_of.chunk(i, None, [], None, role=True)
         async for got in run.batches():
             out: list[str] = []
             for ev in got:
                 if isinstance(ev, TokenEvent):
-                    lps = [ev.logprobs] if ev.logprobs is not None else []
-                    if ev.text or lps:
-                        out.append(chunk(ev.index, ev.text, lps, None))
+                    if ev.logprobs is not None:
+                        out.append(out_of.chunk(ev.index, ev.text, [ev.logprobs], None))
+                    elif ev.text:
+                        out.append(out_of.piece(ev.index, ev.text))
                 elif isinstance(ev, FinishEvent):
                     err = _error_of(run, ev.index)
                     if err is not None:
-                        out.append(_sse(error_body(err.message, err.type, err.param, err.code)))
+                        out.append(sse(error_body(err.message, err.type, err.param, err.code)))
                         continue
                     completion += len(ev.token_ids)
                     request.state.tokens = completion
-                    out.append(chunk(ev.index, None, [], finish_reason(ev.reason)))
+                    out.append(out_of.chunk(ev.index, None, [], finish_reason(ev.reason)))
             if out:
                 yield "".join(out)
         if include_usage:
-            yield _sse(
-                {
-                    "id": rid,
-                    "object": obj,
-                    "created": created,
-                    "model": model,
-                    "choices": [],
-                    "system_fingerprint": None,
-                    "usage": _usage(prompt_tokens, completion),
-                }
-            )
-        yield "data: [DONE]\n\n"
+            yield out_of.usage(_usage(prompt_tokens, completion))
+        yield DONE
     finally:
         run.cancel()  # the client left (or the stream ended): stop every row of this request

@@ -1,0 +1,67 @@
+"""cli/bench_serve's client side: SSE payloads however the bytes are split, and token counts
+and errors from streams of servers with and without a usage chunk (served by httpx's
+MockTransport, so no socket is involved)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui_gen.cli.bench_serve import one_request, sse_payloads
+
+EVENTS = [b'data: {"a": 1}', b": a comment", b'data: {"b": "x\\ny"}', b"data: [DONE]"]
+
+
+@given(st.lists(st.integers(0, 200), max_size=8), st.booleans())
+def test_payloads_survive_any_split_of_the_bytes(cuts: list[int], crlf: bool) -> None:
+    sep = b"\r\n\r\n" if crlf else b"\n\n"
+    raw = sep.join(EVENTS) + sep
+    points = sorted({min(c, len(raw)) for c in cuts})
+    parts = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
+    assert list(sse_payloads(parts)) == [b'{"a": 1}', b'{"b": "x\\ny"}', b"[DONE]"]
+
+
+def _stream(chunks: list[dict[str, Any]], compact: bool) -> bytes:
+    sep = (",", ":") if compact else (", ", ": ")
+    body = "".join(f"data: {json.dumps(c, separators=sep)}\n\n" for c in chunks)
+    return (body + "data: [DONE]\n\n").encode()
+
+
+def _chunk(text: str | None, usage: Any = "absent") -> dict[str, Any]:
+    choices = [] if text is None else [{"index": 0, "delta": {"content": text}}]
+    out: dict[str, Any] = {"id": "x", "choices": choices}
+    if usage != "absent":
+        out["usage"] = usage
+    return out
+
+
+def _run(body: bytes) -> tuple[int, float]:
+    transport = httpx.MockTransport(lambda req: httpx.Response(200, content=body))
+    with httpx.Client(transport=transport) as client:
+        return one_request(client, "http://test/v1", {})
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_the_usage_chunk_counts_the_tokens(compact: bool) -> None:
+    usage = {"prompt_tokens": 2, "completion_tokens": 7, "total_tokens": 9}
+    chunks = [_chunk("", None), _chunk("a", None), _chunk("b", None), _chunk(None, usage)]
+    tokens, ttft = _run(_stream(chunks, compact))
+    assert tokens == 7 and ttft >= 0
+
+
+def test_without_usage_every_content_chunk_counts() -> None:
+    chunks = [_chunk(""), _chunk("a"), _chunk("b"), _chunk(""), _chunk("c")]
+    assert _run(_stream(chunks, compact=True))[0] == 3
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_an_error_chunk_is_raised_before_or_after_the_first_content(first: bool) -> None:
+    err = {"error": {"message": "the model broke", "type": "server_error"}}
+    chunks = [err] if first else [_chunk("a", None), _chunk("b", None), err]
+    with pytest.raises(RuntimeError, match="the model broke"):
+        _run(_stream(chunks, compact=False))
