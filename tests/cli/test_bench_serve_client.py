@@ -1,18 +1,17 @@
 """cli/bench_serve's client side: SSE payloads however the bytes are split, and token counts
-and errors from streams of servers with and without a usage chunk (served by httpx's
-MockTransport, so no socket is involved)."""
+and errors from streams of servers with and without a usage chunk."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui_gen.cli.bench_serve import one_request, sse_payloads
+from tui_gen.cli.bench_serve import read_stream, sse_payloads
 
 EVENTS = [b'data: {"a": 1}', b": a comment", b'data: {"b": "x\\ny"}', b"data: [DONE]"]
 
@@ -41,9 +40,8 @@ def _chunk(text: str | None, usage: Any = "absent") -> dict[str, Any]:
 
 
 def _run(body: bytes) -> tuple[int, float]:
-    transport = httpx.MockTransport(lambda req: httpx.Response(200, content=body))
-    with httpx.Client(transport=transport) as client:
-        return one_request(client, "http://test/v1", {})
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]  # split mid-event
+    return read_stream(pieces, time.perf_counter())
 
 
 @pytest.mark.parametrize("compact", [True, False])

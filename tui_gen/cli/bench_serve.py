@@ -1,15 +1,15 @@
 """`tui-gen bench-serve URL --clients 1,4,8`: load-test any OpenAI-compatible server.
 
-At each level C, C clients (threads, one httpx connection each) send `--requests` streaming
-chat completions (or, with `--endpoint completions`, raw-prompt completions: the same work on
-a server whose chat path is missing or broken, and no chat template in the way) one after
-another: greedy, `ignore_eos`, `max_tokens` fixed, so every reply
-has the same length on every server that honours ignore_eos (vLLM, llama.cpp, ours). Reported
-per level: aggregate tok/s (completion tokens of every reply / the level's wall time) and the
-time to first token (first content chunk) at p50 and p99. Tokens are counted from the usage
-chunk (`stream_options.include_usage`), else one per content chunk.
+At each level C, C clients (threads, one kept-alive connection each: cli/http_stream.py) send
+`--requests` streaming chat completions (or, with `--endpoint completions`, raw-prompt
+completions: the same work on a server whose chat path is missing or broken, and no chat
+template in the way) one after another: greedy, `ignore_eos`, `max_tokens` fixed, so every
+reply has the same length on every server that honours ignore_eos (vLLM, llama.cpp, ours).
+Reported per level: aggregate tok/s (completion tokens of every reply / the level's wall time)
+and the time to first token (first content chunk) at p50 and p99. Tokens are counted from the
+usage chunk (`stream_options.include_usage`), else one per content chunk.
 
-Torch-free: it only talks HTTP (httpx, which the openai package brings).
+Torch-free: it only talks HTTP (httpx for /v1/models, its own lean client for the streams).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_gen.cli.http_stream import StreamConnection
 from tui_gen.errors import TuiGenError
 from tui_gen.sanitize import sanitize
 
@@ -88,40 +89,42 @@ def _content(choice: dict[str, Any]) -> str:
 
 
 def one_request(
-    client: Any, url: str, body: dict[str, Any], endpoint: str = "chat"
+    conn: StreamConnection, body: dict[str, Any], endpoint: str = "chat"
 ) -> tuple[int, float]:
-    """(completion tokens, seconds to the first content) of one streamed completion.
+    """(completion tokens, seconds to the first content) of one streamed completion."""
+    path = "chat/completions" if endpoint == "chat" else "completions"
+    t0 = time.perf_counter()
+    return read_stream(conn.post(path, json.dumps(body).encode()), t0)
+
+
+def read_stream(chunks: Iterable[bytes], t0: float) -> tuple[int, float]:
+    """(completion tokens, seconds from t0 to the first content) of a streamed response's
+    body bytes.
 
     Why the events are not all JSON-decoded: the client shares the machine with the server it
     measures, and decoding every chunk of eight streams cost ~0.3 ms of CPU per token here (a
     third of what the server itself spends). A chunk is decoded until the first content (the
     time to first token), when it may carry an error or the usage, and, only for a server that
     sends no usage, after the stream has ended (to count the content chunks)."""
-    t0 = time.perf_counter()
     ttft = -1.0
     usage = None
     later: list[bytes] = []  # chunks after the first content, decoded only without usage
     first = 0  # content chunks among those decoded as they came
-    path = "chat/completions" if endpoint == "chat" else "completions"
-    with client.stream("POST", f"{url}/{path}", json=body) as r:
-        if r.status_code != 200:
-            r.read()
-            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
-        for data in sse_payloads(r.iter_bytes()):
-            if data == b"[DONE]":
-                break
-            if ttft >= 0 and not _may_matter(data):
-                later.append(data)
-                continue
-            obj = json.loads(data)
-            if "error" in obj:
-                raise RuntimeError(str(obj["error"].get("message")))
-            if obj.get("usage"):
-                usage = obj["usage"]
-            n = _content_chunks(obj)
-            if n and ttft < 0:
-                ttft = time.perf_counter() - t0
-            first += n
+    for data in sse_payloads(chunks):
+        if data == b"[DONE]":
+            break
+        if ttft >= 0 and not _may_matter(data):
+            later.append(data)
+            continue
+        obj = json.loads(data)
+        if "error" in obj:
+            raise RuntimeError(str(obj["error"].get("message")))
+        if obj.get("usage"):
+            usage = obj["usage"]
+        n = _content_chunks(obj)
+        if n and ttft < 0:
+            ttft = time.perf_counter() - t0
+        first += n
     if usage:
         return int(usage["completion_tokens"]), max(ttft, 0.0)
     return first + sum(_content_chunks(json.loads(d)) for d in later), max(ttft, 0.0)
@@ -165,18 +168,16 @@ def run_level(
     api_key: str | None,
     endpoint: str = "chat",
 ) -> LevelResult:
-    import httpx
-
     res = LevelResult(clients)
     lock = threading.Lock()
     start = threading.Barrier(clients)
 
     def client_loop() -> None:
-        with httpx.Client(timeout=TIMEOUT, headers=_headers(api_key)) as client:
+        with StreamConnection(url, _headers(api_key), TIMEOUT) as conn:
             start.wait()
             for _ in range(requests):
                 try:
-                    tokens, ttft = one_request(client, url, {**body, "model": model}, endpoint)
+                    tokens, ttft = one_request(conn, {**body, "model": model}, endpoint)
                 except Exception as e:  # keep measuring; count it
                     with lock:
                         res.errors.append(str(e))
