@@ -7,7 +7,9 @@ template in the way) one after another: greedy, `ignore_eos`, `max_tokens` fixed
 reply has the same length on every server that honours ignore_eos (vLLM, llama.cpp, ours).
 Reported per level: aggregate tok/s (completion tokens of every reply / the level's wall time)
 and the time to first token (first content chunk) at p50 and p99. Tokens are counted from the
-usage chunk (`stream_options.include_usage`), else one per content chunk.
+usage chunk (`stream_options.include_usage`), else one per content chunk. With `--rounds N`
+the levels take turns N times and each is reported over all its rounds, with the spread of
+the rounds' tok/s.
 
 Torch-free: it only talks HTTP (httpx for /v1/models, its own lean client for the streams).
 """
@@ -39,18 +41,33 @@ class LevelResult:
     seconds: float = 0.0
     ttft: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: aggregate tok/s of each round (one entry per round the level ran)
+    round_rates: list[float] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
+    def add(self, other: LevelResult) -> None:
+        """Fold another round of the same level in."""
+        self.requests += other.requests
+        self.tokens += other.tokens
+        self.seconds += other.seconds
+        self.ttft += other.ttft
+        self.errors += other.errors
+        self.round_rates.append(other.tokens_per_second)
+
     def to_dict(self) -> dict[str, Any]:
+        rates = self.round_rates or [self.tokens_per_second]
         return {
             "clients": self.clients,
             "requests": self.requests,
             "completion_tokens": self.tokens,
             "seconds": round(self.seconds, 3),
             "tokens_per_second": round(self.tokens_per_second, 2),
+            "rounds": len(rates),
+            "tokens_per_second_min": round(min(rates), 2),
+            "tokens_per_second_max": round(max(rates), 2),
             "ttft_p50": round(percentile(self.ttft, 50), 4),
             "ttft_p99": round(percentile(self.ttft, 99), 4),
             "errors": len(self.errors),
@@ -220,19 +237,28 @@ def run_bench_serve(args: Any) -> int:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    results = []
-    base = None
-    for level in args.clients:
-        r = run_level(url, model, level, args.requests, body, args.api_key, endpoint)
-        results.append(r)
-        if args.json:
-            print(json.dumps({"url": url, "model": model, **r.to_dict()}))
-            continue
-        base = base or r.tokens_per_second
-        speedup = r.tokens_per_second / base if base else 0.0
+    # the levels take turns, round after round: a load that comes and goes on a shared
+    # machine then slows every level alike instead of the one that ran at the time
+    results = [LevelResult(level) for level in args.clients]
+    for _ in range(args.rounds):
+        for total in results:
+            total.add(
+                run_level(url, model, total.clients, args.requests, body, args.api_key, endpoint)
+            )
+    base = results[0].tokens_per_second if results else 0.0
+    for r in results:
         d = r.to_dict()
+        if args.json:
+            print(json.dumps({"url": url, "model": model, **d}))
+            continue
+        speedup = r.tokens_per_second / base if base else 0.0
+        spread = (
+            f" (rounds {d['tokens_per_second_min']:.0f}..{d['tokens_per_second_max']:.0f})"
+            if args.rounds > 1
+            else ""
+        )
         print(
-            f"clients {level:>3}: {d['tokens_per_second']:>8.1f} tok/s aggregate "
+            f"clients {r.clients:>3}: {d['tokens_per_second']:>8.1f} tok/s aggregate{spread} "
             f"({speedup:.2f}x of the first level), TTFT p50 {d['ttft_p50'] * 1000:.0f} ms "
             f"p99 {d['ttft_p99'] * 1000:.0f} ms, {r.requests} requests, {r.tokens} tokens"
             + (f", {len(r.errors)} errors" if r.errors else "")

@@ -346,6 +346,14 @@ def build_bench_serve_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="tokens per reply (greedy, ignore_eos; default 64)",
     )
+    p.add_argument(
+        "--rounds",
+        type=positive_int("--rounds"),
+        default=1,
+        metavar="N",
+        help="run every level N times, the levels taking turns, and report each level over "
+        "all its rounds with the spread (a shared machine's load then hits every level alike)",
+    )
     p.add_argument("--prompt", default="How do I make a simple tomato soup?")
     p.add_argument(
         "--endpoint",
