@@ -140,30 +140,29 @@ def test_a_body_ended_by_close_and_a_server_that_closes_between_requests(serve: 
     assert server.connections == 2
 
 
-def test_a_stream_cut_mid_chunk_raises(serve: Serve) -> None:
-    def cut(conn: socket.socket, req: bytes) -> bool:
-        conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n20\r\ndata: {")
-        return False
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [  # a stream cut mid-chunk; something that is not HTTP at all
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n20\r\ndata: {",
+            "closed the connection",
+        ),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP response"),
+    ],
+)
+def test_cut_and_garbage_responses_raise(serve: Serve, raw: bytes, match: str) -> None:
+    def reply(conn: socket.socket, req: bytes) -> bool:
+        conn.sendall(raw)
+        return False  # and close
 
-    server = serve([cut])
+    server = serve([reply])
     with (
         StreamConnection(server.url, {}, 10) as conn,
-        pytest.raises(ConnectionError, match="closed the connection"),
+        pytest.raises(ConnectionError, match=match),
     ):
         list(conn.post("completions", b"{}"))
 
 
-def test_bad_urls_and_garbage_responses(serve: Serve) -> None:
+def test_a_url_that_is_not_http_is_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
         StreamConnection("ftp://x/v1", {}, 1)
-
-    def garbage(conn: socket.socket, req: bytes) -> bool:
-        conn.sendall(b"SSH-2.0-OpenSSH\r\n\r\n")
-        return False
-
-    server = serve([garbage])
-    with (
-        StreamConnection(server.url, {}, 10) as conn,
-        pytest.raises(ConnectionError, match="not an HTTP response"),
-    ):
-        list(conn.post("completions", b"{}"))
