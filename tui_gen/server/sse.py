@@ -43,11 +43,8 @@ class Chunks:
         self._head = head[:cut] + '[{"index": '
         self._tail = "}]" + head[cut + len('[{"index": 0}]') :]
         self._text_key = '"delta": {"content": ' if chat else '"text": '
-        self._text_end = (
-            '}, "logprobs": null, "finish_reason": null'
-            if chat
-            else (', "logprobs": null, "finish_reason": null')
-        )
+        # a chat delta's object closes before the choice's other fields
+        self._text_end = ("}" if chat else "") + ', "logprobs": null, "finish_reason": null'
 
     def _envelope(self, choices: list[dict[str, Any]], usage: Any = None) -> str:
         obj: dict[str, Any] = {
