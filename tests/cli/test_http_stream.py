@@ -5,99 +5,89 @@ errors, bodies ended by closing, and connections closed between requests."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from loopback_http import Serve, chunked
 
-from tui_gen.cli.http_stream import HttpError, StreamConnection
-
-Reply = Callable[[socket.socket, bytes], bool]  # (connection, request) -> keep the connection
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = conn.recv(65536)
-        if not data:
-            return b""
-        buf += data
-    head, _, body = buf.partition(b"\r\n\r\n")
-    length = int(
-        next(
-            ln.split(b":")[1]
-            for ln in head.split(b"\r\n")
-            if ln.lower().startswith(b"content-length")
-        )
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
+from tui_gen.cli.http_stream import HttpError, ResponseParser, StreamConnection
 
 
-class _Server:
-    """Serves `replies` in order, one per request, on 127.0.0.1; records the requests."""
-
-    def __init__(self, replies: list[Reply]) -> None:
-        self.replies = replies
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(10)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        deadline = time.monotonic() + 20
-        while self.replies and time.monotonic() < deadline:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                conn.settimeout(10)
-                while self.replies:
-                    req = _read_request(conn)
-                    if not req:
-                        break
-                    self.requests.append(req)
-                    if not self.replies.pop(0)(conn, req):
-                        break
-
-    def stop(self) -> None:
-        self.sock.close()
-        self.thread.join(5)
+def _split(raw: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(raw)) for c in cuts})
+    return [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
 
 
-Serve = Callable[[list[Reply]], _Server]
+def _feed(parser: ResponseParser, parts: list[bytes]) -> list[bytes]:
+    return [piece for part in parts for piece in parser.feed(part)]
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[list[Reply]], _Server]]:
-    servers: list[_Server] = []
-
-    def start(replies: list[Reply]) -> _Server:
-        servers.append(_Server(replies))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
+EVENTS = [b'data: {"a": 1}\n\n', b"data: " + b"x" * 300 + b"\n\n", b"data: [DONE]\n\n"]
 
 
-def chunked(events: list[bytes], cut: int = 5) -> Reply:
-    def reply(conn: socket.socket, req: bytes) -> bool:
-        body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
-        raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body
-        for i in range(0, len(raw), cut):  # every few bytes a packet of its own
-            conn.sendall(raw[i : i + cut])
-            time.sleep(0.0005)
-        return True
+@given(
+    st.lists(st.integers(0, 500), max_size=12),
+    st.sampled_from(["", "; ext=1"]),
+    st.sampled_from([b"\r\n", b"x-trailer: 1\r\n\r\n"]),
+    st.booleans(),
+)
+def test_a_chunked_body_parses_the_same_however_it_is_split(
+    cuts: list[int], ext: str, trailer: bytes, close: bool
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Connection: close\r\n\r\n" if close else b"\r\n"
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(e), ext.encode(), e) for e in EVENTS)
+    parser = ResponseParser()
+    pieces = _feed(parser, _split(head + body + b"0\r\n" + trailer, cuts))
+    assert pieces == EVENTS  # one piece per chunk, nothing before the head is whole
+    assert parser.status == 200 and parser.done and parser.reusable is not close
+    assert parser.feed(b"HTTP/1.1 200 OK\r\n") == []  # after the end: nothing more
 
-    return reply
+
+@given(st.lists(st.integers(0, 80), max_size=6))
+def test_a_sized_body_ends_at_its_length(cuts: list[int]) -> None:
+    body = b'{"error": {"message": "bad"}}'
+    raw = b"HTTP/1.1 400 Bad Request\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    parser = ResponseParser()
+    assert b"".join(_feed(parser, _split(raw + b"EXTRA", cuts))) == body
+    assert parser.status == 400 and parser.done and parser.reusable
+
+
+def test_a_body_without_length_ends_when_the_server_closes() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.0 200 OK\r\n\r\ndata: 1\n") == [b"data: 1\n"]
+    assert not parser.done
+    assert parser.close() == [] and parser.done and not parser.reusable
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", "Content-Length"),
+        (b"garbage\r\n\r\n", "not an HTTP response"),
+    ],
+)
+def test_a_malformed_response_raises(raw: bytes, match: str) -> None:
+    with pytest.raises(ConnectionError, match=match):
+        ResponseParser().feed(raw)
+
+
+def test_a_close_before_the_body_ends_raises() -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+    with pytest.raises(ConnectionError, match="mid-response"):
+        parser.close()
+    with pytest.raises(ConnectionError, match="mid-response"):
+        ResponseParser().close()  # nothing at all
+
+
+def test_headers_that_never_end_are_refused() -> None:
+    parser = ResponseParser()
+    with pytest.raises(ConnectionError, match="do not end"):
+        for _ in range(100):
+            parser.feed(b"x-padding: " + b"a" * 1000 + b"\r\n")
 
 
 def test_a_chunked_stream_arrives_whole_and_the_connection_is_kept(serve: Serve) -> None:

@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tui_gen.cli import main
-from tui_gen.cli.bench_serve import percentile
+from tui_gen.cli.stream_clients import percentile
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
@@ -156,3 +157,36 @@ def test_the_serve_command_end_to_end(cooking_dir: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_rounds_alternate_the_levels_and_report_each_over_all_its_rounds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui_gen.cli import bench_serve, main
+    from tui_gen.cli.stream_clients import LevelResult
+
+    calls: list[int] = []
+    rates = iter([100.0, 400.0, 50.0, 300.0])  # round 1: levels 1, 8; round 2: levels 1, 8
+
+    def fake_level(url: str, model: str, clients: int, *a: Any, **k: Any) -> Any:
+        calls.append(clients)
+        r = LevelResult(clients, requests=clients, tokens=100, ttft=[0.01])
+        r.seconds = 100 / next(rates)
+        return r
+
+    monkeypatch.setattr(bench_serve, "run_level", fake_level)
+    monkeypatch.setattr(bench_serve, "first_model", lambda client, url: "m")
+    argv = ["bench-serve", "http://127.0.0.1:9/v1", "--clients", "1,8", "--rounds", "2"]
+    assert main([*argv, "--json"]) == 0
+    assert calls == [1, 8, 1, 8]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    one, eight = rows
+    assert one["rounds"] == 2 and one["completion_tokens"] == 200
+    assert one["tokens_per_second"] == pytest.approx(200 / 3.0, abs=0.01)  # 1 s + 2 s
+    assert (one["tokens_per_second_min"], one["tokens_per_second_max"]) == (50.0, 100.0)
+    assert (eight["tokens_per_second_min"], eight["tokens_per_second_max"]) == (300.0, 400.0)
+    calls.clear()
+    rates = iter([100.0, 400.0, 100.0, 400.0])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(4.00x of the first level)" in out and "(rounds 400..400)" in out
