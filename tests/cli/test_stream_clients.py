@@ -15,7 +15,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from loopback_http import Reply, Serve
 
-from tui_gen.cli.stream_clients import read_stream, run_level, sse_payloads
+from tui_gen.cli.stream_clients import SsePayloads, StreamTally, run_level
+
+
+def sse_payloads(chunks: list[bytes]) -> list[bytes]:
+    """SsePayloads over a list of byte pieces, as a level's client feeds it."""
+    sse = SsePayloads()
+    return [data for chunk in chunks for data in sse.feed(chunk)] + sse.close()
+
+
+def read_stream(chunks: list[bytes], t0: float) -> tuple[int, float]:
+    """StreamTally over a stream's body pieces, as a level's client feeds it."""
+    tally = StreamTally(t0)
+    for data in sse_payloads(chunks):
+        tally.feed(data)
+    return tally.result()
+
 
 EVENTS = [b'data: {"a": 1}', b": a comment", b'data: {"b": "x\\ny"}', b"data: [DONE]"]
 

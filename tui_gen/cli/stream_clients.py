@@ -12,7 +12,6 @@ import selectors
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,14 +82,6 @@ def _content(choice: dict[str, Any]) -> str:
     return str(choice.get("text") or "")
 
 
-def one_request(
-    conn: StreamConnection, body: dict[str, Any], endpoint: str = "chat"
-) -> tuple[int, float]:
-    """(completion tokens, seconds to the first content) of one streamed completion."""
-    t0 = time.perf_counter()
-    return read_stream(conn.post(_path(endpoint), json.dumps(body).encode()), t0)
-
-
 def _path(endpoint: str) -> str:
     return "chat/completions" if endpoint == "chat" else "completions"
 
@@ -140,19 +131,6 @@ class StreamTally:
         return self.first + sum(_content_chunks(json.loads(d)) for d in self.later), ttft
 
 
-def read_stream(chunks: Iterable[bytes], t0: float) -> tuple[int, float]:
-    """(completion tokens, seconds from t0 to the first content) of a streamed response's
-    body bytes (StreamTally's rule). The bytes after `[DONE]` are read to their end, so a
-    kept-alive connection is left ready for the next request."""
-    sse, tally = SsePayloads(), StreamTally(t0)
-    for chunk in chunks:
-        for data in sse.feed(chunk):
-            tally.feed(data)
-    for data in sse.close():
-        tally.feed(data)
-    return tally.result()
-
-
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 
 
@@ -183,14 +161,6 @@ class SsePayloads:
         """The last line, when the stream ended without a newline."""
         buf, self._buf = self._buf, b""
         return [buf[5:].strip()] if buf.startswith(b"data:") else []
-
-
-def sse_payloads(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """SsePayloads over an iterable of byte pieces."""
-    sse = SsePayloads()
-    for chunk in chunks:
-        yield from sse.feed(chunk)
-    yield from sse.close()
 
 
 class _Client:
