@@ -71,6 +71,8 @@ def test_a_model_that_fails_to_load_stops_the_server(
 def test_bench_serve_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench-serve", "http://127.0.0.1:9/v1", "--clients", "1,x"]) == 2
     assert "--clients must be integers" in one_error_line(capsys)
+    assert main(["bench-serve", "ftp://127.0.0.1/v1", "--model", "m", "--clients", "1"]) == 2
+    assert "needs an http(s) URL" in one_error_line(capsys)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

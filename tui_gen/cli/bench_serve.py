@@ -39,6 +39,10 @@ def run_bench_serve(args: Any) -> int:
     import httpx
 
     url = args.url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise TuiGenError(
+            f"bench-serve needs an http(s) URL, got {url!r}; e.g. http://127.0.0.1:8000/v1"
+        )
     try:
         with httpx.Client(timeout=30.0, headers=headers(args.api_key)) as c:
             model = args.model or first_model(c, url)
