@@ -4,6 +4,7 @@ and the native decode step running on the count it picks."""
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -245,3 +246,74 @@ def test_a_generation_runs_torch_on_the_chosen_count_but_never_across_a_yield(
     assert len(outside) == 8 and set(outside) == {2}
     assert len(inside) >= 8 and set(inside) == {1}
     assert torch.get_num_threads() == 2
+
+
+#: run in a fresh interpreter: the OpenMP pools of this pytest process are whatever earlier
+#: tests left. Prints the process's thread counts (Linux /proc/self/task) at each mark.
+_POOL_SCRIPT = """
+import os, sys, torch
+torch.set_num_threads(2)
+def count():
+    return len(os.listdir("/proc/self/task"))
+marks = {"start": count()}
+if sys.argv[1] == "import":
+    import tui_gen.models.common, tui_gen.models.registry  # every family's module-level code
+    marks["imported"] = count()
+    torch.ones(1 << 22).sum()  # a parallel region on this thread: it makes a pool
+    marks["parallel"] = count()
+else:
+    from tui_gen.engine.generator import Generator
+    torch.ones(1 << 22).sum()
+    marks["parallel"] = count()
+    Generator.load(sys.argv[2], device="cpu", dtype="float32")
+    marks["loaded"] = count()
+print(marks)
+"""
+
+
+def _pool_marks(*args: str) -> dict[str, int]:
+    import ast
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2:
+        pytest.skip("counts threads through Linux's /proc on 2+ CPUs")
+    out = subprocess.run(
+        [sys.executable, "-c", _POOL_SCRIPT, *args],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2", "TUI_GEN_THREADS": ""},
+    )  # fmt: skip
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_models_starts_no_openmp_threads() -> None:
+    """An idle pool on the importing thread (the server's main thread) once made every region
+    of the scheduler thread's decode sleep and wake in the kernel: importing must run no
+    parallel torch work. The parallel op after it shows the count would have moved."""
+    marks = _pool_marks("import")
+    assert marks["imported"] == marks["start"]
+    assert marks["parallel"] > marks["imported"]
+
+
+def test_a_loaded_generator_leaves_no_openmp_threads_on_the_loading_thread(
+    tiny_llama: Path,
+) -> None:
+    """The thread that loads hands its OpenMP workers back (release_pool), so the thread that
+    decodes owns the only pool (decode.c's release_thread_pool says why it matters)."""
+    from tui_gen.engine.native import build
+
+    if build.load() is None:
+        pytest.skip(build.reason())
+    marks = _pool_marks("load", str(tiny_llama))
+    assert marks["loaded"] < marks["parallel"]
+
+
+def test_release_pool_frees_this_threads_workers_and_regions_still_run() -> None:
+    from tui_gen.engine.native import build
+
+    lib = build.load()
+    if lib is None:
+        pytest.skip(build.reason())
+    assert threads.release_pool()
+    assert lib.decode_region_probe(2, 3) == 6  # a new pool, on demand
+    assert threads.release_pool()

@@ -34,7 +34,7 @@ from tui_gen.engine.logprobs import TokenTexts, read_logprobs
 from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
 from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
-from tui_gen.engine.threads import TorchThreads
+from tui_gen.engine.threads import TorchThreads, release_pool
 from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache, new_cache
 from tui_gen.options import BeamParams, SamplingParams, check_value
@@ -92,6 +92,10 @@ class Generator:
         self._native: tuple[Any, str] | None = None  # (NativeDecoder | None, why not)
         self._busy = threading.Lock()
         self._token_texts: TokenTexts | None = None
+        # loading ran parallel torch work on this thread; its idle OpenMP pool would slow the
+        # decode of whichever other thread generates (a server's scheduler, the app's worker)
+        if torch.device(self.device).type == "cpu":
+            release_pool()
 
     @classmethod
     def load(

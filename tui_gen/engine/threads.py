@@ -202,6 +202,18 @@ class ThreadGovernor:
         self._every = int(min(max(self._every * 2, r * COST_SPAN), PROBE_EVERY_MAX))
 
 
+def release_pool() -> bool:
+    """Free this thread's OpenMP worker threads (decode.c's release_thread_pool says why: a
+    loader thread's idle pool made every region of another thread's decode sleep and wake in
+    the kernel). Called on the thread that loaded a model, once it is loaded; a thread that
+    runs parallel work afterwards gets a new pool. False when the kernels are not built or the
+    OpenMP runtime has no omp_pause_resource_all."""
+    from tui_gen.engine.native import build
+
+    lib = build.load()
+    return lib is not None and lib.release_thread_pool() == 0
+
+
 class TorchThreads:
     """A block (one step of a generation, with its sampling; one prompt's forward; one turn
     of the server's scheduler loop) in which torch, and the native kernels that take its

@@ -92,21 +92,17 @@ def attend_capped(
 
 
 def _sdpa_has_gqa() -> bool:
+    """Whether scaled_dot_product_attention takes enable_gqa (torch >= 2.5), read from the
+    signature or the version, never by calling it: a call at import time ran a parallel region
+    on the importing thread, whose idle OpenMP pool then made another thread's decode sleep
+    and wake at every region (engine/native/decode.c, release_thread_pool)."""
     import inspect
 
     try:
         return "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
-    except (TypeError, ValueError):  # a builtin without a signature: try it
-        try:
-            F.scaled_dot_product_attention(
-                torch.zeros(1, 2, 1, 2),
-                torch.zeros(1, 1, 1, 2),
-                torch.zeros(1, 1, 1, 2),
-                enable_gqa=True,
-            )
-            return True
-        except TypeError:
-            return False
+    except (TypeError, ValueError):  # a builtin without a signature
+        major, minor = (int(p) for p in torch.__version__.split(".")[:2])
+        return (major, minor) >= (2, 5)
 
 
 #: torch >= 2.5 attends grouped-query heads without copying the cache per query head

@@ -136,6 +136,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.decode_rows_scratch_floats.restype = i64
     lib.decode_region_probe.argtypes = [i32, i32]  # threads rounds
     lib.decode_region_probe.restype = i32
+    lib.release_thread_pool.argtypes = []
+    lib.release_thread_pool.restype = i32
     lib.kernel_isa.argtypes = []
     lib.kernel_isa.restype = i32
     lib.decode_scratch_floats.argtypes = [p]
