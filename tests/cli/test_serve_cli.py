@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tui_gen.cli import main
-from tui_gen.cli.stream_clients import percentile
+from tui_gen.cli.stream_clients import LevelResult, percentile
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
@@ -78,6 +78,26 @@ def test_bench_serve_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
         port = s.getsockname()[1]
     assert main(["bench-serve", f"http://127.0.0.1:{port}/v1", "--clients", "1"]) == 2
     assert "cannot reach" in one_error_line(capsys)
+    # with --model there is no GET /models first: the requests themselves find nobody there
+    argv = ["bench-serve", f"http://127.0.0.1:{port}/v1", "--model", "m", "--clients", "2"]
+    assert main(argv) == 2
+    assert "every request to" in one_error_line(capsys)
+
+
+def test_bench_serve_goes_on_when_only_some_requests_fail(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A level with tokens and some errors is a result (exit 1, errors listed), not a stop."""
+    from tui_gen.cli import bench_serve
+
+    def some_failed(url: str, model: str, clients: int, *a: Any, **k: Any) -> LevelResult:
+        return LevelResult(clients, requests=1, tokens=64, seconds=1.0, errors=["HTTP 400"])
+
+    monkeypatch.setattr(bench_serve, "run_level", some_failed)
+    argv = ["bench-serve", "http://127.0.0.1:9/v1", "--model", "m", "--clients", "1"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "64 tokens, 1 errors" in out and "error: HTTP 400" in err
 
 
 def test_percentile_nearest_rank() -> None:

@@ -67,9 +67,15 @@ def run_bench_serve(args: Any) -> int:
     results = [LevelResult(level) for level in args.clients]
     for _ in range(args.rounds):
         for total in results:
-            total.add(
-                run_level(url, model, total.clients, args.requests, body, args.api_key, endpoint)
-            )
+            res = run_level(url, model, total.clients, args.requests, body, args.api_key, endpoint)
+            if res.errors and not res.requests and not res.tokens:
+                # nothing answered (a server that went down, `--model` naming none it serves):
+                # one line and exit 2 rather than a table of zeros and an error per request
+                raise TuiGenError(
+                    f"every request to {url} failed, e.g. {sanitize(res.errors[0])}; check "
+                    "that the server is running and serves --model"
+                )
+            total.add(res)
     base = results[0].tokens_per_second if results else 0.0
     for r in results:
         d = r.to_dict()
