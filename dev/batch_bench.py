@@ -40,7 +40,7 @@ def _batch_inputs(gen: Generator, b: int, context: int) -> tuple[KVCache, Any, A
     cfg = gen.config
     columns = context + 512
     cache = KVCache(
-        cfg.num_layers, b, cfg.num_kv_heads, columns, cfg.head_dim, gen.dtype, gen.device
+        cfg.num_layers, b, cfg.num_kv_heads, columns, cfg.head_dim, gen.kv_dtype, gen.device
     )
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(1, cfg.vocab_size, (b, context), generator=g)

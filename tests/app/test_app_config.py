@@ -27,7 +27,7 @@ def test_from_args_maps_every_flag() -> None:
             "--min-p", "0.1", "--repetition-penalty", "1.2", "--max-new-tokens", "99",
             "--seed", "3", "--stop", "END", "--system", "Be brief.", "--theme", "basil",
             "--transcripts", "/tmp/t", "--device", "cpu", "--dtype", "float32",
-            "--max-context", "512", "--quantize", "int8",
+            "--max-context", "512", "--quantize", "int8", "--kv-cache-dtype", "bfloat16",
         ]
     )  # fmt: skip
     config = app_config(args)
@@ -38,7 +38,7 @@ def test_from_args_maps_every_flag() -> None:
     assert (config.seed, config.stop, config.system) == (3, ["END"], "Be brief.")
     assert (config.theme, config.transcripts, config.device) == ("basil", "/tmp/t", "cpu")
     assert (config.dtype, config.max_context, config.model) == ("float32", 512, "models/cooking")
-    assert config.quantize == "int8"
+    assert (config.quantize, config.kv_cache_dtype) == ("int8", "bfloat16")
 
 
 def test_greedy_flag_sets_temperature_zero() -> None:

@@ -288,8 +288,10 @@ def test_batch_step_falls_back_to_torch(tiny_bdh: Path, tiny_llama: Path) -> Non
     gen = Generator.load(tiny_llama, device="cpu", dtype="float32")
     assert gen.batch_backend(KVCache(c.num_layers, 2, c.num_kv_heads, 16, c.head_dim,
                                      torch.float32, "cpu")) == "native"  # fmt: skip
-    wrong = KVCache(c.num_layers, 2, c.num_kv_heads, 16, c.head_dim, torch.bfloat16, "cpu")
-    assert gen.batch_backend(wrong) == "torch"  # a cache in another dtype than the model's
+    half_cache = KVCache(c.num_layers, 2, c.num_kv_heads, 16, c.head_dim, torch.bfloat16, "cpu")
+    assert gen.batch_backend(half_cache) == "native"  # --kv-cache-dtype bfloat16
+    wrong = KVCache(c.num_layers, 2, c.num_kv_heads, 16, c.head_dim, torch.float16, "cpu")
+    assert gen.batch_backend(wrong) == "torch"  # a cache dtype the native step does not read
 
 
 def test_bad_rows_arguments_are_refused(tiny_llama: Path) -> None:

@@ -16,6 +16,7 @@ class AppConfig:
     dtype: str = "auto"
     max_context: int | None = None
     quantize: str | None = None  #: --quantize int8|int4 (None: float weights)
+    kv_cache_dtype: str = "auto"  #: --kv-cache-dtype
     theme: str | None = None
     transcripts: str | None = None
     system: str | None = None

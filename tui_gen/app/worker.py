@@ -51,6 +51,7 @@ def load_generator(
     dtype: str = "auto",
     max_context: int | None = None,
     quantize: str | None = None,
+    kv_cache_dtype: str = "auto",
 ) -> Generator:
     """Load the real engine (imports torch: call it on a worker thread).
 
@@ -61,7 +62,12 @@ def load_generator(
     from tui_gen.engine.generator import Generator
 
     return Generator.load(
-        model, device=device, dtype=dtype, max_context=max_context, quantize=quantize
+        model,
+        device=device,
+        dtype=dtype,
+        max_context=max_context,
+        quantize=quantize,
+        kv_cache_dtype=kv_cache_dtype,
     )
 
 
@@ -77,7 +83,12 @@ def open_backend(config: AppConfig) -> tuple[ChatEngine | None, ModelInfo, ChatB
         )
         return None, remote_info(remote), remote
     engine = load_generator(
-        config.model, config.device, config.dtype, config.max_context, config.quantize
+        config.model,
+        config.device,
+        config.dtype,
+        config.max_context,
+        config.quantize,
+        config.kv_cache_dtype,
     )
     from tui_gen.engine.chat import ChatSession
 

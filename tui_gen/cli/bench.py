@@ -305,6 +305,7 @@ def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
         dtype=args.dtype,
         max_context=args.max_context,
         quantize=args.quantize,
+        kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
     )
     load_s = time.perf_counter() - t
     c = gen.config
@@ -356,7 +357,7 @@ def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
     rep.add(
         "kv_bytes_per_1k",
         "KV cache bytes per 1K tokens",
-        c.kv_cache_bytes(1024, torch.empty((), dtype=gen.dtype).element_size()),
+        c.kv_cache_bytes(1024, torch.empty((), dtype=gen.kv_dtype).element_size()),
         "{:,}",
     )
     rep.add("rss_peak_mib", "peak RSS after generating (MiB)", peak_rss_mib(), "{:.0f}")

@@ -61,6 +61,7 @@ def app_config(args: argparse.Namespace) -> AppConfig:
         dtype=args.dtype or "auto",
         max_context=args.max_context,
         quantize=args.quantize,
+        kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
         theme=args.theme,
         transcripts=args.transcripts,
         system=args.system,

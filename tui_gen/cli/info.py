@@ -194,6 +194,7 @@ def describe(
     dtype: str = "auto",
     max_context: int | None = None,
     quantize: str | None = None,
+    kv_cache_dtype: str = "auto",
 ) -> dict[str, Any]:
     """Everything `info` shows, as a JSON-ready dict."""
     path = Path(model).expanduser()
@@ -202,6 +203,7 @@ def describe(
     import torch
 
     from tui_gen.engine.quantize import KEEP, check_mode
+    from tui_gen.models.kv_cache import kv_dtype
 
     mode = check_mode(quantize)
 
@@ -265,6 +267,8 @@ def describe(
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
+    cache_dtype = run_dtype if cfg.recurrent else kv_dtype(kv_cache_dtype, run_dtype)
+    kv_element = torch.empty((), dtype=cache_dtype).element_size()
     decode_step = _decode_step(dev, run_dtype, cfg)
     native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype
     if mode is not None:
@@ -317,13 +321,14 @@ def describe(
         "tensor_type_bytes": type_bytes,
         # what the process will hold for the model: weights + the KV cache it preallocates
         # (Python and torch themselves add ~200 MiB)
-        "rss_estimate_bytes": weights + cfg.kv_cache_bytes(cache_len, element),
+        "rss_estimate_bytes": weights + cfg.kv_cache_bytes(cache_len, kv_element),
         # "native (avx512)" or "torch (why not)": what decodes one token (engine/native)
         "decode_step": decode_step,
-        "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, element),
+        "kv_cache_dtype": str(cache_dtype).replace("torch.", ""),
+        "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, kv_element),
         # what one conversation preallocates with these flags (the cache the app would use)
         "max_context": cache_len,
-        "kv_cache_bytes_at_max_context": cfg.kv_cache_bytes(cache_len, element),
+        "kv_cache_bytes_at_max_context": cfg.kv_cache_bytes(cache_len, kv_element),
         "special_tokens": tok.special_tokens,
         "chat_template": bool(tok.chat_template),
         "files": describe_files(files),
@@ -442,7 +447,7 @@ def format_text(d: dict[str, Any]) -> str:
         f"--max-context {d['max_context']:,}; Python and torch add ~200 MiB)",
         f"decode step     {d['decode_step']}",
         f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
-        f"({d['dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
+        f"({d['kv_cache_dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
         f"--max-context {d['max_context']:,}",
         f"special tokens  {token('bos', sp.get('bos_id'))}, {token('eos', sp.get('eos_ids'))}, "
         f"pad {sp.get('pad_id') if sp.get('pad_id') is not None else '-'}",
@@ -482,6 +487,7 @@ def run_info(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         max_context=args.max_context,
         quantize=getattr(args, "quantize", None),
+        kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
     )
     # names and values come from the model's files: nothing in them may drive the terminal
     if args.json:

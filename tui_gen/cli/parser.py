@@ -85,6 +85,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--dtype", default="auto", help="auto (from config) | float32 | bfloat16 | float16"
     )
     g.add_argument(
+        "--kv-cache-dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="what the KV cache keeps: auto (the model's dtype) | float32 | bfloat16 (half "
+        "the memory and the attention's reads; greedy text may differ from float32's)",
+    )
+    g.add_argument(
         "--max-context",
         type=positive_int("--max-context"),
         default=None,

@@ -118,9 +118,9 @@ def _sample(
 def _alloc_cache(gen: Any, batch: int, columns: int) -> KVCache:
     c = gen.config
     try:
-        return new_cache(gen.model, c, batch, columns, gen.dtype, gen.device)
+        return new_cache(gen.model, c, batch, columns, gen.kv_dtype, gen.device)
     except (RuntimeError, MemoryError):  # torch reports allocation failures as RuntimeError
-        need = c.kv_cache_bytes(columns, torch.empty((), dtype=gen.dtype).element_size(), batch)
+        need = c.kv_cache_bytes(columns, torch.empty((), dtype=gen.kv_dtype).element_size(), batch)
         raise TuiGenError(
             f"the KV cache for {batch} sequences x {columns} tokens needs {need / 2**30:.1f} GiB "
             "and could not be allocated; lower --batch-size or --max-new-tokens"

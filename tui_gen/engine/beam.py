@@ -128,7 +128,7 @@ def beam_search(
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        one = new_cache(gen.model, c, 1, L + limit, gen.dtype, dev)
+        one = new_cache(gen.model, c, 1, L + limit, gen.kv_dtype, dev)
         with gen.engine_threads():
             logits = gen.model(prompt[None], start=0, cache=one, last_only=True)[:, -1]  # (1, V)
         # every beam starts from the same prompt

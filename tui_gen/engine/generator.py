@@ -36,7 +36,7 @@ from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
 from tui_gen.engine.threads import TorchThreads, release_pool
 from tui_gen.errors import TuiGenError
-from tui_gen.models.kv_cache import KVCache, new_cache
+from tui_gen.models.kv_cache import KVCache, kv_dtype, new_cache
 from tui_gen.options import BeamParams, SamplingParams, check_value
 
 #: default ceiling on the KV cache when --max-context is not given (the model's own context can
@@ -57,7 +57,11 @@ class Generator:
     """A loaded model with its KV cache. Not thread-safe: one generation at a time."""
 
     def __init__(
-        self, loaded: LoadedModel, max_context: int | None = None, quantize: str | None = None
+        self,
+        loaded: LoadedModel,
+        max_context: int | None = None,
+        quantize: str | None = None,
+        kv_cache_dtype: str = "auto",
     ) -> None:
         if quantize is not None:  # --quantize int8|int4 (engine/quantize.py)
             from tui_gen.engine.loading.loader import apply_quantization
@@ -75,6 +79,11 @@ class Generator:
         self.config = loaded.config
         self.device = loaded.device
         self.dtype = loaded.dtype
+        #: the dtype every KV cache of this model is kept in (--kv-cache-dtype); a recurrent
+        #: state (BDH) stays in the model's
+        self.kv_dtype = (
+            self.dtype if self.config.recurrent else kv_dtype(kv_cache_dtype, self.dtype)
+        )
         model_ctx = self.config.max_position_embeddings
         if max_context is not None and max_context < 2:
             raise TuiGenError(f"max_context={max_context} is too small; use at least 2")
@@ -105,10 +114,13 @@ class Generator:
         dtype: str = "auto",
         max_context: int | None = None,
         quantize: str | None = None,
+        kv_cache_dtype: str = "auto",
     ) -> Generator:
-        """Open a model directory or .gguf file; see loader.load_model (`quantize`: int8|int4)."""
+        """Open a model directory or .gguf file; see loader.load_model (`quantize`: int8|int4;
+        `kv_cache_dtype`: auto, float32 or bfloat16)."""
+        kv_dtype(kv_cache_dtype, torch.float32)  # a bad value fails before the model loads
         loaded = load_model(path, device=device, dtype=dtype, quantize=quantize)
-        return cls(loaded, max_context=max_context)
+        return cls(loaded, max_context=max_context, kv_cache_dtype=kv_cache_dtype)
 
     # --- properties the UI and `info` show -----------------------------------------------
     @property
@@ -129,7 +141,7 @@ class Generator:
         return self.config.kv_cache_bytes(self.max_context, self._element_size())
 
     def _element_size(self) -> int:
-        return torch.empty((), dtype=self.dtype).element_size()
+        return torch.empty((), dtype=self.kv_dtype).element_size()
 
     @property
     def cached_tokens(self) -> int:
@@ -291,7 +303,7 @@ class Generator:
     def _ensure_cache(self) -> KVCache:
         if self._cache is None:
             self._cache = new_cache(
-                self.model, self.config, 1, self.max_context, self.dtype, self.device
+                self.model, self.config, 1, self.max_context, self.kv_dtype, self.device
             )
         return self._cache
 

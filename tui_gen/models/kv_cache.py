@@ -10,7 +10,22 @@ from typing import Any
 
 import torch
 
-from tui_gen.errors import ContextOverflowError
+from tui_gen.errors import ContextOverflowError, TuiGenError
+
+#: `--kv-cache-dtype` values besides "auto" (the model's own dtype). bfloat16 halves the
+#: cache's memory and the bytes each decode step's attention reads; the native step reads
+#: float32 and bfloat16 caches (float16 it does not, so it is not offered)
+KV_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def kv_dtype(spec: str, model_dtype: torch.dtype) -> torch.dtype:
+    """The dtype a cache is kept in: `spec` ("auto", "float32", "bfloat16") for a model
+    computing in `model_dtype`."""
+    if spec == "auto":
+        return model_dtype
+    if spec not in KV_DTYPES:
+        raise TuiGenError(f"unknown --kv-cache-dtype {spec!r}; use auto, float32 or bfloat16")
+    return KV_DTYPES[spec]
 
 
 class KVCache:
@@ -59,7 +74,10 @@ class KVCache:
         end = start + k.shape[2]
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        keys, values = self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if keys.dtype != k.dtype:  # a bfloat16 cache of a float32 model: attend in float32
+            return keys.to(k.dtype), values.to(k.dtype)
+        return keys, values
 
     def advance(self, start: int, num_tokens: int) -> None:
         """Mark [start, start+num_tokens) as filled once every layer has written it."""

@@ -156,6 +156,7 @@ def run_serve(args: Any) -> int:
             dtype=args.dtype,
             max_context=args.max_context,
             quantize=None if args.quantize in (None, "none") else args.quantize,
+            kv_cache_dtype=args.kv_cache_dtype,
         )
 
     print(f"tui-gen serve: loading {args.model}; listening on {server.url}", file=sys.stderr)

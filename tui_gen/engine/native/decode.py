@@ -248,7 +248,6 @@ class NativeDecoder:
         self._dtype = dtype
         self._embed, self._rope = described.embed, described.rope
         self._rope_local = described.rope_local
-        spec.kv_bf16 = int(self._dtype == torch.bfloat16)  # the cache is in the model's dtype
         self._spec = spec
         self._layers = (_Layer * len(layers))(*layers)
         self._spec.layers = ctypes.cast(self._layers, POINTER(_Layer))
@@ -310,13 +309,14 @@ class NativeDecoder:
         return cache.batch_size == 1 and self.supports_rows(cache)
 
     def supports_rows(self, cache: object) -> bool:
-        """Whether `step_rows` can run on `cache`: a KVCache in the model's dtype on the CPU,
-        with the model's KV heads and head_dim, any number of rows."""
+        """Whether `step_rows` can run on `cache`: a float32 or bfloat16 KVCache (either, for
+        a model of either dtype) on the CPU, with the model's KV heads and head_dim, any
+        number of rows."""
         if not isinstance(cache, KVCache):
             return False  # e.g. a recurrent state
         k = cache.k[0]
         return (
-            k.dtype == self._dtype
+            k.dtype in (torch.float32, torch.bfloat16)
             and k.device.type == "cpu"
             and k.dim() == 4
             and k.is_contiguous()
@@ -330,6 +330,10 @@ class NativeDecoder:
         nothing is re-read per token while the same cache decodes, and a new cache object (a
         batch whose finished rows were dropped, a row spliced in) is bound afresh."""
         k0 = cache.k[0]
+        if k0.dtype not in (torch.float32, torch.bfloat16):
+            raise RuntimeError(
+                f"the native decode step reads float32 or bfloat16 caches, not {k0.dtype}"
+            )
         key = (k0.data_ptr(), cache.batch_size, cache.max_seq_len)
         if self._bound is not None and self._bound() is cache and self._bound_key == key:
             return
@@ -338,6 +342,7 @@ class NativeDecoder:
             if not (k.is_contiguous() and v.is_contiguous()):
                 raise RuntimeError("the native decode step needs contiguous KV cache tensors")
             layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
+        self._spec.kv_bf16 = int(k0.dtype == torch.bfloat16)  # else float32 (supports_rows)
         self._spec.max_seq = cache.max_seq_len
         self._scratch_rows = 0  # sized for the new max_seq on the next step
         self._bound, self._bound_key = weakref.ref(cache), key
