@@ -267,7 +267,7 @@ def describe(
     dev = resolve_device(device)
     run_dtype = resolve_dtype(dtype, cfg, dev)
     element = torch.empty((), dtype=run_dtype).element_size()
-    cache_dtype = run_dtype if cfg.recurrent else kv_dtype(kv_cache_dtype, run_dtype)
+    cache_dtype = kv_dtype(kv_cache_dtype, run_dtype, cfg.recurrent)
     kv_element = torch.empty((), dtype=cache_dtype).element_size()
     decode_step = _decode_step(dev, run_dtype, cfg)
     native = False  # quantized layers on the native kernels (groups of 32), whatever the dtype

@@ -79,11 +79,8 @@ class Generator:
         self.config = loaded.config
         self.device = loaded.device
         self.dtype = loaded.dtype
-        #: the dtype every KV cache of this model is kept in (--kv-cache-dtype); a recurrent
-        #: state (BDH) stays in the model's
-        self.kv_dtype = (
-            self.dtype if self.config.recurrent else kv_dtype(kv_cache_dtype, self.dtype)
-        )
+        #: the dtype every KV cache of this model is kept in (--kv-cache-dtype)
+        self.kv_dtype = kv_dtype(kv_cache_dtype, self.dtype, self.config.recurrent)
         model_ctx = self.config.max_position_embeddings
         if max_context is not None and max_context < 2:
             raise TuiGenError(f"max_context={max_context} is too small; use at least 2")
@@ -138,9 +135,9 @@ class Generator:
     @property
     def kv_cache_bytes(self) -> int:
         """Bytes the (batch 1) KV cache takes at max_context, allocated or not."""
-        return self.config.kv_cache_bytes(self.max_context, self._element_size())
+        return self.config.kv_cache_bytes(self.max_context, self._kv_element_size())
 
-    def _element_size(self) -> int:
+    def _kv_element_size(self) -> int:
         return torch.empty((), dtype=self.kv_dtype).element_size()
 
     @property
@@ -565,7 +562,7 @@ def _check_beam_memory(gen: Generator, prompt: int, max_new_tokens: int, beams: 
     """Refuse a beam search whose KV caches (one per beam) could not fit in the machine's
     memory, before allocating them."""
     columns = min(gen.max_context, prompt + max_new_tokens)
-    need = gen.config.kv_cache_bytes(columns, gen._element_size(), batch=beams)
+    need = gen.config.kv_cache_bytes(columns, gen._kv_element_size(), batch=beams)
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

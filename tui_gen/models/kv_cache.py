@@ -18,14 +18,12 @@ from tui_gen.errors import ContextOverflowError, TuiGenError
 KV_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def kv_dtype(spec: str, model_dtype: torch.dtype) -> torch.dtype:
+def kv_dtype(spec: str, model_dtype: torch.dtype, recurrent: bool = False) -> torch.dtype:
     """The dtype a cache is kept in: `spec` ("auto", "float32", "bfloat16") for a model
-    computing in `model_dtype`."""
-    if spec == "auto":
-        return model_dtype
-    if spec not in KV_DTYPES:
+    computing in `model_dtype`. A recurrent state (BDH) always keeps the model's dtype."""
+    if spec not in ("auto", *KV_DTYPES):
         raise TuiGenError(f"unknown --kv-cache-dtype {spec!r}; use auto, float32 or bfloat16")
-    return KV_DTYPES[spec]
+    return model_dtype if spec == "auto" or recurrent else KV_DTYPES[spec]
 
 
 class KVCache:

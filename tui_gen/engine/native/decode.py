@@ -225,6 +225,10 @@ class _Unsupported(Exception):
     pass
 
 
+#: the cache dtypes decode.c reads (`kv_bf16`), whatever the model's dtype
+CACHE_DTYPES = (torch.float32, torch.bfloat16)
+
+
 class NativeDecoder:
     """Runs `model(idx (1, 1), start, cache)` (`step`) and the batched one-token forward of
     Generator.batch_step (`step_rows`) for a supported model; see the module docstring.
@@ -316,7 +320,7 @@ class NativeDecoder:
             return False  # e.g. a recurrent state
         k = cache.k[0]
         return (
-            k.dtype in (torch.float32, torch.bfloat16)
+            k.dtype in CACHE_DTYPES
             and k.device.type == "cpu"
             and k.dim() == 4
             and k.is_contiguous()
@@ -330,10 +334,6 @@ class NativeDecoder:
         nothing is re-read per token while the same cache decodes, and a new cache object (a
         batch whose finished rows were dropped, a row spliced in) is bound afresh."""
         k0 = cache.k[0]
-        if k0.dtype not in (torch.float32, torch.bfloat16):
-            raise RuntimeError(
-                f"the native decode step reads float32 or bfloat16 caches, not {k0.dtype}"
-            )
         key = (k0.data_ptr(), cache.batch_size, cache.max_seq_len)
         if self._bound is not None and self._bound() is cache and self._bound_key == key:
             return
@@ -342,7 +342,7 @@ class NativeDecoder:
             if not (k.is_contiguous() and v.is_contiguous()):
                 raise RuntimeError("the native decode step needs contiguous KV cache tensors")
             layer.k_cache, layer.v_cache = k.data_ptr(), v.data_ptr()
-        self._spec.kv_bf16 = int(k0.dtype == torch.bfloat16)  # else float32 (supports_rows)
+        self._spec.kv_bf16 = int(k0.dtype == torch.bfloat16)  # else float32 (CACHE_DTYPES)
         self._spec.max_seq = cache.max_seq_len
         self._scratch_rows = 0  # sized for the new max_seq on the next step
         self._bound, self._bound_key = weakref.ref(cache), key
