@@ -98,6 +98,33 @@ def test_kernel_matches_gguf_dequantize_times_activations(qtype: str, rows: int)
     assert _rel(y, x.double() @ w.t()) < 0.03  # what 8-bit activations cost
 
 
+@pytest.mark.parametrize("qtype", TYPES)
+def test_one_row_equals_its_row_of_a_batch_bit_for_bit(qtype: str) -> None:
+    """A decode step's one-row product (four weight rows at a time, ggml_rows.h gg_rows_m1)
+    does each row's arithmetic exactly as the batched kernel does, so greedy decoding of a
+    GGUF model is the same alone or in a batch. 38 rows: groups of four and a tail of two."""
+    k, n = 768 if qtype not in K_TYPES else 512, 38
+    raw = blocks(qtype, n, k, seed=11)
+    layer = GGUFLinear([(raw, Q[qtype].value)], k)
+    torch.manual_seed(5)
+    x = torch.randn(8, k) * torch.rand(8, 1) * 3
+    with torch.inference_mode():
+        batched = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(8)])
+    assert torch.equal(alone, batched)
+
+
+def test_one_row_of_fused_parts_equals_the_batch() -> None:
+    """Parts of different types side by side (a Q4_K_M file's q/k/v), one row at a time."""
+    k = 512
+    parts = [(blocks(t, n, k, seed=i), Q[t].value) for i, (t, n) in
+             enumerate([("Q5_0", 9), ("Q8_0", 6), ("Q4_K", 5)])]  # fmt: skip
+    layer = GGUFLinear(parts, k)
+    x = torch.randn(3, k)
+    with torch.inference_mode():
+        assert torch.equal(torch.cat([layer(x[i : i + 1]) for i in range(3)]), layer(x))
+
+
 @pytest.mark.parametrize("qtype", ["Q4_1", "Q6_K"])
 def test_a_long_prompt_takes_the_float_gemm(qtype: str) -> None:
     """Above the kernel's row limit the blocks are dequantized and the activations stay

@@ -93,6 +93,27 @@ static void gg_rows(int type, const uint8_t *row, const gg_act_t *a, int M, floa
 }
 #undef GG_M
 
+#if GG_SIMD
+/* gg_rows_m1 with the type as a compile-time constant. */
+#ifndef GG_M1_AHEAD
+#define GG_M1_AHEAD 8 /* rows ahead that gg_rows_m1 prefetches */
+#endif
+static void gg_rows_m1_typed(int type, const uint8_t *row, int64_t rowbytes, const gg_act_t *a,
+                             float *out, const uint8_t *pf) {
+    switch (type) {
+    case GG_Q4_0: gg_rows_m1(GG_Q4_0, row, rowbytes, a, out, pf); break;
+    case GG_Q4_1: gg_rows_m1(GG_Q4_1, row, rowbytes, a, out, pf); break;
+    case GG_Q5_0: gg_rows_m1(GG_Q5_0, row, rowbytes, a, out, pf); break;
+    case GG_Q5_1: gg_rows_m1(GG_Q5_1, row, rowbytes, a, out, pf); break;
+    case GG_Q8_0: gg_rows_m1(GG_Q8_0, row, rowbytes, a, out, pf); break;
+    case GG_Q4_K: gg_rows_m1_k(GG_Q4_K, row, rowbytes, a, out, pf); break;
+    case GG_Q5_K: gg_rows_m1_k(GG_Q5_K, row, rowbytes, a, out, pf); break;
+    case GG_Q6_K: gg_rows_m1_k(GG_Q6_K, row, rowbytes, a, out, pf); break;
+    default: break;
+    }
+}
+#endif
+
 /* Quantize M activation rows into one buffer: q (M, K), d (M, K / 32), s (M, K / 16). */
 int gg_quantize_act(const float *x, int64_t M, int64_t K, int8_t *q, float *d, float *s) {
     if (M < 1 || K < 32 || K % 32) return -1;
@@ -131,8 +152,23 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
             const gg_part_t *part = &mat->parts[p];
             const int type = part->type;
             const int64_t rowbytes = K / gg_block_elems(type) * gg_block_bytes(type);
+            int64_t n_lo = 0; /* rows before n_lo went GG_R at a time */
+#if GG_SIMD
+            if (M == 1) {
+                const int64_t groups = part->rows / GG_R;
+                const gg_act_t a = {q, d, s, K};
 #pragma omp for schedule(static) nowait
-            for (int64_t n = 0; n < part->rows; n++) {
+                for (int64_t g = 0; g < groups; g++) {
+                    const uint8_t *row = part->w + g * GG_R * rowbytes;
+                    float out[GG_R];
+                    gg_rows_m1_typed(type, row, rowbytes, &a, out, row + GG_M1_AHEAD * rowbytes);
+                    for (int r = 0; r < GG_R; r++) y[off + g * GG_R + r] = out[r];
+                }
+                n_lo = groups * GG_R;
+            }
+#endif
+#pragma omp for schedule(static) nowait
+            for (int64_t n = n_lo; n < part->rows; n++) {
                 const uint8_t *row = part->w + n * rowbytes;
                 /* the row GG_PREFETCH_ROWS ahead into the cache while this one is computed */
                 for (int64_t at = 0; at < rowbytes; at += 64)
