@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--prompt", default=PROMPT)
+    ap.add_argument("--kv-cache-dtype", default="auto", help="auto, float32 or bfloat16")
     args = ap.parse_args(argv)
-    gen = Generator.load(args.model, device="cpu")
+    gen = Generator.load(args.model, device="cpu", kv_cache_dtype=args.kv_cache_dtype)
     ids = gen.tokenizer.encode(args.prompt)
     sched = Scheduler(gen, max_batch=max(args.jobs)).start()
     try:
