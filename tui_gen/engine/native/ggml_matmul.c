@@ -106,9 +106,6 @@ static void gg_rows_m1_typed(int type, const uint8_t *row, int64_t rowbytes, con
     case GG_Q5_0: gg_rows_m1(GG_Q5_0, row, rowbytes, a, out, pf); break;
     case GG_Q5_1: gg_rows_m1(GG_Q5_1, row, rowbytes, a, out, pf); break;
     case GG_Q8_0: gg_rows_m1(GG_Q8_0, row, rowbytes, a, out, pf); break;
-    case GG_Q4_K: gg_rows_m1_k(GG_Q4_K, row, rowbytes, a, out, pf); break;
-    case GG_Q5_K: gg_rows_m1_k(GG_Q5_K, row, rowbytes, a, out, pf); break;
-    case GG_Q6_K: gg_rows_m1_k(GG_Q6_K, row, rowbytes, a, out, pf); break;
     default: break;
     }
 }
@@ -154,7 +151,7 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
             const int64_t rowbytes = K / gg_block_elems(type) * gg_block_bytes(type);
             int64_t n_lo = 0; /* rows before n_lo went GG_R at a time */
 #if GG_SIMD
-            if (M == 1) {
+            if (M == 1 && gg_block_elems(type) == 32) {
                 const int64_t groups = part->rows / GG_R;
                 const gg_act_t a = {q, d, s, K};
 #pragma omp for schedule(static) nowait

@@ -395,7 +395,9 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
 }
 
 /* out[r] = row r . x for GG_R consecutive weight rows `rowbytes` apart and ONE activation row
- * (a decode step's product), for the 32-element types.
+ * (a decode step's product), for the 32-element types. (The K types keep gg_row: a row of
+ * them is 4+ superblocks of 256 whose tail matters less, and a four-row version measured
+ * 1.2-1.3x slower.)
  *
  * Why: with one activation row, gg_row's work per weight row ends in a reduction, a scale and
  * a store every K / 32 blocks (18-20 for SmolLM2's and Gemma 3's widths), and that tail cost
@@ -473,76 +475,6 @@ static inline __attribute__((always_inline)) void gg_rows_m1(const int type, con
 }
 #undef GG_M1_BLOCK
 #undef GG_M1_ROW
-
-/* The same for the K types (superblocks of 256), each row's arithmetic again gg_row's. */
-#define GG_M1_PF(b)                                                                            \
-    for (int64_t at = (b) * span / NB & ~(int64_t)63; at < ((b) + 1) * span / NB; at += 64)    \
-        _mm_prefetch((const char *)pf + at, _MM_HINT_T0);
-
-static inline __attribute__((always_inline)) void gg_rows_m1_k(const int type, const uint8_t *row,
-                                                               const int64_t rowbytes,
-                                                               const gg_act_t *a, float *out,
-                                                               const uint8_t *pf) {
-    const int64_t K = a->K, NB = K / 32, span = GG_R * rowbytes;
-    const int SB = gg_block_bytes(type), k5 = type == GG_Q5_K;
-    __m256 acc[2][GG_R];
-    float macc[2][GG_R];
-    for (int r = 0; r < GG_R; r++) {
-        acc[0][r] = acc[1][r] = _mm256_setzero_ps();
-        macc[0][r] = macc[1][r] = 0.f;
-    }
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), m2 = _mm256_set1_epi8(3);
-    for (int64_t sb = 0; sb < K / 256; sb++) {
-        for (int g = 0; g < 8; g++) {
-            const int64_t b = sb * 8 + g;
-            const int j = g & 1;
-            GG_M1_PF(b)
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + b * 32));
-            const float dx = a->d[b];
-            if (type == GG_Q6_K) {
-                const int half = g / 4, sq = g % 4;
-                for (int r = 0; r < GG_R; r++) {
-                    const uint8_t *blk = row + r * rowbytes + sb * SB;
-                    const int8_t *scales = (const int8_t *)(blk + 192);
-                    const float d = gg_f16(blk + 208);
-                    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (sq & 1)));
-                    const __m256i hh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
-                    const __m256i lo = (sq >> 1) ? _mm256_and_si256(_mm256_srli_epi16(l, 4), m4)
-                                                 : _mm256_and_si256(l, m4);
-                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * sq), m2);
-                    const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-                    const float d0 = d * (float)scales[2 * g], d1 = d * (float)scales[2 * g + 1];
-                    const __m256 scv = _mm256_set_m128(_mm_set1_ps(d1 * dx), _mm_set1_ps(d0 * dx));
-                    acc[j][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(gg_dot(u, xv)), scv, acc[j][r]);
-                    macc[j][r] += (-32.f * d0) * a->s[2 * b];
-                    macc[j][r] += (-32.f * d1) * a->s[2 * b + 1];
-                }
-            } else { /* Q4_K, Q5_K */
-                const float sx = a->s[2 * b] + a->s[2 * b + 1];
-                const int c = g / 2, h = g & 1;
-                for (int r = 0; r < GG_R; r++) {
-                    const uint8_t *blk = row + r * rowbytes + sb * SB;
-                    const float d = gg_f16(blk), dmin = gg_f16(blk + 2);
-                    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (k5 ? 48 : 16) + 32 * c));
-                    int sc, mi;
-                    gg_scale_min_k4(g, blk + 4, &sc, &mi);
-                    __m256i u = h ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
-                    if (k5) {
-                        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-                        const __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(g)), one);
-                        u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 4));
-                    }
-                    acc[j][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(gg_dot(u, xv)),
-                                                _mm256_set1_ps(d * (float)sc * dx), acc[j][r]);
-                    macc[j][r] += (-dmin * (float)mi) * sx;
-                }
-            }
-        }
-    }
-    for (int r = 0; r < GG_R; r++)
-        out[r] = gg_hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + macc[0][r] + macc[1][r];
-}
-#undef GG_M1_PF
 
 #undef GG_ACC
 #undef GG_ACC1
