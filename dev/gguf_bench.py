@@ -4,8 +4,9 @@ checkout; one process, interleaved, medians).
     python -m dev.gguf_bench [--threads 2] [--types Q4_1,Q4_K] [--rows 1,8,64,512]
 
 For each block type and activation row count M it times `GGUFLinear` on the integer kernel
-(ggml_matmul.c, activations quantized to 8 bits) and the float path a long prompt could take
-instead (dequantize the blocks to float32, then F.linear), on SmolLM2-135M's matrix shapes,
+(ggml_matmul.c, activations quantized to 8 bits) and the paths a long prompt could take
+instead (dequantize the blocks, then F.linear in float32 or bfloat16), on SmolLM2-135M's
+matrix shapes (Gemma 3's for the K types),
 and prints billions of weights per second per M (weights x rows for the GEMM-like cases).
 `gguf_linear._KERNEL_ROWS_LIMIT` is chosen from it. On a shared machine only the ratios
 within one run mean anything.
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tui_gen.engine.native import gguf_linear
+from tui_gen.engine.native import build, gguf_linear
 from tui_gen.engine.native.gguf_linear import GGUFLinear
 
 SHAPES = [(3072, 576), (576, 1536), (960, 576)]  # SmolLM2: gate+up, down, q+k+v
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    lib = build.load()
+    if lib is None:
+        raise SystemExit(f"the native kernels are not available: {build.reason()}")
     print(f"integer kernel ({gguf_linear.isa()}) vs dequantize + GEMM, {args.threads} threads,")
     print("billions of weights x rows per second (median of the shapes' sums)")
     for qtype in args.types.split(","):
@@ -74,16 +78,20 @@ def main(argv: list[str] | None = None) -> int:
 
             def kernel(pairs: list = pairs) -> None:
                 for layer, x in pairs:
-                    layer(x)
+                    y = torch.empty(x.shape[0], layer.out_features)
+                    lib.gg_matmul(layer.mat_address, x.data_ptr(), x.shape[0], y.data_ptr(),
+                                  layer.out_features, args.threads)  # fmt: skip
 
-            def gemm(pairs: list = pairs) -> None:
+            def gemm(pairs: list = pairs, dt: torch.dtype = torch.float32) -> None:
                 for layer, x in pairs:
-                    F.linear(x, layer.dequantized())
+                    F.linear(x.to(dt), layer.dequantized().to(dt))
 
             tk, tg = _time(kernel, args.repeats), _time(gemm, args.repeats)
+            tb = _time(lambda: gemm(dt=torch.bfloat16), args.repeats)
             print(
                 f"{qtype:5} M={m:4}  kernel {weights * m / tk / 1e9:7.1f}  "
-                f"dequant+GEMM {weights * m / tg / 1e9:7.1f}  ratio {tg / tk:5.2f}x"
+                f"dequant+GEMM {weights * m / tg / 1e9:7.1f} ({tg / tk:5.2f}x)  "
+                f"bfloat16 {weights * m / tb / 1e9:7.1f} ({tb / tk:5.2f}x)"
             )
     return 0
 

@@ -2,6 +2,7 @@
 
     python -m dev.quant_quality MODEL --quantize int8 [int4 ...] [--group-size 32]
     python -m dev.quant_quality FILE.gguf --quantize keep   # its blocks vs float32, 8 rows a step
+    python -m dev.quant_quality FILE.gguf --quantize keep-prompt   # whole passages at once
 
 Both models read the same built-in passages with teacher forcing (the true text is fed, not
 each model's own output), so every position compares the two next-token distributions on
@@ -231,6 +232,10 @@ PASSAGES: dict[str, str] = {
 }
 
 
+#: a GGUF's blocks fed each passage whole: the long-prompt GEMM (gguf_linear.gemm_dtype)
+PROMPT_MODE = "keep-prompt"
+
+
 def _ids(gen: Any, text: str, max_len: int) -> list[int]:
     ids = gen.encode(text)
     return ids[:max_len]
@@ -299,7 +304,8 @@ def run(
     from tui_gen.engine.quantize import check_mode, describe, quantize_model
 
     for m in modes:
-        check_mode(m)
+        if m != PROMPT_MODE:
+            check_mode(m)
     if threads:
         torch.set_num_threads(threads)
     ref = Generator.load(model_path, device="cpu", dtype=dtype)
@@ -314,6 +320,10 @@ def run(
             gen = Generator.load(model_path, device="cpu")
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_stepwise(gen, ids), ids)
+        elif mode == PROMPT_MODE:  # the same blocks, each passage as one prompt
+            gen = Generator.load(model_path, device="cpu")
+            for name, ids in texts.items():
+                per[name] = compare(ref_lps[name], _logprobs(gen.model, ids), ids)
         else:
             gen = Generator.load(model_path, device="cpu", dtype=dtype)
             adt = getattr(torch, act_dtype) if act_dtype else None
@@ -325,7 +335,9 @@ def run(
         tot = {k: sum(r[k] for r in per.values()) for k in next(iter(per.values()))}
         tot["kl_max"] = max(r["kl_max"] for r in per.values())
         out["results"][mode] = {
-            "describe": gen.loaded.quantization if mode == "keep" else describe(gen.model),
+            "describe": (
+                gen.loaded.quantization if mode in ("keep", PROMPT_MODE) else describe(gen.model)
+            ),
             "positions": int(tot["positions"]),
             "top1_agreement": tot["top1_same"] / tot["positions"],
             "mean_kl": tot["kl_sum"] / tot["positions"],

@@ -15,6 +15,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
 from test_gguf import tiny_hf_model, train_byte_level_tokenizer, write_gguf
 from torch import nn
@@ -126,15 +127,53 @@ def test_one_row_of_fused_parts_equals_the_batch() -> None:
 
 
 @pytest.mark.parametrize("qtype", ["Q4_1", "Q6_K"])
-def test_a_long_prompt_takes_the_float_gemm(qtype: str) -> None:
-    """Above the kernel's row limit the blocks are dequantized and the activations stay
-    float32: the result is the dequantized weight times x, to float rounding."""
+def test_a_long_prompt_takes_the_float_gemm(qtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the kernel's row limit the blocks are dequantized and, in float32, the result is
+    the dequantized weight times x, to float rounding."""
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "float32")
     raw = blocks(qtype, 24, 256, 9)
     layer = GGUFLinear([(raw, Q[qtype].value)], 256)
     x = torch.randn(gguf_linear._KERNEL_ROWS_LIMIT + 1, 256)
     with torch.inference_mode():
         y = layer(x)
     assert _rel(y, x.double() @ reference_weight(raw, qtype, 256).t()) < 1e-5
+
+
+@pytest.mark.parametrize("qtype", ["Q4_1", "Q6_K"])
+def test_a_long_prompt_in_bfloat16_is_the_bfloat16_gemm(
+    qtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bfloat16 GEMM (CPUs with bfloat16 dot products): x and the dequantized weight
+    rounded to bfloat16, float32 out; within bfloat16 rounding of the float32 product."""
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
+    raw = blocks(qtype, 24, 256, 9)
+    layer = GGUFLinear([(raw, Q[qtype].value)], 256)
+    x = torch.randn(gguf_linear._KERNEL_ROWS_LIMIT + 1, 256)
+    w = gguf_linear.dequantize_rows(raw, Q[qtype].value, 256)
+    with torch.inference_mode():
+        y = layer(x)
+    assert y.dtype == torch.float32
+    assert torch.equal(y, F.linear(x.bfloat16(), w.bfloat16()).float())
+    exact = x.double() @ reference_weight(raw, qtype, 256).t()
+    assert 1e-5 < _rel(y, exact) < 2e-2
+
+
+def test_the_gemm_dtype_follows_the_cpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(gguf_linear.GEMM_ENV, raising=False)
+    monkeypatch.setattr(gguf_linear, "_cpu_multiplies_bfloat16", lambda: True)
+    assert gguf_linear.gemm_dtype("cpu") == torch.bfloat16
+    assert gguf_linear.gemm_dtype("cuda") == torch.float32  # other devices keep float32
+    monkeypatch.setattr(gguf_linear, "_cpu_multiplies_bfloat16", lambda: False)
+    assert gguf_linear.gemm_dtype("cpu") == torch.float32  # emulated bfloat16 would be slower
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
+    assert gguf_linear.gemm_dtype("cpu") == torch.bfloat16
+    # with the bfloat16 GEMM the kernel hands over sooner
+    assert gguf_linear.rows_limit(False, torch.bfloat16) < gguf_linear.rows_limit(
+        False, torch.float32
+    )
+    assert gguf_linear.rows_limit(True, torch.bfloat16) < gguf_linear.rows_limit(
+        True, torch.float32
+    )
 
 
 def test_fused_parts_keep_their_types_and_bias() -> None:

@@ -8,9 +8,9 @@ authors published (no second rounding into our own format).
 
 Products run on ggml_matmul.c: the activations are quantized once per product to 8-bit blocks
 of 32 and multiplied with integer dot products (see ggml_rows.h). The decode step reads the
-same `gg_mat_t` through decode.c's MAT_GGUF kind. A prompt longer than `_KERNEL_ROWS_LIMIT`
-rows dequantizes a block of weight rows at a time (C) and uses torch's float GEMM, which is
-faster there (its activations are then float32, not 8-bit).
+same `gg_mat_t` through decode.c's MAT_GGUF kind. A prompt longer than `rows_limit` rows
+dequantizes a block of weight rows at a time (C) and uses torch's GEMM, which is faster
+there: in bfloat16 on a CPU with bfloat16 dot products (`gemm_dtype`), else float32.
 
 Without the native library (no compiler, another device) the layers dequantize with the torch
 kernels of loading/gguf_quants.py on every call: correct, slow; the loader therefore only
@@ -20,9 +20,11 @@ keeps a file's types when the library is there (`keep_unavailable`).
 from __future__ import annotations
 
 import ctypes
+import os
 from collections import Counter
 from collections.abc import Callable
 from ctypes import c_int32, c_int64, c_void_p
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +38,53 @@ from tui_gen.engine.native import build
 KERNEL_TYPES = {2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K",
                 14: "Q6_K"}  # fmt: skip
 MAX_PARTS = 4  # GG_MAX_PARTS in ggml_matmul.c
-#: up to this many activation rows the integer kernel beats dequantize + float GEMM; above,
+#: up to this many activation rows the integer kernel beats dequantize + float32 GEMM; above,
 #: the GEMM's register tiling wins (CPU time, one thread, `python -m dev.gguf_bench`: at 64 rows
 #: the GEMM takes 1.30x the kernel's time on Q4_1 and 0.82x on Q4_K; at 512, 0.69x and 0.51x)
 _KERNEL_ROWS_LIMIT = 128
 _KERNEL_ROWS_LIMIT_K = 48  # the 256-blocks (Q4_K, Q5_K, Q6_K): more scale work per weight
+#: the same against the bfloat16 GEMM (`gemm_dtype`), which overtakes the kernel sooner (two
+#: threads, dev.gguf_bench: at 64 rows it takes 1.21x the kernel's time on Q4_1, 1.08x on Q5_0,
+#: 1.08x on Q4_K, 0.77x on Q6_K; at 128 rows 0.79x, 0.64x, 0.56x, 0.45x)
+_KERNEL_ROWS_LIMIT_BF16 = 80
+_KERNEL_ROWS_LIMIT_K_BF16 = 40
+
+
+def rows_limit(k_types: bool, dtype: torch.dtype) -> int:
+    """Activation rows up to which a product takes the integer kernel, not the GEMM."""
+    if dtype == torch.bfloat16:
+        return _KERNEL_ROWS_LIMIT_K_BF16 if k_types else _KERNEL_ROWS_LIMIT_BF16
+    return _KERNEL_ROWS_LIMIT_K if k_types else _KERNEL_ROWS_LIMIT
+
+
 _DEQUANT_BLOCK_BYTES = 16 << 20  # float32 weight rows dequantized at a time for a prompt
+#: TUI_GEN_GGUF_GEMM=float32|bfloat16 overrides `gemm_dtype`'s choice (tests, comparisons)
+GEMM_ENV = "TUI_GEN_GGUF_GEMM"
+
+
+def gemm_dtype(device: torch.device | str) -> torch.dtype:
+    """The dtype a long prompt's dequantized GEMM multiplies in: bfloat16 on a CPU that has
+    bfloat16 dot products (AVX512-BF16 or AMX), float32 elsewhere.
+
+    Why: on such a CPU torch's bfloat16 GEMM (oneDNN, float32 accumulation) runs ~3x its
+    float32 one (512 x 640 x 4096 on two Zen 4 cores: 414 against 136 GFLOP/s), and a
+    prompt's products are most of its prefill. The inputs and the product are rounded to
+    bfloat16 (8 significant bits, ~0.2-0.4% of each value), the same order as the 8-bit
+    activation blocks the decode step and llama.cpp's prefill use; the residual stream, norms
+    and attention stay float32. Without those instructions bfloat16 is emulated and slower."""
+    forced = os.environ.get(GEMM_ENV, "").strip().lower()
+    if forced in ("float32", "bfloat16"):
+        return getattr(torch, forced)
+    if torch.device(device).type != "cpu":
+        return torch.float32
+    return torch.bfloat16 if _cpu_multiplies_bfloat16() else torch.float32
+
+
+@cache
+def _cpu_multiplies_bfloat16() -> bool:
+    """AVX512-BF16 or AMX, as torch reports them (private helpers: False when absent)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 class _Part(ctypes.Structure):
@@ -155,8 +198,7 @@ class GGUFLinear(nn.Module):
         self.register_buffer("bias", b)
         self._mat = _Mat()
         self._describe()
-        k_types = any(GGML_TYPES[t][1] == 256 for t in self.types)
-        self._rows_limit = _KERNEL_ROWS_LIMIT_K if k_types else _KERNEL_ROWS_LIMIT
+        self._k_types = any(GGML_TYPES[t][1] == 256 for t in self.types)
 
     def block_parts(self) -> list[torch.Tensor]:
         return [getattr(self, f"blocks{i}") for i in range(len(self.types))]
@@ -209,7 +251,9 @@ class GGUFLinear(nn.Module):
         x2 = x.reshape(-1, K).to(torch.float32).contiguous()  # (M, K)
         rows = x2.shape[0]
         lib = build.load() if x2.device.type == "cpu" else None
-        if lib is not None and rows <= self._rows_limit:
+        # without the library every product dequantizes: float32, the reference arithmetic
+        dt = gemm_dtype(x2.device) if lib is not None else torch.float32
+        if lib is not None and rows <= rows_limit(self._k_types, dt):
             y = torch.empty(rows, N)
             rc = lib.gg_matmul(
                 ctypes.addressof(self._mat), x2.data_ptr(), rows, y.data_ptr(), N,
@@ -217,14 +261,15 @@ class GGUFLinear(nn.Module):
             )  # fmt: skip
             if rc:
                 raise RuntimeError("native GGUF matmul rejected its arguments")
-        else:  # a long prompt, or no kernels: float GEMM on dequantized blocks of rows
+        else:  # a long prompt, or no kernels: a GEMM on dequantized blocks of rows
             y = torch.empty(rows, N, device=x2.device)
+            xg = x2.to(dt)
             off = 0
             for raw, t in zip(self.block_parts(), self.types, strict=True):
                 step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
                 for i in range(0, raw.shape[0], step):
-                    w = dequantize_rows(raw[i : i + step], t, K).to(x2.device)
-                    y[:, off + i : off + i + w.shape[0]] = F.linear(x2, w)
+                    w = dequantize_rows(raw[i : i + step], t, K).to(x2.device, dt)
+                    y[:, off + i : off + i + w.shape[0]] = F.linear(xg, w)
                 off += raw.shape[0]
         if self.bias is not None:
             y = y + self.bias
