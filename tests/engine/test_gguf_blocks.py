@@ -77,6 +77,14 @@ def _library_built() -> None:
 
 
 @pytest.mark.parametrize("qtype", TYPES)
+def test_dequantize_rows_in_bfloat16_rounds_as_torch_does(qtype: str) -> None:
+    raw = blocks(qtype, 7, 512, seed=4)
+    f32 = gguf_linear.dequantize_rows(raw, Q[qtype].value, 512)
+    bf = gguf_linear.dequantize_rows(raw, Q[qtype].value, 512, torch.bfloat16)
+    assert bf.dtype == torch.bfloat16 and torch.equal(bf, f32.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("qtype", TYPES)
 def test_dequantize_rows_equals_gguf_bit_for_bit(qtype: str) -> None:
     raw = blocks(qtype, 7, 512, seed=3)
     got = gguf_linear.dequantize_rows(raw, Q[qtype].value, 512)

@@ -162,6 +162,8 @@ def _bind_ggml(lib: ctypes.CDLL) -> None:
     lib.gg_matmul.restype = i32
     lib.gg_dequantize.argtypes = [p, i32, i64, i64, p, i32]  # w type rows K out threads
     lib.gg_dequantize.restype = i32
+    lib.gg_dequantize_bf16.argtypes = [p, i32, i64, i64, p, i32]  # w type rows K out threads
+    lib.gg_dequantize_bf16.restype = i32
     lib.gg_quantize_act.argtypes = [p, i64, i64, p, p, p]  # x M K q d s
     lib.gg_quantize_act.restype = i32
     lib.gg_isa.argtypes = []

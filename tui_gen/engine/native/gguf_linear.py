@@ -158,15 +158,19 @@ def check_blocks(raw: torch.Tensor, type_id: int, rows: int, k: int) -> None:
         raise ValueError(f"blocks must be contiguous uint8 {want}, got {tuple(raw.shape)}")
 
 
-def dequantize_rows(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor:
-    """float32 (rows, k) from blocks (rows, row_bytes): the C loop, else gguf_quants' torch."""
+def dequantize_rows(
+    raw: torch.Tensor, type_id: int, k: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """(rows, k) weights from blocks (rows, row_bytes) in float32, or rounded to bfloat16 (as
+    .to(torch.bfloat16) would, in the same pass): the C loop, else gguf_quants' torch."""
     rows = raw.shape[0]
     lib = build.load()
-    if lib is None or raw.device.type != "cpu":
-        return torch_dequantize(raw.reshape(-1), type_id, (rows, k))
-    out = torch.empty(rows, k)
+    if lib is None or raw.device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        return torch_dequantize(raw.reshape(-1), type_id, (rows, k)).to(dtype)
+    out = torch.empty(rows, k, dtype=dtype)
     raw = raw.contiguous()
-    if lib.gg_dequantize(raw.data_ptr(), type_id, rows, k, out.data_ptr(), torch.get_num_threads()):
+    fn = lib.gg_dequantize if dtype == torch.float32 else lib.gg_dequantize_bf16
+    if fn(raw.data_ptr(), type_id, rows, k, out.data_ptr(), torch.get_num_threads()):
         raise RuntimeError("native GGUF dequantize rejected its arguments")
     return out
 
@@ -268,7 +272,7 @@ class GGUFLinear(nn.Module):
             for raw, t in zip(self.block_parts(), self.types, strict=True):
                 step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
                 for i in range(0, raw.shape[0], step):
-                    w = dequantize_rows(raw[i : i + step], t, K).to(x2.device, dt)
+                    w = dequantize_rows(raw[i : i + step], t, K, dt).to(x2.device)
                     y[:, off + i : off + i + w.shape[0]] = F.linear(xg, w)
                 off += raw.shape[0]
         if self.bias is not None:
