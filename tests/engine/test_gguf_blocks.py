@@ -255,6 +255,8 @@ def test_avx2_and_portable_builds_compute_the_same(
             x = torch.randn(3, 512)
             ref = quantized_activations(x) @ reference_weight(raw, qtype, 512).t()
             assert _rel(layer(x), ref) < 1e-5, qtype
+            one = layer(x[:1])  # a decode step's product: gg_rows_m1 where the build has SIMD
+            assert _rel(one, ref[:1]) < 1e-5 and torch.equal(one, layer(x)[:1]), qtype
             got = gguf_linear.dequantize_rows(raw, Q[qtype].value, 512).double()
             assert torch.equal(got, reference_weight(raw, qtype, 512)), qtype
     finally:
