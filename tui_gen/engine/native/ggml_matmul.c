@@ -193,25 +193,11 @@ int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int thre
     return gg_matmul(m, x, M, y, n, threads);
 }
 
-/* out (rows, K) float32 = the weights of `rows` rows of `type` starting at w. */
-int gg_dequantize(const uint8_t *w, int type, int64_t rows, int64_t K, float *out,
-                  int threads) {
-    if (!gg_supported(type) || K % gg_block_elems(type) || rows < 0 || threads < 1) return -1;
-    const int per = gg_block_elems(type), bytes = gg_block_bytes(type);
-    const int64_t rowbytes = K / per * bytes;
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < rows; n++)
-        for (int64_t b = 0; b < K / 32; b++)
-            gg_dequant_group(type, w + n * rowbytes + (b * 32 / per) * bytes,
-                             (int)(b % (per / 32)), out + n * K + b * 32);
-    return 0;
-}
-
-/* The same rounded to bfloat16 (round to nearest even, as torch's .to(torch.bfloat16); NaN
- * stays NaN), for the bfloat16 GEMM of a long prompt: one pass instead of float32 + a copy.
- * out: rows x K uint16 (bfloat16 bits). */
-int gg_dequantize_bf16(const uint8_t *w, int type, int64_t rows, int64_t K, uint16_t *out,
-                       int threads) {
+/* The weights of `rows` rows of `type` starting at w into out (rows, K): float32, or (bf)
+ * bfloat16 bits rounded to nearest even as torch's .to(torch.bfloat16) does (NaN stays NaN),
+ * for the bfloat16 GEMM of a long prompt: one pass instead of float32 and then a copy. */
+static int dequantize_to(const uint8_t *w, int type, int64_t rows, int64_t K, void *out,
+                         const int bf, int threads) {
     if (!gg_supported(type) || K % gg_block_elems(type) || rows < 0 || threads < 1) return -1;
     const int per = gg_block_elems(type), bytes = gg_block_bytes(type);
     const int64_t rowbytes = K / per * bytes;
@@ -220,8 +206,9 @@ int gg_dequantize_bf16(const uint8_t *w, int type, int64_t rows, int64_t K, uint
         for (int64_t b = 0; b < K / 32; b++) {
             float f[32];
             gg_dequant_group(type, w + n * rowbytes + (b * 32 / per) * bytes,
-                             (int)(b % (per / 32)), f);
-            uint16_t *o = out + n * K + b * 32;
+                             (int)(b % (per / 32)), bf ? f : (float *)out + n * K + b * 32);
+            if (!bf) continue;
+            uint16_t *o = (uint16_t *)out + n * K + b * 32;
             for (int j = 0; j < 32; j++) {
                 uint32_t u;
                 memcpy(&u, &f[j], 4);
@@ -230,4 +217,14 @@ int gg_dequantize_bf16(const uint8_t *w, int type, int64_t rows, int64_t K, uint
             }
         }
     return 0;
+}
+
+int gg_dequantize(const uint8_t *w, int type, int64_t rows, int64_t K, float *out,
+                  int threads) {
+    return dequantize_to(w, type, rows, K, out, 0, threads);
+}
+
+int gg_dequantize_bf16(const uint8_t *w, int type, int64_t rows, int64_t K, uint16_t *out,
+                       int threads) {
+    return dequantize_to(w, type, rows, K, out, 1, threads);
 }
