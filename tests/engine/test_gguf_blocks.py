@@ -384,3 +384,6 @@ def test_info_shows_bytes_per_type_and_the_rss_estimate(quant_gguf: Path) -> Non
     text = format_text(kept)
     assert f"tensor bytes    {qtype} " in text and "RSS estimate    " in text
     assert "memory-mapped" in text
+    dt = str(gguf_linear.gemm_dtype("cpu")).replace("torch.", "")
+    assert f"prompt GEMM     {dt} on dequantized tiles above" in text
+    assert floats["prompt_gemm"] is None and "prompt GEMM" not in format_text(floats)

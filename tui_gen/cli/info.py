@@ -117,6 +117,19 @@ def weight_bytes(
     return float_params * element + quant
 
 
+def _prompt_gemm(device: torch.device) -> str:
+    """How a kept GGUF's long prompts multiply (engine/native/gguf_linear.gemm_dtype)."""
+    from tui_gen.engine.native import gguf_linear
+
+    dt = gguf_linear.gemm_dtype(device)
+    rows, k_rows = gguf_linear.rows_limit(False, dt), gguf_linear.rows_limit(True, dt)
+    name = str(dt).replace("torch.", "")
+    return (
+        f"{name} on dequantized tiles above {rows} prompt tokens ({k_rows} for the K types), "
+        "8-bit integer kernels below"
+    )
+
+
 def _decode_step(device: torch.device, dtype: torch.dtype, cfg: ModelConfig | None = None) -> str:
     """What will decode: the native C step (built now if needed, about a second, then cached)
     or torch, and why (the machine's reason, else the family's: "phi3: partial rotary ...")."""
@@ -324,6 +337,8 @@ def describe(
         "rss_estimate_bytes": weights + cfg.kv_cache_bytes(cache_len, kv_element),
         # "native (avx512)" or "torch (why not)": what decodes one token (engine/native)
         "decode_step": decode_step,
+        # kept GGUF blocks: what a prompt's products run in above the kernel's row limit
+        "prompt_gemm": _prompt_gemm(dev) if mode == KEEP else None,
         "kv_cache_dtype": str(cache_dtype).replace("torch.", ""),
         "kv_cache_bytes_per_1k_tokens": cfg.kv_cache_bytes(1024, kv_element),
         # what one conversation preallocates with these flags (the cache the app would use)
@@ -446,6 +461,7 @@ def format_text(d: dict[str, Any]) -> str:
         f"RSS estimate    {_human_bytes(d['rss_estimate_bytes'])} (weights + KV cache at "
         f"--max-context {d['max_context']:,}; Python and torch add ~200 MiB)",
         f"decode step     {d['decode_step']}",
+        *([f"prompt GEMM     {g}"] if (g := d.get("prompt_gemm")) else []),
         f"KV cache        {_human_bytes(d['kv_cache_bytes_per_1k_tokens'])} per 1K tokens "
         f"({d['kv_cache_dtype']}); {_human_bytes(d['kv_cache_bytes_at_max_context'])} at "
         f"--max-context {d['max_context']:,}",
