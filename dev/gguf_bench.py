@@ -8,7 +8,7 @@ For each block type and activation row count M it times `GGUFLinear` on the inte
 instead (dequantize the blocks, then F.linear in float32 or bfloat16), on SmolLM2-135M's
 matrix shapes (Gemma 3's for the K types),
 and prints billions of weights per second per M (weights x rows for the GEMM-like cases).
-`gguf_linear._KERNEL_ROWS_LIMIT` is chosen from it. On a shared machine only the ratios
+`gguf_linear.rows_limit` is chosen from it. On a shared machine only the ratios
 within one run mean anything.
 """
 
@@ -79,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             def kernel(pairs: list = pairs) -> None:
                 for layer, x in pairs:
                     y = torch.empty(x.shape[0], layer.out_features)
-                    lib.gg_matmul(layer.mat_address, x.data_ptr(), x.shape[0], y.data_ptr(),
-                                  layer.out_features, args.threads)  # fmt: skip
+                    if lib.gg_matmul(layer.mat_address, x.data_ptr(), x.shape[0], y.data_ptr(),
+                                     layer.out_features, args.threads):  # fmt: skip
+                        raise SystemExit("gg_matmul rejected its arguments")
 
             def gemm(pairs: list = pairs, dt: torch.dtype = torch.float32) -> None:
-                for layer, x in pairs:
-                    F.linear(x.to(dt), layer.dequantized().to(dt))
+                for layer, x in pairs:  # what a long prompt's forward does, in one tile
+                    (raw,), (t,) = layer.block_parts(), layer.types
+                    F.linear(x.to(dt), gguf_linear.dequantize_rows(raw, t, layer.in_features, dt))
 
             tk, tg = _time(kernel, args.repeats), _time(gemm, args.repeats)
             tb = _time(lambda: gemm(dt=torch.bfloat16), args.repeats)

@@ -111,8 +111,9 @@ def test_kernel_matches_gguf_dequantize_times_activations(qtype: str, rows: int)
 def test_one_row_equals_its_row_of_a_batch_bit_for_bit(qtype: str) -> None:
     """A decode step's one-row product (four weight rows at a time, ggml_rows.h gg_rows_m1)
     does each row's arithmetic exactly as the batched kernel does, so greedy decoding of a
-    GGUF model is the same alone or in a batch. 38 rows: groups of four and a tail of two."""
-    k, n = 768 if qtype not in K_TYPES else 512, 38
+    GGUF model is the same alone or in a batch. 38 rows: groups of four and a tail of two;
+    K = 544 is 17 blocks of 32, so the pass over block pairs has a last single block."""
+    k, n = 544 if qtype not in K_TYPES else 512, 38
     raw = blocks(qtype, n, k, seed=11)
     layer = GGUFLinear([(raw, Q[qtype].value)], k)
     torch.manual_seed(5)
@@ -124,10 +125,11 @@ def test_one_row_equals_its_row_of_a_batch_bit_for_bit(qtype: str) -> None:
 
 
 def test_one_row_of_fused_parts_equals_the_batch() -> None:
-    """Parts of different types side by side (a Q4_K_M file's q/k/v), one row at a time."""
+    """Parts of different types side by side (a Q4_K_M file's q/k/v), one row at a time; a
+    part of two rows has no group of four at all."""
     k = 512
     parts = [(blocks(t, n, k, seed=i), Q[t].value) for i, (t, n) in
-             enumerate([("Q5_0", 9), ("Q8_0", 6), ("Q4_K", 5)])]  # fmt: skip
+             enumerate([("Q5_0", 9), ("Q8_0", 6), ("Q4_1", 2), ("Q4_K", 5)])]  # fmt: skip
     layer = GGUFLinear(parts, k)
     x = torch.randn(3, k)
     with torch.inference_mode():
@@ -166,6 +168,30 @@ def test_a_long_prompt_in_bfloat16_is_the_bfloat16_gemm(
     assert 1e-5 < _rel(y, exact) < 2e-2
 
 
+def test_the_row_limit_follows_the_gemm_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 prompt rows: the 8-bit kernel below float32's limit (128), the GEMM above
+    bfloat16's (80)."""
+    raw = blocks("Q4_1", 24, 256, 9)
+    layer = GGUFLinear([(raw, Q.Q4_1.value)], 256)
+    x = torch.randn(100, 256)
+    w = gguf_linear.dequantize_rows(raw, Q.Q4_1.value, 256)
+    with torch.inference_mode():
+        monkeypatch.setenv(gguf_linear.GEMM_ENV, "float32")
+        kernel = layer(x)
+        monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
+        gemm = layer(x)
+    assert _rel(kernel, quantized_activations(x) @ reference_weight(raw, "Q4_1", 256).t()) < 1e-5
+    assert torch.equal(gemm, F.linear(x.bfloat16(), w.bfloat16()).float())
+
+
+def test_a_bad_gemm_override_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui_gen.errors import TuiGenError
+
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bf16")
+    with pytest.raises(TuiGenError, match="use float32 or bfloat16"):
+        gguf_linear.gemm_dtype("cpu")
+
+
 def test_the_gemm_dtype_follows_the_cpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(gguf_linear.GEMM_ENV, raising=False)
     monkeypatch.setattr(gguf_linear, "_cpu_multiplies_bfloat16", lambda: True)
@@ -175,6 +201,7 @@ def test_the_gemm_dtype_follows_the_cpu_and_the_override(monkeypatch: pytest.Mon
     assert gguf_linear.gemm_dtype("cpu") == torch.float32  # emulated bfloat16 would be slower
     monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
     assert gguf_linear.gemm_dtype("cpu") == torch.bfloat16
+    assert gguf_linear.gemm_dtype("cuda") == torch.float32
     # with the bfloat16 GEMM the kernel hands over sooner
     assert gguf_linear.rows_limit(False, torch.bfloat16) < gguf_linear.rows_limit(
         False, torch.float32

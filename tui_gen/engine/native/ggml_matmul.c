@@ -158,7 +158,10 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
                 for (int64_t g = 0; g < groups; g++) {
                     const uint8_t *row = part->w + g * GG_R * rowbytes;
                     float out[GG_R];
-                    gg_rows_m1_typed(type, row, rowbytes, &a, out, row + GG_M1_AHEAD * rowbytes);
+                    /* the group GG_M1_AHEAD rows ahead, the last group at the end */
+                    const int64_t ahead = g * GG_R + GG_M1_AHEAD, last = (groups - 1) * GG_R;
+                    const uint8_t *pf = part->w + (ahead < last ? ahead : last) * rowbytes;
+                    gg_rows_m1_typed(type, row, rowbytes, &a, out, pf);
                     for (int r = 0; r < GG_R; r++) y[off + g * GG_R + r] = out[r];
                 }
                 n_lo = groups * GG_R;
@@ -194,8 +197,9 @@ int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int thre
 }
 
 /* The weights of `rows` rows of `type` starting at w into out (rows, K): float32, or (bf)
- * bfloat16 bits rounded to nearest even as torch's .to(torch.bfloat16) does (NaN stays NaN),
- * for the bfloat16 GEMM of a long prompt: one pass instead of float32 and then a copy. */
+ * bfloat16 bits rounded to nearest even as torch's .to(torch.bfloat16) does (a NaN stays a NaN,
+ * though not necessarily torch's NaN bits), for the bfloat16 GEMM of a long prompt: one pass
+ * instead of float32 and then a copy. */
 static int dequantize_to(const uint8_t *w, int type, int64_t rows, int64_t K, void *out,
                          const int bf, int threads) {
     if (!gg_supported(type) || K % gg_block_elems(type) || rows < 0 || threads < 1) return -1;

@@ -33,6 +33,7 @@ from torch import nn
 from tui_gen.engine.loading.gguf_file import GGML_TYPES, type_name
 from tui_gen.engine.loading.gguf_quants import dequantize as torch_dequantize
 from tui_gen.engine.native import build
+from tui_gen.errors import TuiGenError
 
 #: the block types the kernels read (ggml type ids); F32/F16/BF16 are loaded as float tensors
 KERNEL_TYPES = {2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K",
@@ -57,7 +58,7 @@ def rows_limit(k_types: bool, dtype: torch.dtype) -> int:
     return _KERNEL_ROWS_LIMIT_K if k_types else _KERNEL_ROWS_LIMIT
 
 
-_DEQUANT_BLOCK_BYTES = 16 << 20  # float32 weight rows dequantized at a time for a prompt
+_DEQUANT_BLOCK_BYTES = 16 << 20  # bytes of weight rows dequantized at a time for a prompt
 #: TUI_GEN_GGUF_GEMM=float32|bfloat16 overrides `gemm_dtype`'s choice (tests, comparisons)
 GEMM_ENV = "TUI_GEN_GGUF_GEMM"
 
@@ -72,11 +73,13 @@ def gemm_dtype(device: torch.device | str) -> torch.dtype:
     bfloat16 (8 significant bits, ~0.2-0.4% of each value), the same order as the 8-bit
     activation blocks the decode step and llama.cpp's prefill use; the residual stream, norms
     and attention stay float32. Without those instructions bfloat16 is emulated and slower."""
-    forced = os.environ.get(GEMM_ENV, "").strip().lower()
-    if forced in ("float32", "bfloat16"):
-        return getattr(torch, forced)
-    if torch.device(device).type != "cpu":
+    if torch.device(device).type != "cpu":  # the kernels and this choice are the CPU's
         return torch.float32
+    forced = os.environ.get(GEMM_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise TuiGenError(f"{GEMM_ENV}={forced!r}: use float32 or bfloat16, or unset it")
+        return getattr(torch, forced)
     return torch.bfloat16 if _cpu_multiplies_bfloat16() else torch.float32
 
 
@@ -84,7 +87,10 @@ def gemm_dtype(device: torch.device | str) -> torch.dtype:
 def _cpu_multiplies_bfloat16() -> bool:
     """AVX512-BF16 or AMX, as torch reports them (private helpers: False when absent)."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    except Exception:  # a private helper that changed or broke: the float32 GEMM is always right
+        return False
 
 
 class _Part(ctypes.Structure):
@@ -270,7 +276,7 @@ class GGUFLinear(nn.Module):
             xg = x2.to(dt)
             off = 0
             for raw, t in zip(self.block_parts(), self.types, strict=True):
-                step = max(1, _DEQUANT_BLOCK_BYTES // (4 * K))
+                step = max(1, _DEQUANT_BLOCK_BYTES // (xg.element_size() * K))
                 for i in range(0, raw.shape[0], step):
                     w = dequantize_rows(raw[i : i + step], t, K, dt).to(x2.device)
                     y[:, off + i : off + i + w.shape[0]] = F.linear(xg, w)
