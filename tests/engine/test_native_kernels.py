@@ -57,6 +57,22 @@ def test_kernel_matches_the_dequantized_matmul(bits: int, rows: int, k: int, n: 
     assert _rel(y, _reference(layer, x)) < 1e-5
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize(("k", "n"), [(96, 38), (544, 9), (64, 3)])
+def test_one_row_equals_its_row_of_a_batch_bit_for_bit(bits: int, k: int, n: int) -> None:
+    """One activation row (a decode step's product) takes four weight rows at a time
+    (qrows.h's q_rows4_m1) with each row's arithmetic exactly q_row's, so a row's result is the
+    same bits alone or in a batch. 38 rows: groups and a tail; 544: an odd number of groups;
+    3 rows: no group of four."""
+    torch.manual_seed(k + n)
+    layer = qlinear.NativeQuantLinear(nn.Linear(k, n), bits)
+    x = torch.randn(5, k)
+    with torch.inference_mode():
+        batched = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(5)])
+    assert torch.equal(alone, batched)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     bits=st.sampled_from([4, 8]),

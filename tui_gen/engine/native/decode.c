@@ -180,16 +180,8 @@ static void qmat_apply(const qmat_t *w, const float *x, float *y, float *xsum, i
     } else if (w->kind == MAT_GGUF) {
         gg_apply_rows(w->w, x, 1, y, threads);
     } else {
-        const int64_t rowbytes = w->bits == 8 ? K : K / 2, G = K / GS;
-        const uint8_t *q = (const uint8_t *)w->w;
         group_sums(x, 1, K, xsum);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int64_t n = 0; n < N; n++) {
-            if (w->bits == 8)
-                q_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1, 8);
-            else
-                q_row(x, q + n * rowbytes, w->sm + n * G * 2, xsum, y, n, N, K, 1, 4);
-        }
+        q_matvec(x, (const uint8_t *)w->w, w->sm, xsum, y, N, K, w->bits, threads);
     }
     if (w->bias)
         for (int64_t n = 0; n < N; n++) y[n] += w->bias[n];

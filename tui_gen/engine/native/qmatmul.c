@@ -12,6 +12,11 @@ int q_matmul(const float *x, const uint8_t *q, const half *sm, float *y, int64_t
     float *xsum = (M * (K / GS) > MAX_M * 1024) ? malloc(sizeof(float) * M * (K / GS)) : stack;
     if (!xsum) return -1;
     group_sums(x, M, K, xsum);
+    if (M == 1) {
+        q_matvec(x, q, sm, xsum, y, N, K, bits, threads);
+        if (xsum != stack) free(xsum);
+        return 0;
+    }
     const int64_t rowbytes = bits == 8 ? K : K / 2, G = K / GS;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t n = 0; n < N; n++) {

@@ -92,6 +92,57 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
 }
 
 
+/* y[n0 + r] = row n0 + r . x for four weight rows and ONE activation row (a decode step):
+ * the group's activation vectors and sum are loaded once for the four rows and their four
+ * chains overlap, where q_row's one row ends in a reduction every K / 32 groups (18 for
+ * SmolLM2's width). Each row's arithmetic is q_row's operation for operation (the same two
+ * accumulator sets by group parity), so it is bit-identical to the batched product. `pf`: the
+ * quantized bytes to prefetch meanwhile, a slice per group (see ggml_rows.h's gg_rows_m1). */
+#define Q_R 4
+static inline __attribute__((always_inline)) void q_rows4_m1(const float *x, const uint8_t *q,
+                                                             const half *sm, const float *xsum,
+                                                             float *y, int64_t n0, int64_t K,
+                                                             const int bits, const uint8_t *pf) {
+    const int64_t G = K / GS;
+    const int64_t gbytes = bits == 8 ? GS : GS / 2, rowbytes = G * gbytes, span = Q_R * rowbytes;
+    const __m512i low = _mm512_set1_epi32(0x0F);
+    __m512 acc[2][Q_R];
+    float macc[Q_R];
+    for (int r = 0; r < Q_R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps(), macc[r] = 0.f;
+#define GROUP4(gi, j)                                                                          \
+    {                                                                                          \
+        for (int64_t at = (gi) * span / G & ~(int64_t)63; at < ((gi) + 1) * span / G; at += 64) \
+            _mm_prefetch((const char *)pf + at, _MM_HINT_T0);                                  \
+        const __m512 x0 = _mm512_loadu_ps(x + (gi) * GS), x1 = _mm512_loadu_ps(x + (gi) * GS + 16); \
+        const float xs = xsum[gi];                                                             \
+        for (int r = 0; r < Q_R; r++) {                                                        \
+            const half *smr = sm + (n0 + r) * G * 2;                                           \
+            const __m512 s = _mm512_set1_ps((float)smr[2 * (gi)]);                             \
+            const float mn = (float)smr[2 * (gi) + 1];                                         \
+            const uint8_t *qg = q + (n0 + r) * rowbytes + (gi) * gbytes;                       \
+            __m512 w0, w1;                                                                     \
+            if (bits == 8) {                                                                   \
+                w0 = q8_lo(qg), w1 = q8_lo(qg + 16);                                           \
+            } else {                                                                           \
+                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg));  \
+                w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, low));                             \
+                w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));                              \
+            }                                                                                  \
+            const __m512 t = _mm512_fmadd_ps(w0, x0, _mm512_mul_ps(w1, x1));                   \
+            acc[j][r] = _mm512_fmadd_ps(t, s, acc[j][r]);                                      \
+            macc[r] += mn * xs;                                                                \
+        }                                                                                      \
+    }
+    int64_t g = 0;
+    for (; g + 2 <= G; g += 2) {
+        GROUP4(g, 0)
+        GROUP4(g + 1, 1)
+    }
+    for (; g < G; g++) GROUP4(g, 0)
+#undef GROUP4
+    for (int r = 0; r < Q_R; r++)
+        y[n0 + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r])) + macc[r];
+}
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -186,6 +237,41 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
 }
 
 #endif
+
+/* y (N) = dequant(q) x for ONE activation row (xsum: its group_sums): four weight rows at a
+ * time where AVX-512 has q_rows4_m1, q_row for the rest; rows split across threads. Both the
+ * decode step and q_matmul take it, so a layer's one-row product is the step's. */
+static void q_matvec(const float *x, const uint8_t *q, const half *sm, const float *xsum,
+                     float *y, int64_t N, int64_t K, int bits, int threads) {
+    const int64_t rowbytes = bits == 8 ? K : K / 2, G = K / GS;
+    int64_t n_lo = 0; /* rows before n_lo go four at a time */
+#if defined(__AVX512F__)
+    const int64_t groups = N / Q_R;
+    n_lo = groups * Q_R;
+#endif
+#pragma omp parallel num_threads(threads)
+    {
+#if defined(__AVX512F__)
+#pragma omp for schedule(static) nowait
+        for (int64_t gi = 0; gi < groups; gi++) {
+            /* the group 8 rows ahead, the last group at the end */
+            const int64_t ahead = gi * Q_R + 8, last = (groups - 1) * Q_R;
+            const uint8_t *pf = q + (ahead < last ? ahead : last) * rowbytes;
+            if (bits == 8)
+                q_rows4_m1(x, q, sm, xsum, y, gi * Q_R, K, 8, pf);
+            else
+                q_rows4_m1(x, q, sm, xsum, y, gi * Q_R, K, 4, pf);
+        }
+#endif
+#pragma omp for schedule(static) nowait
+        for (int64_t n = n_lo; n < N; n++) {
+            if (bits == 8)
+                q_row(x, q + n * rowbytes, sm + n * G * 2, xsum, y, n, N, K, 1, 8);
+            else
+                q_row(x, q + n * rowbytes, sm + n * G * 2, xsum, y, n, N, K, 1, 4);
+        }
+    }
+}
 
 /* The row loop with M (rows of x) and the width as compile-time constants for the usual M. */
 #define ROW_SWITCH(BITS)                                                                       \
