@@ -49,13 +49,24 @@ static inline __attribute__((always_inline)) __m512 q8_lo(const uint8_t *qg) {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg)));
 }
 
+/* A group's 32 weights (8 or 4 bits) as two 16-lane float vectors of q (elements j, j + 16). */
+static inline __attribute__((always_inline)) void q_group(const uint8_t *qg, const int bits,
+                                                          __m512 *w0, __m512 *w1) {
+    if (bits == 8) {
+        *w0 = q8_lo(qg), *w1 = q8_lo(qg + 16);
+    } else {
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg));
+        *w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(0x0F)));
+        *w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+    }
+}
+
 static inline __attribute__((always_inline)) void q_row(const float *x, const uint8_t *qr,
                                                         const half *smr, const float *xsum,
                                                         float *y, int64_t n, int64_t N,
                                                         int64_t K, const int M, const int bits) {
     const int64_t G = K / GS;
     const int64_t gbytes = bits == 8 ? GS : GS / 2;
-    const __m512i low = _mm512_set1_epi32(0x0F);
     __m512 acc[2][MAX_M];
     float macc[MAX_M];
     for (int m = 0; m < M; m++) acc[0][m] = acc[1][m] = _mm512_setzero_ps(), macc[m] = 0.f;
@@ -64,15 +75,8 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
     {                                                                                          \
         const __m512 s = _mm512_set1_ps((float)smr[2 * (g + j)]);                              \
         const float mn = (float)smr[2 * (g + j) + 1];                                          \
-        const uint8_t *qg = qr + (g + j) * gbytes;                                             \
         __m512 w0, w1;                                                                         \
-        if (bits == 8) {                                                                       \
-            w0 = q8_lo(qg), w1 = q8_lo(qg + 16);                                               \
-        } else {                                                                               \
-            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg));      \
-            w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, low));                                 \
-            w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));                                  \
-        }                                                                                      \
+        q_group(qr + (g + j) * gbytes, bits, &w0, &w1);                                        \
         for (int m = 0; m < M; m++) {                                                          \
             const float *xg = x + m * K + (g + j) * GS;                                        \
             const __m512 t = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xg),                          \
@@ -105,7 +109,6 @@ static inline __attribute__((always_inline)) void q_rows4_m1(const float *x, con
                                                              const int bits, const uint8_t *pf) {
     const int64_t G = K / GS;
     const int64_t gbytes = bits == 8 ? GS : GS / 2, rowbytes = G * gbytes, span = Q_R * rowbytes;
-    const __m512i low = _mm512_set1_epi32(0x0F);
     __m512 acc[2][Q_R];
     float macc[Q_R];
     for (int r = 0; r < Q_R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps(), macc[r] = 0.f;
@@ -119,15 +122,8 @@ static inline __attribute__((always_inline)) void q_rows4_m1(const float *x, con
             const half *smr = sm + (n0 + r) * G * 2;                                           \
             const __m512 s = _mm512_set1_ps((float)smr[2 * (gi)]);                             \
             const float mn = (float)smr[2 * (gi) + 1];                                         \
-            const uint8_t *qg = q + (n0 + r) * rowbytes + (gi) * gbytes;                       \
             __m512 w0, w1;                                                                     \
-            if (bits == 8) {                                                                   \
-                w0 = q8_lo(qg), w1 = q8_lo(qg + 16);                                           \
-            } else {                                                                           \
-                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qg));  \
-                w0 = _mm512_cvtepi32_ps(_mm512_and_si512(v, low));                             \
-                w1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));                              \
-            }                                                                                  \
+            q_group(q + (n0 + r) * rowbytes + (gi) * gbytes, bits, &w0, &w1);                  \
             const __m512 t = _mm512_fmadd_ps(w0, x0, _mm512_mul_ps(w1, x1));                   \
             acc[j][r] = _mm512_fmadd_ps(t, s, acc[j][r]);                                      \
             macc[r] += mn * xs;                                                                \
