@@ -31,7 +31,13 @@ from tui_gen.engine.cache_dir import cache_dir as derived_dir
 
 HERE = Path(__file__).parent
 SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c", HERE / "logprobs.c"]
-HEADERS = [HERE / "qrows.h", HERE / "frows.h", HERE / "ggml_rows.h", HERE / "vmath.h"]
+HEADERS = [
+    HERE / "qrows.h",
+    HERE / "frows.h",
+    HERE / "ggml_rows.h",
+    HERE / "vmath.h",
+    HERE / "prefetch.h",
+]
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11"]
 LIBS = ["-lm"]
 

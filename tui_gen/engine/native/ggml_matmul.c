@@ -95,9 +95,6 @@ static void gg_rows(int type, const uint8_t *row, const gg_act_t *a, int M, floa
 
 #if GG_SIMD
 /* gg_rows_m1 with the type as a compile-time constant. */
-#ifndef GG_M1_AHEAD
-#define GG_M1_AHEAD 8 /* rows ahead that gg_rows_m1 prefetches */
-#endif
 static void gg_rows_m1_typed(int type, const uint8_t *row, int64_t rowbytes, const gg_act_t *a,
                              float *out, const uint8_t *pf) {
     switch (type) {
@@ -158,10 +155,8 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
                 for (int64_t g = 0; g < groups; g++) {
                     const uint8_t *row = part->w + g * GG_R * rowbytes;
                     float out[GG_R];
-                    /* the group GG_M1_AHEAD rows ahead, the last group at the end */
-                    const int64_t ahead = g * GG_R + GG_M1_AHEAD, last = (groups - 1) * GG_R;
-                    const uint8_t *pf = part->w + (ahead < last ? ahead : last) * rowbytes;
-                    gg_rows_m1_typed(type, row, rowbytes, &a, out, pf);
+                    gg_rows_m1_typed(type, row, rowbytes, &a, out,
+                                     group_ahead(part->w, g, GG_R, groups, rowbytes));
                     for (int r = 0; r < GG_R; r++) y[off + g * GG_R + r] = out[r];
                 }
                 n_lo = groups * GG_R;

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "prefetch.h"
+
 typedef _Float16 gg_half;
 
 /* ggml type ids (gguf_file.GGML_TYPES) */
@@ -405,11 +407,7 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
  * per-weight speed of SmolLM2's K = 576 and K = 1,536 products). Here GG_R rows share each
  * block's activation load, scale and sum, and their GG_R independent chains overlap.
  *
- * Reading GG_R rows block by block is GG_R short streams 1 row apart, which the hardware
- * prefetcher follows poorly (Gemma 3's 178 MB Q8_0 head, one thread: 9.0 -> 12.6 ms with the
- * per-row prefetch of gg_matmul), and prefetching a whole group at once stalls on the line
- * fill buffers. So `pf` (the group GG_M1_AHEAD rows ahead) is prefetched a slice per block,
- * spread over the work: 6.8-7.5 ms for that head, ~26 GB/s on one core.
+ * `pf` (prefetch.h's group_ahead) is prefetched a slice per block (prefetch_slice).
  *
  * Each row's arithmetic is gg_row's operation for operation (the same two accumulator sets by
  * block parity, the same expressions), so a row's result is bit-identical to the batched
@@ -444,9 +442,7 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
 
 #define GG_M1_BLOCK(b, j)                                                                      \
     {                                                                                          \
-        /* the group `pf` points at, a slice per block: its lines arrive while these compute */ \
-        for (int64_t at = (b) * span / NB & ~(int64_t)63; at < ((b) + 1) * span / NB; at += 64) \
-            _mm_prefetch((const char *)pf + at, _MM_HINT_T0);                                  \
+        prefetch_slice(pf, b, NB, span);                                                       \
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + (b) * 32));             \
         const float dx = a->d[b];                                                              \
         const float sx = a->s[2 * (b)] + a->s[2 * (b) + 1];                                    \

@@ -12,20 +12,19 @@ int q_matmul(const float *x, const uint8_t *q, const half *sm, float *y, int64_t
     float *xsum = (M * (K / GS) > MAX_M * 1024) ? malloc(sizeof(float) * M * (K / GS)) : stack;
     if (!xsum) return -1;
     group_sums(x, M, K, xsum);
-    if (M == 1) {
-        q_matvec(x, q, sm, xsum, y, N, K, bits, threads);
-        if (xsum != stack) free(xsum);
-        return 0;
-    }
     const int64_t rowbytes = bits == 8 ? K : K / 2, G = K / GS;
+    if (M == 1) { /* a decode step's product, as decode.c's qmat_apply runs it */
+        q_matvec(x, q, sm, xsum, y, N, K, bits, threads);
+    } else {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t n = 0; n < N; n++) {
-        const uint8_t *qr = q + n * rowbytes;
-        const half *smr = sm + n * G * 2;
-        if (bits == 8) {
-            ROW_SWITCH(8)
-        } else {
-            ROW_SWITCH(4)
+        for (int64_t n = 0; n < N; n++) {
+            const uint8_t *qr = q + n * rowbytes;
+            const half *smr = sm + n * G * 2;
+            if (bits == 8) {
+                ROW_SWITCH(8)
+            } else {
+                ROW_SWITCH(4)
+            }
         }
     }
     if (xsum != stack) free(xsum);

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "prefetch.h"
+
 #define GS 32
 #define MAX_M 8
 
@@ -101,7 +103,7 @@ static inline __attribute__((always_inline)) void q_row(const float *x, const ui
  * chains overlap, where q_row's one row ends in a reduction every K / 32 groups (18 for
  * SmolLM2's width). Each row's arithmetic is q_row's operation for operation (the same two
  * accumulator sets by group parity), so it is bit-identical to the batched product. `pf`: the
- * quantized bytes to prefetch meanwhile, a slice per group (see ggml_rows.h's gg_rows_m1). */
+ * quantized bytes to prefetch meanwhile, a slice per group (prefetch.h). */
 #define Q_R 4
 static inline __attribute__((always_inline)) void q_rows4_m1(const float *x, const uint8_t *q,
                                                              const half *sm, const float *xsum,
@@ -114,8 +116,7 @@ static inline __attribute__((always_inline)) void q_rows4_m1(const float *x, con
     for (int r = 0; r < Q_R; r++) acc[0][r] = acc[1][r] = _mm512_setzero_ps(), macc[r] = 0.f;
 #define GROUP4(gi, j)                                                                          \
     {                                                                                          \
-        for (int64_t at = (gi) * span / G & ~(int64_t)63; at < ((gi) + 1) * span / G; at += 64) \
-            _mm_prefetch((const char *)pf + at, _MM_HINT_T0);                                  \
+        prefetch_slice(pf, gi, G, span);                                                       \
         const __m512 x0 = _mm512_loadu_ps(x + (gi) * GS), x1 = _mm512_loadu_ps(x + (gi) * GS + 16); \
         const float xs = xsum[gi];                                                             \
         for (int r = 0; r < Q_R; r++) {                                                        \
@@ -250,9 +251,7 @@ static void q_matvec(const float *x, const uint8_t *q, const half *sm, const flo
 #if defined(__AVX512F__)
 #pragma omp for schedule(static) nowait
         for (int64_t gi = 0; gi < groups; gi++) {
-            /* the group 8 rows ahead, the last group at the end */
-            const int64_t ahead = gi * Q_R + 8, last = (groups - 1) * Q_R;
-            const uint8_t *pf = q + (ahead < last ? ahead : last) * rowbytes;
+            const uint8_t *pf = group_ahead(q, gi, Q_R, groups, rowbytes);
             if (bits == 8)
                 q_rows4_m1(x, q, sm, xsum, y, gi * Q_R, K, 8, pf);
             else
