@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 
 from dev.cooking import answers as A
+from dev.cooking import phrasings as P
 from dev.cooking.corpus import END, Message, render_chat
 from dev.cooking.dishes import Dish, all_dishes, dishes
 from dev.cooking.vocab_data import SYSTEM_PROMPTS
@@ -373,12 +374,32 @@ def as_asked(d: Dish, asked: str) -> Dish:
     return replace(d, name=asked)
 
 
+#: how often a training question is composed from parts (phrasings.py) rather than taken from
+#: the fixed *_TRAIN templates: the many shapes teach finding the name in a phrasing never seen
+COMPOSED_P = 0.6
+#: the same for follow-up questions
+COMPOSED_FOLLOW_P = 0.4
+_HELDOUT_TEMPLATES = [
+    *(t for pool in HELDOUT_Q.values() for t in pool),
+    *(t for pool in FOLLOW_HELDOUT.values() for t in pool),
+    *NEXT_DISH_HELDOUT,
+]
+COMPOSER = P.Composer(_HELDOUT_TEMPLATES)
+
+
+def train_question(kind: str, rng: random.Random) -> str:
+    """A training template for a first question of `kind`: fixed or composed."""
+    if rng.random() < COMPOSED_P:
+        return COMPOSER.first(kind, rng)
+    return rng.choice(TRAIN_Q[kind])
+
+
 def asked_turn(d: Dish, kind: str, rng: random.Random, held: bool = False) -> tuple[str, str, Dish]:
     """(question, answer, the dish as asked) of a first question about `d`."""
-    pool = (HELDOUT_Q if held else TRAIN_Q)[kind]
     asked = asked_name(d, rng)
     n = other_people(d, rng) if kind == "people" else 0
-    q = fill(rng.choice(pool), rng, dish=asked, n=str(n))
+    tpl = rng.choice(HELDOUT_Q[kind]) if held else train_question(kind, rng)
+    q = fill(tpl, rng, dish=asked, n=str(n))
     asked = typed(q, asked)
     da = as_asked(d, asked)
     return q, first_answer(da, kind, asked, rng, n), da
@@ -410,6 +431,8 @@ def _follow_turn(
 ) -> tuple[str, str] | None:
     pool = (FOLLOW_HELDOUT if held else FOLLOW_TRAIN)[kind]
     tpl = rng.choice(pool)
+    if not held and rng.random() < COMPOSED_FOLLOW_P:
+        tpl = COMPOSER.follow(kind, rng) or tpl
     if kind == "keeps":
         return fill(tpl, rng), A.keeps_answer(d)
     if kind == "freeze":
@@ -588,7 +611,7 @@ class CopyDocs:
                 else:
                     kind = rng.choices(FIRST_KINDS, FIRST_WEIGHTS)[0]
                     n = other_people(d, rng)
-                    q = fill(rng.choice(TRAIN_Q[kind]), rng, dish=asked, n=str(n))
+                    q = fill(train_question(kind, rng), rng, dish=asked, n=str(n))
                 asked = typed(q, asked)
                 d = as_asked(d, asked)
                 a = first_answer(d, "recipe", asked, rng).split("\n\nIngredients:")[0]

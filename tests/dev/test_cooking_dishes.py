@@ -197,3 +197,61 @@ def test_training_conversations_rename_dishes_but_never_to_a_heldout_name():
     held_names = {x.name for x in dishes("heldout")}
     held_gen = C.Conversations(0, "heldout")
     assert all(held_gen.pick().name in held_names for _ in range(50))  # never in evaluation
+
+
+# --- composed phrasings -------------------------------------------------------------------------
+def test_composed_questions_give_many_shapes_each_with_the_dish_once():
+    rng = random.Random(0)
+    for kind in C.FIRST_KINDS:
+        shapes = {C.COMPOSER.first(kind, rng) for _ in range(400)}
+        assert len(shapes) >= (20 if kind in ("people", "time", "gf", "veg", "quick") else 60), kind
+        for tpl in shapes:
+            assert tpl.count("{dish}") == 1, tpl
+            assert ("{n}" in tpl) == (kind == "people"), tpl
+    # the name stands first, in the middle and last across the shapes
+    recipe = {C.COMPOSER.first("recipe", rng) for _ in range(400)}
+    assert any(t.startswith("{dish}") for t in recipe)
+    assert any(t.rstrip("?.!").endswith("{dish}") for t in recipe)
+    assert any(re.search(r"\{dish\} \w", t) for t in recipe)
+
+
+def test_composer_never_gives_a_heldout_shape():
+    comp = C.P.Composer(["Walk me through making {dish}."])
+    assert comp.leaks("Hey, walk me through making x!")
+    assert not comp.leaks("Walk me through x")
+    rng = random.Random(1)
+    for kind in C.FIRST_KINDS:
+        for _ in range(300):
+            tpl = C.COMPOSER.first(kind, rng)
+            assert not C.COMPOSER.leaks(tpl.replace("{dish}", "x").replace("{n}", "4")), tpl
+    for kind in C.FOLLOW_KINDS:
+        for _ in range(50):
+            tpl = C.COMPOSER.follow(kind, rng)
+            assert tpl is None or not C.COMPOSER.leaks(tpl), tpl
+
+
+def _fixed_share(composed_p: float, monkeypatch) -> float:
+    monkeypatch.setattr(C, "COMPOSED_P", composed_p)
+    rng, d = random.Random(0), dishes("train")[0]
+    fixed = [t for pool in C.TRAIN_Q.values() for t in pool]
+    pats = [re.escape(t.rstrip("?.!")) for t in fixed]
+    pats = [p.replace(r"\{dish\}", ".+").replace(r"\{n\}", r"\d+") for p in pats]
+    shapes = [re.compile(p + r"[?.!]?", re.I) for p in pats]
+    hits = 0
+    for i in range(300):
+        q, _, _ = C.asked_turn(d, C.FIRST_KINDS[i % len(C.FIRST_KINDS)], rng)
+        hits += any(s.fullmatch(q) for s in shapes)
+    return hits / 300
+
+
+def test_training_mixes_composed_and_fixed_questions(monkeypatch):
+    default = C.COMPOSED_P
+    assert _fixed_share(0.0, monkeypatch) == 1.0
+    assert 0.25 < _fixed_share(default, monkeypatch) < 0.6
+
+
+def test_the_evaluation_questions_do_not_depend_on_the_composer(monkeypatch):
+    monkeypatch.setattr(C, "COMPOSED_P", 1.0)
+    first = C.eval_conversations(0, 30)
+    monkeypatch.setattr(C, "COMPOSED_P", 0.0)
+    assert C.eval_conversations(0, 30) == first

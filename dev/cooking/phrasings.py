@@ -1,0 +1,265 @@
+"""Composed question phrasings for the v2 cooking corpus: a greeting, a request, the dish,
+a qualifier, in many combinations, so that training sees thousands of shapes around a name.
+
+Why: with ~40 fixed training templates the model learned where the name sits in *those*
+templates; asked in an unseen phrasing ("Walk me through making X.") it copied the wrong span
+or none (RESULTS.md, run E: 90% of name tokens copied on the copying documents, 44% in held-out
+phrasings). Span-finding has to generalise, so the training phrasings are composed from parts:
+the dish after a request, before a question, first or last, with words before and after it.
+
+The held-out phrasings (conversations.*_HELDOUT) stay out: no part here uses their
+distinctive words, and `composed` resamples any result that the leakage test's pattern for
+a held-out template would match (tests/dev/test_cooking_dishes.py).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable
+
+GREETINGS = (
+    "", "", "", "", "", "Hi! ", "Hello, ", "Hey, ", "Quick question: ", "Chef, ", "OK, ",
+    "Right, ", "Hi there. ", "Help! ", "So, ", "Good evening! ",
+)  # fmt: skip
+
+#: per first-turn kind: requests that end right before the dish ("... {dish}")
+BEFORE = {
+    "recipe": (
+        "how do I make",
+        "how do you cook",
+        "how can I cook",
+        "how would you make",
+        "tell me how to make",
+        "show me how to make",
+        "explain how to make",
+        "I'd love to make",
+        "I'm thinking of making",
+        "I'm planning to cook",
+        "can you teach me",
+        "teach me",
+        "what's your recipe for",
+        "do you have a recipe for",
+        "recipe for",
+        "I need a recipe for",
+        "could I get a recipe for",
+        "I'm looking for a recipe for",
+        "share a recipe for",
+        "help me cook",
+        "let's make",
+        "I want to try",
+        "instructions for",
+        "directions for",
+        "the method for",
+        "how to make",
+        "what's the secret to",
+        "how do I go about making",
+        "I've never made",
+        "my family wants",
+        "tonight I'm making",
+        "I'd like to try making",
+        "can you help me make",
+        "what's the easiest way to make",
+        "I want to bake",
+        "how should I cook",
+        "give me a recipe for",
+        "I'm craving",
+        "write me a recipe for",
+    ),
+    "need": (
+        "what goes in",
+        "what's in",
+        "list the ingredients for",
+        "ingredients needed for",
+        "what should I buy for",
+        "what do I need to make",
+        "which things do I need for",
+        "what do I get at the shop for",
+        "what goes into making",
+        "what's needed for",
+    ),
+    "quick": (
+        "is there a fast way to make",
+        "how quickly can I make",
+        "a fast version of",
+        "I'm in a rush. How do I make",
+        "what's the quickest",
+        "can I make a speedy",
+    ),
+    "veg": (
+        "can I make a veggie",
+        "a meatless",
+        "how do I make a vegetarian version of",
+        "my friend is vegetarian. Can I make",
+        "vegetarian-friendly",
+        "a plant-based",
+    ),
+    "gf": (
+        "can I make a wheat-free",
+        "how do I make a gluten free",
+        "a coeliac-friendly",
+        "my guest can't eat gluten. Can I make",
+        "gluten free",
+    ),
+    "time": (
+        "how much time does it take to make",
+        "how long for",
+        "how many minutes for",
+        "cooking time for",
+        "how long should I allow for",
+        "how long is",
+    ),
+}
+#: qualifiers after the dish (first-turn kinds that have them)
+AFTER = {
+    "recipe": (
+        "",
+        "",
+        "",
+        "",
+        " at home",
+        " tonight",
+        " for dinner",
+        " this evening",
+        " from scratch",
+        " for lunch",
+        " please",
+        " the easy way",
+        " properly",
+        " the traditional way",
+        ", please",
+        " for the first time",
+        " on a weeknight",
+        " like a restaurant does",
+        " for my family",
+        " without much fuss",
+    ),
+    "need": ("", "", " exactly", " please", ", roughly"),
+    "quick": ("", "", " tonight", " after work", " in 30 minutes"),
+    "veg": ("", "", " for my friend", " tonight"),
+    "gf": ("", "", " for a guest", " please"),
+    "time": ("", "", " in total", " from start to finish", " roughly"),
+}
+#: the dish first, then the question about it
+DISH_FIRST = {
+    "recipe": (
+        "{dish}: how do I make it?",
+        "{dish} - recipe?",
+        "{dish}, how?",
+        "I love {dish}. How do I make it?",
+        "My kids want {dish}. Recipe?",
+        "{dish} tonight. Where do I start?",
+        "{dish}. Can you help?",
+        "{dish} please!",
+        "Thinking about {dish} for dinner. How is it done?",
+        "{dish} from scratch: what do I do?",
+    ),
+    "need": ("{dish}: what do I need?", "{dish}. What ingredients?", "For {dish}, what do I buy?"),
+    "people": (
+        "{dish} for {n}",
+        "make {dish} for {n} people",
+        "cook {dish} for {n} guests",
+        "{dish} for {n} of us",
+        "I'm feeding {n}: {dish}",
+        "a recipe for {dish} serving {n}",
+        "{n} people are coming. Can I do {dish}?",
+        "{dish}, enough for {n} people?",
+        "how much {dish} do I make for {n}?",
+        "I have {n} guests and want {dish}.",
+    ),
+    "quick": ("{dish} in under half an hour?", "{dish}, but fast?", "Short on time: {dish}?"),
+    "veg": ("{dish} without meat?", "{dish} but vegetarian?", "Can {dish} be meatless?"),
+    "gf": ("{dish} without wheat?", "Is {dish} gluten free?", "{dish} for a coeliac?"),
+    "time": ("{dish}: how long?", "How long does {dish} need?", "{dish} takes how long?"),
+}
+ENDINGS = ("?", "?", ".", "!", "")
+
+#: follow-ups: more ways to ask the same things (no dish name: "it" is the dish)
+FOLLOWS = {
+    "keeps": (
+        "How many days does it last?",
+        "Is it OK the next day?",
+        "Can I eat it tomorrow?",
+        "How long can I keep the leftovers?",
+        "Does it keep?",
+    ),
+    "freeze": (
+        "Can it go in the freezer?",
+        "Can I freeze the leftovers?",
+        "Is it freezable?",
+        "Could I freeze some for later?",
+    ),
+    "scale": (
+        "What about {n} people?",
+        "I'm now cooking for {n}. Amounts?",
+        "Double check: {n} people?",
+        "Can I make it for {n} instead?",
+        "Amounts for {n}, please.",
+    ),
+    "swap": (
+        "What if I use {sub} instead of {word}?",
+        "No {word} here. Alternatives?",
+        "Could {sub} work in place of the {word}?",
+    ),
+    "serve": (
+        "What would you serve it with?",
+        "Sides for it?",
+        "What do I eat it with?",
+        "What goes on the side?",
+    ),
+    "oven": (
+        "Oven temperature in Fahrenheit, please.",
+        "What is that in F?",
+        "How hot in Fahrenheit?",
+        "What temperature should the oven be?",
+    ),
+    "time": ("How much time will it take?", "How long altogether?", "Total time?"),
+    "veg": ("Is there a vegetarian version?", "Can it be made without meat?"),
+}
+
+
+def _shapes(templates: Iterable[str]) -> list[re.Pattern[str]]:
+    """The leakage test's pattern for each held-out template: its words, any text for a slot."""
+    out = []
+    for tpl in templates:
+        shape = re.escape(tpl.rstrip("?.!").lower()).replace(r"\{", "{").replace(r"\}", "}")
+        out.append(re.compile(re.sub(r"\{\w+\}", ".+", shape)))
+    return out
+
+
+class Composer:
+    """Composed templates ("{dish}", "{n}" slots) that no held-out template's pattern matches."""
+
+    def __init__(self, heldout: Iterable[str]) -> None:
+        self.shapes = _shapes(heldout)
+
+    def leaks(self, text: str) -> bool:
+        low = text.lower()
+        return any(p.search(low) for p in self.shapes)
+
+    def first(self, kind: str, rng: random.Random) -> str:
+        for _ in range(20):
+            tpl = self._first(kind, rng)
+            if not self.leaks(tpl.replace("{dish}", "x").replace("{n}", "4")):
+                return tpl
+        return "Recipe for {dish}"
+
+    def _first(self, kind: str, rng: random.Random) -> str:
+        greet = rng.choice(GREETINGS)
+        if kind == "people" or kind not in BEFORE or rng.random() < 0.25:
+            body = rng.choice(DISH_FIRST[kind])
+        else:
+            body = f"{rng.choice(BEFORE[kind])} {{dish}}{rng.choice(AFTER[kind])}"
+            body += rng.choice(ENDINGS)
+        body = body[:1].upper() + body[1:] if not greet or greet.endswith((". ", "! ")) else body
+        return greet + body
+
+    def follow(self, kind: str, rng: random.Random) -> str | None:
+        pool = FOLLOWS.get(kind)
+        if not pool:
+            return None
+        for _ in range(20):
+            tpl = rng.choice((*GREETINGS[:5], "OK. ", "Thanks. ", "Great! ")) + rng.choice(pool)
+            if not self.leaks(tpl.replace("{n}", "4").replace("{word}", "x").replace("{sub}", "y")):
+                return tpl
+        return None
