@@ -60,9 +60,7 @@ def main() -> None:
                 struct += has_ingredient_list(t) and has_numbered_steps(t, 2)
                 rep += repeated_line(t) is None
                 if j == 0:
-                    print(
-                        f"  {d!r} (held out: {is_heldout(d)}): {t.splitlines()[0][:70]!r}"
-                    )
+                    print(f"  {d!r} (held out: {is_heldout(d)}): {t.splitlines()[0][:70]!r}")
         print(
             f"{path}: names {named}/{n}, follow-up on dish {fol}/{n}, "
             f"structure {struct}/{n}, no repeat {rep}/{n}"
