@@ -65,6 +65,11 @@ def names_dish(text: str, dish: str) -> bool:
     return squash(dish) in squash(text)
 
 
+def structured(text: str) -> bool:
+    """A recipe card: an ingredient list with quantities and at least two numbered steps."""
+    return has_ingredient_list(text) and has_numbered_steps(text, at_least=2)
+
+
 def repeated_line(text: str) -> str | None:
     """The first line or sentence that occurs twice in a reply (list numbers stripped)."""
     seen: set[str] = set()
@@ -131,7 +136,7 @@ def run_conversation(gen: Generator, conv: EvalConversation, seed: int) -> Resul
                 res.finish_reason,
                 follow,
                 names_dish(text, conv.dish),
-                has_ingredient_list(text) and has_numbered_steps(text, at_least=2),
+                structured(text),
                 repeated_line(text),
             )
         )

@@ -10,10 +10,9 @@ import sys
 from dev.cooking.dishes import is_heldout
 from dev.cooking.evaluate import (
     _reply,
-    has_ingredient_list,
-    has_numbered_steps,
     names_dish,
     repeated_line,
+    structured,
 )
 from tui_gen.engine.generator import Generator
 
@@ -57,7 +56,7 @@ def main() -> None:
                 n += 1
                 named += names_dish(t, d)
                 fol += names_dish(f, d)
-                struct += has_ingredient_list(t) and has_numbered_steps(t, 2)
+                struct += structured(t)
                 rep += repeated_line(t) is None
                 if j == 0:
                     print(f"  {d!r} (held out: {is_heldout(d)}): {t.splitlines()[0][:70]!r}")
