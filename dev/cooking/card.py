@@ -53,6 +53,21 @@ def quality_section(ev: dict[str, Any] | None) -> str:
     return text
 
 
+def familiar_section(fam: dict[str, Any] | None) -> str:
+    """The issue's familiar dishes, which training holds: what a new user asks first."""
+    if not fam:
+        return ""
+    n = fam["replies"]
+    return (
+        f"\nFamiliar dishes (`{fam['command']}`: {len(fam['dishes'])} dishes a new user asks "
+        f"for first, such as {', '.join(fam['dishes'][:4])}, each in {len(fam['phrasings'])} "
+        f'everyday phrasings, then "{fam["follow_up"]}"; these dishes are in training): '
+        f"names the dish {fam['names_dish']}/{n}, follow-up on the dish "
+        f"{fam['follow_on_dish']}/{n}, structure {fam['structure']}/{n}, no repeated line "
+        f"{fam['no_repeat']}/{n}.\n"
+    )
+
+
 def write_model_card(out: Path) -> None:
     info = json.loads((out / "generation_info.json").read_text())
     c, t, a = info["corpus"], info["training"], info["architecture"]
@@ -133,5 +148,5 @@ recipe is" continue as recipe prose. Defaults in `generation_config.json`: {defa
 
 ## Quality
 
-{quality_section(info.get("evaluation"))}"""
+{quality_section(info.get("evaluation"))}{familiar_section(info.get("familiar"))}"""
     (out / "README.md").write_text(card)

@@ -3,10 +3,14 @@ name the dish, does a follow-up stay on it?  `python -m dev.cooking.familiar DIR
 
 Why: evaluate.py measures dishes held out of training; a new user asks for lasagne or
 hummus, which the v2 corpus holds. Replies sampled at T=0.8 with fixed seeds.
+`--write` stores the counts in DIR/generation_info.json and the model card quotes them.
 """
 
-import sys
+import argparse
+import json
+from pathlib import Path
 
+from dev.cooking.card import write_model_card
 from dev.cooking.dishes import is_heldout
 from dev.cooking.evaluate import (
     _reply,
@@ -42,9 +46,13 @@ QS = [
 FU = "Can I freeze it?"
 
 
-def main() -> None:
-    for path in sys.argv[1:]:
-        gen = Generator.load(path, device="cpu")
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Familiar dishes in everyday phrasings.")
+    ap.add_argument("model_dirs", type=Path, nargs="+")
+    ap.add_argument("--write", action="store_true", help="store the counts for the model card")
+    args = ap.parse_args(argv)
+    for path in args.model_dirs:
+        gen = Generator.load(str(path), device="cpu")
         named = fol = struct = rep = n = 0
         for i, d in enumerate(DISHES):
             for j, q in enumerate(QS):
@@ -64,7 +72,24 @@ def main() -> None:
             f"{path}: names {named}/{n}, follow-up on dish {fol}/{n}, "
             f"structure {struct}/{n}, no repeat {rep}/{n}"
         )
+        if args.write:
+            info_path = path / "generation_info.json"
+            info = json.loads(info_path.read_text())
+            info["familiar"] = {
+                "dishes": DISHES,
+                "phrasings": QS,
+                "follow_up": FU,
+                "replies": n,
+                "names_dish": named,
+                "follow_on_dish": fol,
+                "structure": struct,
+                "no_repeat": rep,
+                "command": "python -m dev.cooking.familiar " + str(path) + " --write",
+            }
+            info_path.write_text(json.dumps(info, indent=2) + "\n")
+            write_model_card(path)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

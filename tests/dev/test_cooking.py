@@ -185,7 +185,9 @@ def test_model_directory_is_complete_and_small():
     total = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
     assert total <= 25 * 1024 * 1024
     cfg = json.loads((MODEL_DIR / "config.json").read_text())
-    assert cfg["model_type"] == "gpt2" and cfg["architectures"] == ["GPT2LMHeadModel"]
+    assert cfg["model_type"] == "llama" and cfg["architectures"] == ["LlamaForCausalLM"]
+    # issue #17: a 1,024-token context at least
+    assert cfg["max_position_embeddings"] >= 1024
     info = json.loads((MODEL_DIR / "generation_info.json").read_text())
     assert info["command"].startswith("python -m dev.cooking.train ")
     # trained weights: far below a uniform guess over the vocabulary (ln V nats per token); the
@@ -195,13 +197,13 @@ def test_model_directory_is_complete_and_small():
     assert gen_cfg["eos_token_id"] == cfg["eos_token_id"]
 
 
-def test_transformers_gives_the_same_logits_as_our_gpt2():
-    from transformers import GPT2LMHeadModel
+def test_transformers_gives_the_same_logits_as_our_llama():
+    from transformers import LlamaForCausalLM
 
     from tui_gen.engine.loading.loader import load_model
 
     ours = load_model(MODEL_DIR).model
-    hf = GPT2LMHeadModel.from_pretrained(str(MODEL_DIR)).eval()
+    hf = LlamaForCausalLM.from_pretrained(str(MODEL_DIR)).eval()
     x = torch.tensor([[2, 100, 200, 300, 400, 500, 0, 3] * 8])
     with torch.no_grad():
         a = hf(x).logits
