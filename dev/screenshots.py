@@ -33,14 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "cooking"
 SIZE = (120, 36)
 PROMPTS = [
-    "How do I make fluffy pancakes?",
-    "What can I cook with leftover rice?",
-    "How long should I boil an egg?",
+    "How do I make lasagne?",
+    "What do I need for hummus?",
+    "I want to cook pad thai tonight.",
 ]
+# a short follow-up about the dish first (it is shown, not caught mid-stream), then a new dish
 FOLLOW_UPS = [
-    "How do I make smoky chickpea stew?",
+    "Can I freeze it?",
+    "How do I make shakshuka?",
     "Give me a recipe for a quick tomato soup.",
-    "How do I make a simple risotto?",
 ]
 GATE_AFTER = 30
 
@@ -128,7 +129,7 @@ async def make_screenshots(model: str, out: Path, device: str = "cpu") -> list[P
         device=device,
         transcripts=str(tmp / "transcripts"),
         theme="tui-gen",
-        sampling={"temperature": 0.0, "max_new_tokens": 160},
+        sampling={"temperature": 0.0, "max_new_tokens": 320},
     )
     app = TuiGenApp(config, settings=Settings.load(tmp / "config" / "settings.json"))
     written: list[Path] = []
