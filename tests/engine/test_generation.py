@@ -49,7 +49,11 @@ def test_stream_decode_concatenates_to_full_decode(text: str) -> None:
     ids = _TOK.encode(text, add_special_tokens=False).ids
     stream = _HFStream(_TOK)
     deltas = [stream.step(i) for i in ids]
-    assert stream.flush() == ""  # whole characters only: nothing left over
+    rest = stream.flush()
+    # whole characters only: nothing left over, except U+FFFDs the text itself ends with
+    # (DecodeStream cannot tell it from a half character, so it waits for the end)
+    assert rest == "" or (set(rest) == {"\ufffd"} and text.endswith(rest))
+    deltas.append(rest)
     assert "".join(deltas) == _TOK.decode(ids)
     assert "".join(deltas) == text  # byte-level BPE is lossless
     if "\ufffd" not in text:

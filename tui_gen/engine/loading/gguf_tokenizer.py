@@ -23,7 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tui_gen.engine.loading.merges_cache import cached_merges
+from tui_gen.engine.loading.spm import SentencePieceBPE
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 
 log = logging.getLogger(__name__)
@@ -112,7 +115,7 @@ def _split_pre_tokenizer(pre: str | None) -> tuple[Any, bool]:
 
 
 def _unique_vocab(tokens: list[str]) -> dict[str, int]:
-    vocab = {tok: i for i, tok in enumerate(tokens)}
+    vocab = dict(zip(tokens, range(len(tokens)), strict=True))
     if len(vocab) < len(tokens):  # duplicates would leave ids without a token; keep every id
         vocab = {}
         for i, tok in enumerate(tokens):
@@ -212,8 +215,11 @@ def _token(tokens: list[str], token_id: Any) -> str | None:
     return tokens[token_id] if 0 <= token_id < len(tokens) else None
 
 
-def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
-    """(tokenizers.Tokenizer, tokenizer_config dict) from GGUF metadata."""
+def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: bool = True):
+    """(tokenizer, tokenizer_config dict) from GGUF metadata: a `tokenizers.Tokenizer`, or for
+    a SentencePiece vocabulary our own spm.SentencePieceBPE (the same ids without deriving
+    and building hundreds of thousands of merges; `native=False` builds the `tokenizers` one,
+    which `tui-gen import` writes as tokenizer.json)."""
     from tokenizers import AddedToken, processors
 
     model = meta.get("tokenizer.ggml.model")
@@ -224,33 +230,14 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
             "llama.cpp's convert_hf_to_gguf.py, which embeds the tokenizer"
         )
     types = meta.get("tokenizer.ggml.token_type")
-    types = [NORMAL] * len(tokens) if types is None else [int(t) for t in types]
+    types = [NORMAL] * len(tokens) if types is None else np.asarray(types, np.int64).tolist()
     if len(types) != len(tokens):
         raise ModelLoadError(f"{path}: {len(types)} token types for {len(tokens)} tokens")
-    if model == "gpt2":
-        tok = _byte_level_model(meta, tokens, types)
-    elif model == "llama":
-        tok = _sentencepiece_model(meta, tokens, types)
-    else:
+    if model not in ("gpt2", "llama"):
         raise UnsupportedModelError(
             f"{path}: unsupported tokenizer {model!r}; supported: gpt2 (byte-level BPE) and "
             "llama (SentencePiece BPE)"
         )
-    special = [
-        AddedToken(t, special=True, normalized=False)
-        for t, k in zip(tokens, types, strict=True)
-        if k in (CONTROL, UNKNOWN)
-    ]
-    user = [
-        AddedToken(t, special=False, normalized=False)
-        for t, k in zip(tokens, types, strict=True)
-        if k == USER_DEFINED
-    ]
-    if special:
-        tok.add_special_tokens(special)
-    if user:
-        tok.add_tokens(user)
-
     spm = model == "llama"
     ids = {
         "bos": meta.get("tokenizer.ggml.bos_token_id", 1 if spm else None),
@@ -270,9 +257,6 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
     specials = [(bos, int(ids["bos"] or 0))] if bos else []  # (a name implies an id)
     if eos and eos != bos:
         specials.append((eos, int(ids["eos"] or 0)))
-    tok.post_processor = processors.TemplateProcessing(
-        single=single, pair=pair, special_tokens=specials
-    )
     config = {
         "bos_token": names["bos"],
         "eos_token": names["eos"],
@@ -282,4 +266,41 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF"):
         "add_bos_token": add_bos,
         "add_eos_token": add_eos,
     }
+    if model == "llama" and native:
+        scores = meta.get("tokenizer.ggml.scores")
+        unk = ids["unk"]
+        native_tok = SentencePieceBPE(
+            tokens,
+            [0.0] * len(tokens) if scores is None else np.asarray(scores, np.float64).tolist(),
+            types,
+            _unique_vocab(tokens),
+            unk_id=int(unk) if unk is not None else None,
+            add_space_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True)),
+            bos=(bos, int(ids["bos"] or 0)) if bos else None,
+            eos=(eos, int(ids["eos"] or 0)) if eos else None,
+            export=lambda: build_tokenizer(meta, path, native=False)[0],
+        )
+        return native_tok, config
+    if model == "gpt2":
+        tok = _byte_level_model(meta, tokens, types)
+    else:
+        tok = _sentencepiece_model(meta, tokens, types)
+    special = [
+        AddedToken(t, special=True, normalized=False)
+        for t, k in zip(tokens, types, strict=True)
+        if k in (CONTROL, UNKNOWN)
+    ]
+    user = [
+        AddedToken(t, special=False, normalized=False)
+        for t, k in zip(tokens, types, strict=True)
+        if k == USER_DEFINED
+    ]
+    if special:
+        tok.add_special_tokens(special)
+    if user:
+        tok.add_tokens(user)
+
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=specials
+    )
     return tok, config

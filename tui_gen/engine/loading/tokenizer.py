@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from tui_gen.engine.loading.spm import SentencePieceBPE
 from tui_gen.errors import ModelLoadError
 from tui_gen.models.config import ModelConfig, check_regular, read_json
 
@@ -119,6 +120,8 @@ class HFTokenizer(Tokenizer):
         return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def stream_decoder(self) -> StreamDecoder:
+        if isinstance(self._tok, SentencePieceBPE):  # a GGUF's SentencePiece vocabulary
+            return self._tok.stream_decoder()
         return _HFStream(self._tok)
 
     def token_to_id(self, token: str) -> int | None:
@@ -126,7 +129,8 @@ class HFTokenizer(Tokenizer):
 
     @property
     def backend(self) -> Any:
-        """The underlying tokenizers.Tokenizer."""
+        """The underlying tokenizers.Tokenizer (or, from a GGUF's SentencePiece vocabulary,
+        spm.SentencePieceBPE, which offers the same encode/decode/token_to_id)."""
         return self._tok
 
 
