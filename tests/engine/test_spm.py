@@ -5,6 +5,7 @@ stream decoder adds up to its full decode."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,8 +178,6 @@ def test_gemma3_vocabulary_encodes_like_the_tokenizers_model() -> None:
     meta = read_header(require_gguf())[0]
     ours, ref = build_tokenizer(meta)[0], build_tokenizer(meta, native=False)[0]
     rng = random.Random(0)
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     samples = [readme[a : a + rng.randrange(1, 300)] for a in rng.sample(range(len(readme)), 200)]
     samples += ["<start_of_turn>user\nHi!<end_of_turn>\n", "  a   b\n\n\n", "a>▁</b", "🧑‍🍳 中文"]

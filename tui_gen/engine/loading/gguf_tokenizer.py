@@ -26,17 +26,19 @@ from typing import Any
 import numpy as np
 
 from tui_gen.engine.loading.merges_cache import cached_merges
-from tui_gen.engine.loading.spm import SentencePieceBPE
+from tui_gen.engine.loading.spm import (
+    CONTROL,
+    MAX_MERGED_PIECE,
+    NORMAL,
+    UNKNOWN,
+    USER_DEFINED,
+    SentencePieceBPE,
+    duplicate_name,
+)
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 
 log = logging.getLogger(__name__)
 
-#: pieces longer than this are kept as tokens but not split into merges (no real SentencePiece
-#: piece comes close; splitting one costs time quadratic in its length)
-MAX_MERGED_PIECE = 1024
-
-# llama.cpp token types
-NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 _LLAMA3 = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -119,7 +121,7 @@ def _unique_vocab(tokens: list[str]) -> dict[str, int]:
     if len(vocab) < len(tokens):  # duplicates would leave ids without a token; keep every id
         vocab = {}
         for i, tok in enumerate(tokens):
-            vocab[f"<gguf-duplicate-{i}>" if tok in vocab else tok] = i
+            vocab[duplicate_name(i) if tok in vocab else tok] = i
     return vocab
 
 
@@ -220,8 +222,6 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: boo
     a SentencePiece vocabulary our own spm.SentencePieceBPE (the same ids without deriving
     and building hundreds of thousands of merges; `native=False` builds the `tokenizers` one,
     which `tui-gen import` writes as tokenizer.json)."""
-    from tokenizers import AddedToken, processors
-
     model = meta.get("tokenizer.ggml.model")
     tokens = meta.get("tokenizer.ggml.tokens")
     if model is None or not tokens:
@@ -281,6 +281,8 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: boo
             export=lambda: build_tokenizer(meta, path, native=False)[0],
         )
         return native_tok, config
+    from tokenizers import AddedToken, processors
+
     if model == "gpt2":
         tok = _byte_level_model(meta, tokens, types)
     else:

@@ -30,14 +30,22 @@ import numpy as np
 
 #: llama.cpp token types
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-#: pieces longer than this are kept but never formed by merging (gguf_tokenizer's rule)
+#: pieces longer than this are kept as tokens but never formed by merging (no real
+#: SentencePiece piece comes close; deriving merges for one costs time quadratic in its length)
 MAX_MERGED_PIECE = 1024
+#: how a vocabulary renames the second and later copies of a duplicated piece, so every id
+#: keeps a token (gguf_tokenizer._unique_vocab)
+DUPLICATE_PREFIX = "<gguf-duplicate-"
 #: chunks remembered by the encoder (words, mostly); a dict, emptied when full
 CACHE_CHUNKS = 50_000
 #: chunks longer than this are not cached (a pasted run without spaces)
 CACHE_MAX_CHARS = 64
 SPACE = "▁"
 REPLACEMENT = "\ufffd"
+
+
+def duplicate_name(token_id: int) -> str:
+    return f"{DUPLICATE_PREFIX}{token_id}>"
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class SentencePieceBPE:
         if not 0 <= token_id < len(self._tokens):
             return None
         token = self._tokens[token_id]
-        return token if self._vocab.get(token) == token_id else f"<gguf-duplicate-{token_id}>"
+        return token if self._vocab.get(token) == token_id else duplicate_name(token_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> Encoding:
         ids: list[int] = []
@@ -190,7 +198,7 @@ class SentencePieceBPE:
         i = self._vocab.get(joined)
         if i is None or self._types[i] not in (NORMAL, USER_DEFINED):
             return None
-        if len(joined) > MAX_MERGED_PIECE or joined.startswith("<gguf-duplicate-"):
+        if len(joined) > MAX_MERGED_PIECE or joined.startswith(DUPLICATE_PREFIX):
             return None
         return (-self._scores[i], -len(left), -len(right), i, self._vocab[left], self._vocab[right])
 
