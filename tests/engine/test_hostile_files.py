@@ -413,6 +413,21 @@ def test_sentencepiece_vocab_with_a_huge_token_is_fast() -> None:
         assert tok.encode("x" * 5000, add_special_tokens=False).ids  # no quadratic encode
 
 
+@pytest.mark.parametrize(
+    ("scores", "words"),
+    [([0.0] * 3, "3 tokenizer scores for 6 tokens"), (["x"] * 6, "not numbers")],
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_sentencepiece_scores_that_do_not_fit_are_one_line(scores, words, native) -> None:
+    """They failed as an IndexError at the first encode (or a bare zip() ValueError)."""
+    meta = {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>",
+            "a", "b", "ab"], "tokenizer.ggml.scores": scores,
+            "tokenizer.ggml.token_type": [2, 3, 3, 1, 1, 1]}  # fmt: skip
+    with pytest.raises(ModelLoadError, match=words) as e:
+        build_tokenizer(meta, "bad.gguf", native=native)
+    assert "bad.gguf" in _one_line(e.value)
+
+
 class _CountingVocab(dict):
     """A vocab that counts membership tests: the merge search's work, without a clock."""
 

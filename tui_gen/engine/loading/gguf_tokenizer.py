@@ -183,12 +183,30 @@ def _sentencepiece_merges(
     return [(left, right) for _, _, _, left, right in found]
 
 
-def _sentencepiece_model(meta: dict[str, Any], tokens: list[str], types: list[int]):
+def _scores(meta: dict[str, Any], n: int, path: Path | str) -> list[float]:
+    """tokenizer.ggml.scores as floats, one per token (all 0 when the file has none)."""
+    scores = meta.get("tokenizer.ggml.scores")
+    if scores is None:
+        return [0.0] * n
+    try:
+        out: list[float] = np.asarray(scores, np.float64).reshape(-1).tolist()
+    except (TypeError, ValueError):
+        raise ModelLoadError(
+            f"{path}: tokenizer.ggml.scores holds values that are not numbers; the file is corrupt"
+        ) from None
+    if len(out) != n:
+        raise ModelLoadError(
+            f"{path}: {len(out)} tokenizer scores for {n} tokens; the file is corrupt"
+        )
+    return out
+
+
+def _sentencepiece_model(
+    meta: dict[str, Any], tokens: list[str], scores: list[float], types: list[int]
+):
     from tokenizers import Tokenizer, decoders, normalizers
     from tokenizers.models import BPE
 
-    scores = meta.get("tokenizer.ggml.scores")
-    scores = [0.0] * len(tokens) if scores is None else [float(s) for s in scores]
     vocab = _unique_vocab(tokens)
     merges = cached_merges(
         tokens, scores, types, vocab, lambda: _sentencepiece_merges(tokens, scores, types, vocab)
@@ -266,12 +284,12 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: boo
         "add_bos_token": add_bos,
         "add_eos_token": add_eos,
     }
-    if model == "llama" and native:
-        scores = meta.get("tokenizer.ggml.scores")
+    scores = _scores(meta, len(tokens), path) if spm else []
+    if spm and native:
         unk = ids["unk"]
         native_tok = SentencePieceBPE(
             tokens,
-            [0.0] * len(tokens) if scores is None else np.asarray(scores, np.float64).tolist(),
+            scores,
             types,
             _unique_vocab(tokens),
             unk_id=int(unk) if unk is not None else None,
@@ -286,7 +304,7 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: boo
     if model == "gpt2":
         tok = _byte_level_model(meta, tokens, types)
     else:
-        tok = _sentencepiece_model(meta, tokens, types)
+        tok = _sentencepiece_model(meta, tokens, scores, types)
     special = [
         AddedToken(t, special=True, normalized=False)
         for t, k in zip(tokens, types, strict=True)
