@@ -3,6 +3,7 @@
     python -m dev.quant_quality MODEL --quantize int8 [int4 ...] [--group-size 32]
     python -m dev.quant_quality FILE.gguf --quantize keep   # its blocks vs float32, 8 rows a step
     python -m dev.quant_quality FILE.gguf --quantize keep-prompt   # whole passages at once
+    python -m dev.quant_quality FILE.gguf --quantize llama.cpp   # llama-cpp-python's logits
 
 Both models read the same built-in passages with teacher forcing (the true text is fed, not
 each model's own output), so every position compares the two next-token distributions on
@@ -234,6 +235,8 @@ PASSAGES: dict[str, str] = {
 
 #: a GGUF's blocks fed each passage whole: the long-prompt GEMM (gguf_linear.gemm_dtype)
 PROMPT_MODE = "keep-prompt"
+LLAMA_CPP_MODE = "llama.cpp"  # the peer on the same file, 8 tokens a step as it decodes
+OWN_MODES = ("keep", PROMPT_MODE, LLAMA_CPP_MODE)  # not a `--quantize` mode of ours
 
 
 def _ids(gen: Any, text: str, max_len: int) -> list[int]:
@@ -263,6 +266,39 @@ def _logprobs_stepwise(gen: Any, ids: list[int], chunk: int = 8) -> Any:
             part = torch.tensor([ids[i : i + chunk]])
             out.append(gen.model(part, start=i, cache=cache)[0])
     return torch.log_softmax(torch.cat(out).double(), dim=-1)
+
+
+def _logprobs_llama_cpp(llm: Any, ids: list[int]) -> Any:
+    """The same from llama.cpp (llama-cpp-python with logits for every position), fed the same
+    ids 8 at a time, so its 8-bit activations are measured against the same float32 reference:
+    the yardstick for how close the technique both engines use can come."""
+    import numpy as np
+    import torch
+
+    llm.reset()
+    llm.eval(ids)
+    scores = torch.from_numpy(np.array(llm.scores[: len(ids)])).double()
+    return torch.log_softmax(scores, dim=-1)
+
+
+def _load_llama_cpp(model_path: str, threads: int | None) -> Any:
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        from tui_gen.errors import TuiGenError
+
+        raise TuiGenError(
+            "the llama.cpp mode needs llama-cpp-python: pip install llama-cpp-python"
+        ) from e
+    return Llama(
+        model_path=model_path,
+        n_ctx=1024,
+        n_threads=threads or 2,
+        logits_all=True,
+        n_batch=8,
+        n_ubatch=8,
+        verbose=False,
+    )
 
 
 def compare(ref_lp: Any, q_lp: Any, ids: list[int]) -> dict[str, float]:
@@ -304,7 +340,7 @@ def run(
     from tui_gen.engine.quantize import check_mode, describe, quantize_model
 
     for m in modes:
-        if m != PROMPT_MODE:
+        if m not in OWN_MODES:
             check_mode(m)
     if threads:
         torch.set_num_threads(threads)
@@ -320,6 +356,10 @@ def run(
             gen = Generator.load(model_path, device="cpu")
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_stepwise(gen, ids), ids)
+        elif mode == LLAMA_CPP_MODE:
+            gen = _load_llama_cpp(model_path, threads)
+            for name, ids in texts.items():
+                per[name] = compare(ref_lps[name], _logprobs_llama_cpp(gen, ids), ids)
         elif mode == PROMPT_MODE:  # the same blocks, each passage as one prompt
             gen = Generator.load(model_path, device="cpu")
             for name, ids in texts.items():
@@ -336,7 +376,11 @@ def run(
         tot["kl_max"] = max(r["kl_max"] for r in per.values())
         out["results"][mode] = {
             "describe": (
-                gen.loaded.quantization if mode in ("keep", PROMPT_MODE) else describe(gen.model)
+                "llama.cpp (llama-cpp-python), same file"
+                if mode == LLAMA_CPP_MODE
+                else gen.loaded.quantization
+                if mode in ("keep", PROMPT_MODE)
+                else describe(gen.model)
             ),
             "positions": int(tot["positions"]),
             "top1_agreement": tot["top1_same"] / tot["positions"],
