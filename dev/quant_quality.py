@@ -281,19 +281,29 @@ def _logprobs_llama_cpp(llm: Any, ids: list[int]) -> Any:
     return torch.log_softmax(scores, dim=-1)
 
 
-def _load_llama_cpp(model_path: str, threads: int | None) -> Any:
-    try:
-        from llama_cpp import Llama
-    except ImportError as e:
-        from tui_gen.errors import TuiGenError
+def _check_llama_cpp(model_path: str) -> None:
+    """Before the float32 reference is computed: the peer mode's package and file."""
+    from tui_gen.errors import TuiGenError
 
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as e:
         raise TuiGenError(
             "the llama.cpp mode needs llama-cpp-python: pip install llama-cpp-python"
         ) from e
+    if not model_path.endswith(".gguf"):
+        raise TuiGenError(f"{model_path}: the llama.cpp mode reads a .gguf file; pass one")
+
+
+def _load_llama_cpp(model_path: str, n_ctx: int) -> Any:
+    """llama-cpp-python on the same file, as many threads as torch uses here."""
+    import torch
+    from llama_cpp import Llama
+
     return Llama(
         model_path=model_path,
-        n_ctx=1024,
-        n_threads=threads or 2,
+        n_ctx=n_ctx,
+        n_threads=torch.get_num_threads(),
         logits_all=True,
         n_batch=8,
         n_ubatch=8,
@@ -340,7 +350,9 @@ def run(
     from tui_gen.engine.quantize import check_mode, describe, quantize_model
 
     for m in modes:
-        if m not in OWN_MODES:
+        if m == LLAMA_CPP_MODE:
+            _check_llama_cpp(model_path)
+        elif m not in OWN_MODES:
             check_mode(m)
     if threads:
         torch.set_num_threads(threads)
@@ -357,7 +369,7 @@ def run(
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_stepwise(gen, ids), ids)
         elif mode == LLAMA_CPP_MODE:
-            gen = _load_llama_cpp(model_path, threads)
+            gen = _load_llama_cpp(model_path, max_len)
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_llama_cpp(gen, ids), ids)
         elif mode == PROMPT_MODE:  # the same blocks, each passage as one prompt

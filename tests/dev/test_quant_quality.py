@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
-from dev.quant_quality import run
+from dev.quant_quality import main, run
 from tui_gen.errors import TuiGenError
 
 
@@ -27,6 +28,16 @@ def test_llama_cpp_mode_without_the_package_is_one_clear_error(
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` raises
     with pytest.raises(TuiGenError, match="pip install llama-cpp-python"):
         run(str(tiny_gpt2), ["llama.cpp"], 32)
+
+
+def test_llama_cpp_mode_on_a_model_directory_is_one_line_and_exit_2(
+    tiny_gpt2: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """llama.cpp reads GGUF files only; said before the float32 reference is computed."""
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.ModuleType("llama_cpp"))
+    assert main([str(tiny_gpt2), "--quantize", "llama.cpp"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "reads a .gguf file" in err and "Traceback" not in err
 
 
 @pytest.mark.gemma3

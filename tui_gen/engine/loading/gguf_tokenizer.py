@@ -294,8 +294,8 @@ def build_tokenizer(meta: dict[str, Any], path: Path | str = "GGUF", native: boo
             _unique_vocab(tokens),
             unk_id=int(unk) if unk is not None else None,
             add_space_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True)),
-            bos=(bos, int(ids["bos"] or 0)) if bos else None,
-            eos=(eos, int(ids["eos"] or 0)) if eos else None,
+            bos_id=int(ids["bos"] or 0) if bos else None,  # as `specials` above
+            eos_id=int(ids["eos"] or 0) if eos else None,
             export=lambda: build_tokenizer(meta, path, native=False)[0],
         )
         return native_tok, config

@@ -68,8 +68,8 @@ class SentencePieceBPE:
         *,
         unk_id: int | None,
         add_space_prefix: bool,
-        bos: tuple[str, int] | None = None,
-        eos: tuple[str, int] | None = None,
+        bos_id: int | None = None,
+        eos_id: int | None = None,
         export: Callable[[], Any] | None = None,
     ) -> None:
         self._tokens = list(tokens)
@@ -78,7 +78,7 @@ class SentencePieceBPE:
         self._vocab = vocab
         self._unk = unk_id if unk_id is not None and 0 <= unk_id < len(tokens) else None
         self._prefix = add_space_prefix
-        self._bos, self._eos = bos, eos
+        self._bos, self._eos = bos_id, eos_id  # added around the text when not None
         self._export = export
         self._cache: dict[str, list[int]] = {}
         self._bytes = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
@@ -111,15 +111,15 @@ class SentencePieceBPE:
 
     def encode(self, text: str, add_special_tokens: bool = True) -> Encoding:
         ids: list[int] = []
-        if add_special_tokens and self._bos:
-            ids.append(self._bos[1])
+        if add_special_tokens and self._bos is not None:
+            ids.append(self._bos)
         for piece, is_added in self._split_added(text):
             if is_added:
                 ids.append(self._vocab[piece])
             else:
                 ids.extend(self._encode_text(piece))
-        if add_special_tokens and self._eos:
-            ids.append(self._eos[1])
+        if add_special_tokens and self._eos is not None:
+            ids.append(self._eos)
         return Encoding(ids)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
