@@ -463,9 +463,10 @@ FOLLOW_KINDS = ("keeps", "freeze", "scale", "swap", "serve", "oven", "time", "ve
 class Conversations:
     """Seeded documents from one split ("train" or "heldout")."""
 
-    def __init__(self, seed: int, split: str = "train") -> None:
+    def __init__(self, seed: int, split: str = "train", rename_p: float = RENAME_P) -> None:
         self.rng = random.Random(f"cooking-v2/{split}/{seed}")
         self.split = split
+        self.rename_p = rename_p
         self.dishes = dishes(split)
         self.rename = Renamer(self.dishes) if split == "train" else None
         self.by_key: dict[str, list[Dish]] = {}
@@ -485,9 +486,9 @@ class Conversations:
         return d, q, A.card(d, lead, rng=rng)
 
     def pick(self) -> Dish:
-        """A dish for a conversation, under another name RENAME_P of the time in training."""
+        """A dish for a conversation, under another name rename_p of the time in training."""
         d = self.rng.choice(self.dishes)
-        if self.rename is not None and self.rng.random() < RENAME_P:
+        if self.rename is not None and self.rng.random() < self.rename_p:
             d = self.rename(d, self.rng)
         return d
 
@@ -549,8 +550,8 @@ class Conversations:
         return self.text() if self.rng.random() < 0.05 else self.chat()
 
 
-def generate(seed: int, n_docs: int, split: str = "train") -> list[str]:
-    gen = Conversations(seed, split)
+def generate(seed: int, n_docs: int, split: str = "train", rename_p: float = RENAME_P) -> list[str]:
+    gen = Conversations(seed, split, rename_p)
     return [gen.document() for _ in range(n_docs)]
 
 

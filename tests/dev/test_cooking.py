@@ -301,3 +301,51 @@ def test_init_from_a_bad_directory_is_one_line(tmp_path, capsys):
     assert e.value.code == 2 and "do not fit this model" in err and len(err.splitlines()) == 1
     save_file(hf_state_dict(model), str(tmp_path / "model.safetensors"))
     _init_from(model, tmp_path)  # its own weights load
+
+
+def test_title_weight_covers_exactly_the_names_on_title_lines():
+    """--title-weight raises the loss weight of the title-line name tokens and nothing else."""
+    from tokenizers import Tokenizer
+
+    from dev.cooking.train import TokenStream, make_corpus
+
+    tok = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    docs = make_corpus("dishes", 0, 4, "train")
+    plain = TokenStream.encode(tok, docs)
+    assert (plain.weights == 1).all()
+    heavy = TokenStream.encode(tok, docs, title_weight=4.0)
+    assert set(heavy.weights.tolist()) == {1.0, 4.0}
+    picked = heavy.ids[heavy.weights == 4.0].tolist()
+    names = [m.group(1) for d in docs for m in re.finditer(r"^## (.+)$", d, re.M)]
+    assert tok.decode(picked).replace(" ", "") == "".join(names).replace(" ", "")
+    w = heavy.target_weights(heavy.window_starts(64)[:2], 64)
+    assert w.shape == (2, 64)
+
+
+def test_weighted_loss_is_the_plain_mean_at_weight_one_and_leans_on_heavy_targets():
+    from dev.cooking.train import weighted_loss
+
+    torch.manual_seed(0)
+    logits, y = torch.randn(2, 5, 7), torch.randint(0, 7, (2, 5))
+    ones = torch.ones(2, 5)
+    plain = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert torch.allclose(weighted_loss(logits, y, ones), plain)
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+    only_first = torch.zeros(2, 5)
+    only_first[0, 0] = 3.0
+    assert torch.allclose(weighted_loss(logits, y, only_first), ce[0])
+
+
+def test_rename_p_sets_how_often_a_training_dish_is_renamed():
+    from dev.cooking import conversations
+    from dev.cooking.dishes import dishes
+
+    known = {d.name for d in dishes("train")}
+
+    def renamed(p: float) -> int:
+        gen = conversations.Conversations(0, "train", rename_p=p)
+        return sum(gen.pick().name not in known for _ in range(400))
+
+    assert renamed(0.0) == 0
+    assert renamed(1.0) >= 390
+    assert renamed(0.2) < renamed(0.8)
