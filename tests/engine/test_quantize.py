@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tui_gen import Generator
+from tui_gen.engine.native.gguf_linear import GGUFLinear
 from tui_gen.engine.quantize import (
     Int4Linear,
     Int8Linear,
@@ -254,13 +255,22 @@ def test_int4_search_never_worse_than_min_max() -> None:
     assert errs[1] <= errs[0]
 
 
+def _head_bits(model: nn.Module) -> int:
+    """8 or 4: a NativeQuantLinear's width, or a GGUF-block head's type (Q8_0 / Q4_1)."""
+    head = model.lm_head
+    if isinstance(head, GGUFLinear):
+        return {8: 8, 3: 4}[head.types[0]]
+    return head.bits
+
+
 def test_int4_head_is_int8_by_default(tiny_llama: Path) -> None:
     gen = _load(tiny_llama, "int4")
-    assert gen.model.lm_head.bits == 8
-    assert "int8 lm_head" in describe(gen.model)
+    assert _head_bits(gen.model) == 8
+    want = "Q8_0 lm_head" if isinstance(gen.model.lm_head, GGUFLinear) else "int8 lm_head"
+    assert want in describe(gen.model)
     model = _load(tiny_llama, None).model
     quantize_model(model, "int4", head="int4")
-    assert model.lm_head.bits == 4
+    assert _head_bits(model) == 4
     model = _load(tiny_llama, None).model
     quantize_model(model, "int4", head=None)
     assert isinstance(model.lm_head, nn.Linear | TransposedLinear)  # left float

@@ -89,8 +89,9 @@ def weight_bytes(
     Quantization (engine/quantize.py) replaces every projection and the lm_head; embeddings,
     norms and biases stay float. With torch's kernels int8 stores one byte per weight plus a
     scale per row, int4 half a byte plus a float32 (scale, min) pair per group of 32; with the
-    native kernels (`native`) both store a float16 pair per group of 32. The int4 lm_head is
-    int8.
+    native kernels (`native`) both store a float16 pair per group of 32; native int4 is Q4_1
+    blocks (the same 20 bytes per 32) with a Q8_0 lm_head (34 bytes per 32). The int4 lm_head
+    is int8 either way.
     """
     if mode is None:
         return params * element
@@ -105,11 +106,10 @@ def weight_bytes(
     float_params = max(0, params - linear - (0 if cfg.tie_word_embeddings else head))
     if native:
         per_group = 4  # two float16 per 32 weights
-        head_b = head + head // 32 * per_group
         if mode == "int8":
-            quant = linear + linear // 32 * per_group + head_b
-        else:
-            quant = linear // 2 + linear // 32 * per_group + head_b
+            quant = linear + linear // 32 * per_group + head + head // 32 * per_group
+        else:  # Q4_1 layers, a Q8_0 head (one float16 per 32)
+            quant = linear // 2 + linear // 32 * per_group + head + head // 32 * 2
     elif mode == "int8":
         quant = linear + head + 4 * (layers * (q + 2 * kv + h) + cfg.vocab_size)
     else:

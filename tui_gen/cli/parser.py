@@ -102,9 +102,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--quantize",
         choices=("none", "int8", "int4", "keep"),
         default=None,
-        help="weight-only quantization in groups of 32: int8 (near-lossless) or int4 (int8 "
-        "lm_head); faster decode on the CPU, slightly different text. A .gguf file keeps its "
-        "own quantized types by default (keep); none or --dtype float32 dequantizes it",
+        help="weight-only quantization in groups of 32: int8 (near-lossless) or int4 (fastest: "
+        "Q4_1 blocks, Q8_0 lm_head, 8-bit activations on the CPU, as llama.cpp); slightly "
+        "different text. A .gguf file keeps its own quantized types by default (keep); none or "
+        "--dtype float32 dequantizes it",
     )
 
 

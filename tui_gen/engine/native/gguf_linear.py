@@ -248,7 +248,9 @@ class GGUFLinear(nn.Module):
 
     @property
     def backend(self) -> str:
-        return f"gguf blocks, int8-dot {isa() or 'torch dequantize'}"
+        kinds = "+".join(dict.fromkeys(type_name(t) for t in self.types))
+        dots = isa()
+        return f"native {kinds} int8-dot {dots}" if dots else f"{kinds} via torch dequantize"
 
     def dequantized(self) -> torch.Tensor:
         """The float32 (N, K) weight the blocks stand for."""
@@ -286,8 +288,7 @@ class GGUFLinear(nn.Module):
         return y.to(x.dtype).view(*lead, N)
 
     def extra_repr(self) -> str:
-        kinds = "+".join(type_name(t) for t in self.types)
-        return f"in={self.in_features}, out={self.out_features}, {kinds}, {self.backend}"
+        return f"in={self.in_features}, out={self.out_features}, {self.backend}"
 
 
 class GGUFEmbedding(nn.Module):

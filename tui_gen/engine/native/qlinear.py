@@ -1,5 +1,9 @@
 """Grouped int8/int4 linear layers on the native kernels, with float32 activations.
 
+`--quantize int8` runs here. `--quantize int4` runs its layers as Q4_1 blocks on the integer-dot
+kernels instead (to_blocks.py; faster, 8-bit activations); this module's 4-bit layer serves a
+width that is not whole groups of 32 and direct callers.
+
 The scheme, for both widths: groups of 32 inputs of each output row, an asymmetric range per
 group stored as float16 (scale, min), w ~= q * scale + min, q in [0, 2**bits - 1]. Against
 torch's int8 path (one symmetric scale per row, bfloat16 activations) it is finer on both
