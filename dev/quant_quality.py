@@ -341,12 +341,15 @@ def run(
     act_dtype: str | None = None,
     use_kernel: bool | None = None,
     head: str | None = "int8",
+    activations: str = "fast",
 ) -> dict[str, Any]:
+    """`activations`: the integer-dot layers' activation planes (engine --activations)."""
     import math
 
     import torch
 
     from tui_gen.engine.generator import Generator
+    from tui_gen.engine.native.gguf_linear import set_activations
     from tui_gen.engine.quantize import check_mode, describe, quantize_model
 
     for m in modes:
@@ -365,7 +368,7 @@ def run(
         t = time.perf_counter()
         per: dict[str, dict[str, float]] = {}
         if mode == "keep":  # a GGUF's own blocks against their float32 dequantization
-            gen = Generator.load(model_path, device="cpu")
+            gen = Generator.load(model_path, device="cpu", activations=activations)
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_stepwise(gen, ids), ids)
         elif mode == LLAMA_CPP_MODE:
@@ -373,7 +376,7 @@ def run(
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs_llama_cpp(gen, ids), ids)
         elif mode == PROMPT_MODE:  # the same blocks, each passage as one prompt
-            gen = Generator.load(model_path, device="cpu")
+            gen = Generator.load(model_path, device="cpu", activations=activations)
             for name, ids in texts.items():
                 per[name] = compare(ref_lps[name], _logprobs(gen.model, ids), ids)
         else:
@@ -382,6 +385,7 @@ def run(
             quantize_model(
                 gen.model, mode, group_size, act_dtype=adt, use_kernel=use_kernel, head=head
             )
+            set_activations(gen.model, activations)
             # int4 as GGUF blocks decodes with 8-bit activations but multiplies a whole
             # passage with the prompt GEMM: measure it as it decodes, like "keep"
             blocks = bool((getattr(gen.model, "quantization", None) or {}).get("blocks"))
@@ -463,6 +467,13 @@ def main(argv: list[str] | None = None) -> int:
         help="lm_head in int4 mode (default int8)",
     )
     p.add_argument(
+        "--activations",
+        default="fast",
+        choices=("fast", "precise"),
+        help="activation planes of the integer-dot layers (GGUF blocks, int4), as the engine's "
+        "--activations",
+    )
+    p.add_argument(
         "--no-kernel",
         action="store_true",
         help="use the dequantize+matmul path (same numbers as float32 activations, faster "
@@ -484,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             args.act_dtype,
             False if args.no_kernel else None,
             None if args.head == "float" else args.head,
+            args.activations,
         )
     except TuiGenError as e:
         print(f"quant_quality: error: {e}", file=sys.stderr)

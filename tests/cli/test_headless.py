@@ -38,3 +38,26 @@ def test_a_prompts_file_writes_one_record_per_prompt(tiny_gpt2: Path, tmp_path: 
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in recs] == ["first prompt", "second prompt"]
     assert all(r["generated_tokens"] <= 3 for r in recs)
+
+
+def test_activations_flag_reaches_the_engine(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--activations precise is handed to Generator.load; a value outside the choices is one
+    usage line and exit 2."""
+    from tui_gen.engine.generator import Generator
+
+    seen: list[str] = []
+    real = Generator.load.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, *a, **kw):
+        seen.append(kw.get("activations", "fast"))
+        return real(cls, *a, **kw)
+
+    monkeypatch.setattr(Generator, "load", classmethod(spy))
+    argv = [str(tiny_llama), "--prompt", "Hi", "--greedy", "--max-new-tokens", "2"]
+    assert main([*argv, "--quantize", "int4", "--activations", "precise"]) == 0
+    assert seen == ["precise"]
+    capsys.readouterr()
+    assert main([*argv, "--activations", "exact"]) == 2
+    assert "--activations" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from tui_gen.engine.loading.gguf_reader import open_gguf
 from tui_gen.engine.loading.loader import load_model
 from tui_gen.engine.native import build, gguf_linear
 from tui_gen.engine.native.gguf_linear import GGUFEmbedding, GGUFLinear
+from tui_gen.errors import TuiGenError
 from tui_gen.models.kv_cache import KVCache
 
 pytestmark = pytest.mark.skipif(build._compiler() is None, reason="no C compiler on this machine")
@@ -414,3 +415,59 @@ def test_info_shows_bytes_per_type_and_the_rss_estimate(quant_gguf: Path) -> Non
     dt = str(gguf_linear.gemm_dtype("cpu")).replace("torch.", "")
     assert f"prompt GEMM     {dt} on dequantized tiles above" in text
     assert floats["prompt_gemm"] is None and "prompt GEMM" not in format_text(floats)
+
+
+# --- two activation planes (--activations precise) ------------------------------------------
+
+
+def two_planes(x: torch.Tensor) -> torch.Tensor:
+    """x as the two-plane kernel sees it: the 8-bit blocks plus their residual's 8-bit blocks."""
+    first = quantized_activations(x).float()
+    return first.double() + quantized_activations(x.float() - first)
+
+
+@pytest.mark.parametrize("qtype", TYPES)
+@pytest.mark.parametrize("rows", [1, 3, 8, 9])
+def test_two_planes_compute_with_the_residual_too(qtype: str, rows: int) -> None:
+    """--activations precise: each row's product uses x's 8-bit blocks and the blocks of what
+    they left over, so it matches float activations ~100x closer than one plane does; each row
+    of a batch equals that row alone, bit for bit (the one-row and batched kernels agree)."""
+    k, n = 512, 37  # 37: four-row groups of the one-row kernel and a remainder
+    raw = blocks(qtype, n, k, seed=rows)
+    layer = GGUFLinear([(raw, Q[qtype].value)], k)
+    torch.manual_seed(rows)
+    x = torch.randn(rows, k) * torch.rand(rows, 1) * 4
+    with torch.inference_mode():
+        one = layer(x)
+        assert gguf_linear.set_activations(nn.Sequential(layer), "precise") == 1
+        y = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(rows)])
+    w = reference_weight(raw, qtype, k)
+    exact = x.double() @ w.t()
+    assert _rel(y, two_planes(x) @ w.t()) < 1e-5  # the same arithmetic
+    assert _rel(y, exact) < 3e-4 and _rel(y, exact) < _rel(one, exact) / 20
+    assert torch.equal(y, alone)
+    assert "x2 planes" in layer.backend
+
+
+def test_activations_flag_reaches_the_decode_step(quant_gguf: Path) -> None:
+    """Generator.load(activations="precise"): the native step's logits follow the float32
+    dequantization far more closely than with 8-bit activations; a bad value is one error."""
+    ids = IDS[0].tolist()
+    ref = Generator.load(quant_gguf, device="cpu", dtype="float32")
+    errs = {}
+    for mode in ("fast", "precise"):
+        gen = Generator.load(quant_gguf, device="cpu", activations=mode)
+        assert gen.decode_reason == "" and gen.activations == mode
+        cache = gen._ensure_cache()
+        with torch.inference_mode():
+            full = ref.model(torch.tensor([ids]))[0, 6:]
+            gen.model(torch.tensor([ids[:6]]), start=0, cache=cache)
+            step = gen._decode_step(cache)
+            got = torch.stack([step(torch.tensor([[t]]), 6 + i, cache)[0, -1].clone()
+                               for i, t in enumerate(ids[6:])])  # fmt: skip
+        errs[mode] = _rel(got, full)
+    assert "precise activations" in (gen.loaded.quantization or "")
+    assert errs["precise"] < errs["fast"] / 5, errs
+    with pytest.raises(TuiGenError, match="fast or precise"):
+        Generator.load(quant_gguf, device="cpu", activations="exact")

@@ -17,6 +17,7 @@ class AppConfig:
     max_context: int | None = None
     quantize: str | None = None  #: --quantize int8|int4 (None: float weights)
     kv_cache_dtype: str = "auto"  #: --kv-cache-dtype
+    activations: str = "fast"  #: --activations (GGUF blocks and int4)
     theme: str | None = None
     transcripts: str | None = None
     system: str | None = None

@@ -52,6 +52,7 @@ def load_generator(
     max_context: int | None = None,
     quantize: str | None = None,
     kv_cache_dtype: str = "auto",
+    activations: str = "fast",
 ) -> Generator:
     """Load the real engine (imports torch: call it on a worker thread).
 
@@ -68,6 +69,7 @@ def load_generator(
         max_context=max_context,
         quantize=quantize,
         kv_cache_dtype=kv_cache_dtype,
+        activations=activations,
     )
 
 
@@ -89,6 +91,7 @@ def open_backend(config: AppConfig) -> tuple[ChatEngine | None, ModelInfo, ChatB
         config.max_context,
         config.quantize,
         config.kv_cache_dtype,
+        config.activations,
     )
     from tui_gen.engine.chat import ChatSession
 

@@ -306,6 +306,7 @@ def _run_bench(args: argparse.Namespace, after: AfterHook | None) -> Report:
         max_context=args.max_context,
         quantize=args.quantize,
         kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
+        activations=getattr(args, "activations", "fast"),
     )
     load_s = time.perf_counter() - t
     c = gen.config

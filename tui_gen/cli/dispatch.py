@@ -62,6 +62,7 @@ def app_config(args: argparse.Namespace) -> AppConfig:
         max_context=args.max_context,
         quantize=args.quantize,
         kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
+        activations=getattr(args, "activations", "fast"),
         theme=args.theme,
         transcripts=args.transcripts,
         system=args.system,

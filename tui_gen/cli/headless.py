@@ -598,6 +598,7 @@ def _generate(args: argparse.Namespace, specs: list[PromptSpec], out: Output) ->
         max_context=args.max_context,
         quantize=getattr(args, "quantize", None),
         kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
+        activations=getattr(args, "activations", "fast"),
     )
     jobs = _resolve(gen, args, specs)
     cancel = threading.Event()

@@ -92,6 +92,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "the memory and the attention's reads; greedy text may differ from float32's)",
     )
     g.add_argument(
+        "--activations",
+        choices=("fast", "precise"),
+        default="fast",
+        help="integer-dot products (GGUF blocks, int4): fast = 8-bit activations, as llama.cpp; "
+        "precise = two 8-bit planes, float32's next tokens for ~1/3 more decode time",
+    )
+    g.add_argument(
         "--max-context",
         type=positive_int("--max-context"),
         default=None,

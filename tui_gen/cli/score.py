@@ -59,6 +59,7 @@ def run_score(args: argparse.Namespace) -> int:
         max_context=args.max_context,
         quantize=getattr(args, "quantize", None),
         kv_cache_dtype=getattr(args, "kv_cache_dtype", "auto"),
+        activations=getattr(args, "activations", "fast"),
     )
     top = args.logprobs or 0
     res = gen.score(text, top=top)

@@ -31,6 +31,7 @@ from tui_gen.engine.events import (
 )
 from tui_gen.engine.loading.loader import LoadedModel, load_model
 from tui_gen.engine.logprobs import TokenTexts, read_logprobs
+from tui_gen.engine.native.gguf_linear import check_activations, set_activations
 from tui_gen.engine.sampling import check_logit, choose, make_generator, process_logits
 from tui_gen.engine.scoring import ScoreResult, score_ids
 from tui_gen.engine.stop import StopStringMatcher
@@ -62,6 +63,7 @@ class Generator:
         max_context: int | None = None,
         quantize: str | None = None,
         kv_cache_dtype: str = "auto",
+        activations: str = "fast",
     ) -> None:
         if quantize is not None:  # --quantize int8|int4 (engine/quantize.py)
             from tui_gen.engine.loading.loader import apply_quantization
@@ -73,6 +75,10 @@ class Generator:
         from tui_gen.engine.layout import prepare_for_decode
 
         prepare_for_decode(loaded.model, loaded.device, quantized=loaded.quantization is not None)
+        #: --activations (GGUF blocks and int4: one 8-bit plane, or two for float32's tokens)
+        self.activations = check_activations(activations)
+        if self.activations != "fast" and set_activations(loaded.model, self.activations):
+            loaded.quantization = f"{loaded.quantization}, precise activations (two 8-bit planes)"
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -112,12 +118,17 @@ class Generator:
         max_context: int | None = None,
         quantize: str | None = None,
         kv_cache_dtype: str = "auto",
+        activations: str = "fast",
     ) -> Generator:
         """Open a model directory or .gguf file; see loader.load_model (`quantize`: int8|int4;
-        `kv_cache_dtype`: auto, float32 or bfloat16)."""
+        `kv_cache_dtype`: auto, float32 or bfloat16; `activations`: fast or precise, see
+        gguf_linear.ACTIVATIONS)."""
         kv_dtype(kv_cache_dtype, torch.float32)  # a bad value fails before the model loads
+        check_activations(activations)
         loaded = load_model(path, device=device, dtype=dtype, quantize=quantize)
-        return cls(loaded, max_context=max_context, kv_cache_dtype=kv_cache_dtype)
+        return cls(
+            loaded, max_context=max_context, kv_cache_dtype=kv_cache_dtype, activations=activations
+        )
 
     # --- properties the UI and `info` show -----------------------------------------------
     @property

@@ -157,6 +157,7 @@ def run_serve(args: Any) -> int:
             max_context=args.max_context,
             quantize=None if args.quantize in (None, "none") else args.quantize,
             kv_cache_dtype=args.kv_cache_dtype,
+            activations=getattr(args, "activations", "fast"),
         )
 
     print(f"tui-gen serve: loading {args.model}; listening on {server.url}", file=sys.stderr)

@@ -414,7 +414,7 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
  * kernel's: greedy decoding stays the same alone or in a batch. */
 #define GG_R 4
 
-#define GG_M1_ROW(b, j, r, xv, dx, sx)                                                          \
+#define GG_M1_ROW(b, j, r, xv, dx, sx, acc, macc)                                               \
     {                                                                                          \
         const uint8_t *blk = row + (r) * rowbytes + (b) * (int64_t)gg_block_bytes(type);       \
         if (type == GG_Q8_0) {                                                                 \
@@ -446,7 +446,24 @@ static inline __attribute__((always_inline)) void gg_row(int type, const uint8_t
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + (b) * 32));             \
         const float dx = a->d[b];                                                              \
         const float sx = a->s[2 * (b)] + a->s[2 * (b) + 1];                                    \
-        for (int r = 0; r < GG_R; r++) GG_M1_ROW(b, j, r, xv, dx, sx)                          \
+        for (int r = 0; r < GG_R; r++) GG_M1_ROW(b, j, r, xv, dx, sx, acc, macc)              \
+    }
+
+/* The same block against two activation planes (a: x quantized, a2: what that left over,
+ * quantized again; see gg_matmul), each plane in its own accumulators: every weight block is
+ * decoded once and dotted twice. */
+#define GG_M1_BLOCK2(b, j)                                                                     \
+    {                                                                                          \
+        prefetch_slice(pf, b, NB, span);                                                       \
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(a->q + (b) * 32));             \
+        const __m256i xv2 = _mm256_loadu_si256((const __m256i *)(a2->q + (b) * 32));           \
+        const float dx = a->d[b], dx2 = a2->d[b];                                              \
+        const float sx = a->s[2 * (b)] + a->s[2 * (b) + 1];                                    \
+        const float sx2 = a2->s[2 * (b)] + a2->s[2 * (b) + 1];                                 \
+        for (int r = 0; r < GG_R; r++) {                                                       \
+            GG_M1_ROW(b, j, r, xv, dx, sx, acc, macc)                                          \
+            GG_M1_ROW(b, j, r, xv2, dx2, sx2, acc2, macc2)                                     \
+        }                                                                                      \
     }
 
 static inline __attribute__((always_inline)) void gg_rows_m1(const int type, const uint8_t *row,
@@ -469,7 +486,33 @@ static inline __attribute__((always_inline)) void gg_rows_m1(const int type, con
     for (int r = 0; r < GG_R; r++)
         out[r] = gg_hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + macc[0][r] + macc[1][r];
 }
+/* gg_rows_m1 over two activation planes: out[r] = row r . plane 1 + row r . plane 2, each
+ * term gg_row's arithmetic for that plane's row (so bit-identical to gg_row over the two
+ * planes as two rows, then added, as gg_matmul's rows path does). */
+static inline __attribute__((always_inline)) void gg_rows_m1_2(const int type, const uint8_t *row,
+                                                               const int64_t rowbytes,
+                                                               const gg_act_t *a,
+                                                               const gg_act_t *a2, float *out,
+                                                               const uint8_t *pf) {
+    const int64_t NB = a->K / 32, span = GG_R * rowbytes;
+    __m256 acc[2][GG_R], acc2[2][GG_R];
+    float macc[2][GG_R], macc2[2][GG_R];
+    for (int r = 0; r < GG_R; r++) {
+        acc[0][r] = acc[1][r] = acc2[0][r] = acc2[1][r] = _mm256_setzero_ps();
+        macc[0][r] = macc[1][r] = macc2[0][r] = macc2[1][r] = 0.f;
+    }
+    int64_t b = 0;
+    for (; b + 2 <= NB; b += 2) {
+        GG_M1_BLOCK2(b, 0)
+        GG_M1_BLOCK2(b + 1, 1)
+    }
+    for (; b < NB; b++) GG_M1_BLOCK2(b, 0)
+    for (int r = 0; r < GG_R; r++)
+        out[r] = (gg_hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + macc[0][r] + macc[1][r]) +
+                 (gg_hsum(_mm256_add_ps(acc2[0][r], acc2[1][r])) + macc2[0][r] + macc2[1][r]);
+}
 #undef GG_M1_BLOCK
+#undef GG_M1_BLOCK2
 #undef GG_M1_ROW
 
 #undef GG_ACC
