@@ -421,6 +421,7 @@ def quantize_model(
     if native is None:
         native = use_kernel is not False and group_size == qlinear.GROUP
     targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, linear_types)]
+    made_blocks = False
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -439,10 +440,11 @@ def quantize_model(
             new = Int8Linear(linear, use_kernel, act_dtype)
         elif new is None:
             new = Int4Linear(linear, group_size, use_kernel, act_dtype)
+        made_blocks = made_blocks or isinstance(new, GGUFLinear)
         setattr(parent, child, new)  # a tied head's Parameter stays with the embedding
     grouped = m == "int4" or any(isinstance(x, qlinear.NativeQuantLinear) for x in model.modules())
     info: dict[str, str | int | None] = {"mode": m, "group_size": group_size if grouped else None}
-    if any(isinstance(x, GGUFLinear) for x in model.modules()):
+    if made_blocks:
         info["blocks"] = "Q4_1"  # the int4 layers are ggml Q4_1 blocks on the integer-dot kernels
     if m == "int4" and head != "int4":
         info["head"] = head or "float"
@@ -487,7 +489,7 @@ def describe(model: nn.Module) -> str:
     if not layers:
         return "none"
     info = getattr(model, "quantization", {}) or {}
-    mode = info.get("mode") or "int?"
+    mode = info.get("mode") or f"int{getattr(layers[0], 'bits', '?')}"
     label = f"{mode} g{info['group_size']}" if info.get("group_size") else mode
     if info.get("blocks"):
         heads = {"int8": "Q8_0", "int4": "Q4_1", "float": "float"}

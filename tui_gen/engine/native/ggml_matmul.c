@@ -130,7 +130,7 @@ int gg_quantize_act(const float *x, int64_t M, int64_t K, int8_t *q, float *d, f
 }
 
 /* Two planes per activation row, in chunks of GG_MAX_M / 2 rows laid out as the chunk's x rows
- * quantized, then their residuals quantized: q/d/s hold 2M rows. r is M * K floats. */
+ * quantized, then their residuals quantized: q/d/s hold 2M rows. r is K floats of scratch. */
 #define GG_CHUNK2 (GG_MAX_M / 2)
 static void gg_quantize_act2(const float *x, int64_t M, int64_t K, int8_t *q, float *d, float *s,
                              float *r) {
@@ -139,12 +139,11 @@ static void gg_quantize_act2(const float *x, int64_t M, int64_t K, int8_t *q, fl
         for (int64_t i = 0; i < mm; i++) {
             const int64_t slot = 2 * m0 + i, slot2 = 2 * m0 + mm + i;
             const float *xr = x + (m0 + i) * K;
-            float *rr = r + (m0 + i) * K;
             int8_t *q1 = q + slot * K;
             float *d1 = d + slot * (K / 32);
             gg_quantize_row(xr, K, q1, d1, s + slot * (K / 16));
-            for (int64_t k = 0; k < K; k++) rr[k] = xr[k] - d1[k / 32] * (float)q1[k];
-            gg_quantize_row(rr, K, q + slot2 * K, d + slot2 * (K / 32), s + slot2 * (K / 16));
+            for (int64_t k = 0; k < K; k++) r[k] = xr[k] - d1[k / 32] * (float)q1[k];
+            gg_quantize_row(r, K, q + slot2 * K, d + slot2 * (K / 32), s + slot2 * (K / 16));
         }
     }
 }
@@ -172,16 +171,16 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
         N += mat->parts[p].rows;
     }
     if (ldy < N) return -1;
-    /* the activations: one byte per element and two floats per 16 (per plane), and the
-     * residual's floats */
+    /* the activations: one byte per element and three floats per 32 (per plane), and a row
+     * of scratch for the residual (K % 32 == 0, so the floats after the bytes are aligned) */
     const int64_t QM = two ? 2 * M : M;
     const size_t bytes = (size_t)(QM * K) + sizeof(float) * (size_t)(QM * (K / 32) + QM * (K / 16)) +
-                         (two ? sizeof(float) * (size_t)(M * K) : 0) + 64;
+                         (two ? sizeof(float) * (size_t)K : 0);
     _Alignas(64) uint8_t stack[32768];
     uint8_t *buf = bytes <= sizeof stack ? stack : malloc(bytes);
     if (!buf) return -1;
     int8_t *q = (int8_t *)buf;
-    float *d = (float *)(buf + ((QM * K + 15) / 16) * 16), *s = d + QM * (K / 32);
+    float *d = (float *)(buf + QM * K), *s = d + QM * (K / 32);
     if (two)
         gg_quantize_act2(x, M, K, q, d, s, s + QM * (K / 16));
     else
