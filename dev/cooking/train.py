@@ -316,6 +316,20 @@ def lr_at(step: int, steps: int, peak: float, warmup: int, floor: float) -> floa
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return v
+
+
+def _share(text: str) -> float:
+    v = float(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return v
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Train the bundled cooking model on the CPU.")
     ap.add_argument("--seed", type=int, default=0)
@@ -375,13 +389,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--copy-start", type=float, default=1.0)
     ap.add_argument(
         "--title-weight",
-        type=float,
+        type=_positive_float,
         default=1.0,
         help="loss weight of the name tokens on replies' '## <dish>' title lines (1: plain mean)",
     )
     ap.add_argument(
         "--rename-p",
-        type=float,
+        type=_share,
         default=conversations.RENAME_P,
         help="share of training conversations whose dish is asked under another name",
     )

@@ -349,3 +349,15 @@ def test_rename_p_sets_how_often_a_training_dish_is_renamed():
     assert renamed(0.0) == 0
     assert renamed(1.0) >= 390
     assert renamed(0.2) < renamed(0.8)
+
+
+@pytest.mark.parametrize(
+    "flags", [["--title-weight", "-1"], ["--title-weight", "nan"], ["--rename-p", "1.5"]]
+)
+def test_bad_title_weight_or_rename_share_is_one_usage_line(flags, capsys):
+    from dev.cooking.train import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--corpus", "dishes", *flags])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and flags[0] in err and "Traceback" not in err
