@@ -88,7 +88,7 @@ def install_blocks(
     if cfg.tie_word_embeddings and embedding is not None and "lm_head.weight" not in keep:
         head = model.get_submodule("lm_head")
         if isinstance(head, nn.Linear):  # tied to the (now block) embedding: share the blocks
-            model.lm_head = gguf_linear.GGUFLinear([embedding], cfg.hidden_size)
+            model.lm_head = gguf_linear.GGUFLinear([embedding], cfg.hidden_size, repack=False)
 
 
 def parameters(ckpt: GGUFCheckpoint) -> int:

@@ -35,6 +35,7 @@ HEADERS = [
     HERE / "qrows.h",
     HERE / "frows.h",
     HERE / "ggml_rows.h",
+    HERE / "ggml_x4.h",
     HERE / "vmath.h",
     HERE / "prefetch.h",
 ]
@@ -166,10 +167,14 @@ def _bind_ggml(lib: ctypes.CDLL) -> None:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.gg_matmul.argtypes = [p, p, i64, p, i64, i32]  # mat x M y ldy threads
     lib.gg_matmul.restype = i32
-    lib.gg_dequantize.argtypes = [p, i32, i64, i64, p, i32]  # w type rows K out threads
+    lib.gg_dequantize.argtypes = [p, i32, i32, i64, i64, p, i32]  # w type layout rows K out thr
     lib.gg_dequantize.restype = i32
-    lib.gg_dequantize_bf16.argtypes = [p, i32, i64, i64, p, i32]  # w type rows K out threads
+    lib.gg_dequantize_bf16.argtypes = [p, i32, i32, i64, i64, p, i32]  # as gg_dequantize
     lib.gg_dequantize_bf16.restype = i32
+    lib.gg_x4_available.argtypes = []
+    lib.gg_x4_available.restype = i32
+    lib.gg_x4_pack.argtypes = [i32, p, i64, i64, p]  # type src rows K dst
+    lib.gg_x4_pack.restype = i32
     lib.gg_quantize_act.argtypes = [p, i64, i64, p, p, p]  # x M K q d s
     lib.gg_quantize_act.restype = i32
     lib.gg_isa.argtypes = []

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "ggml_rows.h"
+#include "ggml_x4.h"
 
 #define GG_MAX_PARTS 4
 
@@ -19,7 +20,7 @@ typedef struct {
     const uint8_t *w; /* rows x (K / block elements) blocks, as the file stores them */
     int64_t rows;
     int32_t type;
-    int32_t pad;
+    int32_t layout; /* GG_LAYOUT_FILE, or GG_LAYOUT_X4 (ggml_x4.h: four rows a block) */
 } gg_part_t;
 
 typedef struct {
@@ -39,7 +40,7 @@ typedef struct {
 #define OFF(s, f) {#s "." #f, (int64_t)offsetof(s, f)}
 static const gg_layout_entry_t GG_LAYOUT[] = {
     SIZE(gg_part_t), OFF(gg_part_t, w), OFF(gg_part_t, rows), OFF(gg_part_t, type),
-    OFF(gg_part_t, pad), SIZE(gg_mat_t), OFF(gg_mat_t, k), OFF(gg_mat_t, n_parts),
+    OFF(gg_part_t, layout), SIZE(gg_mat_t), OFF(gg_mat_t, k), OFF(gg_mat_t, n_parts),
     OFF(gg_mat_t, planes), OFF(gg_mat_t, parts),
 };
 #undef SIZE
@@ -69,6 +70,25 @@ int gg_isa(void) {
 }
 
 static int gg_supported(int type) { return gg_block_elems(type) != 0; }
+
+/* 1 when this build has the x4 kernel (AVX-512 VNNI): only then may a part use GG_LAYOUT_X4. */
+int gg_x4_available(void) { return GG_X4; }
+
+/* Repack Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 blocks (rows, K / 32 block bytes) into the x4 layout at dst (as many
+ * bytes). Returns 0, or -1 when this build has no x4 kernel or type / rows / K do not fit. */
+int gg_x4_pack(int type, const uint8_t *src, int64_t rows, int64_t K, uint8_t *dst) {
+    if (!GG_X4 || !gg_x4_type(type) || rows < 4 || rows % 4 || K < 32 || K % 32)
+        return -1;
+    gg_x4_pack_rows(type, src, rows, K, dst);
+    return 0;
+}
+
+/* Whether a part's layout is one this build reads for its type and rows. */
+static int gg_layout_ok(const gg_part_t *part) {
+    if (part->layout == GG_LAYOUT_FILE) return 1;
+    return part->layout == GG_LAYOUT_X4 && GG_X4 && gg_x4_type(part->type) &&
+           part->rows % 4 == 0;
+}
 
 /* The row kernel with the type and the row count as compile-time constants. */
 #define GG_M(T)                                                                                \
@@ -167,7 +187,8 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
     int64_t N = 0;
     for (int p = 0; p < mat->n_parts; p++) {
         const int type = mat->parts[p].type;
-        if (!gg_supported(type) || K % gg_block_elems(type)) return -1;
+        if (!gg_supported(type) || K % gg_block_elems(type) || !gg_layout_ok(&mat->parts[p]))
+            return -1;
         N += mat->parts[p].rows;
     }
     if (ldy < N) return -1;
@@ -195,6 +216,30 @@ int gg_matmul(const gg_mat_t *mat, const float *x, int64_t M, float *y, int64_t 
             const int type = part->type;
             const int64_t rowbytes = K / gg_block_elems(type) * gg_block_bytes(type);
             int64_t n_lo = 0; /* rows before n_lo went GG_R at a time */
+#if GG_X4
+            if (part->layout == GG_LAYOUT_X4) {
+                /* four rows per group, every activation row (and plane) in one pass of M */
+                const int64_t groups = part->rows / 4, gbytes = 4 * rowbytes;
+#pragma omp for schedule(static) nowait
+                for (int64_t g = 0; g < groups; g++) {
+                    const uint8_t *grp = part->w + g * gbytes;
+                    for (int64_t m0 = 0; m0 < M; m0 += step) {
+                        const int mm = M - m0 < step ? (int)(M - m0) : step;
+                        const int64_t at = two ? 2 * m0 : m0;
+                        const gg_act_t a = {q + at * K, d + at * (K / 32), s + at * (K / 16), K};
+                        float out[GG_MAX_M * 4];
+                        gg_x4_rows_any(type, grp, &a, two ? 2 * mm : mm, out);
+                        float *yg = y + m0 * ldy + off + g * 4;
+                        for (int m = 0; m < mm; m++)
+                            for (int r = 0; r < 4; r++)
+                                yg[m * ldy + r] = two ? out[m * 4 + r] + out[(mm + m) * 4 + r]
+                                                      : out[m * 4 + r];
+                    }
+                }
+                off += part->rows;
+                continue;
+            }
+#endif
 #if GG_SIMD
             if (M == 1 && gg_block_elems(type) == 32) {
                 const int64_t groups = part->rows / GG_R;
@@ -249,17 +294,25 @@ int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int thre
  * bfloat16 bits rounded to nearest even as torch's .to(torch.bfloat16) does (a NaN stays a NaN,
  * though not necessarily torch's NaN bits), for the bfloat16 GEMM of a long prompt: one pass
  * instead of float32 and then a copy. */
-static int dequantize_to(const uint8_t *w, int type, int64_t rows, int64_t K, void *out,
-                         const int bf, int threads) {
+static int dequantize_to(const uint8_t *w, int type, int layout, int64_t rows, int64_t K,
+                         void *out, const int bf, int threads) {
     if (!gg_supported(type) || K % gg_block_elems(type) || rows < 0 || threads < 1) return -1;
+    const gg_part_t part = {w, rows, type, layout};
+    if (!gg_layout_ok(&part)) return -1;
     const int per = gg_block_elems(type), bytes = gg_block_bytes(type);
     const int64_t rowbytes = K / per * bytes;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t n = 0; n < rows; n++)
         for (int64_t b = 0; b < K / 32; b++) {
             float f[32];
-            gg_dequant_group(type, w + n * rowbytes + (b * 32 / per) * bytes,
-                             (int)(b % (per / 32)), bf ? f : (float *)out + n * K + b * 32);
+            uint8_t file_block[34]; /* an x4 row's block as the file stores it */
+            const uint8_t *blk = w + n * rowbytes + (b * 32 / per) * bytes;
+            if (layout == GG_LAYOUT_X4) {
+                gg_x4_block(type, w + (n / 4) * 4 * rowbytes, b, (int)(n % 4), file_block);
+                blk = file_block;
+            }
+            gg_dequant_group(type, blk, (int)(b % (per / 32)),
+                             bf ? f : (float *)out + n * K + b * 32);
             if (!bf) continue;
             uint16_t *o = (uint16_t *)out + n * K + b * 32;
             for (int j = 0; j < 32; j++) {
@@ -272,12 +325,12 @@ static int dequantize_to(const uint8_t *w, int type, int64_t rows, int64_t K, vo
     return 0;
 }
 
-int gg_dequantize(const uint8_t *w, int type, int64_t rows, int64_t K, float *out,
+int gg_dequantize(const uint8_t *w, int type, int layout, int64_t rows, int64_t K, float *out,
                   int threads) {
-    return dequantize_to(w, type, rows, K, out, 0, threads);
+    return dequantize_to(w, type, layout, rows, K, out, 0, threads);
 }
 
-int gg_dequantize_bf16(const uint8_t *w, int type, int64_t rows, int64_t K, uint16_t *out,
-                       int threads) {
-    return dequantize_to(w, type, rows, K, out, 1, threads);
+int gg_dequantize_bf16(const uint8_t *w, int type, int layout, int64_t rows, int64_t K,
+                       uint16_t *out, int threads) {
+    return dequantize_to(w, type, layout, rows, K, out, 1, threads);
 }

@@ -34,6 +34,7 @@ from tui_gen.engine.loading.gguf_file import GGML_TYPES, type_name
 from tui_gen.engine.loading.gguf_quants import dequantize as torch_dequantize
 from tui_gen.engine.native import build
 from tui_gen.errors import TuiGenError
+from tui_gen.models.linear import release_pages
 
 #: the block types the kernels read (ggml type ids); F32/F16/BF16 are loaded as float tensors
 KERNEL_TYPES = {2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 12: "Q4_K", 13: "Q5_K",
@@ -93,8 +94,14 @@ def _cpu_multiplies_bfloat16() -> bool:
         return False
 
 
+#: how a part's blocks are laid out (ggml_x4.h): as the file stores them, or repacked four
+#: rows to a block for the AVX-512 kernels (the same bytes, reordered)
+LAYOUT_FILE, LAYOUT_X4 = 0, 1
+X4_TYPES = {2: 18, 3: 20, 6: 22, 7: 24, 8: 34}  # Q4_0 Q4_1 Q5_0 Q5_1 Q8_0: bytes per 32
+
+
 class _Part(ctypes.Structure):
-    _fields_ = [("w", c_void_p), ("rows", c_int64), ("type", c_int32), ("pad", c_int32)]
+    _fields_ = [("w", c_void_p), ("rows", c_int64), ("type", c_int32), ("layout", c_int32)]
 
 
 class _Mat(ctypes.Structure):
@@ -164,19 +171,74 @@ def check_blocks(raw: torch.Tensor, type_id: int, rows: int, k: int) -> None:
         raise ValueError(f"blocks must be contiguous uint8 {want}, got {tuple(raw.shape)}")
 
 
+_X4_CHUNK_ROWS = 4096  # rows repacked before their source pages are given back
+
+
+def x4_pack(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor | None:
+    """Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 blocks (rows, row_bytes) repacked into the x4 layout (a
+    new tensor of the same shape and bytes), or None where it does not apply: another type,
+    rows not in fours, or a library without the AVX-512 kernels (other CPUs keep the file's
+    layout and kernels).
+
+    A memory-mapped source's pages are given back chunk by chunk as they are copied
+    (release_pages), so loading never holds both copies of a large matrix (Gemma 3's 178 MB
+    embedding): peak RSS stays near the file's size."""
+    lib = build.load()
+    rows = raw.shape[0]
+    if type_id not in X4_TYPES or rows % 4 or raw.device.type != "cpu" or lib is None:
+        return None
+    if not lib.gg_x4_available() or not raw.is_contiguous():
+        return None
+    out = torch.empty_like(raw)
+    for lo in range(0, rows, _X4_CHUNK_ROWS):
+        src, dst = raw[lo : lo + _X4_CHUNK_ROWS], out[lo : lo + _X4_CHUNK_ROWS]
+        if lib.gg_x4_pack(type_id, src.data_ptr(), src.shape[0], k, dst.data_ptr()):
+            return None
+        release_pages(src)
+    return out
+
+
+def x4_unpack(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor:
+    """x4 blocks back into the file's layout (torch; the kernels never need it)."""
+    rows, nb, size = raw.shape[0], k // 32, X4_TYPES[type_id]
+    g = raw.reshape(rows // 4, nb, 4 * size)
+
+    def four(at: int, width: int) -> torch.Tensor:  # the four rows' field: (groups, nb, 4, w)
+        return g[:, :, at : at + 4 * width].reshape(rows // 4, nb, 4, width)
+
+    one, five = type_id in (3, 7), type_id in (6, 7)
+    nvalues = 32 if type_id == 8 else 16
+    fields = [four(0, 2)]  # d
+    if one:
+        fields.append(four(8, 2))  # m
+    if five:  # the fifth bits of elements 0-15, then 16-31: the file's uint32, little-endian
+        at = 16 if one else 8
+        fields += [four(at, 2), four(at + 8, 2)]
+    fields.append(four(4 * size - 4 * nvalues, nvalues))  # the values come last
+    blocks = torch.cat(fields, dim=3)  # (groups, nb, 4 rows, size)
+    return blocks.permute(0, 2, 1, 3).reshape(rows, nb * size).contiguous()
+
+
 def dequantize_rows(
-    raw: torch.Tensor, type_id: int, k: int, dtype: torch.dtype = torch.float32
+    raw: torch.Tensor,
+    type_id: int,
+    k: int,
+    dtype: torch.dtype = torch.float32,
+    layout: int = LAYOUT_FILE,
 ) -> torch.Tensor:
     """(rows, k) weights from blocks (rows, row_bytes) in float32, or rounded to bfloat16 (as
-    .to(torch.bfloat16) would, in the same pass): the C loop, else gguf_quants' torch."""
+    .to(torch.bfloat16) would, in the same pass): the C loop, else gguf_quants' torch. An x4
+    part is dequantized in whole groups of four rows."""
     rows = raw.shape[0]
     lib = build.load()
     if lib is None or raw.device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        if layout == LAYOUT_X4:
+            raw = x4_unpack(raw, type_id, k)
         return torch_dequantize(raw.reshape(-1), type_id, (rows, k)).to(dtype)
     out = torch.empty(rows, k, dtype=dtype)
     raw = raw.contiguous()
     fn = lib.gg_dequantize if dtype == torch.float32 else lib.gg_dequantize_bf16
-    if fn(raw.data_ptr(), type_id, rows, k, out.data_ptr(), torch.get_num_threads()):
+    if fn(raw.data_ptr(), type_id, layout, rows, k, out.data_ptr(), torch.get_num_threads()):
         raise RuntimeError("native GGUF dequantize rejected its arguments")
     return out
 
@@ -184,7 +246,12 @@ def dequantize_rows(
 class GGUFLinear(nn.Module):
     """y = x @ W^T + b with W one or more GGUF block matrices stacked by rows: x (..., K) ->
     (..., N). Parts are (blocks (rows, row_bytes) uint8, ggml type id); a fused q/k/v keeps
-    each projection's own type and memory."""
+    each projection's own type and memory.
+
+    `repack` (the default) moves Q4_1 parts into the x4 layout where the library has its
+    kernel (x4_pack), and gives a memory-mapped source's pages back (release_pages), so memory
+    stays the file's size; a head tied to an embedding passes False to keep sharing its blocks.
+    `layouts` says the parts already are in those layouts (concatenate's shared blocks)."""
 
     bias: torch.Tensor | None
 
@@ -193,16 +260,26 @@ class GGUFLinear(nn.Module):
         parts: list[tuple[torch.Tensor, int]],
         in_features: int,
         bias: torch.Tensor | None = None,
+        *,
+        repack: bool = True,
+        layouts: list[int] | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= len(parts) <= MAX_PARTS:
             raise ValueError(f"1 to {MAX_PARTS} parts, got {len(parts)}")
+        if layouts is not None and len(layouts) != len(parts):
+            raise ValueError(f"{len(parts)} parts but {len(layouts)} layouts")
         self.in_features = in_features
         self.types = [t for _, t in parts]
         self.rows = [raw.shape[0] for raw, _ in parts]
         self.out_features = sum(self.rows)
+        self.layouts = list(layouts) if layouts is not None else [LAYOUT_FILE] * len(parts)
         for i, (raw, type_id) in enumerate(parts):
             check_blocks(raw, type_id, raw.shape[0], in_features)
+            if layouts is None and repack:
+                packed = x4_pack(raw, type_id, in_features)
+                if packed is not None:
+                    raw, self.layouts[i] = packed, LAYOUT_X4
             self.register_buffer(f"blocks{i}", raw, persistent=False)
         b = None if bias is None else bias.detach().float().contiguous()
         self.register_buffer("bias", b)
@@ -219,7 +296,7 @@ class GGUFLinear(nn.Module):
         self._mat.k, self._mat.n_parts = self.in_features, len(self.types)
         self._mat.planes = self.planes
         for i, (raw, type_id) in enumerate(zip(self.block_parts(), self.types, strict=True)):
-            self._mat.parts[i] = _Part(raw.data_ptr(), raw.shape[0], type_id, 0)
+            self._mat.parts[i] = _Part(raw.data_ptr(), raw.shape[0], type_id, self.layouts[i])
 
     def _apply(
         self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
@@ -241,12 +318,13 @@ class GGUFLinear(nn.Module):
         if len(layers) != len(parts) or len({p.in_features for p in layers}) != 1:
             raise ValueError("only GGUFLinear layers of one input width fuse")
         blocks = [(raw, t) for p in layers for raw, t in zip(p.block_parts(), p.types, strict=True)]
+        layouts = [lay for p in layers for lay in p.layouts]
         biases = [p.bias for p in layers]
         bias = None
         if any(b is not None for b in biases):
             bias = torch.cat([b if b is not None else torch.zeros(p.out_features)
                               for b, p in zip(biases, layers, strict=True)])  # fmt: skip
-        return cls(blocks, layers[0].in_features, bias)
+        return cls(blocks, layers[0].in_features, bias, layouts=layouts)
 
     @property
     def backend(self) -> str:
@@ -254,12 +332,14 @@ class GGUFLinear(nn.Module):
         dots = isa()
         if not dots:
             return f"{kinds} via torch dequantize"
-        return f"native {kinds} int8-dot {dots}" + (" x2 planes" if self.planes == 2 else "")
+        x4 = " x4 rows" if LAYOUT_X4 in self.layouts else ""
+        return f"native {kinds} int8-dot {dots}{x4}" + (" x2 planes" if self.planes == 2 else "")
 
     def dequantized(self) -> torch.Tensor:
         """The float32 (N, K) weight the blocks stand for."""
-        pairs = zip(self.block_parts(), self.types, strict=True)
-        return torch.cat([dequantize_rows(raw, t, self.in_features) for raw, t in pairs])
+        parts = zip(self.block_parts(), self.types, self.layouts, strict=True)
+        return torch.cat([dequantize_rows(raw, t, self.in_features, layout=lay)
+                          for raw, t, lay in parts])  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, N = self.in_features, self.out_features
@@ -281,10 +361,10 @@ class GGUFLinear(nn.Module):
             y = torch.empty(rows, N, device=x2.device)
             xg = x2.to(dt)
             off = 0
-            for raw, t in zip(self.block_parts(), self.types, strict=True):
-                step = max(1, _DEQUANT_BLOCK_BYTES // (xg.element_size() * K))
-                for i in range(0, raw.shape[0], step):
-                    w = dequantize_rows(raw[i : i + step], t, K, dt).to(x2.device)
+            for raw, t, lay in zip(self.block_parts(), self.types, self.layouts, strict=True):
+                step = max(4, _DEQUANT_BLOCK_BYTES // (xg.element_size() * K) // 4 * 4)
+                for i in range(0, raw.shape[0], step):  # whole groups of four for x4 parts
+                    w = dequantize_rows(raw[i : i + step], t, K, dt, lay).to(x2.device)
                     y[:, off + i : off + i + w.shape[0]] = F.linear(xg, w)
                 off += raw.shape[0]
         if self.bias is not None:
@@ -322,7 +402,10 @@ def set_activations(model: nn.Module, activations: str) -> int:
 
 class GGUFEmbedding(nn.Module):
     """Token lookup from GGUF blocks (vocab, row_bytes): only the looked-up rows are
-    dequantized. A tied lm_head is a GGUFLinear over the same blocks."""
+    dequantized. A tied lm_head is a GGUFLinear over the same blocks, in the file's layout:
+    the x4 layout measured no faster for a head (its rows are short, so four of them are one
+    stream already: Gemma 3's 178 MB Q8_0 head 5.3-5.8 ms either way), and repacking would
+    read the whole embedding at load."""
 
     blocks: torch.Tensor  # (vocab, row bytes) uint8
 
@@ -356,7 +439,7 @@ def held_bytes(model: nn.Module) -> dict[str, int]:
             else [(mod.blocks, mod.type_id)]
         )
         for raw, t in pairs:
-            if raw.data_ptr() not in seen:
+            if raw.data_ptr() not in seen:  # x4 parts hold the same bytes as the file's
                 seen.add(raw.data_ptr())
                 out[type_name(t)] += raw.numel()
     return dict(out.most_common())

@@ -1,0 +1,142 @@
+"""The x4 layout (ggml_x4.h): 32-element GGUF blocks repacked four rows to a block.
+
+It must hold exactly the file's bytes (unpacking gives them back), compute what the file
+layout computes (the same integer dots and scales, summed in another order), keep a row's
+result bit-identical alone and in a batch, and be used only where it applies: the types it
+has, rows in fours, a build with its AVX-512 kernels."""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from gguf import GGMLQuantizationType as Q
+from test_gguf_blocks import _rel, blocks, quantized_activations, reference_weight
+
+from tui_gen.engine.native import build, gguf_linear
+from tui_gen.engine.native.gguf_linear import LAYOUT_FILE, LAYOUT_X4, GGUFLinear
+
+X4 = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
+
+
+@pytest.fixture(autouse=True)
+def _x4_kernels() -> None:
+    lib = build.load()
+    if lib is None or not lib.gg_x4_available():
+        pytest.skip("this CPU has no AVX-512 VNNI: the x4 layout is never used")
+
+
+@pytest.mark.parametrize("qtype", X4)
+def test_packing_keeps_the_files_bytes(qtype: str) -> None:
+    raw = blocks(qtype, 12, 96, 1)
+    packed = gguf_linear.x4_pack(raw, Q[qtype].value, 96)
+    assert packed is not None and packed.shape == raw.shape
+    assert not torch.equal(packed, raw)  # reordered, not copied
+    assert torch.equal(gguf_linear.x4_unpack(packed, Q[qtype].value, 96), raw)
+    # the C dequantizer reads the packed rows as the reference reads the file's
+    want = reference_weight(raw, qtype, 96)
+    got = gguf_linear.dequantize_rows(packed, Q[qtype].value, 96, layout=LAYOUT_X4)
+    assert torch.equal(got.double(), want)
+    bf = gguf_linear.dequantize_rows(packed, Q[qtype].value, 96, torch.bfloat16, LAYOUT_X4)
+    assert torch.equal(bf, gguf_linear.dequantize_rows(raw, Q[qtype].value, 96, torch.bfloat16))
+
+
+@pytest.mark.parametrize("qtype", X4)
+@pytest.mark.parametrize("planes", [1, 2])
+def test_x4_products_equal_the_file_layouts(qtype: str, planes: int) -> None:
+    k = 160  # five blocks: the odd one takes the kernel's tail
+    raw = blocks(qtype, 24, k, 2)
+    x4 = GGUFLinear([(raw, Q[qtype].value)], k)
+    file = GGUFLinear([(raw, Q[qtype].value)], k, repack=False)
+    assert x4.layouts == [LAYOUT_X4] and file.layouts == [LAYOUT_FILE]
+    assert "x4 rows" in x4.backend and "x4" not in file.backend
+    gguf_linear.set_activations(x4, "precise" if planes == 2 else "fast")
+    gguf_linear.set_activations(file, "precise" if planes == 2 else "fast")
+    ref = reference_weight(raw, qtype, k)
+    for m in (1, 2, 3, 8, 9, 20):
+        x = torch.randn(m, k, generator=torch.Generator().manual_seed(m))
+        got = x4(x)
+        assert _rel(got, file(x)) < 1e-5, m
+        if planes == 1:  # exactly the 8-bit activations' product
+            assert _rel(got, quantized_activations(x) @ ref.t()) < 1e-5, m
+        alone = torch.cat([x4(x[i : i + 1]) for i in range(m)])
+        assert torch.equal(alone, got), m  # greedy decoding is the same alone or batched
+
+
+def test_a_long_prompt_dequantizes_whole_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GEMM path slices the rows; an x4 part must be sliced in fours."""
+    raw = blocks("Q4_1", 40, 64, 3)
+    x4 = GGUFLinear([(raw, Q.Q4_1.value)], 64)
+    file = GGUFLinear([(raw, Q.Q4_1.value)], 64, repack=False)
+    # 64 columns of float32 a slice: 10 rows by the old rule, 8 (two groups) by the new
+    monkeypatch.setattr(gguf_linear, "_DEQUANT_BLOCK_BYTES", 10 * 64 * 4)
+    monkeypatch.setattr(gguf_linear, "rows_limit", lambda k_types, dtype: 0)
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "float32")
+    x = torch.randn(5, 64)
+    assert torch.allclose(x4(x), file(x), rtol=0, atol=1e-5)
+    assert torch.allclose(x4(x), x @ reference_weight(raw, "Q4_1", 64).float().t(), atol=1e-4)
+
+
+def test_only_what_the_kernels_have_is_repacked() -> None:
+    assert GGUFLinear([(blocks("Q4_1", 6, 64), Q.Q4_1.value)], 64).layouts == [LAYOUT_FILE]
+    assert GGUFLinear([(blocks("Q4_K", 8, 256), Q.Q4_K.value)], 256).layouts == [LAYOUT_FILE]
+    raw = blocks("Q5_0", 8, 64)
+    assert gguf_linear.x4_pack(raw[:, :22].contiguous(), Q.Q5_0.value, 32) is not None
+    assert gguf_linear.x4_pack(raw[::2], Q.Q5_0.value, 64) is None  # not contiguous
+    # a layout the C side does not read for that type is refused, not misread
+    bad = GGUFLinear([(blocks("Q4_K", 8, 256), Q.Q4_K.value)], 256, layouts=[LAYOUT_X4])
+    with pytest.raises(RuntimeError, match="rejected"):
+        bad(torch.randn(1, 256))
+    with pytest.raises(ValueError, match="layouts"):
+        GGUFLinear([(raw, Q.Q5_0.value)], 64, layouts=[LAYOUT_FILE, LAYOUT_FILE])
+
+
+def test_fused_parts_keep_their_layouts() -> None:
+    """q/k/v fused: an x4 part beside a file-layout part, one product, no copy."""
+    parts = [(blocks("Q4_1", 8, 256, 4), Q.Q4_1.value), (blocks("Q4_K", 4, 256, 5), Q.Q4_K.value),
+             (blocks("Q8_0", 6, 256, 6), Q.Q8_0.value)]  # fmt: skip
+    singles = [GGUFLinear([p], 256) for p in parts]
+    assert [s.layouts[0] for s in singles] == [LAYOUT_X4, LAYOUT_FILE, LAYOUT_FILE]
+    fused = GGUFLinear.concatenate(singles)
+    assert fused.layouts == [LAYOUT_X4, LAYOUT_FILE, LAYOUT_FILE]
+    x = torch.randn(3, 256)
+    assert torch.equal(fused(x), torch.cat([s(x) for s in singles], dim=1))
+    w = torch.cat([reference_weight(raw, name, 256) for raw, name in
+                   zip([p[0] for p in parts], ["Q4_1", "Q4_K", "Q8_0"], strict=True)])  # fmt: skip
+    assert torch.equal(fused.dequantized().double(), w)
+
+
+def _mapping_rss(address: int) -> int:
+    """Resident bytes of the mapping holding `address` (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "Rss:":
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no mapping holds that address")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_repacking_a_mapped_tensor_gives_its_pages_back(tmp_path: Path) -> None:
+    """The file's pages are released chunk by chunk as the rows are copied, so a mapped
+    model's memory stays its file's size (and loading never holds both copies)."""
+    raw = blocks("Q4_0", 4096 * 3, 64, 7)  # three chunks of x4_pack's 4096 rows
+    path = tmp_path / "w.bin"
+    path.write_bytes(raw.numpy().tobytes())
+    with path.open("rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    view = torch.frombuffer(mapped, dtype=torch.uint8).view(raw.shape)
+    assert torch.equal(view, raw)  # every page read: resident in this mapping
+    before = _mapping_rss(view.data_ptr())
+    assert before >= raw.numel() * 0.9
+    layer = GGUFLinear([(view, Q.Q4_0.value)], 64)
+    assert layer.layouts == [LAYOUT_X4]
+    assert _mapping_rss(view.data_ptr()) < raw.numel() * 0.05
+    assert torch.equal(gguf_linear.x4_unpack(layer.blocks0, Q.Q4_0.value, 64), raw)
+    assert torch.equal(view, raw)  # a later read faults the bytes back in from the file
