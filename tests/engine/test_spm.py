@@ -185,3 +185,15 @@ def test_gemma3_vocabulary_encodes_like_the_tokenizers_model() -> None:
         assert ours.encode(text).ids == ref.encode(text).ids, text
         ids = ref.encode(text).ids
         assert ours.decode(ids) == ref.decode(ids)
+
+
+def test_a_byte_run_after_a_dropped_space_is_shown_once() -> None:
+    """Found by the property above: with add_space_prefix, the stream dropped the space byte
+    that opened a run, then (having emitted) stopped dropping it and showed the run's next
+    character again at flush."""
+    ours, _ = _PAIRS[(2, True, True)]
+    assert ours._prefix
+    ids = [ours.token_to_id("<0x20>"), ours.token_to_id("<0x00>")]
+    stream = HFTokenizer(ours, {}).stream_decoder()
+    parts = [stream.step(i) for i in ids] + [stream.flush()]
+    assert "".join(parts) == ours.decode(ids) == "\x00"

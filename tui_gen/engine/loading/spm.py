@@ -301,12 +301,17 @@ class SentencePieceStream:
         self._window: list[int] = []  # ids since the last text piece (a byte run at most)
         self._shown = 0  # characters of the window's text already returned
         self._emitted = False
+        # whether the window's text drops a leading space: decided when the window opens, not
+        # per step, or a byte run that starts with a space byte would show its next character
+        # twice (" " then "\x00": the first step strips the space, the second no longer does)
+        self._strip = False
 
     def _text(self) -> str:
-        strip = self._tok._prefix and not self._emitted
-        return self._tok._decode(self._window, True, strip=strip)
+        return self._tok._decode(self._window, True, strip=self._strip)
 
     def step(self, token_id: int) -> str:
+        if not self._window:
+            self._strip = self._tok._prefix and not self._emitted
         self._window.append(token_id)
         text = self._text()
         is_byte = token_id in self._tok._byte_value
