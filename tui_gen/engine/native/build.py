@@ -36,6 +36,7 @@ HEADERS = [
     HERE / "frows.h",
     HERE / "ggml_rows.h",
     HERE / "ggml_x4.h",
+    HERE / "ggml_dequant.h",
     HERE / "vmath.h",
     HERE / "prefetch.h",
 ]

@@ -9,6 +9,7 @@
 
 #include "ggml_rows.h"
 #include "ggml_x4.h"
+#include "ggml_dequant.h"
 
 #define GG_MAX_PARTS 4
 
@@ -311,6 +312,13 @@ static int dequantize_to(const uint8_t *w, int type, int layout, int64_t rows, i
                 gg_x4_block(type, w + (n / 4) * 4 * rowbytes, b, (int)(n % 4), file_block);
                 blk = file_block;
             }
+#if GG_DEQUANT_SIMD
+            gg_dq_store(type, blk, (int)(b % (per / 32)),
+                        bf ? (void *)((uint16_t *)out + n * K + b * 32)
+                           : (void *)((float *)out + n * K + b * 32),
+                        bf);
+            continue;
+#endif
             gg_dequant_group(type, blk, (int)(b % (per / 32)),
                              bf ? f : (float *)out + n * K + b * 32);
             if (!bf) continue;
