@@ -22,19 +22,62 @@ from tui_gen.engine.native.gguf_linear import LAYOUT_FILE, LAYOUT_X4, GGUFLinear
 X4 = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
 
 
-@pytest.fixture(autouse=True)
-def _x4_kernels() -> None:
+def _has_x4() -> bool:
     lib = build.load()
-    if lib is None or not lib.gg_x4_available():
-        pytest.skip("this CPU has no AVX-512 VNNI: the x4 layout is never used")
+    return lib is not None and bool(lib.gg_x4_available())
 
 
+needs_x4 = pytest.mark.skipif(
+    not _has_x4(), reason="this build has no AVX-512 VNNI kernels: the x4 layout is never used"
+)
+
+
+def _py_pack(raw: torch.Tensor, qtype: str, k: int) -> bytes:
+    """The x4 layout as ggml_x4.h describes it, written out in Python: per group of four rows
+    and block, the four d, the four m (Q4_1, Q5_1), the four rows' fifth bits of elements 0-15
+    then of 16-31 (Q5_0, Q5_1), then the rows' values one after another."""
+    size = gguf_linear.X4_TYPES[Q[qtype].value]
+    one, five = qtype in ("Q4_1", "Q5_1"), qtype in ("Q5_0", "Q5_1")
+    rows, nb = raw.shape[0], k // 32
+    data = raw.numpy().tobytes()
+    out = bytearray()
+    for g in range(rows // 4):
+        for b in range(nb):
+            blk = [data[((4 * g + r) * nb + b) * size :][:size] for r in range(4)]
+            out += b"".join(x[0:2] for x in blk)
+            if one:
+                out += b"".join(x[2:4] for x in blk)
+            at = 2 + 2 * one
+            if five:
+                out += b"".join(x[at : at + 2] for x in blk)
+                out += b"".join(x[at + 2 : at + 4] for x in blk)
+            out += b"".join(x[at + 4 * five :] for x in blk)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("qtype", X4)
+def test_the_layout_is_what_the_header_describes(qtype: str) -> None:
+    """x4_unpack (torch, needed on any CPU a packed model could move to) inverts the layout;
+    where the kernels exist, the C packer writes exactly it."""
+    raw = blocks(qtype, 12, 96, 1)
+    spec = torch.frombuffer(bytearray(_py_pack(raw, qtype, 96)), dtype=torch.uint8)
+    spec = spec.view(raw.shape)
+    assert not torch.equal(spec, raw)  # reordered, not copied
+    assert torch.equal(gguf_linear.x4_unpack(spec, Q[qtype].value, 96), raw)
+    # the torch fallback (another dtype, another device, no library) reads the layout too
+    half = gguf_linear.dequantize_rows(spec, Q[qtype].value, 96, torch.float16, LAYOUT_X4)
+    assert torch.equal(half, reference_weight(raw, qtype, 96).to(torch.float16))
+    if _has_x4():
+        packed = gguf_linear.x4_pack(raw, Q[qtype].value, 96)
+        assert packed is not None and torch.equal(packed, spec)
+
+
+@needs_x4
 @pytest.mark.parametrize("qtype", X4)
 def test_packing_keeps_the_files_bytes(qtype: str) -> None:
     raw = blocks(qtype, 12, 96, 1)
     packed = gguf_linear.x4_pack(raw, Q[qtype].value, 96)
     assert packed is not None and packed.shape == raw.shape
-    assert not torch.equal(packed, raw)  # reordered, not copied
     assert torch.equal(gguf_linear.x4_unpack(packed, Q[qtype].value, 96), raw)
     # the C dequantizer reads the packed rows as the reference reads the file's
     want = reference_weight(raw, qtype, 96)
@@ -44,6 +87,7 @@ def test_packing_keeps_the_files_bytes(qtype: str) -> None:
     assert torch.equal(bf, gguf_linear.dequantize_rows(raw, Q[qtype].value, 96, torch.bfloat16))
 
 
+@needs_x4
 @pytest.mark.parametrize("qtype", X4)
 @pytest.mark.parametrize("planes", [1, 2])
 def test_x4_products_equal_the_file_layouts(qtype: str, planes: int) -> None:
@@ -66,6 +110,7 @@ def test_x4_products_equal_the_file_layouts(qtype: str, planes: int) -> None:
         assert torch.equal(alone, got), m  # greedy decoding is the same alone or batched
 
 
+@needs_x4
 def test_a_long_prompt_dequantizes_whole_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     """The GEMM path slices the rows; an x4 part must be sliced in fours."""
     raw = blocks("Q4_1", 40, 64, 3)
@@ -80,6 +125,7 @@ def test_a_long_prompt_dequantizes_whole_groups(monkeypatch: pytest.MonkeyPatch)
     assert torch.allclose(x4(x), x @ reference_weight(raw, "Q4_1", 64).float().t(), atol=1e-4)
 
 
+@needs_x4
 def test_only_what_the_kernels_have_is_repacked() -> None:
     assert GGUFLinear([(blocks("Q4_1", 6, 64), Q.Q4_1.value)], 64).layouts == [LAYOUT_FILE]
     assert GGUFLinear([(blocks("Q4_K", 8, 256), Q.Q4_K.value)], 256).layouts == [LAYOUT_FILE]
@@ -88,12 +134,13 @@ def test_only_what_the_kernels_have_is_repacked() -> None:
     assert gguf_linear.x4_pack(raw[::2], Q.Q5_0.value, 64) is None  # not contiguous
     # a layout the C side does not read for that type is refused, not misread
     bad = GGUFLinear([(blocks("Q4_K", 8, 256), Q.Q4_K.value)], 256, layouts=[LAYOUT_X4])
-    with pytest.raises(RuntimeError, match="rejected"):
+    with pytest.raises(RuntimeError, match="rejected its arguments"):
         bad(torch.randn(1, 256))
     with pytest.raises(ValueError, match="layouts"):
         GGUFLinear([(raw, Q.Q5_0.value)], 64, layouts=[LAYOUT_FILE, LAYOUT_FILE])
 
 
+@needs_x4
 def test_fused_parts_keep_their_layouts() -> None:
     """q/k/v fused: an x4 part beside a file-layout part, one product, no copy."""
     parts = [(blocks("Q4_1", 8, 256, 4), Q.Q4_1.value), (blocks("Q4_K", 4, 256, 5), Q.Q4_K.value),
@@ -122,6 +169,7 @@ def _mapping_rss(address: int) -> int:
     raise AssertionError("no mapping holds that address")
 
 
+@needs_x4
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
 def test_repacking_a_mapped_tensor_gives_its_pages_back(tmp_path: Path) -> None:
     """The file's pages are released chunk by chunk as the rows are copied, so a mapped
@@ -140,3 +188,26 @@ def test_repacking_a_mapped_tensor_gives_its_pages_back(tmp_path: Path) -> None:
     assert _mapping_rss(view.data_ptr()) < raw.numel() * 0.05
     assert torch.equal(gguf_linear.x4_unpack(layer.blocks0, Q.Q4_0.value, 64), raw)
     assert torch.equal(view, raw)  # a later read faults the bytes back in from the file
+
+
+@needs_x4
+def test_a_build_without_the_x4_kernels_refuses_x4_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library built later with other flags cannot read blocks packed for this one: the
+    product says why and the native decode step is not built over them (it would read the
+    product's output unwritten)."""
+    from tui_gen.engine.native import decode
+
+    layer = GGUFLinear([(blocks("Q4_1", 8, 64), Q.Q4_1.value)], 64)
+    assert layer.unreadable() == "" and decode._qmat(layer, []).kind == decode.MAT_GGUF
+    real = build.load()
+
+    class NoX4:
+        def __getattr__(self, name: str) -> object:
+            return (lambda: 0) if name == "gg_x4_available" else getattr(real, name)
+
+    monkeypatch.setattr(build, "load", lambda: NoX4())
+    assert "x4 layout" in layer.unreadable()
+    with pytest.raises(decode._Unsupported, match="x4 layout"):
+        decode._qmat(layer, [])
+    file = GGUFLinear([(blocks("Q4_1", 8, 64), Q.Q4_1.value)], 64)
+    assert file.layouts == [LAYOUT_FILE] and file.unreadable() == ""

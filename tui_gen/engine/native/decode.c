@@ -24,7 +24,7 @@
 
 enum { MAT_QUANT = 0, MAT_F32_ROWS = 1, MAT_F32_COLS = 2, MAT_BF16_ROWS = 3, MAT_GGUF = 4 };
 
-/* MAT_GGUF: `w` is a gg_mat_t (ggml_matmul.c): GGUF blocks as the file stores them */
+/* MAT_GGUF: `w` is a gg_mat_t (ggml_matmul.c): GGUF blocks, as the file stores them or x4 */
 int gg_apply_rows(const void *mat, const float *x, int64_t M, float *y, int threads);
 
 typedef struct {

@@ -195,6 +195,8 @@ def _qmat(mod: nn.Module, keep: list[torch.Tensor]) -> _QMat:
     sm: torch.Tensor | None
     bias: torch.Tensor | None
     if isinstance(mod, GGUFLinear):  # GGUF blocks: `w` is the layer's gg_mat_t
+        if why := mod.unreadable():
+            raise _Unsupported(why)
         return _QMat(
             w=mod.mat_address, sm=None, bias=_f32(mod.bias, keep), n=mod.out_features,
             k=mod.in_features, kind=MAT_GGUF, bits=0,

@@ -18,7 +18,7 @@
 #endif
 
 typedef struct {
-    const uint8_t *w; /* rows x (K / block elements) blocks, as the file stores them */
+    const uint8_t *w; /* rows x (K / block elements) blocks, as the file stores them or x4 */
     int64_t rows;
     int32_t type;
     int32_t layout; /* GG_LAYOUT_FILE, or GG_LAYOUT_X4 (ggml_x4.h: four rows a block) */

@@ -1,5 +1,6 @@
-/* Q4_1 and Q8_0 weights repacked four rows to a block ("x4"): the layout the AVX-512 kernels
- * read.
+/* GGUF's 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) repacked four rows to a block ("x4"):
+ * the layout the AVX-512 kernels read. The Q4_1 case explains why; the others differ only in
+ * their fields (gg_x4_*_at).
  *
  * Why: Q4_1 was the one format whose products ran slower from cache than Q8_0's from memory:
  * ~21 billion weights/s a core whether the matrix sat in L2 or not (Q8_0: 26 hot, 13 cold),

@@ -248,9 +248,10 @@ class GGUFLinear(nn.Module):
     (..., N). Parts are (blocks (rows, row_bytes) uint8, ggml type id); a fused q/k/v keeps
     each projection's own type and memory.
 
-    `repack` (the default) moves Q4_1 parts into the x4 layout where the library has its
-    kernel (x4_pack), and gives a memory-mapped source's pages back (release_pages), so memory
-    stays the file's size; a head tied to an embedding passes False to keep sharing its blocks.
+    `repack` (the default) moves the 32-element types' parts into the x4 layout where the
+    library has its kernels (x4_pack), giving a memory-mapped source's pages back
+    (release_pages), so memory stays the file's size; a head tied to an embedding passes False
+    to keep sharing its blocks.
     `layouts` says the parts already are in those layouts (concatenate's shared blocks)."""
 
     bias: torch.Tensor | None
@@ -290,6 +291,16 @@ class GGUFLinear(nn.Module):
 
     def block_parts(self) -> list[torch.Tensor]:
         return [getattr(self, f"blocks{i}") for i in range(len(self.types))]
+
+    def unreadable(self) -> str:
+        """Why the loaded library cannot multiply these parts ("" when it can): x4 parts need
+        a build with the x4 kernels (one built after them with other flags has none)."""
+        if LAYOUT_X4 not in self.layouts:
+            return ""
+        lib = build.load()
+        if lib is None or not lib.gg_x4_available():
+            return "its blocks are in the x4 layout, which this build of the kernels cannot read"
+        return ""
 
     def _describe(self) -> None:
         """The gg_mat_t the kernels read; rebuilt whenever the buffers move."""
@@ -356,7 +367,8 @@ class GGUFLinear(nn.Module):
                 torch.get_num_threads(),
             )  # fmt: skip
             if rc:
-                raise RuntimeError("native GGUF matmul rejected its arguments")
+                why = self.unreadable() or "it rejected its arguments"
+                raise RuntimeError(f"native GGUF matmul: {why}")
         else:  # a long prompt, or no kernels: a GEMM on dequantized blocks of rows
             y = torch.empty(rows, N, device=x2.device)
             xg = x2.to(dt)
