@@ -181,6 +181,36 @@ def test_a_quiet_machine_passes_the_region_check(monkeypatch: pytest.MonkeyPatch
     assert used[20:].count(1) <= 8
 
 
+def test_crowded_regions_at_the_start_or_after_a_pause_mean_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The load average misses one CPU-bound process on two cores (it reads ~1), and it lags
+    a minute; empty regions on all threads show it now. Checked where the governor starts and
+    on the first step after a pause (a new generation), not on every step."""
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock[0])
+    cost = [8e-3]
+    asked: list[int] = []
+
+    def region_cost(n: int) -> float:
+        asked.append(n)
+        return cost[0]
+
+    assert ThreadGovernor(region_cost).current == 1  # crowded when it was made
+    cost[0] = 20e-6
+    g = ThreadGovernor(region_cost)
+    assert g.current == 2
+    asked.clear()
+    used, _ = run(g, quiet, 50)
+    assert asked == [] and used.count(2) >= 45  # steps in a row: no checks
+    cost[0] = 8e-3  # another process starts while we are idle...
+    clock[0] += 0.1
+    assert g.threads() == 2 and asked == []  # ...a short gap is not a pause
+    clock[0] += threads.IDLE
+    assert g.threads() == 1 and asked == [2, 2, 2]
+    assert g.threads() == 1 and len(asked) == 3  # checked once per pause
+
+
 def test_torch_threads_follow_the_choice_within_a_block_only() -> None:
     assert torch.get_num_threads() == 2 and threads.available() == 2
     chosen = [1]

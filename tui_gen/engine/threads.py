@@ -28,6 +28,7 @@ off: every step runs on N threads.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -52,6 +53,10 @@ REGION_BUSY = 300e-6
 REGION_ROUNDS = 3
 #: the longest wait between probes the region check turned away (each costs ~3 regions)
 REGION_EVERY_MAX = 256
+#: seconds without a step after which the machine may have changed (a new generation, a
+#: pause between turns): the first step after such a gap checks the regions before it runs
+#: on more than one thread
+IDLE = 0.5
 
 _fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
 _outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
@@ -112,7 +117,12 @@ class ThreadGovernor:
     def _reset(self, most: int) -> None:
         self._most = max(1, most)
         self.counts = sorted({1, max(1, self._most // 2), self._most})
-        self.current = 1 if _busy() else self._most
+        # where the first steps run: all threads unless the machine looks busy, by the load
+        # average or by empty regions on all threads right now (one CPU-bound process beside
+        # us leaves the load average near 1 on two cores, yet a 2-thread step there took 3x
+        # a 1-thread one: 19 of a first generation's 64 steps ran on 2 threads before this)
+        self.current = 1 if _busy() or self._crowded(self._most) else self._most
+        self._last_step = time.monotonic()
         self._times: dict[int, deque[float]] = {c: deque(maxlen=WINDOW) for c in self.counts}
         self._probe: list[int] = []
         self._every = PROBE_EVERY
@@ -129,6 +139,14 @@ class ThreadGovernor:
             self._reset(most)
         if self._probe:
             return self._probe[0]
+        if self.current > 1 and time.monotonic() - self._last_step > IDLE:
+            # idle a while: a process that started meanwhile would make these threads wait at
+            # every barrier (SmolLM2 Q4_1 beside one: 2-thread steps 20-60 ms against 6 on
+            # one thread); a few empty regions (~30 us when quiet) say so before a step pays
+            self._last_step = time.monotonic()
+            if self._crowded(self.current):
+                self.current = 1
+                self.switches += 1
         return self.current
 
     def chosen(self) -> int:
@@ -141,6 +159,7 @@ class ThreadGovernor:
         """The step just run on `threads` threads took `seconds` (wall clock)."""
         if fixed() is not None or threads not in self._times:
             return
+        self._last_step = time.monotonic()
         times = self._times[threads]
         usual = sorted(times)[len(times) // 2] if len(times) >= 3 else None  # median
         times.append(seconds)
