@@ -89,6 +89,22 @@ def test_the_machine_getting_busy_then_quiet_again() -> None:
     assert g.current == 2
 
 
+def test_moving_down_waits_as_long_as_a_lost_probe_before_trying_more_threads() -> None:
+    """2 threads steadily 4x slower than 1 (one busy process beside us): once the governor
+    has moved down, the next 2-thread probe waits about r * COST_SPAN steps, not PROBE_EVERY,
+    since each of its steps costs r one-thread steps."""
+
+    def slow_two(n: int, i: int) -> float:
+        return 8e-3 if n == 2 else 2e-3
+
+    g = ThreadGovernor()
+    used, _ = run(g, slow_two, 400)
+    assert g.current == 1 and used[:2] == [2, 2]
+    first = used.index(1)
+    again = [i for i in range(first, len(used)) if used[i] == 2]
+    assert again and again[0] - first >= 4 * threads.COST_SPAN - 10
+
+
 def test_a_fixed_count_is_obeyed_and_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     g = ThreadGovernor()
     monkeypatch.setenv("TUI_GEN_THREADS", "1")

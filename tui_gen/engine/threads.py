@@ -210,9 +210,15 @@ class ThreadGovernor:
         means = {c: sum(t) / len(t) for c, t in self._times.items() if t}
         best = min(means, key=lambda c: (means[c], c))
         if best != self.current:
+            left = self.current
             self.current = best
             self.switches += 1
             self._every = PROBE_EVERY
+            if best < left and left in means:
+                # moved down because more threads got r times slower: a probe of them costs
+                # steps like that, so wait as long as after a losing probe (r * COST_SPAN)
+                r = means[left] / means[best]
+                self._every = int(min(max(PROBE_EVERY, r * COST_SPAN), PROBE_EVERY_MAX))
             return
         # the probe lost: wait twice as long, and at least long enough that a probe step
         # costing r steps of the current count stays a few percent of the time (r * COST_SPAN)
