@@ -241,3 +241,42 @@ def test_choose_rows_falls_back_to_the_argmax_per_row() -> None:
     gens = [make_generator(0, "cpu"), make_generator(1, "cpu")]
     tok, _ = choose_rows(step, gens)
     assert int(tok[0]) == 1
+
+
+_SPECIALS = st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 3),
+    vocab=st.integers(1, 70),
+    values=st.lists(st.floats(-4, 4, width=32) | _SPECIALS, min_size=1, max_size=210),
+    ties=st.integers(0, 3),
+)
+def test_greedy_tokens_answer_as_torch_argmax(rows: int, vocab: int, values, ties: int) -> None:
+    """Ties (the first wins), NaN (the first NaN wins), infinities, rows shorter and longer
+    than the kernel's 16 lanes, a strided view: the kernels' argmax is torch's."""
+    from tui_gen.engine.sampling import greedy_tokens
+
+    flat = (values * (rows * vocab // len(values) + 1))[: rows * vocab]
+    x = torch.tensor(flat, dtype=torch.float32).view(rows, vocab)
+    if ties and vocab > 1:  # copy each row's maximum further along the row
+        for r in range(rows):
+            x[r, (r * 7 + ties) % vocab] = x[r].max()
+    assert torch.equal(greedy_tokens(x), x.argmax(dim=-1))
+    wide = torch.cat([x, x], dim=1)[:, :vocab]  # rows a stride apart
+    assert torch.equal(greedy_tokens(wide), wide.argmax(dim=-1))
+
+
+def test_greedy_tokens_on_a_large_vocabulary_and_off_the_kernels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tui_gen.engine import sampling
+
+    x = torch.randn(2, 262_144, generator=torch.Generator().manual_seed(0))
+    x[0, 200_000] = 9.0
+    x[1, 3] = x[1, 262_143] = 9.5
+    assert sampling.greedy_tokens(x).tolist() == [200_000, 3]
+    assert sampling.greedy_tokens(x.double()).tolist() == [200_000, 3]  # torch's own
+    monkeypatch.setattr(sampling.build, "load", lambda: None)  # no compiler: torch's argmax
+    assert sampling.greedy_tokens(x).tolist() == [200_000, 3]

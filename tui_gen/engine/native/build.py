@@ -159,6 +159,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     # x rows V stride n ids vals lse (logprobs.c: per-token probabilities, engine/logprobs.py)
     lib.lp_top.argtypes = [p, i64, i64, i64, i32, p, p, p]
     lib.lp_top.restype = i32
+    lib.lp_argmax.argtypes = [p, i64, i64, i64, p]  # x rows V stride out (greedy tokens)
+    lib.lp_argmax.restype = i32
     _bind_ggml(lib)
     return lib
 

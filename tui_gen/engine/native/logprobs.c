@@ -102,3 +102,37 @@ int lp_top(const float *x, int64_t rows, int64_t V, int64_t stride, int32_t n, i
     }
     return 0;
 }
+
+/* Per row of logits x (rows, V), `stride` floats apart: the index of its largest entry (the
+ * first on ties) or of its first NaN, which is torch.argmax's answer: greedy decoding's token.
+ *
+ * Why: torch's CPU argmax is a scalar loop, ~230 us on Gemma 3's 262,144-entry row (2-3% of
+ * its decode step); here one vectorised pass finds the maximum and a second the first index
+ * holding it, sixteen entries at a time. */
+int lp_argmax(const float *x, int64_t rows, int64_t V, int64_t stride, int64_t *out) {
+    if (rows < 0 || V < 1 || stride < V) return 1;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * stride;
+        float mx = -INFINITY;
+        int nan = 0;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+        for (int64_t j = 0; j < V; j++) {
+            mx = row[j] > mx ? row[j] : mx;
+            nan |= row[j] != row[j];
+        }
+        int64_t j = 0;
+        if (nan) {
+            while (row[j] == row[j]) j++;
+        } else {
+            for (; j + 16 <= V; j += 16) {
+                int hit = 0;
+#pragma omp simd reduction(| : hit)
+                for (int l = 0; l < 16; l++) hit |= row[j + l] == mx;
+                if (hit) break;
+            }
+            while (row[j] != mx) j++; /* mx is one of the row's values: found by V */
+        }
+        out[r] = j;
+    }
+    return 0;
+}
