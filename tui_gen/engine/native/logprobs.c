@@ -52,17 +52,26 @@ static void top_n(const float *x, int64_t V, int n, int64_t *ids, float *vals) {
     }
 }
 
-/* log(sum(exp(x))) of a row: NaN if it holds a NaN (as torch's log_softmax), -inf if every
- * entry is -inf. The maximum is an `omp simd` loop (the library is built with -fopenmp), the
- * sum eight lanes at a time: the lanes reorder the float sum, which the 1e-6 above allows. */
-static float log_sum_exp(const float *x, int64_t V) {
+/* The largest of x[0..V) leaving NaN aside (-inf for none), and (*nan) whether one is there:
+ * one `omp simd` pass (the library is built with -fopenmp). */
+static float max_and_nan(const float *x, int64_t V, int *nan) {
     float mx = -INFINITY;
-    int nan = 0;
-#pragma omp simd reduction(max : mx) reduction(| : nan)
+    int found = 0;
+#pragma omp simd reduction(max : mx) reduction(| : found)
     for (int64_t j = 0; j < V; j++) {
         mx = x[j] > mx ? x[j] : mx;
-        nan |= x[j] != x[j];
+        found |= x[j] != x[j];
     }
+    *nan = found;
+    return mx;
+}
+
+/* log(sum(exp(x))) of a row: NaN if it holds a NaN (as torch's log_softmax), -inf if every
+ * entry is -inf. The sum goes eight lanes at a time: the lanes reorder the float sum, which
+ * the 1e-6 above allows. */
+static float log_sum_exp(const float *x, int64_t V) {
+    int nan;
+    const float mx = max_and_nan(x, V, &nan);
     if (nan) return NAN;
     if (!isfinite(mx)) return mx; /* all -inf: -inf; +inf: inf (values become NaN, as torch) */
     f8 acc = {0}, big = {0};
@@ -113,13 +122,8 @@ int lp_argmax(const float *x, int64_t rows, int64_t V, int64_t stride, int64_t *
     if (rows < 0 || V < 1 || stride < V) return 1;
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x + r * stride;
-        float mx = -INFINITY;
-        int nan = 0;
-#pragma omp simd reduction(max : mx) reduction(| : nan)
-        for (int64_t j = 0; j < V; j++) {
-            mx = row[j] > mx ? row[j] : mx;
-            nan |= row[j] != row[j];
-        }
+        int nan;
+        const float mx = max_and_nan(row, V, &nan);
         int64_t j = 0;
         if (nan) {
             while (row[j] == row[j]) j++;
