@@ -16,6 +16,7 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from test_gguf_blocks import _rel, blocks, quantized_activations, reference_weight
 
+from tui_gen.engine.loading.gguf_file import GGML_TYPES
 from tui_gen.engine.native import build, gguf_linear
 from tui_gen.engine.native.gguf_linear import LAYOUT_FILE, LAYOUT_X4, GGUFLinear
 
@@ -36,7 +37,7 @@ def _py_pack(raw: torch.Tensor, qtype: str, k: int) -> bytes:
     """The x4 layout as ggml_x4.h describes it, written out in Python: per group of four rows
     and block, the four d, the four m (Q4_1, Q5_1), the four rows' fifth bits of elements 0-15
     then of 16-31 (Q5_0, Q5_1), then the rows' values one after another."""
-    size = gguf_linear.X4_TYPES[Q[qtype].value]
+    size = GGML_TYPES[Q[qtype].value][2]
     one, five = qtype in ("Q4_1", "Q5_1"), qtype in ("Q5_0", "Q5_1")
     rows, nb = raw.shape[0], k // 32
     data = raw.numpy().tobytes()

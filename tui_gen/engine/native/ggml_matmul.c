@@ -75,8 +75,9 @@ static int gg_supported(int type) { return gg_block_elems(type) != 0; }
 /* 1 when this build has the x4 kernel (AVX-512 VNNI): only then may a part use GG_LAYOUT_X4. */
 int gg_x4_available(void) { return GG_X4; }
 
-/* Repack Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 blocks (rows, K / 32 block bytes) into the x4 layout at dst (as many
- * bytes). Returns 0, or -1 when this build has no x4 kernel or type / rows / K do not fit. */
+/* Repack Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 blocks (rows, K / 32 block bytes) into the x4 layout
+ * at dst (as many bytes). Returns 0, or -1 when this build has no x4 kernel or type / rows /
+ * K do not fit. */
 int gg_x4_pack(int type, const uint8_t *src, int64_t rows, int64_t K, uint8_t *dst) {
     if (!GG_X4 || !gg_x4_type(type) || rows < 4 || rows % 4 || K < 32 || K % 32)
         return -1;
@@ -305,22 +306,21 @@ static int dequantize_to(const uint8_t *w, int type, int layout, int64_t rows, i
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t n = 0; n < rows; n++)
         for (int64_t b = 0; b < K / 32; b++) {
-            float f[32];
             uint8_t file_block[34]; /* an x4 row's block as the file stores it */
             const uint8_t *blk = w + n * rowbytes + (b * 32 / per) * bytes;
+            const int g = (int)(b % (per / 32));
             if (layout == GG_LAYOUT_X4) {
                 gg_x4_block(type, w + (n / 4) * 4 * rowbytes, b, (int)(n % 4), file_block);
                 blk = file_block;
             }
 #if GG_DEQUANT_SIMD
-            gg_dq_store(type, blk, (int)(b % (per / 32)),
+            gg_dq_store(type, blk, g,
                         bf ? (void *)((uint16_t *)out + n * K + b * 32)
                            : (void *)((float *)out + n * K + b * 32),
                         bf);
-            continue;
-#endif
-            gg_dequant_group(type, blk, (int)(b % (per / 32)),
-                             bf ? f : (float *)out + n * K + b * 32);
+#else
+            float f[32];
+            gg_dequant_group(type, blk, g, bf ? f : (float *)out + n * K + b * 32);
             if (!bf) continue;
             uint16_t *o = (uint16_t *)out + n * K + b * 32;
             for (int j = 0; j < 32; j++) {
@@ -329,6 +329,7 @@ static int dequantize_to(const uint8_t *w, int type, int layout, int64_t rows, i
                 o[j] = f[j] != f[j] ? (uint16_t)0x7FC0
                                     : (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
             }
+#endif
         }
     return 0;
 }

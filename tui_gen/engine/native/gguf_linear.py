@@ -97,7 +97,7 @@ def _cpu_multiplies_bfloat16() -> bool:
 #: how a part's blocks are laid out (ggml_x4.h): as the file stores them, or repacked four
 #: rows to a block for the AVX-512 kernels (the same bytes, reordered)
 LAYOUT_FILE, LAYOUT_X4 = 0, 1
-X4_TYPES = {2: 18, 3: 20, 6: 22, 7: 24, 8: 34}  # Q4_0 Q4_1 Q5_0 Q5_1 Q8_0: bytes per 32
+X4_TYPES = frozenset({2, 3, 6, 7, 8})  # Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: the 32-element types
 
 
 class _Part(ctypes.Structure):
@@ -200,14 +200,15 @@ def x4_pack(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor | None:
 
 def x4_unpack(raw: torch.Tensor, type_id: int, k: int) -> torch.Tensor:
     """x4 blocks back into the file's layout (torch; the kernels never need it)."""
-    rows, nb, size = raw.shape[0], k // 32, X4_TYPES[type_id]
+    rows, nb, size = raw.shape[0], k // 32, GGML_TYPES[type_id][2]  # bytes per 32
     g = raw.reshape(rows // 4, nb, 4 * size)
 
     def four(at: int, width: int) -> torch.Tensor:  # the four rows' field: (groups, nb, 4, w)
         return g[:, :, at : at + 4 * width].reshape(rows // 4, nb, 4, width)
 
-    one, five = type_id in (3, 7), type_id in (6, 7)
-    nvalues = 32 if type_id == 8 else 16
+    name = KERNEL_TYPES[type_id]
+    one, five = name in ("Q4_1", "Q5_1"), name in ("Q5_0", "Q5_1")
+    nvalues = 32 if name == "Q8_0" else 16
     fields = [four(0, 2)]  # d
     if one:
         fields.append(four(8, 2))  # m
@@ -390,7 +391,7 @@ class GGUFLinear(nn.Module):
 #: --activations: how a product's activations are quantized for the integer dots. "fast": one
 #: 8-bit plane per block of 32, as llama.cpp does (~96-97% top-1 agreement with the float32
 #: model); "precise": two (x ~= dx q + dx2 q2, what the first rounding left quantized again,
-#: ggml_matmul.c), which gives float32's next tokens for about a third more decode time
+#: ggml_matmul.c), which gives float32's next tokens for 10-30% more decode time
 ACTIVATIONS = {"fast": 1, "precise": 2}
 
 
