@@ -14,6 +14,7 @@ import torch
 
 from tui_gen.engine import threads
 from tui_gen.engine.threads import PROBE_EVERY_MAX, ThreadGovernor
+from tui_gen.engine.threads import runnable as kernel_runnable
 
 # a step's seconds on n threads, at step i
 Machine = Callable[[int, int], float]
@@ -23,6 +24,8 @@ Machine = Callable[[int, int], float]
 def _two_threads_quiet_start(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("TUI_GEN_THREADS", raising=False)
     monkeypatch.setattr(threads, "_busy", lambda: False)
+    monkeypatch.setattr(threads, "runnable", lambda: 1)  # only this thread is runnable...
+    monkeypatch.setattr(threads, "_cores", lambda: 8)  # ...on a machine with cores to spare
     saved = torch.get_num_threads()
     torch.set_num_threads(2)
     threads.fix(None)
@@ -225,6 +228,119 @@ def test_crowded_regions_at_the_start_or_after_a_pause_mean_one_thread(
     clock[0] += threads.IDLE
     assert g.threads() == 1 and asked == [2, 2, 2]
     assert g.threads() == 1 and len(asked) == 3  # checked once per pause
+
+
+def one_busy(n: int, i: int) -> float:
+    """One CPU-bound process beside us on two cores: every other 2-thread step waits 30 ms
+    at a barrier (SmolLM2 Q4_1 measured 20-60 ms), the others take 4 ms; 1 thread is steady
+    at 6 ms."""
+    if n == 1:
+        return 6e-3
+    return 30e-3 if i % 2 == 0 else 4e-3
+
+
+def test_a_process_kept_runnable_turns_probes_away_where_empty_regions_look_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Empty regions miss one busy process on two cores; the kernel's runnable count does
+    not. While it stays runnable no step runs on 2 threads after the first probe; once it
+    is gone the next probe moves back to 2 threads."""
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    tasks = [2]  # this thread and the other process
+    looks: list[int] = []
+
+    def runnable() -> int:
+        looks.append(tasks[0])
+        return tasks[0]
+
+    g = ThreadGovernor(lambda n: 20e-6, runnable)
+    assert g.current == 1  # seen when it was made
+    used, total = run(g, one_busy, 3000)
+    assert set(used) == {1} and g.turned_away >= 5
+    assert len(looks) <= 3000 // threads.RUNNABLE_EVERY + 20  # a look every few steps only
+    assert total < 1.01 * 3000 * 6e-3
+    # without the count the region check lets probes through, and in a generation's first
+    # 128 steps they cost (the new governor's: none)
+    used, total = run(ThreadGovernor(lambda n: 20e-6, lambda: None), one_busy, 128)
+    assert used.count(2) >= 2 and total > 1.02 * 128 * 6e-3
+    used, total = run(ThreadGovernor(lambda n: 20e-6, runnable), one_busy, 128)
+    assert set(used) == {1}
+    tasks[0] = 1  # the other process ended
+    used, _ = run(g, quiet, 600, start=3000)
+    assert g.current == 2 and used[-100:].count(2) >= 95
+
+
+def test_a_task_runnable_now_and_then_does_not_keep_threads_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that runs now and then (a server's event loop, a UI) is runnable at some
+    looks only: every look of the window must see the cores taken before a probe is turned
+    away, so once 2 threads are fast again (after a stretch where they lost) they are found
+    by the first probe."""
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    n = itertools.count(1)
+    g = ThreadGovernor(lambda c: 20e-6, lambda: 2 if next(n) % 2 == 0 else 1)
+
+    def slow_two(c: int, i: int) -> float:
+        return 8e-3 if c == 2 else 2e-3
+
+    run(g, slow_two, 100)
+    assert g.current == 1
+    used, _ = run(g, quiet, 600, start=100)
+    assert g.current == 2 and g.turned_away == 0 and used[-200:].count(2) >= 190
+
+
+def test_our_own_spinning_workers_are_not_counted_as_other_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On 4 of 4 cores, running on 2 threads (the 4-thread probe lost once), the runnable
+    count right after a step includes our spinning worker: 2 tasks leave the cores free."""
+    monkeypatch.setattr(threads, "_cores", lambda: 4)
+    torch.set_num_threads(4)
+    g: ThreadGovernor | None = None
+    g = ThreadGovernor(None, lambda: g.current if g is not None else 1)  # ours only
+
+    def two_best(c: int, i: int) -> float:
+        return {1: 3e-3, 2: 1.5e-3, 4: 2e-3}[c] * (1 + 0.02 * random.random())
+
+    random.seed(1)
+    used, _ = run(g, two_best, 2000)
+    assert g.current == 2 and g.turned_away == 0 and used.count(4) >= 12
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's /proc/loadavg")
+def test_the_kernels_runnable_count_sees_a_busy_process(tmp_path: Path) -> None:
+    """The real count, through the module's function (the fixture replaced the name only):
+    this thread is runnable while it reads, and a spinning child process adds one at every
+    look; an unreadable or garbled file gives None (the check is then off)."""
+    import subprocess
+    import sys
+    import time
+
+    count = kernel_runnable  # imported before the fixture replaced threads.runnable
+    assert count is not threads.runnable
+    base = min(count() or 0 for _ in range(20))
+    assert base >= 1
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert min(count() or 0 for _ in range(20)) >= base + 1
+    finally:
+        spin.kill()
+        spin.wait()
+    bad = tmp_path / "loadavg"
+    bad.write_text("0.00 0.01 0.05 none 123\n")
+    saved = threads._LOADAVG, threads._loadavg_fd
+    try:
+        threads._LOADAVG, threads._loadavg_fd = str(bad), None
+        assert count() is None
+        os.close(threads._loadavg_fd)
+        threads._LOADAVG, threads._loadavg_fd = str(tmp_path / "missing"), None
+        assert count() is None and threads._loadavg_fd == -1
+    finally:
+        if threads._loadavg_fd is not None and threads._loadavg_fd >= 0:
+            os.close(threads._loadavg_fd)
+        threads._LOADAVG, threads._loadavg_fd = saved
 
 
 def test_torch_threads_follow_the_choice_within_a_block_only() -> None:

@@ -16,6 +16,16 @@ SmolLM2 (about 200 regions) took a second. So before such a probe the governor t
 empty regions on the larger count (`region_cost`, a native function): slower than
 REGION_BUSY, the probe is turned away for the price of those regions, and asked again later.
 
+Empty regions miss one CPU-bound process on two cores: a woken thread gets a core at once
+(the scheduler favours it over the process that has been running), so three empty regions
+look quiet while a 2-thread step pays 20-60 ms at a few of its barriers. What does see it is
+the kernel's count of tasks runnable right now (/proc/loadavg's fourth field, read through a
+kept descriptor in ~1.5 us): a CPU-bound process is runnable at every look, a short-lived
+one is not. The governor looks every RUNNABLE_EVERY steps while it runs on fewer threads
+than it could, and a count above the cores the others leave free is turned away as a
+crowded region would be, for the price of a read (SmolLM2 Q4_1 beside one busy process:
+auto 156-171 tok/s against 1 thread's 154-171, where it had been 125-167 against 159-175).
+
 Torch follows the same choice within a generation (`TorchThreads`): its prompt
 forward and sampling ops on two threads kept waking a thread the native steps had stopped
 using (a 2-thread prefill on that machine ran at 12 tok/s against 135 on one thread, and the
@@ -58,6 +68,14 @@ REGION_EVERY_MAX = 256
 #: on more than one thread
 IDLE = 0.5
 
+#: while on fewer threads than it could use, the governor counts the runnable tasks every
+#: this many steps, and keeps the last RUNNABLE_WINDOW counts: more threads are crowded when
+#: every one of them (and one taken at the moment) leaves too few cores free
+RUNNABLE_EVERY = 4
+RUNNABLE_WINDOW = 4
+_LOADAVG = "/proc/loadavg"
+_loadavg_fd: int | None = None  # opened at the first look; -1: there is no such file
+
 _fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
 _outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
 
@@ -93,6 +111,29 @@ def _busy() -> bool:
         return False
 
 
+def runnable() -> int | None:
+    """How many tasks are runnable right now on the whole machine, this thread included
+    (Linux's /proc/loadavg); None where that cannot be read."""
+    global _loadavg_fd
+    if _loadavg_fd is None:
+        try:
+            _loadavg_fd = os.open(_LOADAVG, os.O_RDONLY)
+        except OSError:
+            _loadavg_fd = -1
+    if _loadavg_fd < 0:
+        return None
+    try:
+        return int(os.pread(_loadavg_fd, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cores() -> int:
+    """The machine's CPUs: the runnable count is the whole machine's, whatever our affinity
+    (so a process limited to a few CPUs of a big, busy host is not called crowded by this)."""
+    return os.cpu_count() or 1
+
+
 class ThreadGovernor:
     """The thread count for the next step (`threads()`) and what that step took (`record`).
 
@@ -106,10 +147,17 @@ class ThreadGovernor:
     170 ms, against 1 thread's steady 2.1 ms).
     """
 
-    def __init__(self, region_cost: Callable[[int], float] | None = None) -> None:
+    def __init__(
+        self,
+        region_cost: Callable[[int], float] | None = None,
+        tasks: Callable[[], int | None] | None = None,
+    ) -> None:
         """`region_cost(n)`: seconds one empty parallel region takes on n threads right now
-        (None: probes are never turned away)."""
+        (None: no region check); `tasks()`: the machine's runnable tasks right now, this
+        thread included, None when unknown (default: `runnable`, the kernel's count)."""
         self._region_cost = region_cost
+        self._tasks = tasks or runnable
+        self._others: deque[int] = deque(maxlen=RUNNABLE_WINDOW)
         self.turned_away = 0  # probes the region check saved (for tests and bench)
         self._most = 0
         self._reset(available())
@@ -121,6 +169,8 @@ class ThreadGovernor:
         # average or by empty regions on all threads right now (one CPU-bound process beside
         # us leaves the load average near 1 on two cores, yet a 2-thread step there took 3x
         # a 1-thread one: 19 of a first generation's 64 steps ran on 2 threads before this)
+        self._others.clear()
+        self._looked = 0
         self.current = 1 if _busy() or self._crowded(self._most) else self._most
         self._last_step = time.monotonic()
         self._times: dict[int, deque[float]] = {c: deque(maxlen=WINDOW) for c in self.counts}
@@ -144,6 +194,7 @@ class ThreadGovernor:
             # every barrier (SmolLM2 Q4_1 beside one: 2-thread steps 20-60 ms against 6 on
             # one thread); a few empty regions (~30 us when quiet) say so before a step pays
             self._last_step = time.monotonic()
+            self._others.clear()  # counts from before the pause say nothing of now
             if self._crowded(self.current):
                 self.current = 1
                 self.switches += 1
@@ -172,6 +223,11 @@ class ThreadGovernor:
                 self._decide()
             return
         self._since += 1
+        if self.current < self._most:
+            self._looked += 1
+            if self._looked >= RUNNABLE_EVERY:
+                self._looked = 0
+                self._look(spinning=self.current - 1)
         if self._since >= self._every:
             self._start_probe([c for c in self.counts if c != self.current])
         elif usual is not None and seconds > SLOW * usual:
@@ -179,9 +235,26 @@ class ThreadGovernor:
             # weather better (more threads would not)
             self._start_probe([c for c in self.counts if c < self.current])
 
+    def _look(self, spinning: int) -> int | None:
+        """Count the tasks other than ours that are runnable now, and keep the count.
+        `spinning`: our OpenMP workers that may still be spinning after a step (counted
+        runnable by the kernel; after a pause they sleep)."""
+        n = self._tasks()
+        if n is None:
+            return None
+        others = max(0, n - 1 - spinning)
+        self._others.append(others)
+        return others
+
     def _crowded(self, threads: int) -> bool:
-        """Whether `threads` threads would wait for time slices (REGION_BUSY)."""
-        if self._region_cost is None or threads <= 1:
+        """Whether `threads` threads would wait for time slices: other tasks kept runnable
+        leave fewer cores free (every recent count, RUNNABLE_WINDOW), or empty regions are
+        slower than REGION_BUSY."""
+        if threads <= 1:
+            return False
+        if self._look(spinning=0) is not None and min(self._others) > _cores() - threads:
+            return True
+        if self._region_cost is None:
             return False
         times = sorted(self._region_cost(threads) for _ in range(REGION_ROUNDS))
         return times[len(times) // 2] > REGION_BUSY
@@ -212,6 +285,7 @@ class ThreadGovernor:
         if best != self.current:
             left = self.current
             self.current = best
+            self._others.clear()
             self.switches += 1
             self._every = PROBE_EVERY
             if best < left and left in means:
