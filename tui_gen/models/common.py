@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
+
+
+class PromptAttention(Protocol):
+    """A faster causal attention for a prompt's queries that an engine may give a model's
+    attention modules (their `prompt_attention` attribute; engine/native/prompt_attention.py):
+    q (1, H, T, D) at the last T of the S positions of k, v (1, KV, S, D) -> (1, H, T, D), or
+    None when it does not apply (then torch attends)."""
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        scale: float,
+        softcap: float | None,
+    ) -> torch.Tensor | None: ...
+
+
+def _plain_causal(q: torch.Tensor, mask: torch.Tensor | None) -> bool:
+    """A prompt whose mask is causal and nothing else: no mask built (see build_attention_mask)
+    and more than one query."""
+    return mask is None and q.shape[2] > 1
 
 
 def build_attention_mask(
@@ -64,11 +88,16 @@ def attend_capped(
     mask: torch.Tensor | None,
     scale: float,
     softcap: float | None,
+    kernel: PromptAttention | None = None,
 ) -> torch.Tensor:
     """attend() with an explicit score scale and Gemma 2's tanh soft-cap on the scores.
 
     SDPA has no soft-cap, so a capped model computes the scores itself (softmax in float32).
     """
+    if kernel is not None and _plain_causal(q, mask):
+        y = kernel(q, k, v, scale, softcap)
+        if y is not None:
+            return y
     if softcap is None:
         T, S = q.shape[2], k.shape[2]
         if mask is None and T > 1 and T != S:
@@ -116,12 +145,18 @@ def attend(
     mask: torch.Tensor | None,
     causal: bool,
     scale: float | None = None,
+    kernel: PromptAttention | None = None,
 ) -> torch.Tensor:
     """Scaled dot-product attention with grouped-query heads.
 
     q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV. Returns (B, H, T, D).
-    `scale` replaces 1/sqrt(D) (Granite's attention_multiplier).
+    `scale` replaces 1/sqrt(D) (Granite's attention_multiplier). `kernel`: a PromptAttention
+    tried first for a plain causal prompt.
     """
+    if kernel is not None and causal and _plain_causal(q, mask):
+        y = kernel(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale, None)
+        if y is not None:
+            return y
     n_rep = q.shape[1] // k.shape[1]
     if n_rep > 1:
         if _GQA:

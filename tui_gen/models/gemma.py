@@ -175,7 +175,7 @@ class Attention(llama.Attention):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """query_pre_attn_scalar ** -0.5 scale, and Gemma 2's tanh cap on the scores."""
-        return attend_capped(q, k, v, mask, self.scale, self.softcap)
+        return attend_capped(q, k, v, mask, self.scale, self.softcap, self.prompt_attention)
 
 
 class MLP(nn.Module):

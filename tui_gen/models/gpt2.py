@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
-from tui_gen.models.common import attend, build_attention_mask
+from tui_gen.models.common import PromptAttention, attend, build_attention_mask
 from tui_gen.models.config import ModelConfig, dtype_of, first, token_ids
 from tui_gen.models.family import (
     Activation,
@@ -85,6 +85,9 @@ def infer_model_type(raw: dict[str, Any]) -> str | None:
 
 
 class Attention(nn.Module):
+    #: a faster attention for plain causal prompts, given by the engine (models/common.py)
+    prompt_attention: PromptAttention | None = None
+
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer
@@ -103,7 +106,7 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)  # (B, H, start+T, D)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1)
+        y = attend(q, k, v, mask, causal=mask is None and T > 1, kernel=self.prompt_attention)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 

@@ -47,7 +47,8 @@ class Attention(llama.Attention):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Scores scaled by the attention multiplier instead of 1/sqrt(head_dim)."""
-        return attend(q, k, v, mask, causal=mask is None and q.shape[2] > 1, scale=self.scale)
+        causal = mask is None and q.shape[2] > 1
+        return attend(q, k, v, mask, causal, scale=self.scale, kernel=self.prompt_attention)
 
 
 class DecoderLayer(llama.DecoderLayer):

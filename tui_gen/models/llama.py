@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.errors import UnsupportedModelError
-from tui_gen.models.common import attend, build_window_mask
+from tui_gen.models.common import PromptAttention, attend, build_window_mask
 from tui_gen.models.config import ModelConfig, dtype_of, first, sliding_from_hf, token_ids
 from tui_gen.models.family import (
     CausalLM,
@@ -132,6 +132,9 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
+    #: a faster attention for plain causal prompts, given by the engine (models/common.py)
+    prompt_attention: PromptAttention | None = None
+
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer
@@ -187,7 +190,9 @@ class Attention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Scaled dot-product attention (B, H, T, D) over the cached keys and values."""
-        return attend(q, k, v, mask, causal=mask is None and q.shape[2] > 1)
+        return attend(
+            q, k, v, mask, causal=mask is None and q.shape[2] > 1, kernel=self.prompt_attention
+        )
 
 
 class MLP(nn.Module):

@@ -126,7 +126,7 @@ class Attention(llama.Attention):
         v = qkv[:, :, H + KV :].transpose(1, 2)
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)
-        y = attend(q, k, v, mask, causal=mask is None and T > 1)
+        y = attend(q, k, v, mask, causal=mask is None and T > 1, kernel=self.prompt_attention)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 

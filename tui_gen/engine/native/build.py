@@ -30,7 +30,13 @@ from pathlib import Path
 from tui_gen.engine.cache_dir import cache_dir as derived_dir
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "qmatmul.c", HERE / "decode.c", HERE / "ggml_matmul.c", HERE / "logprobs.c"]
+SOURCES = [
+    HERE / "qmatmul.c",
+    HERE / "decode.c",
+    HERE / "ggml_matmul.c",
+    HERE / "logprobs.c",
+    HERE / "prompt_attention.c",
+]
 HEADERS = [
     HERE / "qrows.h",
     HERE / "frows.h",
@@ -161,6 +167,13 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lp_top.restype = i32
     lib.lp_argmax.argtypes = [p, i64, i64, i64, p]  # x rows V stride out (greedy tokens)
     lib.lp_argmax.restype = i32
+    # q q_sh q_st k v kv_sh kv_st out T S H KV D scale softcap window threads
+    f32 = ctypes.c_float
+    lib.prompt_attention_bf16.argtypes = [p, i64, i64, p, p, i64, i64, p, i64, i64, i32, i32,
+                                          i32, f32, f32, i64, i32]  # fmt: skip
+    lib.prompt_attention_bf16.restype = i32
+    lib.prompt_attention_available.argtypes = []
+    lib.prompt_attention_available.restype = i32
     _bind_ggml(lib)
     return lib
 

@@ -1,0 +1,186 @@
+"""engine/native/prompt_attention.{c,py}: a prompt's causal attention in bfloat16 dot products.
+
+The reference is the same attention in float64 on the inputs rounded to bfloat16 (what the
+kernel multiplies): the kernel must agree with it to the rounding of the probabilities
+(~1e-3), far below what a wrong key, head, mask or position would cost, and it must differ
+from float32 attention by about bfloat16's rounding (so it is the kernel that ran).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_gguf import tiny_hf_model, train_byte_level_tokenizer, write_gguf
+
+from tui_gen.engine.loading.loader import load_model
+from tui_gen.engine.native import build, gguf_linear, prompt_attention
+from tui_gen.engine.native.prompt_attention import MIN_QUERIES
+
+needs_kernel = pytest.mark.skipif(
+    build._compiler() is None or not prompt_attention.available(),
+    reason="the library has no bfloat16 attention here (no compiler or no AVX512-BF16)",
+)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float, window: int
+) -> torch.Tensor:
+    """(1, H, T, D) in float64 from bfloat16-rounded inputs, queries at the last T of S."""
+    q, k, v = (t.bfloat16().double() for t in (q, k, v))
+    H, T, KV, S = q.shape[1], q.shape[2], k.shape[1], k.shape[2]
+    k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
+    s = (q @ k.transpose(-1, -2)) * scale
+    if softcap:
+        s = torch.tanh(s / softcap) * softcap
+    qp, kp = torch.arange(S - T, S)[:, None], torch.arange(S)[None]
+    ok = kp <= qp
+    if window:
+        ok &= qp - kp < window
+    return torch.softmax(s.masked_fill(~ok, float("-inf")), -1) @ v
+
+
+def kernel(q, k, v, scale: float, softcap: float = 0.0, window: int = 0) -> torch.Tensor:
+    """The C function itself (window and softcap too, which the wrapper does not pass)."""
+    lib = build.load()
+    assert lib is not None
+    _, H, T, D = q.shape
+    out = torch.empty(T, H, D)
+    rc = lib.prompt_attention_bf16(
+        q.data_ptr(), q.stride(1), q.stride(2), k.data_ptr(), v.data_ptr(), k.stride(1),
+        k.stride(2), out.data_ptr(), T, k.shape[2], H, k.shape[1], D, scale, softcap, window, 2,
+    )  # fmt: skip
+    assert rc == 0, rc
+    return out.transpose(0, 1)[None]
+
+
+def inputs(H: int, KV: int, T: int, S: int, D: int, seed: int = 0):
+    """q as the transposed view of a fused projection's output, k and v as slices of a larger
+    cache (the strides the models pass)."""
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(1, T, H + 2 * KV, D, generator=g)
+    q = qkv[:, :, :H].transpose(1, 2)
+    cache = torch.zeros(2, 1, KV, S + 37, D)
+    cache[:, :, :, :S] = torch.randn(2, 1, KV, S, D, generator=g)
+    return q, cache[0, :, :, :S], cache[1, :, :, :S]
+
+
+SHAPES = [  # H, KV, T, S, D, window, softcap
+    (4, 1, 200, 200, 256, 0, 0.0),  # Gemma 3 270M's heads
+    (9, 3, 100, 130, 64, 0, 0.0),  # SmolLM2's, continuing 30 cached positions
+    (8, 8, 33, 50, 128, 0, 0.0),
+    (4, 2, 77, 77, 64, 20, 0.0),  # a sliding window
+    (2, 1, 40, 40, 64, 0, 50.0),  # Gemma 2's soft-capped scores
+    (2, 1, 1, 5, 64, 0, 0.0),  # one query
+    (3, 1, 17, 17, 192, 0, 0.0),  # rows and keys that fill no whole tile
+]
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+def test_the_kernel_is_attention_on_bfloat16_inputs(shape: tuple) -> None:
+    H, KV, T, S, D, window, cap = shape
+    q, k, v = inputs(H, KV, T, S, D)
+    scale = D**-0.5 if not cap else 0.9
+    got = kernel(q, k, v, scale, cap, window)
+    assert _rel(got, reference(q, k, v, scale, cap, window)) < 3e-3
+    # against float32 attention on the unrounded inputs: bfloat16's rounding, no more
+    exact = reference(q.double(), k.double(), v.double(), scale, cap, window)
+    full = reference(q.float().double(), k.double(), v.double(), scale, cap, window)
+    assert 1e-4 < _rel(got, exact) < 2e-2 and _rel(full, exact) < 1e-2
+
+
+@needs_kernel
+def test_a_wrong_mask_or_head_would_show() -> None:
+    """The tolerance above is tight enough: attention that sees one more key, or reads the
+    next key head, is far outside it."""
+    q, k, v = inputs(4, 2, 64, 64, 64)
+    good = reference(q, k, v, 0.125, 0.0, 0)
+    one_more = reference(q, k, v, 0.125, 0.0, 0)
+    one_more[:, :, :-1] = reference(q[:, :, :-1], k, v, 0.125, 0.0, 0)[:, :, :]
+    swapped = reference(q, k.flip(1), v.flip(1), 0.125, 0.0, 0)
+    assert _rel(one_more, good) > 3e-2 and _rel(swapped, good) > 0.3
+
+
+@needs_kernel
+def test_the_wrapper_attends_prompts_and_declines_the_rest() -> None:
+    q, k, v = inputs(4, 2, MIN_QUERIES + 3, MIN_QUERIES + 10, 64)
+    got = prompt_attention.prompt_attention(q, k, v, 0.125, None)
+    assert got is not None and got.shape == q.shape
+    assert torch.equal(got, prompt_attention.prompt_attention(q.contiguous(), k, v, 0.125, None))
+    assert _rel(got, reference(q, k, v, 0.125, 0.0, 0)) < 3e-3
+    short = inputs(4, 2, MIN_QUERIES - 1, MIN_QUERIES - 1, 64)
+    assert prompt_attention.prompt_attention(*short, 0.125, None) is None  # integer-dot prompts
+    odd = inputs(4, 2, 100, 100, 32)  # a head size the kernel does not tile
+    assert prompt_attention.prompt_attention(*odd, 0.125, None) is None
+    assert prompt_attention.prompt_attention(q.double(), k.double(), v.double(), 1.0, None) is None
+    two = [torch.cat([t, t]) for t in (q, k, v)]  # a batch
+    assert prompt_attention.prompt_attention(*two, 0.125, None) is None
+
+
+@pytest.fixture(scope="module")
+def kept_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tok = train_byte_level_tokenizer()
+    hf = tiny_hf_model(tok.get_vocab_size(), seed=4)  # head size 64
+    return write_gguf(tmp_path_factory.mktemp("pa") / "tiny-Q8_0.gguf", hf, tok, qtype="Q8_0")
+
+
+def test_the_kernel_goes_where_the_prompt_gemms_are_bfloat16(
+    kept_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = load_model(kept_gguf, device="cpu")
+    bf16 = gguf_linear.gemm_dtype("cpu") == torch.bfloat16
+    assert prompt_attention.installed(kept.model) == (bf16 and prompt_attention.available())
+    floats = load_model(kept_gguf, device="cpu", dtype="float32")
+    assert not prompt_attention.installed(floats.model)
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "float32")
+    assert not prompt_attention.installed(load_model(kept_gguf, device="cpu").model)
+
+
+@needs_kernel
+def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(
+    kept_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
+    kept = load_model(kept_gguf, device="cpu")
+    calls: list[int] = []
+
+    def counted(q, k, v, scale, softcap):
+        y = prompt_attention.prompt_attention(q, k, v, scale, softcap)
+        calls.append(y is not None)
+        return y
+
+    mods = [m for m in kept.model.modules() if hasattr(m, "prompt_attention")]
+    assert mods and all(m.prompt_attention is not None for m in mods)
+    ids = torch.randint(3, 200, (1, 120), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        for m in mods:
+            m.prompt_attention = counted
+        fast = kept.model(ids)[0]
+        for m in mods:
+            m.prompt_attention = None
+        slow = kept.model(ids)[0]
+    assert calls == [True] * len(mods)  # every layer, once
+    assert 1e-5 < _rel(fast, slow) < 3e-2
+    assert (fast.argmax(-1) == slow.argmax(-1)).float().mean().item() > 0.9
+
+
+def test_torch_attends_without_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models' own attention is what runs where the kernel declines (None)."""
+    from tui_gen.models.common import attend
+
+    q, k, v = inputs(4, 2, 100, 100, 64)
+    declined = attend(q, k, v, None, causal=True, kernel=lambda *a: None)
+    k2, v2 = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
+    ref = F.scaled_dot_product_attention(q, k2, v2, is_causal=True)
+    assert torch.allclose(declined, ref, atol=1e-5)
+    sentinel = torch.zeros_like(q)
+    assert attend(q, k, v, None, causal=True, kernel=lambda *a: sentinel) is sentinel
+    mask = torch.ones(1, 1, 100, 100, dtype=torch.bool).tril()
+    assert attend(q, k, v, mask, causal=False, kernel=lambda *a: sentinel) is not sentinel
