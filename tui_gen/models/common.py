@@ -24,6 +24,30 @@ class PromptAttention(Protocol):
     ) -> torch.Tensor | None: ...
 
 
+class GatedActivation(Protocol):
+    """act(gate) * up for a fused gate|up product u (..., 2I), gate first -> (..., I), or None
+    when it does not apply: a kernel an engine may give a model's MLPs (their
+    `gated_activation` attribute; engine/native/prompt_kernels.py). act: "silu" or
+    "gelu_tanh"."""
+
+    def __call__(self, u: torch.Tensor, act: str) -> torch.Tensor | None: ...
+
+
+def gated(u: torch.Tensor, act: str, kernel: GatedActivation | None = None) -> torch.Tensor:
+    """act(gate) * up of a fused gate|up product u (..., 2I): the kernel's result when it
+    gives one, else torch's."""
+    if kernel is not None:
+        a = kernel(u, act)
+        if a is not None:
+            return a
+    gate, up = u.chunk(2, dim=-1)
+    if act == "silu":
+        return F.silu(gate).mul_(up)
+    if act == "gelu_tanh":
+        return F.gelu(gate, approximate="tanh").mul_(up)
+    raise ValueError(f"unknown gated activation {act!r}")
+
+
 def _plain_causal(q: torch.Tensor, mask: torch.Tensor | None) -> bool:
     """A prompt whose mask is causal and nothing else: no mask built (see build_attention_mask)
     and more than one query."""

@@ -25,7 +25,7 @@ from torch import nn
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
-from tui_gen.models.common import attend_capped, build_window_mask
+from tui_gen.models.common import GatedActivation, attend_capped, build_window_mask, gated
 from tui_gen.models.config import ModelConfig, dtype_of, first, sliding_from_hf, token_ids
 from tui_gen.models.family import (
     CausalLM,
@@ -181,6 +181,9 @@ class Attention(llama.Attention):
 class MLP(nn.Module):
     """GeGLU: down(gelu_tanh(gate) * up)."""
 
+    #: act(gate) * up in one pass, given by the engine (models/common.py)
+    gated_activation: GatedActivation | None = None
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h, i = cfg.hidden_size, cfg.intermediate_size
@@ -195,10 +198,9 @@ class MLP(nn.Module):
             del self.gate_proj, self.up_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate_up_proj is not None:
-            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
+        if self.gate_up_proj is not None:  # (B, T, 2I) -> (B, T, I)
+            return self.down_proj(gated(self.gate_up_proj(x), "gelu_tanh", self.gated_activation))
+        gate, up = self.gate_proj(x), self.up_proj(x)
         return self.down_proj(F.gelu(gate, approximate="tanh") * up)
 
 

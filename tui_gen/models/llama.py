@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tui_gen.errors import UnsupportedModelError
-from tui_gen.models.common import PromptAttention, attend, build_window_mask
+from tui_gen.models.common import GatedActivation, PromptAttention, attend, gated, build_window_mask
 from tui_gen.models.config import ModelConfig, dtype_of, first, sliding_from_hf, token_ids
 from tui_gen.models.family import (
     CausalLM,
@@ -196,6 +196,9 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    #: act(gate) * up in one pass, given by the engine (models/common.py)
+    gated_activation: GatedActivation | None = None
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h, i, b = cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias
@@ -211,10 +214,9 @@ class MLP(nn.Module):
             del self.gate_proj, self.up_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate_up_proj is not None:
-            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)  # 2 x (B, T, I)
-        else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
+        if self.gate_up_proj is not None:  # (B, T, 2I) -> (B, T, I)
+            return self.down_proj(gated(self.gate_up_proj(x), "silu", self.gated_activation))
+        gate, up = self.gate_proj(x), self.up_proj(x)
         return self.down_proj(F.silu(gate).mul_(up))
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from tui_gen.errors import ModelLoadError, UnsupportedModelError
 from tui_gen.models import llama
-from tui_gen.models.common import attend
+from tui_gen.models.common import attend, gated
 from tui_gen.models.config import ModelConfig, first
 from tui_gen.models.family import GGUFFormat, GGUFMetadata, NativeSpec, Position
 from tui_gen.models.kv_cache import KVCache
@@ -144,8 +144,7 @@ class MLP(llama.MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert self.gate_up_proj is not None
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate).mul_(up))
+        return self.down_proj(gated(self.gate_up_proj(x), "silu", self.gated_activation))
 
 
 class DecoderLayer(llama.DecoderLayer):

@@ -172,6 +172,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.prompt_attention_bf16.argtypes = [p, i64, i64, p, p, i64, i64, p, i64, i64, i32, i32,
                                           i32, f32, f32, i64, i32]  # fmt: skip
     lib.prompt_attention_bf16.restype = i32
+    lib.gated_activation_rows.argtypes = [i32, p, i64, i64, p, i32]  # act u M I a threads
+    lib.gated_activation_rows.restype = i32
     lib.prompt_attention_available.argtypes = []
     lib.prompt_attention_available.restype = i32
     _bind_ggml(lib)

@@ -315,6 +315,17 @@ static void activation(int act, const float *u, int64_t I, float *a) {
     for (; i < I; i++) a[i] = activate(u[i], base) * (g ? u[I + i] : 1.f);
 }
 
+/* a (M, I) = act(u[m, 0..I)) * u[m, I..2I) for the M rows of a prompt's fused gate|up
+ * product (models' gated MLPs outside the decode step): one pass over u where torch makes
+ * three (the activation, a temporary, the product). act: ACT_SILU_GATED or
+ * ACT_GELU_TANH_GATED. Returns 0, or -1 on bad arguments. */
+int gated_activation_rows(int act, const float *u, int64_t M, int64_t I, float *a, int threads) {
+    if (!gated(act) || !u || !a || M < 0 || I < 1 || threads < 1) return -1;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < M; r++) activation(act, u + r * 2 * I, I, a + r * I);
+    return 0;
+}
+
 /* Scratch floats a step of M rows needs (the caller allocates them once per M). */
 int64_t decode_rows_scratch_floats(const model_t *m, int64_t M) {
     const int64_t qkv = (int64_t)(m->n_head + 2 * m->n_kv) * m->head_dim;

@@ -74,7 +74,7 @@ def gemm_dtype(device: torch.device | str) -> torch.dtype:
     bfloat16 (8 significant bits, ~0.2-0.4% of each value), the same order as the 8-bit
     activation blocks the decode step and llama.cpp's prefill use; the residual stream and
     norms stay float32, and the attention of such a prompt multiplies in bfloat16 too
-    (prompt_attention.py). Without those instructions bfloat16 is emulated and slower."""
+    (prompt_kernels.py). Without those instructions bfloat16 is emulated and slower."""
     if torch.device(device).type != "cpu":  # the kernels and this choice are the CPU's
         return torch.float32
     forced = os.environ.get(GEMM_ENV, "").strip().lower()

@@ -1,9 +1,10 @@
-"""engine/native/prompt_attention.{c,py}: a prompt's causal attention in bfloat16 dot products.
+"""engine/native/prompt_kernels.py: a kept GGUF model's prompt kernels, the causal attention in
+bfloat16 dot products (prompt_kernels.c) and the gated MLP's activation (decode.c).
 
-The reference is the same attention in float64 on the inputs rounded to bfloat16 (what the
-kernel multiplies): the kernel must agree with it to the rounding of the probabilities
-(~1e-3), far below what a wrong key, head, mask or position would cost, and it must differ
-from float32 attention by about bfloat16's rounding (so it is the kernel that ran).
+The attention's reference is the same attention in float64 on the inputs rounded to bfloat16
+(what the kernel multiplies): the kernel must agree with it to the rounding of the
+probabilities (~1e-3), far below what a wrong key, head, mask or position would cost, and it
+must differ from float32 attention by about bfloat16's rounding (so it is the kernel that ran).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import torch.nn.functional as F
 from test_gguf import tiny_hf_model, train_byte_level_tokenizer, write_gguf
 
 from tui_gen.engine.loading.loader import load_model
-from tui_gen.engine.native import build, gguf_linear, prompt_attention
-from tui_gen.engine.native.prompt_attention import MIN_QUERIES
+from tui_gen.engine.native import build, gguf_linear, prompt_kernels
+from tui_gen.engine.native.prompt_kernels import MIN_QUERIES, gated_activation
+from tui_gen.models.common import gated
 
 needs_kernel = pytest.mark.skipif(
-    build._compiler() is None or not prompt_attention.available(),
+    build._compiler() is None or not prompt_kernels.available(),
     reason="the library has no bfloat16 attention here (no compiler or no AVX512-BF16)",
 )
 
@@ -111,17 +113,17 @@ def test_a_wrong_mask_or_head_would_show() -> None:
 @needs_kernel
 def test_the_wrapper_attends_prompts_and_declines_the_rest() -> None:
     q, k, v = inputs(4, 2, MIN_QUERIES + 3, MIN_QUERIES + 10, 64)
-    got = prompt_attention.prompt_attention(q, k, v, 0.125, None)
+    got = prompt_kernels.prompt_attention(q, k, v, 0.125, None)
     assert got is not None and got.shape == q.shape
-    assert torch.equal(got, prompt_attention.prompt_attention(q.contiguous(), k, v, 0.125, None))
+    assert torch.equal(got, prompt_kernels.prompt_attention(q.contiguous(), k, v, 0.125, None))
     assert _rel(got, reference(q, k, v, 0.125, 0.0, 0)) < 3e-3
     short = inputs(4, 2, MIN_QUERIES - 1, MIN_QUERIES - 1, 64)
-    assert prompt_attention.prompt_attention(*short, 0.125, None) is None  # integer-dot prompts
+    assert prompt_kernels.prompt_attention(*short, 0.125, None) is None  # integer-dot prompts
     odd = inputs(4, 2, 100, 100, 32)  # a head size the kernel does not tile
-    assert prompt_attention.prompt_attention(*odd, 0.125, None) is None
-    assert prompt_attention.prompt_attention(q.double(), k.double(), v.double(), 1.0, None) is None
+    assert prompt_kernels.prompt_attention(*odd, 0.125, None) is None
+    assert prompt_kernels.prompt_attention(q.double(), k.double(), v.double(), 1.0, None) is None
     two = [torch.cat([t, t]) for t in (q, k, v)]  # a batch
-    assert prompt_attention.prompt_attention(*two, 0.125, None) is None
+    assert prompt_kernels.prompt_attention(*two, 0.125, None) is None
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +138,11 @@ def test_the_kernel_goes_where_the_prompt_gemms_are_bfloat16(
 ) -> None:
     kept = load_model(kept_gguf, device="cpu")
     bf16 = gguf_linear.gemm_dtype("cpu") == torch.bfloat16
-    assert prompt_attention.installed(kept.model) == (bf16 and prompt_attention.available())
+    assert prompt_kernels.installed(kept.model) == (bf16 and prompt_kernels.available())
     floats = load_model(kept_gguf, device="cpu", dtype="float32")
-    assert not prompt_attention.installed(floats.model)
+    assert not prompt_kernels.installed(floats.model)
     monkeypatch.setenv(gguf_linear.GEMM_ENV, "float32")
-    assert not prompt_attention.installed(load_model(kept_gguf, device="cpu").model)
+    assert not prompt_kernels.installed(load_model(kept_gguf, device="cpu").model)
 
 
 @needs_kernel
@@ -152,7 +154,7 @@ def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(
     calls: list[int] = []
 
     def counted(q, k, v, scale, softcap):
-        y = prompt_attention.prompt_attention(q, k, v, scale, softcap)
+        y = prompt_kernels.prompt_attention(q, k, v, scale, softcap)
         calls.append(y is not None)
         return y
 
@@ -184,3 +186,58 @@ def test_torch_attends_without_the_kernel(monkeypatch: pytest.MonkeyPatch) -> No
     assert attend(q, k, v, None, causal=True, kernel=lambda *a: sentinel) is sentinel
     mask = torch.ones(1, 1, 100, 100, dtype=torch.bool).tril()
     assert attend(q, k, v, mask, causal=False, kernel=lambda *a: sentinel) is not sentinel
+
+
+needs_library = pytest.mark.skipif(build._compiler() is None, reason="no C compiler here")
+
+
+def exact(u: torch.Tensor, act: str) -> torch.Tensor:
+    gate, up = u.double().chunk(2, -1)
+    if act == "silu":
+        return gate * torch.sigmoid(gate) * up
+    z = 0.7978845608028654 * (gate + 0.044715 * gate**3)
+    return 0.5 * gate * (1 + torch.tanh(z)) * up
+
+
+@needs_library
+@pytest.mark.parametrize("act", ["silu", "gelu_tanh"])
+def test_the_gated_activation_is_torchs(act: str) -> None:
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(2, 37, 2 * 203, generator=g) * 4  # tails beyond the eight lanes, both signs
+    got = gated_activation(u, act)
+    assert got is not None and got.shape == (2, 37, 203)
+    # float64 truth: torch's float32 tanh GELU loses digits to 1 + tanh(z) for negative
+    # inputs (2.1307e-03 where the truth is 2.1310e-03), which the kernel avoids
+    assert torch.allclose(got.double(), exact(u, act), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(got, gated(u, act), rtol=1e-3, atol=1e-5)  # torch's, roughly
+    other = gated(u, "gelu_tanh" if act == "silu" else "silu")
+    assert not torch.allclose(got, other, rtol=1e-2, atol=1e-2)  # it computed `act`
+    strided = torch.randn(2 * 203, 37, generator=g).t()  # not contiguous
+    assert torch.allclose(gated_activation(strided, act).double(), exact(strided, act), atol=1e-6)
+    assert gated_activation(u.double(), act) is None and gated_activation(u, "relu") is None
+
+
+def test_torch_computes_the_activation_where_the_kernel_declines() -> None:
+    u = torch.randn(4, 10)
+    gate, up = u.chunk(2, -1)
+    assert torch.equal(gated(u, "silu", lambda u, a: None), torch.nn.functional.silu(gate) * up)
+    sentinel = torch.zeros(4, 5)
+    assert gated(u, "silu", lambda u, a: sentinel) is sentinel
+    with pytest.raises(ValueError, match="relu"):
+        gated(u, "relu")
+
+
+@needs_library
+def test_a_kept_models_mlps_get_the_activation(kept_gguf: Path) -> None:
+    kept = load_model(kept_gguf, device="cpu")
+    mlps = [m for m in kept.model.modules() if hasattr(m, "gated_activation")]
+    assert mlps and all(m.gated_activation is gated_activation for m in mlps)
+    ids = torch.randint(3, 200, (1, 20), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        fast = kept.model(ids)[0]
+        for m in mlps:
+            m.gated_activation = None
+        slow = kept.model(ids)[0]
+    assert _rel(fast, slow) < 1e-5
+    floats = load_model(kept_gguf, device="cpu", dtype="float32")
+    assert not prompt_kernels.installed(floats.model, "gated_activation")

@@ -1,7 +1,7 @@
-"""A prompt's causal attention with bfloat16 dot products (prompt_attention.c), for models whose
-prompt GEMMs already multiply in bfloat16.
+"""Native kernels for the torch forward of a kept GGUF model's prompt: its causal attention in
+bfloat16 dot products (prompt_attention.c) and its gated MLP's activation (decode.c).
 
-Why: with the GGUF blocks kept, a long prompt's products run as bfloat16 GEMMs
+Why the attention: with the GGUF blocks kept, a long prompt's products run as bfloat16 GEMMs
 (`gguf_linear.gemm_dtype`), and torch's float32 flash attention became a quarter of the
 prefill (Gemma 3 270M, 512 tokens: ~120 of ~480 ms). The C kernel's `vdpbf16ps` products
 take 2.4 ms a layer where SDPA takes 6.3 (4 heads of 256 over one key head, two Zen 4
@@ -15,6 +15,11 @@ enough that those products are GEMMs (MIN_QUERIES). Each call falls back to torc
 None) for what the kernel does not cover: other devices or dtypes, batches, a prompt
 continuing a cache or under a sliding window shorter than it (those carry a mask), head
 sizes that are not a multiple of 64.
+
+Why the activation: torch computes a gated MLP's act(gate) * up in three passes over
+(T, I) floats (the activation, its temporary, the product), and its tanh GELU runs at ~1 G
+elements a second; decode.c's eight-lane version (vmath.h, within a few float32 ulps of
+torch's) reads the fused gate|up product once.
 """
 
 from __future__ import annotations
@@ -67,19 +72,49 @@ def prompt_attention(
     return out.transpose(0, 1).unsqueeze(0)
 
 
-def install(model: nn.Module, gemm_dtype: torch.dtype) -> int:
-    """Give the kernel to every attention module of `model` (those with a `prompt_attention`
-    attribute) when its prompt GEMMs multiply in bfloat16 and the library has the kernel;
-    returns how many modules got it."""
-    if gemm_dtype != torch.bfloat16 or not available():
-        return 0
-    n = 0
+#: the gated activations decode.c computes (its ACT_* codes)
+GATED = {"silu": 0, "gelu_tanh": 5}
+
+
+def gated_activation(u: torch.Tensor, act: str) -> torch.Tensor | None:
+    """act(gate) * up for a fused gate|up product u (..., 2I), gate first: (..., I), or None
+    when the kernel does not apply (another device or dtype, an activation it lacks)."""
+    code = GATED.get(act)
+    if code is None or u.device.type != "cpu" or u.dtype != torch.float32 or u.shape[-1] % 2:
+        return None
+    lib = build.load()
+    if lib is None:
+        return None
+    u2 = u.reshape(-1, u.shape[-1])
+    if not u2.is_contiguous():
+        u2 = u2.contiguous()
+    rows, inner = u2.shape[0], u2.shape[1] // 2
+    out = torch.empty(*u.shape[:-1], inner)
+    rc = lib.gated_activation_rows(
+        code, u2.data_ptr(), rows, inner, out.data_ptr(), torch.get_num_threads()
+    )
+    return out if rc == 0 else None
+
+
+def install(model: nn.Module, gemm_dtype: torch.dtype) -> dict[str, int]:
+    """Give the kernels to `model`'s modules: the gated activation to every MLP with a
+    `gated_activation` attribute (where the library is built), the attention to every module
+    with a `prompt_attention` attribute when the prompt GEMMs multiply in bfloat16 and the
+    library has it. Returns how many modules got each."""
+    got = {"gated_activation": 0, "prompt_attention": 0}
+    if build.load() is None:
+        return got
+    kernels = {"gated_activation": gated_activation}
+    if gemm_dtype == torch.bfloat16 and available():
+        kernels["prompt_attention"] = prompt_attention  # type: ignore[assignment]
     for m in model.modules():
-        if hasattr(m, "prompt_attention"):
-            setattr(m, "prompt_attention", prompt_attention)  # noqa: B010 (nn.Module typing)
-            n += 1
-    return n
+        for name, fn in kernels.items():
+            if hasattr(m, name):
+                setattr(m, name, fn)
+                got[name] += 1
+    return got
 
 
-def installed(model: nn.Module) -> bool:
-    return any(getattr(m, "prompt_attention", None) is not None for m in model.modules())
+def installed(model: nn.Module, name: str = "prompt_attention") -> bool:
+    """Whether some module of `model` got the kernel `name`."""
+    return any(getattr(m, name, None) is not None for m in model.modules())
