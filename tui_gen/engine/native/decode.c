@@ -279,25 +279,6 @@ static float activate(float u, int act) {
     }
 }
 
-/* s[i] = exp(s[i] - mx) for n scores (eight lanes at a time, vmath.h), exactly 0 where s[i]
- * is -inf (a padding column); returns their sum. */
-static float softmax_numerators(float *s, int64_t n, float mx) {
-    const f8 m8 = f8_set(mx), ninf = f8_set(-INFINITY);
-    f8 acc = f8_set(0.f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const f8 v = f8_load(s + i);
-        const i8 masked = v == ninf;
-        const f8 e = (f8)((i8)exp8_nonpositive(v - m8) & ~masked);
-        f8_store(s + i, e);
-        acc += e;
-    }
-    float sum = 0.f;
-    for (int l = 0; l < 8; l++) sum += acc[l];
-    for (; i < n; i++) sum += (s[i] = expf(s[i] - mx));
-    return sum;
-}
-
 /* a (I) = act(u[0..I)), times u[I..2I) for a gated MLP: eight lanes at a time (vmath.h) for
  * the tanh GELU and SiLU, libm for the rest and the tails. */
 static void activation(int act, const float *u, int64_t I, float *a) {

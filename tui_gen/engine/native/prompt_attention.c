@@ -62,18 +62,7 @@ static inline __m512 dot2(__m512 acc, __m512i a, __m512i b) {
 static float row_softmax(float *s, int64_t lo, int64_t hi) {
     float mx = -INFINITY;
     for (int64_t j = lo; j < hi; j++) mx = s[j] > mx ? s[j] : mx;
-    const f8 m8 = f8_set(mx);
-    f8 acc = f8_set(0.f);
-    int64_t j = lo;
-    for (; j + 8 <= hi; j += 8) {
-        const f8 e = exp8_nonpositive(f8_load(s + j) - m8);
-        f8_store(s + j, e);
-        acc += e;
-    }
-    float sum = 0.f;
-    for (int l = 0; l < 8; l++) sum += acc[l];
-    for (; j < hi; j++) sum += (s[j] = expf(s[j] - mx));
-    return sum;
+    return softmax_numerators(s + lo, hi - lo, mx);
 }
 
 int prompt_attention_bf16(const float *q, int64_t q_sh, int64_t q_st, const float *k,

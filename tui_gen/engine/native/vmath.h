@@ -13,6 +13,7 @@
 #ifndef TUI_GEN_VMATH_H
 #define TUI_GEN_VMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -65,6 +66,26 @@ static inline __attribute__((always_inline)) f8 sigmoid8(f8 t) {
     const i8 neg = t < 0.f;
     const f8 num = (f8)(((i8)e & neg) | ((i8)f8_set(1.f) & ~neg));
     return num / (1.f + e);
+}
+
+/* s[i] = exp(s[i] - mx) for n scores (eight lanes at a time), exactly 0 where s[i] is -inf
+ * (a padding column); returns their sum. The decode step's attention (decode.c) and a
+ * prompt's (prompt_attention.c) both normalise with it. */
+static inline float softmax_numerators(float *s, int64_t n, float mx) {
+    const f8 m8 = f8_set(mx), ninf = f8_set(-INFINITY);
+    f8 acc = f8_set(0.f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const f8 v = f8_load(s + i);
+        const i8 masked = v == ninf;
+        const f8 e = (f8)((i8)exp8_nonpositive(v - m8) & ~masked);
+        f8_store(s + i, e);
+        acc += e;
+    }
+    float sum = 0.f;
+    for (int l = 0; l < 8; l++) sum += acc[l];
+    for (; i < n; i++) sum += (s[i] = expf(s[i] - mx));
+    return sum;
 }
 
 /* silu(u) = u * sigmoid(u). */
