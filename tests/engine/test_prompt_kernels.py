@@ -153,8 +153,8 @@ def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(
     kept = load_model(kept_gguf, device="cpu")
     calls: list[int] = []
 
-    def counted(q, k, v, scale, softcap):
-        y = prompt_kernels.prompt_attention(q, k, v, scale, softcap)
+    def counted(q, k, v, scale, softcap, window=0):
+        y = prompt_kernels.prompt_attention(q, k, v, scale, softcap, window)
         calls.append(y is not None)
         return y
 
@@ -171,6 +171,63 @@ def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(
     assert calls == [True] * len(mods)  # every layer, once
     assert 1e-5 < _rel(fast, slow) < 3e-2
     assert (fast.argmax(-1) == slow.argmax(-1)).float().mean().item() > 0.9
+
+
+def test_masks_built_from_positions_alone_say_so() -> None:
+    """The kernel attends under a mask it can rebuild from positions (causal, a window) and
+    never under a batch's key-padding mask, which only the tensor knows."""
+    from tui_gen.models.common import WINDOW_MARK, build_attention_mask, build_window_mask
+
+    assert getattr(build_attention_mask(30, 100, torch.device("cpu")), WINDOW_MARK) == 0
+    assert getattr(build_window_mask(30, 100, torch.device("cpu"), None, 64), WINDOW_MARK) == 64
+    pad = torch.ones(1, 130, dtype=torch.bool)
+    pad[0, :3] = False
+    assert not hasattr(build_attention_mask(30, 100, torch.device("cpu"), pad), WINDOW_MARK)
+    assert not hasattr(build_window_mask(30, 100, torch.device("cpu"), pad, 64), WINDOW_MARK)
+    seen: list[int] = []
+
+    def spy(q, k, v, scale, softcap, window=0):
+        seen.append(window)
+        return None  # declined: torch attends
+
+    q, k, v = inputs(4, 2, 100, 130, 64)
+    mask = build_window_mask(30, 100, torch.device("cpu"), None, 64)
+    from tui_gen.models.common import attend
+
+    out = attend(q, k, v, mask, causal=False, kernel=spy)
+    assert seen == [64] and _rel(out, reference(q, k, v, 0.125, 0.0, 64)) < 3e-3
+
+
+@needs_kernel
+def test_a_prompt_continuing_a_cache_attends_through_the_kernel(
+    kept_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
+    kept = load_model(kept_gguf, device="cpu")
+    from tui_gen.models.kv_cache import KVCache
+
+    cfg = kept.config
+    windows: list[int] = []
+
+    def counted(q, k, v, scale, softcap, window=0):
+        y = prompt_kernels.prompt_attention(q, k, v, scale, softcap, window)
+        if y is not None:  # the 30-token prompt is declined (MIN_QUERIES)
+            windows.append(window)
+        return y
+
+    mods = [m for m in kept.model.modules() if hasattr(m, "prompt_attention")]
+    ids = torch.randint(3, 200, (1, 130), generator=torch.Generator().manual_seed(1))
+    out = []
+    for kernel in (counted, None):
+        for m in mods:
+            m.prompt_attention = kernel
+        shape = (cfg.num_layers, 1, cfg.num_kv_heads, 160, cfg.head_dim)
+        cache = KVCache(*shape, torch.float32, "cpu")
+        with torch.inference_mode():
+            kept.model(ids[:, :30], start=0, cache=cache)  # short: the integer-dot products
+            out.append(kept.model(ids[:, 30:], start=30, cache=cache)[0])
+    assert windows == [0] * len(mods)  # the 100 new tokens, every layer
+    assert 1e-5 < _rel(out[0], out[1]) < 3e-2
 
 
 def test_torch_attends_without_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:

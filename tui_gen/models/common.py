@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 class PromptAttention(Protocol):
     """A faster causal attention for a prompt's queries that an engine may give a model's
-    attention modules (their `prompt_attention` attribute; engine/native/prompt_attention.py):
-    q (1, H, T, D) at the last T of the S positions of k, v (1, KV, S, D) -> (1, H, T, D), or
-    None when it does not apply (then torch attends)."""
+    attention modules (their `prompt_attention` attribute; engine/native/prompt_kernels.py):
+    q (1, H, T, D) at the last T of the S positions of k, v (1, KV, S, D), each query seeing
+    the keys at or before its position (and, with a window W > 0, after position - W) ->
+    (1, H, T, D), or None when it does not apply (then torch attends)."""
 
     def __call__(
         self,
@@ -21,6 +22,7 @@ class PromptAttention(Protocol):
         v: torch.Tensor,
         scale: float,
         softcap: float | None,
+        window: int = 0,
     ) -> torch.Tensor | None: ...
 
 
@@ -48,10 +50,25 @@ def gated(u: torch.Tensor, act: str, kernel: GatedActivation | None = None) -> t
     raise ValueError(f"unknown gated activation {act!r}")
 
 
-def _plain_causal(q: torch.Tensor, mask: torch.Tensor | None) -> bool:
-    """A prompt whose mask is causal and nothing else: no mask built (see build_attention_mask)
-    and more than one query."""
-    return mask is None and q.shape[2] > 1
+#: the attribute a mask built from positions alone carries: its window (0: none), so that a
+#: PromptAttention can attend without reading it (a batch's key-padding masks carry none)
+WINDOW_MARK = "tui_gen_window"
+
+
+def _marked(mask: torch.Tensor, window: int) -> torch.Tensor:
+    setattr(mask, WINDOW_MARK, window)
+    return mask
+
+
+def _plain_window(q: torch.Tensor, mask: torch.Tensor | None) -> int | None:
+    """For a prompt (more than one query) whose mask says no more than causality and a window:
+    that window (0: none); None for any other mask or a single query."""
+    if q.shape[2] <= 1:
+        return None
+    if mask is None:  # no mask built: a prompt from position 0 (see build_attention_mask)
+        return 0
+    window = getattr(mask, WINDOW_MARK, None)
+    return window if isinstance(window, int) else None
 
 
 def build_attention_mask(
@@ -73,11 +90,11 @@ def build_attention_mask(
     q_pos = torch.arange(start, total, device=device)
     k_pos = torch.arange(total, device=device)
     mask = (k_pos[None, :] <= q_pos[:, None])[None, None]  # (1, 1, T, S)
-    if key_padding is not None:
-        # (B, 1, T, S); a padding query would see nothing (NaN softmax), so it also sees itself.
-        diagonal = (k_pos[None, :] == q_pos[:, None])[None, None]
-        mask = (mask & key_padding[:, None, None, :total]) | diagonal
-    return mask
+    if key_padding is None:
+        return _marked(mask, 0)
+    # (B, 1, T, S); a padding query would see nothing (NaN softmax), so it also sees itself.
+    diagonal = (k_pos[None, :] == q_pos[:, None])[None, None]
+    return (mask & key_padding[:, None, None, :total]) | diagonal
 
 
 def build_window_mask(
@@ -100,9 +117,9 @@ def build_window_mask(
     k_pos = torch.arange(total, device=device)
     diff = q_pos[:, None] - k_pos[None, :]
     mask = ((diff >= 0) & (diff < window))[None, None]  # (1, 1, T, S)
-    if key_padding is not None:
-        mask = (mask & key_padding[:, None, None, :total]) | (diff == 0)[None, None]
-    return mask
+    if key_padding is None:
+        return _marked(mask, window)
+    return (mask & key_padding[:, None, None, :total]) | (diff == 0)[None, None]
 
 
 def attend_capped(
@@ -118,8 +135,9 @@ def attend_capped(
 
     SDPA has no soft-cap, so a capped model computes the scores itself (softmax in float32).
     """
-    if kernel is not None and _plain_causal(q, mask):
-        y = kernel(q, k, v, scale, softcap)
+    window = _plain_window(q, mask) if kernel is not None else None
+    if kernel is not None and window is not None:
+        y = kernel(q, k, v, scale, softcap, window)
         if y is not None:
             return y
     if softcap is None:
@@ -175,10 +193,11 @@ def attend(
 
     q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV. Returns (B, H, T, D).
     `scale` replaces 1/sqrt(D) (Granite's attention_multiplier). `kernel`: a PromptAttention
-    tried first for a plain causal prompt.
+    tried first for a prompt masked by positions alone (causal, maybe windowed).
     """
-    if kernel is not None and causal and _plain_causal(q, mask):
-        y = kernel(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale, None)
+    window = _plain_window(q, mask) if kernel is not None else None
+    if kernel is not None and window is not None and (causal or mask is not None):
+        y = kernel(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale, None, window)
         if y is not None:
             return y
     n_rep = q.shape[1] // k.shape[1]

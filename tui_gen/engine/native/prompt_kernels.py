@@ -11,10 +11,10 @@ around it round their inputs; scaling, mask and softmax stay float32, and so doe
 One rule decides where it runs, the GEMM's: `install` gives the kernel to a model's attention
 modules only when its prompt products are bfloat16 on this CPU (so a float32 model, and
 `TUI_GEN_GGUF_GEMM=float32`, attend exactly as before), and it attends only prompts long
-enough that those products are GEMMs (MIN_QUERIES). Each call falls back to torch (returns
-None) for what the kernel does not cover: other devices or dtypes, batches, a prompt
-continuing a cache or under a sliding window shorter than it (those carry a mask), head
-sizes that are not a multiple of 64.
+enough that those products are GEMMs (MIN_QUERIES), masked by positions alone (from 0 or
+continuing a cache, under a sliding window or not: models/common.py marks such masks). Each
+call falls back to torch (returns None) for what the kernel does not cover: other devices or
+dtypes, batches (their masks hide padding), head sizes that are not a multiple of 64.
 
 Why the activation: torch computes a gated MLP's act(gate) * up in three passes over
 (T, I) floats (the activation, its temporary, the product), and its tanh GELU runs at ~1 G
@@ -42,17 +42,23 @@ def available() -> bool:
 
 
 def prompt_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    softcap: float | None,
+    window: int = 0,
 ) -> torch.Tensor | None:
     """softmax(scale * q k^T, causal) v for q (1, H, T, D) and k, v (1, KV, S, D), the queries
-    at the last T of S positions; (1, H, T, D), or None when the kernel does not apply."""
+    at the last T of S positions, each seeing keys after its position - `window` too when
+    window > 0; (1, H, T, D), or None when the kernel does not apply."""
     if q.dim() != 4 or q.shape[0] != 1 or k.shape[0] != 1 or q.shape[2] < MIN_QUERIES:
         return None
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (q, k, v)):
         return None
     _, H, T, D = q.shape
     KV, S = k.shape[1], k.shape[2]
-    if v.shape != k.shape or H % KV or S < T or D % 64:
+    if v.shape != k.shape or H % KV or S < T or D % 64 or window < 0:
         return None
     if q.stride(-1) != 1:
         q = q.contiguous()
@@ -64,7 +70,7 @@ def prompt_attention(
     out = torch.empty(T, H, D)  # (T, H, D): what the output projection reads
     rc = lib.prompt_attention_bf16(
         q.data_ptr(), q.stride(1), q.stride(2), k.data_ptr(), v.data_ptr(), k.stride(1),
-        k.stride(2), out.data_ptr(), T, S, H, KV, D, float(scale), float(softcap or 0.0), 0,
+        k.stride(2), out.data_ptr(), T, S, H, KV, D, float(scale), float(softcap or 0.0), window,
         torch.get_num_threads(),
     )  # fmt: skip
     if rc != 0:
