@@ -38,6 +38,7 @@ off: every step runs on N threads.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,6 +76,7 @@ RUNNABLE_EVERY = 4
 RUNNABLE_WINDOW = 4
 _LOADAVG = "/proc/loadavg"
 _loadavg_fd: int | None = None  # opened at the first look; -1: there is no such file
+_loadavg_lock = threading.Lock()
 
 _fixed: int | None = None  # set by fix(); one assignment, so no lock is needed
 _outer: int | None = None  # torch's thread count outside the outermost TorchThreads block
@@ -116,10 +118,12 @@ def runnable() -> int | None:
     (Linux's /proc/loadavg); None where that cannot be read."""
     global _loadavg_fd
     if _loadavg_fd is None:
-        try:
-            _loadavg_fd = os.open(_LOADAVG, os.O_RDONLY)
-        except OSError:
-            _loadavg_fd = -1
+        with _loadavg_lock:  # two decoding threads' first looks open it once
+            if _loadavg_fd is None:
+                try:
+                    _loadavg_fd = os.open(_LOADAVG, os.O_RDONLY)
+                except OSError:
+                    _loadavg_fd = -1
     if _loadavg_fd < 0:
         return None
     try:
@@ -171,7 +175,8 @@ class ThreadGovernor:
         # a 1-thread one: 19 of a first generation's 64 steps ran on 2 threads before this)
         self._others.clear()
         self._looked = 0
-        self.current = 1 if _busy() or self._crowded(self._most) else self._most
+        # (our workers may still spin after the load's parallel work: counted as ours)
+        self.current = 1 if _busy() or self._crowded(self._most, self._most - 1) else self._most
         self._last_step = time.monotonic()
         self._times: dict[int, deque[float]] = {c: deque(maxlen=WINDOW) for c in self.counts}
         self._probe: list[int] = []
@@ -195,9 +200,14 @@ class ThreadGovernor:
             # one thread); a few empty regions (~30 us when quiet) say so before a step pays
             self._last_step = time.monotonic()
             self._others.clear()  # counts from before the pause say nothing of now
-            if self._crowded(self.current):
+            # the prompt's forward just ran on these threads: their workers still spin
+            if self._crowded(self.current, self.current - 1):
                 self.current = 1
                 self.switches += 1
+                # a probe soon, as where the governor starts: a look can mistake another
+                # thread of ours that ran just then for a busy process
+                self._every = PROBE_EVERY
+                self._since = PROBE_EVERY - 2
         return self.current
 
     def chosen(self) -> int:
@@ -246,13 +256,14 @@ class ThreadGovernor:
         self._others.append(others)
         return others
 
-    def _crowded(self, threads: int) -> bool:
+    def _crowded(self, threads: int, spinning: int) -> bool:
         """Whether `threads` threads would wait for time slices: other tasks kept runnable
         leave fewer cores free (every recent count, RUNNABLE_WINDOW), or empty regions are
-        slower than REGION_BUSY."""
+        slower than REGION_BUSY. `spinning`: how many of our OpenMP workers may be runnable
+        now (those of the count that last ran)."""
         if threads <= 1:
             return False
-        if self._look(spinning=0) is not None and min(self._others) > _cores() - threads:
+        if self._look(spinning) is not None and min(self._others) > _cores() - threads:
             return True
         if self._region_cost is None:
             return False
@@ -264,7 +275,7 @@ class ThreadGovernor:
         # the fewest threads above the current count that would wait for time slices: those
         # and any more are dropped unasked
         more = sorted(c for c in others if c > self.current)
-        crowded = next((c for c in more if self._crowded(c)), None)
+        crowded = next((c for c in more if self._crowded(c, self.current - 1)), None)
         if crowded is not None:
             others = [c for c in others if c < crowded]
             self.turned_away += 1
@@ -286,6 +297,7 @@ class ThreadGovernor:
             left = self.current
             self.current = best
             self._others.clear()
+            self._looked = 0
             self.switches += 1
             self._every = PROBE_EVERY
             if best < left and left in means:

@@ -92,18 +92,18 @@ int prompt_attention_bf16(const float *q, int64_t q_sh, int64_t q_st, const floa
             const int64_t g = u / (SP / 16), j0 = (u % (SP / 16)) * 16;
             uint32_t *kb = Kp + (g * (SP / 16) + j0 / 16) * (int64_t)P * 16;
             uint32_t *vb = Vp + (g * (SP / 2) + j0 / 2) * (int64_t)D;
-            for (int64_t jj = 0; jj < 16; jj++) {
+            for (int64_t jj = 0; jj < 16; jj++) { /* keys past S are zeros */
                 const int64_t j = j0 + jj;
-                const float *kr = k + g * kv_sh + j * kv_st;
+                const float *kr = j < S ? k + g * kv_sh + j * kv_st : NULL;
                 for (int p = 0; p < P; p++)
-                    kb[p * 16 + jj] = j < S ? pair_of(kr[2 * p], kr[2 * p + 1]) : 0u;
+                    kb[p * 16 + jj] = kr ? pair_of(kr[2 * p], kr[2 * p + 1]) : 0u;
             }
             for (int64_t jp = 0; jp < 8; jp++) {
                 const int64_t j = j0 + 2 * jp;
-                const float *v0 = v + g * kv_sh + j * kv_st, *v1 = v0 + kv_st;
+                const float *v0 = j < S ? v + g * kv_sh + j * kv_st : NULL;
+                const float *v1 = j + 1 < S ? v + g * kv_sh + (j + 1) * kv_st : NULL;
                 uint32_t *dst = vb + jp * D;
-                for (int d = 0; d < D; d++)
-                    dst[d] = pair_of(j < S ? v0[d] : 0.f, j + 1 < S ? v1[d] : 0.f);
+                for (int d = 0; d < D; d++) dst[d] = pair_of(v0 ? v0[d] : 0.f, v1 ? v1[d] : 0.f);
             }
         }
         float *sc = (float *)aligned_alloc(64, (size_t)QB * SP * 4);

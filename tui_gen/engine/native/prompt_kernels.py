@@ -67,7 +67,7 @@ def prompt_attention(
     lib = build.load()
     if lib is None:
         return None
-    out = torch.empty(T, H, D)  # (T, H, D): what the output projection reads
+    out = torch.empty(T, H, D, dtype=torch.float32)  # (T, H, D): what the output projection reads
     rc = lib.prompt_attention_bf16(
         q.data_ptr(), q.stride(1), q.stride(2), k.data_ptr(), v.data_ptr(), k.stride(1),
         k.stride(2), out.data_ptr(), T, S, H, KV, D, float(scale), float(softcap or 0.0), window,
@@ -95,7 +95,7 @@ def gated_activation(u: torch.Tensor, act: str) -> torch.Tensor | None:
     if not u2.is_contiguous():
         u2 = u2.contiguous()
     rows, inner = u2.shape[0], u2.shape[1] // 2
-    out = torch.empty(*u.shape[:-1], inner)
+    out = torch.empty(*u.shape[:-1], inner, dtype=torch.float32)
     rc = lib.gated_activation_rows(
         code, u2.data_ptr(), rows, inner, out.data_ptr(), torch.get_num_threads()
     )
