@@ -345,12 +345,13 @@ def test_the_kernels_runnable_count_sees_a_busy_process(tmp_path: Path) -> None:
 
     count = kernel_runnable  # imported before the fixture replaced threads.runnable
     assert count is not threads.runnable
-    base = min(count() or 0 for _ in range(20))
-    assert base >= 1
+    assert min(count() or 0 for _ in range(20)) >= 1  # this thread, reading
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
-        assert min(count() or 0 for _ in range(20)) >= base + 1
+        # at every look: this thread and the spinning child (other tests' processes may add
+        # more, so only the floor is certain)
+        assert min(count() or 0 for _ in range(20)) >= 2
     finally:
         spin.kill()
         spin.wait()
