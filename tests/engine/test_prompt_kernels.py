@@ -10,6 +10,7 @@ must differ from float32 attention by about bfloat16's rounding (so it is the ke
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -144,12 +145,16 @@ def test_the_kernel_goes_where_the_prompt_gemms_are_bfloat16(
     assert not prompt_kernels.installed(load_model(kept_gguf, device="cpu").model)
 
 
-@needs_kernel
-def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(
-    kept_gguf: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def bf16_kept(kept_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The kept model with its prompt GEMMs (and so its attention) in bfloat16."""
     monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
-    kept = load_model(kept_gguf, device="cpu")
+    return load_model(kept_gguf, device="cpu")
+
+
+@needs_kernel
+def test_a_long_prompt_of_a_kept_model_attends_through_the_kernel(bf16_kept: Any) -> None:
+    kept = bf16_kept
     calls: list[int] = []
 
     def counted(q, k, v, scale, softcap, window=0):
@@ -198,11 +203,8 @@ def test_masks_built_from_positions_alone_say_so() -> None:
 
 
 @needs_kernel
-def test_a_prompt_continuing_a_cache_attends_through_the_kernel(
-    kept_gguf: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(gguf_linear.GEMM_ENV, "bfloat16")
-    kept = load_model(kept_gguf, device="cpu")
+def test_a_prompt_continuing_a_cache_attends_through_the_kernel(bf16_kept: Any) -> None:
+    kept = bf16_kept
     from tui_gen.models.kv_cache import KVCache
 
     cfg = kept.config
