@@ -174,7 +174,6 @@ class ThreadGovernor:
         # us leaves the load average near 1 on two cores, yet a 2-thread step there took 3x
         # a 1-thread one: 19 of a first generation's 64 steps ran on 2 threads before this)
         self._others.clear()
-        self._looked = 0
         # (our workers may still spin after the load's parallel work: counted as ours)
         self.current = 1 if _busy() or self._crowded(self._most, self._most - 1) else self._most
         self._last_step = time.monotonic()
@@ -233,11 +232,8 @@ class ThreadGovernor:
                 self._decide()
             return
         self._since += 1
-        if self.current < self._most:
-            self._looked += 1
-            if self._looked >= RUNNABLE_EVERY:
-                self._looked = 0
-                self._look(spinning=self.current - 1)
+        if self.current < self._most and self._since % RUNNABLE_EVERY == 0:
+            self._look(spinning=self.current - 1)
         if self._since >= self._every:
             self._start_probe([c for c in self.counts if c != self.current])
         elif usual is not None and seconds > SLOW * usual:
@@ -297,7 +293,6 @@ class ThreadGovernor:
             left = self.current
             self.current = best
             self._others.clear()
-            self._looked = 0
             self.switches += 1
             self._every = PROBE_EVERY
             if best < left and left in means:

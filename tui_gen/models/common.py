@@ -60,15 +60,23 @@ def _marked(mask: torch.Tensor, window: int) -> torch.Tensor:
     return mask
 
 
-def _plain_window(q: torch.Tensor, mask: torch.Tensor | None) -> int | None:
-    """For a prompt (more than one query) whose mask says no more than causality and a window:
-    that window (0: none); None for any other mask or a single query."""
-    if q.shape[2] <= 1:
+def _by_kernel(
+    kernel: PromptAttention | None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    causal: bool,
+    scale: float,
+    softcap: float | None,
+) -> torch.Tensor | None:
+    """The kernel's attention for a prompt (more than one query) whose mask says no more than
+    causality and a window (none built for a causal prompt from position 0, or one marked by
+    the builders below); None when there is no kernel, another mask, or the kernel declines."""
+    if kernel is None or q.shape[2] <= 1:
         return None
-    if mask is None:  # no mask built: a prompt from position 0 (see build_attention_mask)
-        return 0
-    window = getattr(mask, WINDOW_MARK, None)
-    return window if isinstance(window, int) else None
+    window = 0 if mask is None and causal else getattr(mask, WINDOW_MARK, None)
+    return kernel(q, k, v, scale, softcap, window) if isinstance(window, int) else None
 
 
 def build_attention_mask(
@@ -135,11 +143,9 @@ def attend_capped(
 
     SDPA has no soft-cap, so a capped model computes the scores itself (softmax in float32).
     """
-    window = _plain_window(q, mask) if kernel is not None else None
-    if kernel is not None and window is not None:
-        y = kernel(q, k, v, scale, softcap, window)
-        if y is not None:
-            return y
+    y = _by_kernel(kernel, q, k, v, mask, True, scale, softcap)
+    if y is not None:
+        return y
     if softcap is None:
         T, S = q.shape[2], k.shape[2]
         if mask is None and T > 1 and T != S:
@@ -195,11 +201,10 @@ def attend(
     `scale` replaces 1/sqrt(D) (Granite's attention_multiplier). `kernel`: a PromptAttention
     tried first for a prompt masked by positions alone (causal, maybe windowed).
     """
-    window = _plain_window(q, mask) if kernel is not None else None
-    if kernel is not None and window is not None and (causal or mask is not None):
-        y = kernel(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale, None, window)
-        if y is not None:
-            return y
+    by_scale = q.shape[-1] ** -0.5 if scale is None else scale
+    y = _by_kernel(kernel, q, k, v, mask, causal, by_scale, None)
+    if y is not None:
+        return y
     n_rep = q.shape[1] // k.shape[1]
     if n_rep > 1:
         if _GQA:

@@ -23,7 +23,7 @@ from torch import nn
 
 from tui_gen.engine.loading.gguf_file import TensorInfo
 from tui_gen.engine.loading.gguf_reader import GGUFCheckpoint
-from tui_gen.engine.native import gguf_linear, prompt_kernels
+from tui_gen.engine.native import gguf_linear
 from tui_gen.errors import ModelLoadError
 from tui_gen.models.config import ModelConfig
 from tui_gen.models.family import CausalLM
@@ -89,11 +89,6 @@ def install_blocks(
         head = model.get_submodule("lm_head")
         if isinstance(head, nn.Linear):  # tied to the (now block) embedding: share the blocks
             model.lm_head = gguf_linear.GGUFLinear([embedding], cfg.hidden_size, repack=False)
-    # native kernels for the prompt's forward; its attention multiplies in the dtype its GEMMs
-    # do (bfloat16 where the CPU can)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    if device.type == "cpu":
-        prompt_kernels.install(model, gguf_linear.gemm_dtype(device))
 
 
 def parameters(ckpt: GGUFCheckpoint) -> int:

@@ -382,9 +382,12 @@ def _load_gguf(path: Path, device: str, dtype: str, t0: float, keep: bool) -> Lo
     model = materialize(cfg, tensors, dev, dt, deferred=kept)
     quantization, params = None, None
     if kept:
-        from tui_gen.engine.native import gguf_linear
+        from tui_gen.engine.native import gguf_linear, prompt_kernels
 
         gguf_keep.install_blocks(model, ckpt, cfg, kept)
+        # native kernels for the prompt's forward; its attention multiplies in the dtype its
+        # GEMMs do (bfloat16 where the CPU can)
+        prompt_kernels.install(model, gguf_linear.gemm_dtype(dev))
         quantization, params = gguf_linear.describe(model), gguf_keep.parameters(ckpt)
     return LoadedModel(
         path=path,

@@ -24,6 +24,8 @@ torch's) reads the fused gate|up product once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -110,9 +112,9 @@ def install(model: nn.Module, gemm_dtype: torch.dtype) -> dict[str, int]:
     got = {"gated_activation": 0, "prompt_attention": 0}
     if build.load() is None:
         return got
-    kernels = {"gated_activation": gated_activation}
+    kernels: dict[str, Callable[..., torch.Tensor | None]] = {"gated_activation": gated_activation}
     if gemm_dtype == torch.bfloat16 and available():
-        kernels["prompt_attention"] = prompt_attention  # type: ignore[assignment]
+        kernels["prompt_attention"] = prompt_attention
     for m in model.modules():
         for name, fn in kernels.items():
             if hasattr(m, name):
