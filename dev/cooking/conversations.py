@@ -26,6 +26,7 @@ from dev.cooking import answers as A
 from dev.cooking import phrasings as P
 from dev.cooking.corpus import END, Message, render_chat
 from dev.cooking.dishes import Dish, all_dishes, dishes
+from dev.cooking.names import NameMaker, Renamer
 from dev.cooking.vocab_data import SYSTEM_PROMPTS
 
 #: the longest document in characters (~4 characters a token, 1,024-token context)
@@ -205,45 +206,6 @@ def asked_name(d: Dish, rng: random.Random) -> str:
 #: model learned each of the 354 training names' recipes by heart and answered a held-out dish
 #: with a known one (it named the dish asked about in 3% of first replies).
 RENAME_P = 0.5
-MODIFIERS = (
-    "Classic", "Easy", "Quick", "Smoky", "Spicy", "Creamy", "Crispy", "Rustic", "Summer",
-    "Winter", "Weeknight", "Sunday", "Herby", "Lemony", "Golden", "Grandma's", "Nonna's",
-    "Farmhouse", "Market", "Harvest", "Garden", "Street-Style", "Home-Style", "Fiery", "Mild",
-    "One-Pot", "Traybake", "Slow-Cooked", "Charred", "Zesty",
-)  # fmt: skip
-SYLLABLES = (
-    "ka", "lo", "mi", "ra", "zen", "tu", "bel", "sha", "vo", "ri", "na", "dor", "pa", "qui",
-    "mar", "to", "su", "lin", "go", "fe", "ban", "ko", "ti", "ma", "sel", "ru", "ha", "chi",
-)  # fmt: skip
-
-
-def _invented(rng: random.Random) -> str:
-    return cap("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))))
-
-
-class Renamer:
-    """Other names for training dishes, never containing a held-out dish's name: a modifier
-    before the real name, words of other dishes' names, or an invented word, each before the
-    dish's last word (its kind: Soup, Curry, Pie)."""
-
-    def __init__(self, train: tuple[Dish, ...]) -> None:
-        self.words = sorted({w for d in train for w in d.name.split()[:-1] if w[:1].isupper()})
-        self.held = tuple(d.name.lower() for d in dishes("heldout"))
-
-    def __call__(self, d: Dish, rng: random.Random) -> Dish:
-        kind = d.name.split()[-1]
-        for _ in range(10):
-            r = rng.random()
-            if r < 0.3:
-                name = f"{rng.choice(MODIFIERS)} {d.name}"
-            elif r < 0.65:
-                name = " ".join([*rng.sample(self.words, rng.randint(1, 2)), kind])
-            else:
-                name = f"{_invented(rng)} {kind}"
-            low = name.lower()
-            if name != d.name and not any(h in low for h in self.held):
-                return replace(d, name=name)
-        return d
 
 
 def cap(text: str) -> str:
@@ -557,15 +519,6 @@ def generate(seed: int, n_docs: int, split: str = "train", rename_p: float = REN
 
 # --- copying curriculum -------------------------------------------------------------------------
 #: words for invented dish names besides the training names' own and invented ones
-NAME_WORDS = (
-    "Spiced", "Baked", "Roast", "Grilled", "Stuffed", "Braised", "Glazed", "Pickled", "Toasted",
-    "Steamed", "Fried", "Green", "Red", "Black", "White", "Sweet", "Sour", "Hot", "Cold",
-    "Garlic", "Ginger", "Honey", "Walnut", "Almond", "Pepper", "Onion", "Leek", "Fennel", "Pear",
-    "Plum", "Cherry", "Fig", "Date", "Pumpkin", "Parsnip", "Radish", "Celery", "Olive", "Caper",
-    "Mustard", "Sesame", "Miso", "Chilli", "Lime", "Orange", "Mint", "Basil", "Sage", "Thyme",
-)  # fmt: skip
-
-
 class CopyDocs:
     """Short documents whose answers can only be predicted by copying: each exchange asks
     about an invented dish (invented words, other dishes' words, in any case) and the answer
@@ -577,23 +530,12 @@ class CopyDocs:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(f"cooking-v2/copy/{seed}")
         self.dishes = dishes("train")
-        self.rename = Renamer(self.dishes)
-        self.words = sorted({*self.rename.words, *NAME_WORDS})
-        self.kinds = sorted({d.name.split()[-1] for d in self.dishes})
+        self.maker = NameMaker(self.dishes)
 
     def name(self) -> str:
-        rng = self.rng
-        for _ in range(20):
-            parts = []
-            for _ in range(rng.choices((1, 2, 3), (3, 5, 2))[0]):
-                parts.append(_invented(rng) if rng.random() < 0.4 else rng.choice(self.words))
-            if rng.random() < 0.7:
-                parts.append(rng.choice(self.kinds))
-            name = " ".join(parts)
-            name = name.lower() if rng.random() < 0.6 else name
-            if not any(h in name.lower() for h in self.rename.held):
-                return name
-        return "ka lo soup"
+        """An invented dish name (names.NameMaker), lower case 60% of the time as users type."""
+        name = self.maker.name(self.rng)
+        return name.lower() if self.rng.random() < 0.6 else name
 
     def document(self) -> str:
         rng = self.rng

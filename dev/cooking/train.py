@@ -173,6 +173,23 @@ def init_llama(model: Llama, seed: int) -> None:
                 p.normal_(0.0, 0.02 / math.sqrt(2 * n_layer) if scaled else 0.02, generator=g)
 
 
+def _tokenizer(args: argparse.Namespace, train_docs: list[str]) -> Any:
+    """A new BPE trained on the corpus, or with --init-from that model's own tokenizer: the
+    weights are only meaningful with the ids they were trained on, and a changed generator
+    (different names, say) would train a different BPE from the same seed."""
+    if args.init_from is None:
+        return train_tokenizer(train_docs, args.vocab_size)
+    from tokenizers import Tokenizer
+
+    path = args.init_from / "tokenizer.json"
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises its own Exception subclass for bad JSON
+        msg = f"train: --init-from {args.init_from}: cannot read {path.name} ({e})"
+        print(msg, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _init_from(model: torch.nn.Module, src: Path) -> None:
     """--init-from: the weights of a model directory this script wrote; anything else is one
     line naming the problem (exit 2), not a traceback."""
@@ -365,8 +382,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--init-from",
         type=Path,
-        help="start from this model directory's weights (same architecture and tokenizer: "
-        "the same --seed and --docs rebuild the same tokenizer) instead of a fresh init",
+        help="start from this model directory's weights and tokenizer (same architecture) "
+        "instead of a fresh init",
     )
     ap.add_argument(
         "--keep-checkpoints",
@@ -423,7 +440,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
     train_docs = make_corpus(args.corpus, args.seed, args.docs, "train", args.rename_p)
     val_docs = make_corpus(args.corpus, args.seed, args.val_docs, "heldout")
-    tok = train_tokenizer(train_docs, args.vocab_size)
+    tok = _tokenizer(args, train_docs)
     save_tokenizer(tok, out, args.n_positions)
     eos_id = tok.token_to_id(END)
     train_s = TokenStream.encode(tok, train_docs, args.title_weight)
