@@ -174,6 +174,73 @@ DISH_FIRST = {
 }
 ENDINGS = ("?", "?", ".", "!", "")
 
+#: words of the held-out phrasings that no training phrasing uses: the composed questions never
+#: contain them (tests/dev/test_cooking_dishes.py), so held-out shapes stay unseen in every part
+DISTINCTIVE = frozenset(
+    (
+        "walk",
+        "through",
+        "mood",
+        "idea",
+        "prepare",
+        "shopping",
+        "group",
+        "whip",
+        "hurry",
+        "meat-free",
+        "pair",
+        "adjust",
+        "replace",
+        "setting",
+        "step",
+    )
+)
+#: a sentence before the question: words that are not the dish, where a name could stand
+CONTEXTS = (
+    "We have friends coming over.", "It's my turn to cook.", "My oven is tiny.",
+    "I'm a beginner.", "It's raining here.", "The kids are hungry.", "Long day today.",
+    "I bought too much food.", "Cooking for my parents on Sunday.", "It's our anniversary.",
+    "Budget is tight this week.", "My sister is visiting.", "First time hosting!",
+    "I only have one pan.", "Saturday night in.", "My flatmate loves it.",
+    "I saw it on a menu once.", "Payday treat.", "Rainy Tuesday.", "Trying to eat better.",
+)  # fmt: skip
+#: a small grammar of requests ending right before the dish: opener + verb phrase
+_OPENERS = ("", "", "", "could you ", "can you ", "would you ", "please ", "will you ")
+_ASK_VERBS = ("tell", "show", "teach", "remind")
+_MAKE_VERBS = (
+    "make", "cook", "bake", "do", "put together", "throw together", "get right", "fix",
+    "rustle up", "knock up", "start",
+)  # fmt: skip
+_HOW = (
+    "how do I", "how can I", "how should I", "how would I", "how do we", "how can we",
+    "how does one", "how do people", "what's the best way to", "what's the simplest way to",
+    "what's the proper way to", "any tips on how to", "is it hard to", "is it easy to",
+)  # fmt: skip
+_WANT = (
+    "I want to", "I'd like to", "I need to", "I'm hoping to", "we want to", "we'd like to",
+    "I'm going to", "I'm about to", "I'm trying to", "I plan to",
+)  # fmt: skip
+_DOING = (
+    "I'm making", "we're making", "I'm cooking", "we're cooking", "I'm attempting",
+    "I'm having a go at", "I fancy", "we fancy", "I feel like", "I'm dreaming of", "help with",
+    "tips for", "advice on", "any tips for", "your take on", "a guide to", "a method for",
+    "the recipe for", "a good",
+)  # fmt: skip
+
+
+def grammar_request(rng: random.Random) -> str:
+    """A request that ends right before the dish, from the small grammar above."""
+    r = rng.random()
+    make = rng.choice(_MAKE_VERBS)
+    if r < 0.3:
+        return f"{rng.choice(_OPENERS)}{rng.choice(_ASK_VERBS)} me how to {make}"
+    if r < 0.6:
+        return f"{rng.choice(_HOW)} {make}"
+    if r < 0.8:
+        return f"{rng.choice(_WANT)} {make}"
+    return rng.choice(_DOING)
+
+
 #: follow-ups: more ways to ask the same things (no dish name: "it" is the dish)
 FOLLOWS = {
     "keeps": (
@@ -249,10 +316,15 @@ class Composer:
         if kind == "people" or kind not in BEFORE or rng.random() < 0.25:
             body = rng.choice(DISH_FIRST[kind])
         else:
-            body = f"{rng.choice(BEFORE[kind])} {{dish}}{rng.choice(AFTER[kind])}"
+            grammar = kind == "recipe" and rng.random() < 0.4
+            before = grammar_request(rng) if grammar else rng.choice(BEFORE[kind])
+            body = f"{before} {{dish}}{rng.choice(AFTER[kind])}"
             body += rng.choice(ENDINGS)
         body = body[:1].upper() + body[1:] if not greet or greet.endswith((". ", "! ")) else body
-        return greet + body
+        text = greet + body
+        if rng.random() < 0.15:  # a context sentence first: words that are not the dish
+            return f"{rng.choice(CONTEXTS)} {text[:1].upper()}{text[1:]}"
+        return text
 
     def follow(self, kind: str, rng: random.Random) -> str | None:
         pool = FOLLOWS.get(kind)

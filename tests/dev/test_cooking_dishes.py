@@ -255,3 +255,22 @@ def test_the_evaluation_questions_do_not_depend_on_the_composer(monkeypatch):
     first = C.eval_conversations(0, 30)
     monkeypatch.setattr(C, "COMPOSED_P", 0.0)
     assert C.eval_conversations(0, 30) == first
+
+
+def test_composed_questions_never_use_a_word_only_heldout_phrasings_use():
+    """DISTINCTIVE holds words of the held-out phrasings that no fixed training phrasing has;
+    no composed question (grammar, context sentences included) contains one."""
+    words = lambda s: set(re.findall(r"[a-z][a-z'-]*", s.lower()))  # noqa: E731
+    held = set().union(*map(words, C._HELDOUT_TEMPLATES))
+    fixed = [t for pool in (*C.TRAIN_Q.values(), *C.FOLLOW_TRAIN.values()) for t in pool]
+    assert held - set().union(*map(words, fixed)) >= C.P.DISTINCTIVE
+    rng = random.Random(4)
+    seen: set[str] = set()
+    for kind in C.FIRST_KINDS:
+        for _ in range(1500):
+            seen |= words(C.COMPOSER.first(kind, rng))
+    for kind in C.FOLLOW_KINDS:
+        for _ in range(100):
+            seen |= words(C.COMPOSER.follow(kind, rng) or "")
+    assert not seen & C.P.DISTINCTIVE, sorted(seen & C.P.DISTINCTIVE)
+    assert {"rustle", "flatmate"} <= seen  # the grammar and the context sentences are in use
