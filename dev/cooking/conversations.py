@@ -340,7 +340,7 @@ def as_asked(d: Dish, asked: str) -> Dish:
 #: the fixed *_TRAIN templates: the many shapes teach finding the name in a phrasing never seen
 COMPOSED_P = 0.6
 #: the same for follow-up questions
-COMPOSED_FOLLOW_P = 0.4
+COMPOSED_FOLLOW_P = 0.6
 _HELDOUT_TEMPLATES = [
     *(t for pool in HELDOUT_Q.values() for t in pool),
     *(t for pool in FOLLOW_HELDOUT.values() for t in pool),

@@ -204,6 +204,20 @@ CONTEXTS = (
     "I only have one pan.", "Saturday night in.", "My flatmate loves it.",
     "I saw it on a menu once.", "Payday treat.", "Rainy Tuesday.", "Trying to eat better.",
 )  # fmt: skip
+#: people a follow-up mentions: capitalised words in a question that are not a dish, so that
+#: an unfamiliar word in a follow-up does not read as a new dish to name (run I at step 400
+#: titled "What side would you pair with it?" as "## pair caesar salad")
+PEOPLE = (
+    "Priya", "Tomasz", "Aiko", "Kwame", "Siobhan", "Mateo", "Ingrid", "Ravi", "Olu", "Freya",
+    "Hamid", "Lucia", "Sven", "Mei", "Dara", "Yusuf", "Greta", "Kofi", "Anouk", "Bilal",
+    "Nadia", "Ewan", "Zofia", "Tariq", "Ines", "Rohan", "Astrid", "Jomo", "Carys", "Dmitri",
+)  # fmt: skip
+#: what comes before a follow-up question ("{p}" a person)
+FOLLOW_LEADS = (
+    "{p} asks: ", "My friend {p} wants to know: ", "{p} here again. ", "Question from {p}: ",
+    "{p} is helping me. ", "Honestly, ", "Realistically, ", "One more thing: ", "Also, ",
+    "Sorry, ", "Last question: ", "Quick one: ", "By the way, ", "And ", "{p} says thanks! ",
+)  # fmt: skip
 #: a small grammar of requests ending right before the dish: opener + verb phrase
 _OPENERS = ("", "", "", "could you ", "can you ", "would you ", "please ", "will you ")
 _ASK_VERBS = ("tell", "show", "teach", "remind")
@@ -331,7 +345,14 @@ class Composer:
         if not pool:
             return None
         for _ in range(20):
-            tpl = rng.choice((*GREETINGS[:5], "OK. ", "Thanks. ", "Great! ")) + rng.choice(pool)
+            if rng.random() < 0.3:
+                lead = rng.choice(FOLLOW_LEADS).replace("{p}", rng.choice(PEOPLE))
+            else:
+                lead = rng.choice((*GREETINGS[:5], "OK. ", "Thanks. ", "Great! "))
+            body = rng.choice(pool)
+            if lead and not lead.endswith((". ", "! ", ": ")):
+                body = body[:1].lower() + body[1:]
+            tpl = lead + body
             if not self.leaks(tpl.replace("{n}", "4").replace("{word}", "x").replace("{sub}", "y")):
                 return tpl
         return None

@@ -274,3 +274,4 @@ def test_composed_questions_never_use_a_word_only_heldout_phrasings_use():
             seen |= words(C.COMPOSER.follow(kind, rng) or "")
     assert not seen & C.P.DISTINCTIVE, sorted(seen & C.P.DISTINCTIVE)
     assert {"rustle", "flatmate"} <= seen  # the grammar and the context sentences are in use
+    assert seen & {p.lower() for p in C.P.PEOPLE}  # follow-ups name people who are not dishes
