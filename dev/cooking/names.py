@@ -15,8 +15,9 @@ Feta"), never a foreign single word that splits into arbitrary pieces ("Mujadara
 So a name here is built in many shapes (one word; words + kind; "A and B kind"; "kind with A";
 "A al B"; hyphenated; possessive) from four sources: words of training dish names, words of the
 training ingredient lists (real food words the model knows from recipes, so its memory of what
-follows them must lose to the copy), pseudo-words glued from fragments of those words (any
-letter sequence, hence any BPE split), and the old syllables. Nothing is taken from held-out
+follows them must lose to the copy), pseudo-words spliced from the start of one such word and
+the end of another (word-like, but split by the BPE as a foreign name is), and the old
+syllables. Nothing is taken from held-out
 dishes, and no name contains a held-out dish's name.
 """
 
@@ -150,26 +151,29 @@ class NameMaker:
                         food.add(w)
         self.food_words = sorted(food)
         words = [*self.dish_words, *self.food_words, *NAME_WORDS]
+        self.stems = sorted({w.lower() for w in words if len(w) >= 5 and w.isalpha()})
         self.fragments = sorted(
             {w.lower()[i : i + k] for w in words for k in (2, 3) for i in range(len(w) - k + 1)}
             - {""}
         )
 
     def pseudo(self, rng: random.Random) -> str:
-        """A word that is no word: 2-3 fragments of food words glued (any BPE split)."""
-        for _ in range(10):
-            word = "".join(rng.choice(self.fragments) for _ in range(rng.randint(2, 3)))
-            if 4 <= len(word) <= 10:
-                break
+        """A word that is no word, but sounds like one: the start of one food word, the end of
+        another, sometimes a fragment between ("Pomo" + "otta"): any BPE split, as foreign names
+        have. (Gluing 2-3 random two- or three-letter fragments, the first try, taught names so
+        shapeless that sampled titles looped on one piece: "## Rowffffffff".)"""
+        a, b = rng.choice(self.stems), rng.choice(self.stems)
+        mid = rng.choice(self.fragments) if rng.random() < 0.2 else ""
+        word = a[: rng.randint(3, 5)] + mid + b[-rng.randint(3, 5) :]
         return word.capitalize()
 
     def word(self, rng: random.Random) -> str:
         r = rng.random()
         if r < 0.3:
             return rng.choice(self.dish_words)
-        if r < 0.6:
+        if r < 0.65:
             return rng.choice(self.food_words).capitalize()
-        if r < 0.9:
+        if r < 0.88:
             return self.pseudo(rng)
         return _invented(rng)
 
