@@ -235,7 +235,28 @@ FOLLOW_LEADS = (
     "{p} asks: ", "My friend {p} wants to know: ", "{p} here again. ", "Question from {p}: ",
     "{p} is helping me. ", "Honestly, ", "Realistically, ", "One more thing: ", "Also, ",
     "Sorry, ", "Last question: ", "Quick one: ", "By the way, ", "And ", "{p} says thanks! ",
+    "Basically, ", "Generally, ", "Actually, ", "Seriously, ", "Approximately, ", "Typically, ",
+    "Just wondering: ", "Be honest: ", "In practice, ", "Hmm. ", "Right then. ",
 )  # fmt: skip
+
+
+def person(rng: random.Random) -> str:
+    """A first name from PEOPLE, or half the time one spliced from two of them ("Pri" +
+    "omasz"): a word the model never saw that is still not a dish."""
+    if rng.random() < 0.5:
+        return rng.choice(PEOPLE)
+    a, b = rng.choice(PEOPLE), rng.choice(PEOPLE)
+    return a[: rng.randint(2, 4)] + b[-rng.randint(2, 4) :].lower()
+
+
+def follow_lead(rng: random.Random) -> str:
+    """Words before a follow-up that are not the dish: a lead (maybe with a person) or a
+    context sentence."""
+    if rng.random() < 0.25:
+        return rng.choice(CONTEXTS) + " "
+    return rng.choice(FOLLOW_LEADS).replace("{p}", person(rng))
+
+
 #: a small grammar of requests ending right before the dish: opener + verb phrase
 _OPENERS = ("", "", "", "could you ", "can you ", "would you ", "please ", "will you ")
 _ASK_VERBS = ("tell", "show", "teach", "remind")
@@ -363,8 +384,8 @@ class Composer:
         if not pool:
             return None
         for _ in range(20):
-            if rng.random() < 0.3:
-                lead = rng.choice(FOLLOW_LEADS).replace("{p}", rng.choice(PEOPLE))
+            if rng.random() < 0.4:
+                lead = follow_lead(rng)
             else:
                 lead = rng.choice((*GREETINGS[:5], "OK. ", "Thanks. ", "Great! "))
             body = rng.choice(pool)
