@@ -68,6 +68,28 @@ def familiar_section(fam: dict[str, Any] | None) -> str:
     )
 
 
+def stages_section(info: dict[str, Any]) -> str:
+    """The training bullets of a model made in more than one run (train.py --init-from)."""
+    stages = info.get("stages") or []
+    if len(stages) < 2:
+        return (
+            f"- Reproduce with `{info['command']}` (trained {info['date']}, "
+            f"torch {info['torch_version']}).\n"
+        )
+    minutes = sum(st["train_seconds"] for st in stages) / 60
+    lines = [
+        f"- Trained in {len(stages)} runs, each continuing from the weights and tokenizer of "
+        f"the one before ({minutes:.0f} minutes of training in all, torch "
+        f"{info['torch_version']}); reproduce with, in order:\n"
+    ]
+    for i, st in enumerate(stages, 1):
+        lines.append(
+            f"  {i}. `{st['command']}` ({st['steps']:,} steps, {st['train_seconds'] / 60:.0f} "
+            f"minutes, validation loss {st['final_validation_loss']}, {st['date']})\n"
+        )
+    return "".join(lines)
+
+
 def write_model_card(out: Path) -> None:
     info = json.loads((out / "generation_info.json").read_text())
     c, t, a = info["corpus"], info["training"], info["architecture"]
@@ -78,6 +100,7 @@ def write_model_card(out: Path) -> None:
         "byte-level BPE vocabulary"
     )
     family = "Llama" if a.get("model_type") == "llama" else "GPT-2"
+    last = "The last run: " if len(info.get("stages") or []) > 1 else ""
     minutes = f"{t['train_seconds'] / 60:.0f} minutes ({t['total_seconds'] / 60:.0f} in all)"
     planned = t.get("schedule_steps", t["steps"])
     schedule = f" (stopped after {t['steps']:,} of a {planned:,}-step schedule)" * (
@@ -138,14 +161,13 @@ recipe is" continue as recipe prose. Defaults in `generation_config.json`: {defa
   gluten-free, how long, what to make with two ingredients) with up to a dozen follow-ups,
   some moving on to a second dish, up to about 1,000 tokens each. {c["dishes_held_out"]} dishes
   and a separate set of phrasings and follow-up questions are held out of training entirely.
-- {t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens
+- {last}{t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens
   ({t["tokens_seen"]:,} tokens){schedule}, cosine learning rate {t["lr"]} to {t["min_lr"]}, gradient
   clipping {t["grad_clip"]}, {t["threads"]} CPU thread(s) on a shared, loaded machine,
   {minutes}.
 - Final training loss {info["final_train_loss"]}, held-out validation loss
   {info["final_validation_loss"]} (nats per token).
-- Reproduce with `{info["command"]}` (trained {info["date"]}, torch {info["torch_version"]}).
-
+{stages_section(info)}
 ## Quality
 
 {quality_section(info.get("evaluation"))}{familiar_section(info.get("familiar"))}"""

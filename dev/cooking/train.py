@@ -608,6 +608,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "command": command,
     }
+    info["stages"] = [*earlier_stages(args.init_from), stage_summary(info)]
     (out / "generation_info.json").write_text(json.dumps(info, indent=2) + "\n")
     write_model_card(out)
     print(
@@ -616,6 +617,31 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         flush=True,
     )
     return info
+
+
+def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """One training run of a model that may have been trained in several (--init-from)."""
+    t = info["training"]
+    return {
+        "command": info["command"],
+        "steps": t["steps"],
+        "tokens_seen": t["tokens_seen"],
+        "train_seconds": t["train_seconds"],
+        "total_seconds": t["total_seconds"],
+        "final_validation_loss": info["final_validation_loss"],
+        "date": info["date"],
+    }
+
+
+def earlier_stages(init_from: Path | None) -> list[dict[str, Any]]:
+    """The runs that trained the --init-from model, oldest first, from its generation_info.json
+    (none when training from scratch or when that model has no such file), so the card of a
+    continued model says everything it took to make it."""
+    path = init_from / "generation_info.json" if init_from is not None else None
+    if path is None or not path.is_file():
+        return []
+    prev = json.loads(path.read_text())
+    return list(prev.get("stages") or [stage_summary(prev)])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -265,6 +265,31 @@ def test_training_smoke_run_writes_a_loadable_deterministic_model(tmp_path, caps
     assert info["corpus"]["dishes_total"] >= 400
 
 
+def test_a_continued_model_records_and_cards_every_run(tmp_path, capsys):
+    """--init-from: generation_info carries the runs before (oldest first) and the card lists
+    each command, so the card says all it took to make the model."""
+    from dev.cooking import train
+
+    train.main(["--seed", "0", "--out", str(tmp_path / "a"), *TINY])
+    train.main(
+        ["--seed", "0", "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), *TINY]
+    )
+    train.main(
+        ["--seed", "0", "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "b"), *TINY]
+    )
+    capsys.readouterr()
+    info = json.loads((tmp_path / "c" / "generation_info.json").read_text())
+    outs = [st["command"].split("--out ")[1].split()[0] for st in info["stages"]]
+    assert outs == [str(tmp_path / x) for x in "abc"]
+    assert all(st["steps"] == 3 for st in info["stages"])
+    card = (tmp_path / "c" / "README.md").read_text()
+    assert "Trained in 3 runs" in card and "The last run: 3 AdamW steps" in card
+    for x in "abc":
+        assert f"--out {tmp_path / x}" in card
+    single = (tmp_path / "a" / "README.md").read_text()
+    assert "Reproduce with `" in single and "Trained in" not in single
+
+
 def test_evaluation_runs_whole_conversations_and_writes_the_card(tmp_path, capsys):
     from dev.cooking import evaluate, train
 
