@@ -85,7 +85,9 @@ def stages_section(info: dict[str, Any]) -> str:
     for i, st in enumerate(stages, 1):
         lines.append(
             f"  {i}. `{st['command']}` ({st['steps']:,} steps, {st['train_seconds'] / 60:.0f} "
-            f"minutes, validation loss {st['final_validation_loss']}, {st['date']})\n"
+            f"minutes, validation loss {st['final_validation_loss']}, {st['date']}"
+            + (f", generator at commit {st['commit']}" if st.get("commit") else "")
+            + ")\n"
         )
     return "".join(lines)
 

@@ -607,6 +607,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "torch_version": torch.__version__,
         "command": command,
+        "commit": _git_commit(),
     }
     info["stages"] = [*earlier_stages(args.init_from), stage_summary(info)]
     (out / "generation_info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -617,6 +618,32 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         flush=True,
     )
     return info
+
+
+def _git_commit() -> str | None:
+    """The repository commit the corpus generator came from ("+dirty" with local changes):
+    the corpus is only reproducible with the same generator code. None outside a checkout."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -630,6 +657,7 @@ def stage_summary(info: dict[str, Any]) -> dict[str, Any]:
         "total_seconds": t["total_seconds"],
         "final_validation_loss": info["final_validation_loss"],
         "date": info["date"],
+        "commit": info.get("commit"),
     }
 
 
