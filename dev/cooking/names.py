@@ -46,6 +46,8 @@ NAME_WORDS = (
     "Plum", "Cherry", "Fig", "Date", "Pumpkin", "Parsnip", "Radish", "Celery", "Olive", "Caper",
     "Mustard", "Sesame", "Miso", "Chilli", "Lime", "Orange", "Mint", "Basil", "Sage", "Thyme",
 )  # fmt: skip
+#: accented letters of dish names in other languages
+ACCENTED = {"e": "è", "a": "à", "o": "ô", "u": "ü", "n": "ñ", "c": "ç", "i": "î"}
 #: the small words inside real dish names (of many languages)
 CONNECTORS = (
     "and", "and", "and", "with", "with", "in", "on", "of", "alla", "al", "con", "e", "au", "de",
@@ -165,6 +167,9 @@ class NameMaker:
         a, b = rng.choice(self.stems), rng.choice(self.stems)
         mid = rng.choice(self.fragments) if rng.random() < 0.2 else ""
         word = a[: rng.randint(3, 5)] + mid + b[-rng.randint(3, 5) :]
+        if rng.random() < 0.1:  # an accent, as in crème brûlée or jalapeño
+            i = rng.randrange(len(word))
+            word = word[:i] + ACCENTED.get(word[i], word[i]) + word[i + 1 :]
         return word.capitalize()
 
     def word(self, rng: random.Random) -> str:

@@ -281,6 +281,25 @@ _DOING = (
 )  # fmt: skip
 
 
+#: a qualifier after the dish from parts (" by hand", " in a big pan", " for the kids"), so the
+#: name's end is found before words never seen there
+_AFTER_PREPS = ("in", "on", "with", "for", "by", "at", "using", "like", "before", "after")
+_AFTER_NOUNS = (
+    "hand", "a big pan", "my new oven", "the kids", "a crowd", "tomorrow", "the weekend",
+    "lunchtime", "a budget", "my mum", "a camping stove", "leftovers", "a microwave",
+    "a blender", "tonight", "myself", "work", "the game", "a birthday", "a cold day",
+    "friends", "an air fryer", "the freezer later", "a potluck", "a dinner party",
+)  # fmt: skip
+
+
+def grammar_after(rng: random.Random) -> str:
+    """A qualifier after the dish: preposition + words, sometimes two of them."""
+    out = f" {rng.choice(_AFTER_PREPS)} {rng.choice(_AFTER_NOUNS)}"
+    if rng.random() < 0.2:
+        out += f" {rng.choice(_AFTER_PREPS)} {rng.choice(_AFTER_NOUNS)}"
+    return out
+
+
 def grammar_request(rng: random.Random) -> str:
     """A request that ends right before the dish, from the small grammar above."""
     r = rng.random()
@@ -371,7 +390,8 @@ class Composer:
         else:
             grammar = kind == "recipe" and rng.random() < 0.4
             before = grammar_request(rng) if grammar else rng.choice(BEFORE[kind])
-            body = f"{before} {{dish}}{rng.choice(AFTER[kind])}"
+            after = grammar_after(rng) if rng.random() < 0.2 else rng.choice(AFTER[kind])
+            body = f"{before} {{dish}}{after}"
             body += rng.choice(ENDINGS)
         body = body[:1].upper() + body[1:] if not greet or greet.endswith((". ", "! ")) else body
         text = greet + body
