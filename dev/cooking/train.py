@@ -433,6 +433,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Build corpus and tokenizer, train, save the model directory; return generation_info."""
     t_start = time.perf_counter()
+    commit = _git_commit()  # now: the code that builds the corpus, not what is checked out later
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out
@@ -607,7 +608,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "torch_version": torch.__version__,
         "command": command,
-        "commit": _git_commit(),
+        "commit": commit,
     }
     info["stages"] = [*earlier_stages(args.init_from), stage_summary(info)]
     (out / "generation_info.json").write_text(json.dumps(info, indent=2) + "\n")
