@@ -361,6 +361,8 @@ FOLLOWS = {
         "Can the {word} be {sub} instead?",
         "Any problem if I change the {word} to {sub}?",
         "Can I leave out the {word} and use {sub}?",
+        "Can I substitute the {word} with {sub}?",
+        "Could I swap the {word} with {sub}?",
     ),
     "serve": (
         "What would you serve it with?",
