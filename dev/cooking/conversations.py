@@ -518,7 +518,6 @@ def generate(seed: int, n_docs: int, split: str = "train", rename_p: float = REN
 
 
 # --- copying curriculum -------------------------------------------------------------------------
-#: words for invented dish names besides the training names' own and invented ones
 class CopyDocs:
     """Short documents whose answers can only be predicted by copying: each exchange asks
     about an invented dish (invented words, other dishes' words, in any case) and the answer

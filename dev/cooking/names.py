@@ -6,19 +6,18 @@ question, and copying has to beat what it remembers. Measured on run F teacher-f
 (`python -m dev.cooking.copyprobe --grid`, RESULTS.md run I): for held-out dishes it got the
 name's first token right 72-78% of the time but the tokens after it only 42-44% ("Hot" ->
 "Hot Potatoes", "Cheese" -> "Cheese Toastie", "blueberry" -> "blueberry bolognese"), against
-100% for training dishes. The
-names it had been taught to copy were too narrow to generalise: capitalised words of training
-dish names plus the dish's kind, or words of two or three syllables from a fixed list of 28
-(which the BPE learns as whole tokens), never a connector ("Hot and Sour Soup", "Orzo with
-Feta"), never a foreign single word that splits into arbitrary pieces ("Mujadara", "Congee").
+100% for training dishes. The names it had been taught to copy were too narrow to generalise:
+capitalised words of training dish names plus the dish's kind, or words of two or three
+syllables from a fixed list of 28 (which the BPE learns as whole tokens), never a connector
+("Hot and Sour Soup", "Orzo with Feta"), never a foreign single word that splits into
+arbitrary pieces ("Mujadara", "Congee").
 
 So a name here is built in many shapes (one word; words + kind; "A and B kind"; "kind with A";
 "A al B"; hyphenated; possessive) from four sources: words of training dish names, words of the
 training ingredient lists (real food words the model knows from recipes, so its memory of what
 follows them must lose to the copy), pseudo-words spliced from the start of one such word and
 the end of another (word-like, but split by the BPE as a foreign name is), and the old
-syllables. Nothing is taken from held-out
-dishes, and no name contains a held-out dish's name.
+syllables. Nothing is taken from held-out dishes, and no name contains a held-out dish's name.
 """
 
 from __future__ import annotations
@@ -56,81 +55,16 @@ CONNECTORS = (
 #: words of ingredient lines that are not food
 _NOT_FOOD = frozenset(
     (
-        "and",
-        "the",
-        "for",
-        "with",
-        "into",
-        "about",
-        "each",
-        "small",
-        "large",
-        "medium",
-        "big",
-        "plus",
-        "more",
-        "some",
-        "few",
-        "extra",
-        "chopped",
-        "diced",
-        "sliced",
-        "crushed",
-        "grated",
-        "peeled",
-        "drained",
-        "rinsed",
-        "softened",
-        "melted",
-        "beaten",
-        "finely",
-        "roughly",
-        "thinly",
-        "cut",
-        "halved",
-        "juiced",
-        "zested",
-        "cubed",
-        "torn",
-        "trimmed",
-        "cooked",
-        "dried",
-        "fresh",
-        "ground",
-        "optional",
-        "tin",
-        "tins",
-        "pinch",
-        "handful",
-        "bunch",
-        "jar",
-        "pack",
-        "packet",
-        "litre",
-        "litres",
-        "tbsp",
-        "tsp",
-        "cloves",
-        "clove",
-        "sticks",
-        "stick",
-        "slices",
-        "slice",
-        "cups",
-        "cup",
-        "room",
-        "temperature",
-        "serve",
-        "serving",
-        "taste",
-        "leaves",
-        "leaf",
-        "sprigs",
-        "sprig",
-        "plain",
-        "whole",
+        "and", "the", "for", "with", "into", "about", "each", "small", "large", "medium", "big",
+        "plus", "more", "some", "few", "extra", "chopped", "diced", "sliced", "crushed", "grated",
+        "peeled", "drained", "rinsed", "softened", "melted", "beaten", "finely", "roughly",
+        "thinly", "cut", "halved", "juiced", "zested", "cubed", "torn", "trimmed", "cooked",
+        "dried", "fresh", "ground", "optional", "tin", "tins", "pinch", "handful", "bunch", "jar",
+        "pack", "packet", "litre", "litres", "tbsp", "tsp", "cloves", "clove", "sticks", "stick",
+        "slices", "slice", "cups", "cup", "room", "temperature", "serve", "serving", "taste",
+        "leaves", "leaf", "sprigs", "sprig", "plain", "whole",
     )
-)
+)  # fmt: skip
 
 
 def _invented(rng: random.Random) -> str:
@@ -159,6 +93,11 @@ class NameMaker:
             - {""}
         )
 
+    def allowed(self, name: str) -> bool:
+        """The one rule for every invented name: it never contains a held-out dish's name."""
+        low = name.lower()
+        return not any(h in low for h in self.held)
+
     def pseudo(self, rng: random.Random) -> str:
         """A word that is no word, but sounds like one: the start of one food word, the end of
         another, sometimes a fragment between ("Pomo" + "otta"): any BPE split, as foreign names
@@ -186,7 +125,7 @@ class NameMaker:
         """A dish name; `kind` (Soup, Curry, ...) is the last word when the shape has one."""
         for _ in range(20):
             name = self._shape(rng, kind or rng.choice(self.kinds))
-            if not any(h in name.lower() for h in self.held):
+            if self.allowed(name):
                 return name
         return f"{_invented(rng)} {kind or 'Stew'}"
 
@@ -222,8 +161,6 @@ class Renamer:
 
     def __init__(self, train: tuple[Dish, ...]) -> None:
         self.maker = NameMaker(train)
-        self.words = self.maker.dish_words
-        self.held = self.maker.held
 
     def __call__(self, d: Dish, rng: random.Random) -> Dish:
         kind = d.name.split()[-1]
@@ -232,7 +169,6 @@ class Renamer:
                 name = f"{rng.choice(MODIFIERS)} {d.name}"
             else:
                 name = self.maker.name(rng, kind)
-            low = name.lower()
-            if name != d.name and not any(h in low for h in self.held):
+            if name != d.name and self.maker.allowed(name):
                 return replace(d, name=name)
         return d

@@ -434,6 +434,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Build corpus and tokenizer, train, save the model directory; return generation_info."""
     t_start = time.perf_counter()
     commit = _git_commit()  # now: the code that builds the corpus, not what is checked out later
+    before = earlier_stages(args.init_from)  # now: a bad file fails before, not after, training
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out
@@ -610,7 +611,7 @@ def train(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "command": command,
         "commit": commit,
     }
-    info["stages"] = [*earlier_stages(args.init_from), stage_summary(info)]
+    info["stages"] = [*before, stage_summary(info)]
     (out / "generation_info.json").write_text(json.dumps(info, indent=2) + "\n")
     write_model_card(out)
     print(
@@ -669,8 +670,12 @@ def earlier_stages(init_from: Path | None) -> list[dict[str, Any]]:
     path = init_from / "generation_info.json" if init_from is not None else None
     if path is None or not path.is_file():
         return []
-    prev = json.loads(path.read_text())
-    return list(prev.get("stages") or [stage_summary(prev)])
+    try:
+        prev = json.loads(path.read_text())
+        return list(prev.get("stages") or [stage_summary(prev)])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"train: --init-from {init_from}: cannot read {path.name} ({e!r})", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> None:

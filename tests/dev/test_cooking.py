@@ -386,3 +386,18 @@ def test_bad_title_weight_or_rename_share_is_one_usage_line(flags, capsys):
         parse_args(["--corpus", "dishes", *flags])
     err = capsys.readouterr().err
     assert e.value.code == 2 and flags[0] in err and "Traceback" not in err
+
+
+def test_init_from_a_corrupt_generation_info_is_one_line(tmp_path, capsys):
+    """The earlier runs are read before training starts: a bad file stops it at once (exit 2,
+    one line), not after an hour of training."""
+    from dev.cooking.train import earlier_stages
+
+    assert earlier_stages(None) == [] and earlier_stages(tmp_path) == []
+    for text in ("{not json", "[1, 2]", '{"command": "x"}'):
+        (tmp_path / "generation_info.json").write_text(text)
+        with pytest.raises(SystemExit) as e:
+            earlier_stages(tmp_path)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "cannot read generation_info.json" in err
+        assert len(err.splitlines()) == 1
