@@ -351,9 +351,8 @@ COMPOSER = P.Composer(_HELDOUT_TEMPLATES)
 
 def train_question(kind: str, rng: random.Random) -> str:
     """A training template for a first question of `kind`: fixed or composed."""
-    if rng.random() < COMPOSED_P:
-        return COMPOSER.first(kind, rng)
-    return rng.choice(TRAIN_Q[kind])
+    tpl = COMPOSER.first(kind, rng) if rng.random() < COMPOSED_P else rng.choice(TRAIN_Q[kind])
+    return P.garble(tpl, rng) if rng.random() < P.GARBLE_FIRST_P else tpl
 
 
 def asked_turn(d: Dish, kind: str, rng: random.Random, held: bool = False) -> tuple[str, str, Dish]:
@@ -395,6 +394,8 @@ def _follow_turn(
     tpl = rng.choice(pool)
     if not held and rng.random() < COMPOSED_FOLLOW_P:
         tpl = COMPOSER.follow(kind, rng) or tpl
+    if not held and rng.random() < P.GARBLE_FOLLOW_P:
+        tpl = P.garble(tpl, rng)
     if kind == "keeps":
         return fill(tpl, rng), A.keeps_answer(d)
     if kind == "freeze":
@@ -523,8 +524,8 @@ class CopyDocs:
     about an invented dish (invented words, other dishes' words, in any case) and the answer
     is the card's title slot, meta line and lead sentence (no recipe), or a follow-up about the
     latest dish opening with its "## " title line. Several dishes per document, so the copy
-    must come from the latest question, not the first. The trainer feeds these first (a
-    curriculum: dense copying before the long conversations)."""
+    must come from the latest question, not the first. Each opens with COPY_SYSTEM. The
+    trainer feeds these first (a curriculum: dense copying before the long conversations)."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(f"cooking-v2/copy/{seed}")
@@ -538,9 +539,7 @@ class CopyDocs:
 
     def document(self) -> str:
         rng = self.rng
-        msgs: list[Message] = []
-        if rng.random() < 0.2:
-            msgs.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+        msgs: list[Message] = [{"role": "system", "content": COPY_SYSTEM}]
         d: Dish | None = None
         for i in range(rng.randint(4, 9)):
             if rng.random() < REPEAT_P:
@@ -573,6 +572,11 @@ class CopyDocs:
         lead = rng.choice(REPEAT_LEADS)
         return f"{lead} {', '.join(items)}", f"{lead} {', '.join(items)}"
 
+
+#: the system line every copying document opens with: their answers stop after the title and
+#: lead, and unmarked they taught recipe replies to stop there too (run K's structure 87% with
+#: them at 3% to the end, K2's 94% without); marked, they can stay in the mix to the end
+COPY_SYSTEM = "Drill: answer with the dish's title and one line only."
 
 #: how often an exchange in a copying document is a list said back (CopyDocs.repeat)
 REPEAT_P = 0.3

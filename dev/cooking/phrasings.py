@@ -459,3 +459,37 @@ class Composer:
             if not self.leaks(tpl.replace("{n}", "4").replace("{word}", "x").replace("{sub}", "y")):
                 return tpl
         return None
+
+
+# --- unknown words ------------------------------------------------------------------------------
+#: words whose endings make the unknown words garble() splices ("rep" + "place" would be a real
+#: word; garble re-draws anything in DISTINCTIVE)
+GARBLE_ENDS = (
+    "change", "switch", "mix", "bring", "think", "reckon", "manage", "handle", "figure", "sort",
+    "plan", "bother", "mention", "fancy", "wonder", "suppose", "guess", "check", "measure",
+    "follow", "stretch", "portion", "double", "recommend", "suggest", "bake", "toast", "whisk",
+    "blend", "settle", "wander", "clever", "proper", "simple", "rough", "total", "number",
+)  # fmt: skip
+#: how often a training question (template) has one of its words replaced by garble()
+GARBLE_FIRST_P = 0.15
+GARBLE_FOLLOW_P = 0.25
+
+
+def garble(tpl: str, rng: random.Random) -> str:
+    """The template with one word (4+ letters, not a {slot}) replaced by a word spliced from
+    its own start and another word's end ("swap" -> "swaitch"): users type words the model has
+    never seen, and an unknown verb in "Is it fine to <verb> the feta with goat's cheese?" must
+    not read as a new dish to name (runs K-K3 titled such a follow-up "## Mildreplace with
+    tamari"). None of the spliced words is in DISTINCTIVE (tested)."""
+    spans = [m for m in re.finditer(r"(?<![{\w'])[A-Za-z]{4,}(?![}\w'])", tpl)]
+    if not spans:
+        return tpl
+    m = rng.choice(spans)
+    word = m.group()
+    for _ in range(10):
+        end = rng.choice(GARBLE_ENDS)
+        new = word[: rng.randint(2, min(4, len(word) - 1))] + end[-rng.randint(2, 4) :]
+        if new.lower() != word.lower() and new.lower() not in DISTINCTIVE:
+            new = new[:1].upper() + new[1:] if word[:1].isupper() else new.lower()
+            return tpl[: m.start()] + new + tpl[m.end() :]
+    return tpl

@@ -232,6 +232,7 @@ def test_composer_never_gives_a_heldout_shape():
 
 def _fixed_share(composed_p: float, monkeypatch) -> float:
     monkeypatch.setattr(C, "COMPOSED_P", composed_p)
+    monkeypatch.setattr(C.P, "GARBLE_FIRST_P", 0.0)
     rng, d = random.Random(0), dishes("train")[0]
     fixed = [t for pool in C.TRAIN_Q.values() for t in pool]
     pats = [re.escape(t.rstrip("?.!")) for t in fixed]
@@ -275,3 +276,32 @@ def test_composed_questions_never_use_a_word_only_heldout_phrasings_use():
     assert not seen & C.P.DISTINCTIVE, sorted(seen & C.P.DISTINCTIVE)
     assert {"rustle", "flatmate"} <= seen  # the grammar and the context sentences are in use
     assert seen & {p.lower() for p in C.P.PEOPLE}  # follow-ups name people who are not dishes
+
+
+def test_garble_replaces_one_word_never_a_slot_never_a_heldout_word():
+    """garble() changes exactly one word of 4+ letters, leaves {slots} alone and never makes a
+    word only held-out phrasings use (it would put a held-out shape into training)."""
+    words = lambda s: re.findall(r"[A-Za-z{}']+", s)  # noqa: E731
+    rng = random.Random(7)
+    fixed = [t for pool in (*C.TRAIN_Q.values(), *C.FOLLOW_TRAIN.values()) for t in pool]
+    changed = 0
+    for tpl in fixed * 20:
+        out = C.P.garble(tpl, rng)
+        assert re.findall(r"\{\w+\}", out) == re.findall(r"\{\w+\}", tpl)
+        a, b = words(tpl), words(out)
+        assert len(a) == len(b)
+        diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        assert len(diff) <= 1
+        if diff:
+            changed += 1
+            ((x, y),) = diff
+            assert len(x) >= 4 and y.lower() not in C.P.DISTINCTIVE
+            assert x[:2] == y[:2]  # spliced from the word's own start
+    assert changed > 0.9 * len(fixed) * 20
+
+
+def test_copying_documents_are_marked():
+    """Every copying document opens with COPY_SYSTEM, so its short answers stay apart from the
+    recipe cards the conversations teach."""
+    for doc in C.copy_documents(3, 20):
+        assert doc.startswith("<|system|>\n" + C.COPY_SYSTEM)
