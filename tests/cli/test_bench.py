@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,14 +33,35 @@ def test_bench_json_report(tiny_llama: Path, capsys: pytest.CaptureFixture[str])
     assert data["decode_backend"].split(" (")[0] in ("native", "torch")
 
 
-def test_recompute_interpolation_covers_every_step(tiny_llama: Path) -> None:
+def test_recompute_interpolation_covers_every_step(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a forward whose cost is linear in the length (a fake clock: no timing in a pass/fail
+    test), timing 4 of 40 lengths and interpolating gives exactly the sum over all 40, and a
+    short run times every length."""
     from tui_gen import Generator
+    from tui_gen.cli import bench
 
+    timed: list[int] = []
+
+    def fake_median_time(fn: Any, repeats: int) -> float:
+        length = fn.args[0].shape[1]
+        timed.append(length)
+        return 0.001 * length + 0.01
+
+    monkeypatch.setattr(bench, "median_time", fake_median_time)
     gen = Generator.load(tiny_llama)
     ids = gen.encode("Hello there")
-    exact = recompute_seconds(gen, ids, 6, samples=8)  # every length timed
-    sampled = recompute_seconds(gen, ids, 40, samples=4)
-    assert exact > 0 and sampled > exact  # more steps cost more
+    p = len(ids)
+    assert recompute_seconds(gen, ids, 6, samples=8) == pytest.approx(
+        sum(0.001 * L + 0.01 for L in range(p, p + 6))
+    )
+    assert timed == list(range(p, p + 6))  # every length timed
+    timed.clear()
+    assert recompute_seconds(gen, ids, 40, samples=4) == pytest.approx(
+        sum(0.001 * L + 0.01 for L in range(p, p + 40))
+    )
+    assert timed == [p, p + 13, p + 26, p + 39]  # evenly spaced, both ends
 
 
 def test_bench_bad_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

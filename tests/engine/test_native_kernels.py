@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -241,6 +241,7 @@ def _f_matmul(x: torch.Tensor, w: torch.Tensor, threads: int = 1) -> torch.Tenso
     threads=st.sampled_from([1, 2]),
     seed=st.integers(0, 2**16),
 )
+@example(rows=1, n=1, k=28, bf=False, threads=1, seed=28)  # cancels to -0.05: see the bound
 def test_float_rows_kernel_any_shape(
     rows: int, n: int, k: int, bf: bool, threads: int, seed: int
 ) -> None:
@@ -254,7 +255,11 @@ def test_float_rows_kernel_any_shape(
     y = _f_matmul(x, w, threads)
     ref = x.double() @ w.double().t()
     assert not torch.isnan(y).any()
-    assert _rel(y, ref) < 1e-5
+    # float32 rounding scales with the sum of |products|, not with the result: one output that
+    # cancels to -0.05 out of 28 unit-sized products (rows=n=1, k=28, seed=28) is 1.4e-5 off
+    # relative to itself, yet 3e-8 of its terms
+    scale = (x.double().abs() @ w.double().abs().t()).max()
+    assert ((y.double() - ref).abs().max() / scale).item() < 1e-6
 
 
 def test_float_rows_kernel_keeps_each_rows_result_apart() -> None:
