@@ -165,7 +165,7 @@ recipe is" continue as recipe prose. Defaults in `generation_config.json`: {defa
   and a separate set of phrasings and follow-up questions are held out of training entirely.
 - {last}{t["steps"]:,} AdamW steps of {t["batch_size"]} x {t["seq_len"]} tokens
   ({t["tokens_seen"]:,} tokens){schedule}, cosine learning rate {t["lr"]} to {t["min_lr"]}, gradient
-  clipping {t["grad_clip"]}, {t["threads"]} CPU thread(s) on a shared, loaded machine,
+  clipping {t["grad_clip"]}, {t["threads"]} CPU thread(s),
   {minutes}.
 - Final training loss {info["final_train_loss"]}, held-out validation loss
   {info["final_validation_loss"]} (nats per token).
