@@ -473,6 +473,8 @@ GARBLE_ENDS = (
 #: how often a training question (template) has one of its words replaced by garble()
 GARBLE_FIRST_P = 0.15
 GARBLE_FOLLOW_P = 0.25
+#: a word garble() may replace: 4+ letters, not inside a {slot}, not part of "I'm" or "goat's"
+_GARBLE_WORD = re.compile(r"(?<![{\w'])[A-Za-z]{4,}(?![}\w'])")
 
 
 def garble(tpl: str, rng: random.Random) -> str:
@@ -481,15 +483,14 @@ def garble(tpl: str, rng: random.Random) -> str:
     never seen, and an unknown verb in "Is it fine to <verb> the feta with goat's cheese?" must
     not read as a new dish to name (runs K-K3 titled such a follow-up "## Mildreplace with
     tamari"). None of the spliced words is in DISTINCTIVE (tested)."""
-    spans = [m for m in re.finditer(r"(?<![{\w'])[A-Za-z]{4,}(?![}\w'])", tpl)]
+    spans = list(_GARBLE_WORD.finditer(tpl))
     if not spans:
         return tpl
     m = rng.choice(spans)
     word = m.group()
     for _ in range(10):
-        end = rng.choice(GARBLE_ENDS)
+        end = rng.choice(GARBLE_ENDS)  # lower case, so the new word keeps the old one's case
         new = word[: rng.randint(2, min(4, len(word) - 1))] + end[-rng.randint(2, 4) :]
         if new.lower() != word.lower() and new.lower() not in DISTINCTIVE:
-            new = new[:1].upper() + new[1:] if word[:1].isupper() else new.lower()
             return tpl[: m.start()] + new + tpl[m.end() :]
     return tpl
